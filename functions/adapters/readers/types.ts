@@ -1,0 +1,55 @@
+import type { Readable } from 'node:stream';
+import type { ReleaseProblem } from '../../core/errors';
+import type { CollectionSpec } from '../../core/release';
+
+/** One validated input row. The vector has exactly the collection's dims, all finite. */
+export interface Row {
+  id: string;
+  vector: Float32Array;
+  metadata: Record<string, unknown> | null;
+  /** Where it came from, for messages: release-relative file and 1-based line (JSONL, raw ids) or row (Parquet). */
+  file: string;
+  line: number;
+}
+
+/** Random and streamed access to the files of one release folder (S3 in production). */
+export interface ReleaseFiles {
+  /** Size in bytes, or undefined when the file does not exist (yet). */
+  size(file: string): Promise<number | undefined>;
+  /** The whole file as a stream. */
+  stream(file: string): Promise<Readable>;
+  /** Bytes [offset, offset + bytes) of the file (Parquet footers and column chunks). */
+  range(file: string, offset: number, bytes: number): Promise<Uint8Array>;
+}
+
+/**
+ * Collects problems: keeps the first `keep` for the reason a person reads, counts all of them,
+ * so a release with a million bad rows reports the first few and the total.
+ */
+export class ProblemCollector {
+  readonly problems: ReleaseProblem[] = [];
+  count = 0;
+  constructor(readonly keep = 10) {}
+  add(problem: ReleaseProblem): void {
+    this.count++;
+    if (this.problems.length < this.keep) this.problems.push(problem);
+  }
+  get ok(): boolean {
+    return this.count === 0;
+  }
+}
+
+export interface ReaderOptions {
+  spec: CollectionSpec;
+  files: ReleaseFiles;
+  problems: ProblemCollector;
+  /** Lines longer than this are a problem (JSONL, raw ids). */
+  maxLineBytes: number;
+}
+
+/**
+ * Reads every row of a collection, in file order, yielding only valid rows and recording a problem
+ * (file + line/row + what is wrong) for each invalid one. The first row fixes the dims when the
+ * spec does not. Streams: memory is bounded by one row group / one line, never the file.
+ */
+export type CollectionReader = (options: ReaderOptions) => AsyncGenerator<Row>;

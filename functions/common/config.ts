@@ -1,0 +1,71 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENV } from './env';
+
+export interface Config {
+  readonly region: string;
+  readonly bucket: string;
+  readonly table: string;
+  readonly s3Endpoint?: string;
+  readonly dynamodbEndpoint?: string;
+  /** How long the query function trusts its cached pointer before reading DynamoDB again. */
+  readonly pointerTtlMs: number;
+  /** Where snapshot files are downloaded (Lambda: /tmp). */
+  readonly cacheDir: string;
+  /** Bytes of loaded indexes an instance may hold before evicting the least recently used. */
+  readonly memoryBudgetBytes: number;
+  /** READY versions kept besides the active and previous one. */
+  readonly retainVersions: number;
+  readonly leaseMs: number;
+  readonly fileWaitMs: number;
+  readonly minRecall: number;
+  readonly qualitySample: number;
+  readonly maxLineBytes: number;
+  readonly buildWorkers: number;
+  readonly corsOrigins: readonly string[];
+  readonly eventBusName?: string;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n)) throw new Error(`Environment variable ${name}=${raw} is not a number`);
+  return n;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const v = env[name];
+  if (!v) throw new Error(`Environment variable ${name} is required`);
+  return v;
+}
+
+/** Reads the environment once into a typed, frozen object; handlers call it at cold start. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const lambdaMb = int(env, ENV.lambdaMemoryMb, 2048);
+  const config: Config = {
+    region: env[ENV.region] || 'us-east-1',
+    bucket: overrides.bucket ?? required(env, ENV.bucket),
+    table: overrides.table ?? required(env, ENV.table),
+    s3Endpoint: env[ENV.s3Endpoint] || undefined,
+    dynamodbEndpoint: env[ENV.dynamodbEndpoint] || undefined,
+    pointerTtlMs: int(env, ENV.pointerTtlMs, 1000),
+    cacheDir: env[ENV.cacheDir] || join(tmpdir(), 'vicinity-cache'),
+    // Leave room for the runtime and one snapshot being loaded next to the active one.
+    memoryBudgetBytes: int(env, ENV.memoryBudgetMb, Math.floor(lambdaMb * 0.6)) * 1024 * 1024,
+    retainVersions: int(env, ENV.retainVersions, 5),
+    leaseMs: int(env, ENV.leaseMs, 60_000),
+    fileWaitMs: int(env, ENV.fileWaitMs, 60_000),
+    minRecall: int(env, ENV.minRecall, 0.95),
+    qualitySample: int(env, ENV.qualitySample, 200),
+    maxLineBytes: int(env, ENV.maxLineBytes, 1 << 20),
+    buildWorkers: int(env, ENV.buildWorkers, 0),
+    corsOrigins: (env[ENV.corsOrigins] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    eventBusName: env[ENV.eventBusName] || undefined,
+    ...overrides,
+  };
+  return Object.freeze(config);
+}

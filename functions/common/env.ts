@@ -1,0 +1,21 @@
+/** Environment variable names, shared by the functions (which read them) and infra (which sets them). */
+export const ENV = Object.freeze({
+  bucket: 'VICINITY_BUCKET',
+  table: 'VICINITY_TABLE',
+  region: 'AWS_REGION',
+  s3Endpoint: 'AWS_ENDPOINT_URL_S3',
+  dynamodbEndpoint: 'AWS_ENDPOINT_URL_DYNAMODB',
+  pointerTtlMs: 'VICINITY_POINTER_TTL_MS',
+  cacheDir: 'VICINITY_CACHE_DIR',
+  memoryBudgetMb: 'VICINITY_MEMORY_BUDGET_MB',
+  retainVersions: 'VICINITY_RETAIN_VERSIONS',
+  leaseMs: 'VICINITY_LEASE_MS',
+  fileWaitMs: 'VICINITY_FILE_WAIT_MS',
+  minRecall: 'VICINITY_MIN_RECALL',
+  qualitySample: 'VICINITY_QUALITY_SAMPLE',
+  maxLineBytes: 'VICINITY_MAX_LINE_BYTES',
+  buildWorkers: 'VICINITY_BUILD_WORKERS',
+  corsOrigins: 'VICINITY_CORS_ORIGINS',
+  eventBusName: 'VICINITY_EVENT_BUS',
+  lambdaMemoryMb: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+} as const);

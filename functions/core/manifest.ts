@@ -1,0 +1,76 @@
+import type { Metric } from './release';
+
+/** Parts of at most this size are fetched with parallel ranged GETs and verified as each lands. */
+export const PART_BYTES = 16 * 1024 * 1024;
+
+export interface FilePart {
+  offset: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface SnapshotFile {
+  key: string;
+  bytes: number;
+  sha256: string;
+  parts: FilePart[];
+}
+
+/** One HNSW index of a collection; a collection is searched across all its segments and merged. */
+export interface Segment {
+  count: number;
+  files: {
+    index: SnapshotFile;
+    /** JSON array: label → id. */
+    ids: SnapshotFile;
+    /** JSON array: label → metadata object or null. Absent when no item had metadata. */
+    meta?: SnapshotFile;
+  };
+}
+
+export interface CollectionManifest {
+  metric: Metric;
+  dims: number;
+  count: number;
+  M: number;
+  efConstruction: number;
+  ef: number;
+  /** Every metadata field any item had, so a filter on a field that never existed is a 400. */
+  metadataFields: string[];
+  segments: Segment[];
+}
+
+export interface Manifest {
+  format: 1;
+  space: string;
+  version: string;
+  createdAt: string;
+  release: string;
+  seenField?: string;
+  collections: Record<string, CollectionManifest>;
+}
+
+export function manifestKey(space: string, version: string): string {
+  return `snapshots/${space}/${version}/manifest.json`;
+}
+
+export function snapshotPrefix(space: string, version: string): string {
+  return `snapshots/${space}/${version}/`;
+}
+
+export function allFiles(manifest: Manifest, collection?: string): SnapshotFile[] {
+  const out: SnapshotFile[] = [];
+  for (const [name, c] of Object.entries(manifest.collections)) {
+    if (collection !== undefined && name !== collection) continue;
+    for (const s of c.segments) {
+      out.push(s.files.index, s.files.ids);
+      if (s.files.meta) out.push(s.files.meta);
+    }
+  }
+  return out;
+}
+
+/** Bytes per element of an hnswlib index (KNOWN-TRAPS): data 4·dim, links 8·M (+ 4 count), label 8. */
+export function hnswBytesPerElement(dims: number, M: number): number {
+  return 4 * dims + 8 * M + 12;
+}

@@ -1,0 +1,76 @@
+import type { Readable } from 'node:stream';
+import type { HistoryEntry, Pointer } from './pointer';
+import type { Metric } from './release';
+import type { ReleaseEvent, VersionRecord } from './version';
+
+/** What the use cases need from object storage (S3 in AWS, s3rver locally). */
+export interface BlobStore {
+  readonly bucket: string;
+  head(key: string): Promise<{ bytes: number; etag?: string } | undefined>;
+  getText(key: string): Promise<string | undefined>;
+  /** A stream of the object (or of bytes [offset, offset+bytes) of it); undefined when missing. */
+  getStream(key: string, range?: { offset: number; bytes: number }): Promise<Readable | undefined>;
+  putText(key: string, text: string, contentType?: string): Promise<void>;
+  /** Streams a local file up (multipart above the part size), never holding it in memory. */
+  putFile(key: string, path: string, contentType?: string): Promise<void>;
+  list(prefix: string): Promise<{ key: string; bytes: number }[]>;
+  deleteKeys(keys: string[]): Promise<void>;
+}
+
+export interface VersionPage {
+  versions: VersionRecord[];
+  next?: string;
+}
+
+/** Version records, release claims, the pointer and the spaces registry (DynamoDB). */
+export interface Registry {
+  getPointer(space: string): Promise<Pointer>;
+  /**
+   * The switch: writes `next` only if the stored generation still equals `expectedGeneration`
+   * (or no pointer exists and it is 0). Throws PointerConflictError carrying the current pointer.
+   */
+  casPointer(expectedGeneration: number, next: Pointer): Promise<void>;
+  listHistory(space: string, limit: number): Promise<HistoryEntry[]>;
+
+  getVersion(space: string, version: string): Promise<VersionRecord | undefined>;
+  listVersions(space: string, limit: number, before?: string): Promise<VersionPage>;
+  /** Maps a release event to its version number, allocating one on first sight (idempotent). */
+  claimRelease(event: ReleaseEvent, now: Date): Promise<{ version: string; created: boolean }>;
+  /** Creates the BUILDING record if absent; returns the stored record either way. */
+  ensureVersion(record: VersionRecord): Promise<VersionRecord>;
+  /** Takes the build lease if free or expired; returns the record if taken, undefined if someone else holds it. */
+  acquireLease(space: string, version: string, owner: string, until: number, now: number): Promise<VersionRecord | undefined>;
+  renewLease(space: string, version: string, owner: string, until: number): Promise<boolean>;
+  /** Ends a build (READY or FAILED) only while `owner` still holds the lease. */
+  finishVersion(space: string, version: string, owner: string, patch: Partial<VersionRecord>): Promise<boolean>;
+  markDeleted(space: string, version: string): Promise<void>;
+
+  registerSpace(space: string, now: Date): Promise<void>;
+  listSpaces(): Promise<string[]>;
+  getPointers(spaces: string[]): Promise<Pointer[]>;
+}
+
+export interface SearchHit {
+  label: number;
+  distance: number;
+}
+
+/** A loaded HNSW index (hnswlib-node in production). */
+export interface VectorIndex {
+  readonly dims: number;
+  readonly count: number;
+  search(query: number[], k: number, ef: number, filter?: (label: number) => boolean): SearchHit[];
+  getVector(label: number): number[];
+}
+
+export interface IndexBuilder {
+  add(vector: number[], label: number): void;
+  write(path: string): Promise<void>;
+  search(query: number[], k: number, ef: number): SearchHit[];
+}
+
+export interface IndexEngine {
+  create(metric: Metric, dims: number, capacity: number, M: number, efConstruction: number, seed?: number): IndexBuilder;
+  /** Checks the file header against the manifest, then loads into a fresh object. */
+  load(path: string, metric: Metric, dims: number, count: number, M: number, ef: number): Promise<VectorIndex>;
+}

@@ -1,0 +1,54 @@
+import type { ReleaseProblem } from './errors';
+import type { Metric } from './release';
+
+export const VERSION_STATUSES = ['BUILDING', 'READY', 'FAILED', 'DELETED'] as const;
+export type VersionStatus = (typeof VERSION_STATUSES)[number];
+
+export interface CollectionReport {
+  count: number;
+  dims: number;
+  metric: Metric;
+  M: number;
+  efConstruction: number;
+  ef: number;
+  segments: number;
+  recallAt10?: number;
+  overlapAt10?: number;
+}
+
+export interface VersionRecord {
+  space: string;
+  version: string;
+  number: number;
+  status: VersionStatus;
+  release: string;
+  releaseKey: string;
+  releaseEtag?: string;
+  sequencer: string;
+  createdAt: string;
+  finishedAt?: string;
+  manifestKey?: string;
+  collections?: Record<string, CollectionReport>;
+  timings?: Record<string, number>;
+  quality?: { minRecall: number; sample: number; minOverlap?: number | null };
+  reason?: string;
+  problems?: ReleaseProblem[];
+  problemCount?: number;
+  /** Builder lease: whoever holds an unexpired lease is the one building this version. */
+  leaseOwner?: string;
+  leaseUntil?: number;
+  attempts?: number;
+}
+
+/** The identity of one release event: the same key and sequencer always map to one version. */
+export interface ReleaseEvent {
+  space: string;
+  release: string;
+  key: string;
+  sequencer: string;
+  etag?: string;
+}
+
+export function isServable(v: Pick<VersionRecord, 'status'>): boolean {
+  return v.status === 'READY';
+}
