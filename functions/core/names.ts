@@ -27,7 +27,7 @@ export function itemIdProblem(id: unknown): string | undefined {
   const chars = [...id].length;
   if (chars > MAX_ID_CHARS) return `id has ${chars} characters, more than ${MAX_ID_CHARS}`;
   if (CONTROL_CHARS.test(id)) return 'id contains control characters';
-  if (id.isWellFormed && !id.isWellFormed()) return 'id is not well-formed Unicode';
+  if (!id.isWellFormed()) return 'id is not well-formed Unicode';
   return undefined;
 }
 

@@ -24,12 +24,13 @@ export interface VersionPage {
 
 /** Version records, release claims, the pointer and the spaces registry (DynamoDB). */
 export interface Registry {
-  getPointer(space: string): Promise<Pointer>;
+  /** The stored pointer (strongly consistent unless `consistent` is false), or an empty one. */
+  getPointer(space: string, consistent?: boolean): Promise<Pointer>;
   /**
-   * The switch: writes `next` only if the stored generation still equals `expectedGeneration`
-   * (or no pointer exists and it is 0). Throws PointerConflictError carrying the current pointer.
+   * The switch: writes `next` only if the stored generation still equals `current.generation`
+   * (or no pointer exists and it is 0). Throws PointerConflictError carrying the stored pointer.
    */
-  casPointer(expectedGeneration: number, next: Pointer): Promise<void>;
+  casPointer(current: Pointer, next: Pointer): Promise<void>;
   listHistory(space: string, limit: number): Promise<HistoryEntry[]>;
 
   getVersion(space: string, version: string): Promise<VersionRecord | undefined>;
@@ -74,3 +75,20 @@ export interface IndexEngine {
   /** Checks the file header against the manifest, then loads into a fresh object. */
   load(path: string, metric: Metric, dims: number, count: number, M: number, ef: number): Promise<VectorIndex>;
 }
+
+/** The logging the use cases need; Powertools' Logger satisfies it. */
+export interface Log {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+  error(message: string, extra?: Record<string, unknown>): void;
+}
+
+export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Lifecycle events for pipelines (EventBridge in AWS; a no-op locally unless configured). */
+export interface EventPublisher {
+  publish(detailType: 'VersionReady' | 'VersionFailed' | 'PointerMoved', detail: Record<string, unknown>): Promise<void>;
+}
+
+export const noEvents: EventPublisher = { publish: async () => {} };

@@ -38,6 +38,8 @@ export interface VersionRecord {
   leaseOwner?: string;
   leaseUntil?: number;
   attempts?: number;
+  /** From release.json: whether the build activates this version when READY. */
+  autoActivate?: boolean;
 }
 
 /** The identity of one release event: the same key and sequencer always map to one version. */

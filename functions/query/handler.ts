@@ -1,2 +1,32 @@
-// Placeholder: replaced by the real middy handler in the walking skeleton.
-export const handler = async (): Promise<unknown> => ({ statusCode: 501 });
+import { hnswEngine } from '../adapters/hnsw-index';
+import { asLog, createObservability, MetricUnit } from '../common/observability';
+import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import { queryRouter } from './routes';
+import { QueryService } from './service';
+import { SnapshotCache } from './snapshot-cache';
+
+/** The read API: middy wiring around the query use cases. */
+export function createQueryHandler(deps: HandlerDeps) {
+  const obs = deps.obs ?? createObservability('vicinity-query');
+  const { store, registry } = adapters(deps);
+  const cache = new SnapshotCache(store, hnswEngine, {
+    cacheDir: deps.config.cacheDir,
+    memoryBudgetBytes: deps.config.memoryBudgetBytes,
+    log: asLog(obs.logger),
+  });
+  const service = new QueryService({
+    registry,
+    cache,
+    pointerTtlMs: deps.config.pointerTtlMs,
+    log: asLog(obs.logger),
+    onLoad: (l) => {
+      obs.metrics.addMetric('SnapshotLoads', MetricUnit.Count, 1);
+      if (l.bytes !== undefined) obs.metrics.addMetric('SnapshotLoadBytes', MetricUnit.Bytes, l.bytes);
+      if (l.downloadMs !== undefined) obs.metrics.addMetric('SnapshotDownloadMs', MetricUnit.Milliseconds, l.downloadMs);
+      if (l.readIndexMs !== undefined) obs.metrics.addMetric('SnapshotReadIndexMs', MetricUnit.Milliseconds, l.readIndexMs);
+    },
+  });
+  return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });
+}
+
+export const handler = lazyHandler(() => createQueryHandler(depsFromEnv()));

@@ -1,0 +1,348 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { PointerConflictError } from '../core/errors';
+import { formatVersion, parseVersion } from '../core/names';
+import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
+import type { Registry, VersionPage } from '../core/ports';
+import type { ReleaseEvent, VersionRecord } from '../core/version';
+
+const pad = (n: number) => String(n).padStart(12, '0');
+const spacePk = (space: string) => `SPACE#${space}`;
+const POINTER_SK = 'POINTER';
+const SEQUENCE_SK = 'SEQUENCE';
+const versionSk = (n: number) => `VERSION#${pad(n)}`;
+const historySk = (generation: number) => `HISTORY#${pad(generation)}`;
+const claimSk = (release: string, sequencer: string) => `RELEASE#${release}#${sequencer}`;
+const REGISTRY_PK = 'SPACES';
+
+type Item = Record<string, unknown>;
+
+function isConditionFailure(err: unknown): boolean {
+  return (err as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function strip<T>(item: Item): T {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as T;
+}
+
+function versionNumber(version: string): number {
+  const n = parseVersion(version);
+  if (n === undefined) throw new Error(`not a version id: ${version}`);
+  return n;
+}
+
+/**
+ * Version records, release claims, pointer and registry in one DynamoDB table (pk/sk strings).
+ * Every state change that matters is a single-item conditional write, so DynamoDB, DynamoDB Local
+ * and dynalite (no transactions) agree on who won.
+ */
+export class DynamoRegistry implements Registry {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly table: string,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, {
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    });
+  }
+
+  async getPointer(space: string, consistent = true): Promise<Pointer> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: spacePk(space), sk: POINTER_SK }, ConsistentRead: consistent }),
+    );
+    return r.Item ? { ...emptyPointer(space), ...strip<Pointer>(r.Item), space } : emptyPointer(space);
+  }
+
+  async casPointer(current: Pointer, next: Pointer): Promise<void> {
+    const expectedGeneration = current.generation;
+    // Heal history first: if the writer of the current pointer died before its history item, write it now.
+    const healed = historyEntryFor(current);
+    if (healed) await this.putHistory(next.space, healed);
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: spacePk(next.space), sk: POINTER_SK, ...next },
+          ConditionExpression: expectedGeneration === 0 ? 'attribute_not_exists(pk)' : 'generation = :g',
+          ...(expectedGeneration === 0 ? {} : { ExpressionAttributeValues: { ':g': expectedGeneration } }),
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const now = await this.getPointer(next.space);
+      throw new PointerConflictError(
+        `The pointer of space ${next.space} is at generation ${now.generation}, not ${expectedGeneration}`,
+        { cause: err, extras: { pointer: now } },
+      );
+    }
+    const entry = historyEntryFor(next);
+    if (entry) await this.putHistory(next.space, entry);
+  }
+
+  private async putHistory(space: string, e: HistoryEntry): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: spacePk(space), sk: historySk(e.generation), ...e },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async listHistory(space: string, limit: number): Promise<HistoryEntry[]> {
+    const [r, pointer] = await Promise.all([
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :h)',
+          ExpressionAttributeValues: { ':pk': spacePk(space), ':h': 'HISTORY#' },
+          ScanIndexForward: false,
+          Limit: limit,
+        }),
+      ),
+      this.getPointer(space),
+    ]);
+    const entries = (r.Items ?? []).map((i) => strip<HistoryEntry>(i));
+    // The newest switch is always recoverable from the pointer itself.
+    const latest = historyEntryFor(pointer);
+    if (latest && !entries.some((e) => e.generation === latest.generation)) entries.unshift(latest);
+    return entries.sort((a, b) => b.generation - a.generation).slice(0, limit);
+  }
+
+  async getVersion(space: string, version: string): Promise<VersionRecord | undefined> {
+    const n = parseVersion(version);
+    if (n === undefined) return undefined;
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: spacePk(space), sk: versionSk(n) }, ConsistentRead: true }),
+    );
+    return r.Item ? strip<VersionRecord>(r.Item) : undefined;
+  }
+
+  async listVersions(space: string, limit: number, before?: string): Promise<VersionPage> {
+    const upper = before === undefined ? Number.MAX_SAFE_INTEGER : versionNumber(before) - 1;
+    if (upper < 1) return { versions: [] };
+    const r = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: {
+          ':pk': spacePk(space),
+          ':lo': versionSk(1),
+          ':hi': versionSk(Math.min(upper, 999_999_999_999)),
+        },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    const versions = (r.Items ?? []).map((i) => strip<VersionRecord>(i));
+    const last = versions[versions.length - 1];
+    return { versions, ...(r.LastEvaluatedKey && last ? { next: last.version } : {}) };
+  }
+
+  async claimRelease(event: ReleaseEvent, now: Date): Promise<{ version: string; created: boolean }> {
+    const key = { pk: spacePk(event.space), sk: claimSk(event.release, event.sequencer) };
+    const existing = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+    if (existing.Item) return { version: existing.Item.version as string, created: false };
+    const seq = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(event.space), sk: SEQUENCE_SK },
+        UpdateExpression: 'ADD #n :one',
+        ExpressionAttributeNames: { '#n': 'next' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const version = formatVersion(Number(seq.Attributes?.next));
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { ...key, version, releaseKey: event.key, sequencer: event.sequencer, claimedAt: now.toISOString() },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      // A concurrent delivery of the same event claimed it first; its number wins (ours is a gap).
+      const won = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+      return { version: won.Item?.version as string, created: false };
+    }
+    await this.registerSpace(event.space, now);
+    return { version, created: true };
+  }
+
+  async ensureVersion(record: VersionRecord): Promise<VersionRecord> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: { pk: spacePk(record.space), sk: versionSk(record.number), ...record },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return (await this.getVersion(record.space, record.version)) as VersionRecord;
+    }
+  }
+
+  async acquireLease(
+    space: string,
+    version: string,
+    owner: string,
+    until: number,
+    now: number,
+  ): Promise<VersionRecord | undefined> {
+    try {
+      const r = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET leaseOwner = :o, leaseUntil = :u, attempts = if_not_exists(attempts, :zero) + :one',
+          ConditionExpression:
+            '#s = :building AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :o)',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':o': owner,
+            ':u': until,
+            ':now': now,
+            ':building': 'BUILDING',
+            ':zero': 0,
+            ':one': 1,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return r.Attributes ? strip<VersionRecord>(r.Attributes) : undefined;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async renewLease(space: string, version: string, owner: string, until: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET leaseUntil = :u',
+          ConditionExpression: '#s = :building AND leaseOwner = :o',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':u': until, ':o': owner, ':building': 'BUILDING' },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async finishVersion(space: string, version: string, owner: string, patch: Partial<VersionRecord>): Promise<boolean> {
+    const names: Record<string, string> = { '#s': 'status', '#lu': 'leaseUntil' };
+    const values: Record<string, unknown> = { ':o': owner, ':building': 'BUILDING', ':zero': 0 };
+    const sets = ['#lu = :zero'];
+    Object.entries(patch).forEach(([k, v], i) => {
+      if (v === undefined) return;
+      names[`#f${i}`] = k;
+      values[`:v${i}`] = v;
+      sets.push(`#f${i} = :v${i}`);
+    });
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: '#s = :building AND leaseOwner = :o',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async markDeleted(space: string, version: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET #s = :deleted, deletedAt = :now',
+          ConditionExpression: '#s = :ready',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':deleted': 'DELETED', ':ready': 'READY', ':now': new Date().toISOString() },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  async registerSpace(space: string, now: Date): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: REGISTRY_PK, sk: `SPACE#${space}` },
+        UpdateExpression: 'SET #sp = :s, createdAt = if_not_exists(createdAt, :now)',
+        ExpressionAttributeNames: { '#sp': 'space' },
+        ExpressionAttributeValues: { ':s': space, ':now': now.toISOString() },
+      }),
+    );
+  }
+
+  async listSpaces(): Promise<string[]> {
+    const spaces: string[] = [];
+    let start: Item | undefined;
+    do {
+      const r = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': REGISTRY_PK },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const i of r.Items ?? []) spaces.push(i.space as string);
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return spaces;
+  }
+
+  async getPointers(spaces: string[]): Promise<Pointer[]> {
+    const found = new Map<string, Pointer>();
+    for (let i = 0; i < spaces.length; i += 100) {
+      let keys: Item[] | undefined = spaces.slice(i, i + 100).map((s) => ({ pk: spacePk(s), sk: POINTER_SK }));
+      for (let attempt = 0; keys && keys.length && attempt < 8; attempt++) {
+        const r = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }));
+        for (const item of r.Responses?.[this.table] ?? []) {
+          const p = strip<Pointer>(item);
+          found.set(p.space, p);
+        }
+        keys = r.UnprocessedKeys?.[this.table]?.Keys as Item[] | undefined;
+      }
+    }
+    return spaces.map((s) => (found.has(s) ? { ...emptyPointer(s), ...found.get(s) } : emptyPointer(s)));
+  }
+}

@@ -1,0 +1,40 @@
+import type { Readable } from 'node:stream';
+import type { BlobStore } from '../core/ports';
+import type { ReleaseFiles } from '../adapters/readers/types';
+
+/** A release folder in the bucket, as the readers see it. */
+export function s3ReleaseFiles(store: BlobStore, prefix: string): ReleaseFiles {
+  return {
+    async size(file) {
+      return (await store.head(prefix + file))?.bytes;
+    },
+    async stream(file): Promise<Readable> {
+      const s = await store.getStream(prefix + file);
+      if (!s) throw new Error(`${file} disappeared from the release folder`);
+      return s;
+    },
+    async range(file, offset, bytes) {
+      if (bytes <= 0) return new Uint8Array(0);
+      const s = await store.getStream(prefix + file, { offset, bytes });
+      if (!s) throw new Error(`${file} disappeared from the release folder`);
+      const chunks: Buffer[] = [];
+      for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);
+      return new Uint8Array(Buffer.concat(chunks));
+    },
+  };
+}
+
+/**
+ * `aws s3 sync` uploads in no fixed order, so files named in release.json may arrive after it.
+ * Waits up to `waitMs` for each; returns the files still missing.
+ */
+export async function waitForFiles(files: ReleaseFiles, names: string[], waitMs: number, pollMs = 1000): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  let missing = names;
+  for (;;) {
+    const sizes = await Promise.all(missing.map((f) => files.size(f)));
+    missing = missing.filter((_, i) => sizes[i] === undefined);
+    if (missing.length === 0 || Date.now() >= deadline) return missing;
+    await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+  }
+}

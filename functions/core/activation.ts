@@ -1,0 +1,85 @@
+import { ConflictError, NotFoundError, PointerConflictError, UnprocessableError } from './errors';
+import { assertVersion } from './names';
+import { assertActivatable, type ChangedBy, mayAutoActivate, nextPointer, type Pointer } from './pointer';
+import type { Registry } from './ports';
+
+export interface ActivateInput {
+  space: string;
+  version: string;
+  expectedGeneration: number;
+  force?: boolean;
+  by: ChangedBy;
+  now?: Date;
+}
+
+function conflict(space: string, expected: number, pointer: Pointer, cause?: unknown): ConflictError {
+  return new ConflictError(
+    `Space ${space} is at generation ${pointer.generation} (active ${pointer.version ?? 'none'}, changed by ${pointer.changedBy ?? 'nobody'} at ${pointer.changedAt ?? 'never'}), not ${expected}`,
+    { cause, extras: { pointer } },
+  );
+}
+
+/** Explicit activation: any READY, compatible version, only if the pointer is still where the caller saw it. */
+export async function activateVersion(registry: Registry, input: ActivateInput): Promise<Pointer> {
+  const { space, expectedGeneration } = input;
+  assertVersion(input.version);
+  const current = await registry.getPointer(space);
+  if (current.generation !== expectedGeneration) throw conflict(space, expectedGeneration, current);
+  const target = await registry.getVersion(space, input.version);
+  if (!target) throw new NotFoundError(`Space ${space} has no version ${input.version}`);
+  // Activating what is already active changes nothing; a retried request should not bump the generation.
+  if (current.version === target.version) return current;
+  const active = current.version ? await registry.getVersion(space, current.version) : undefined;
+  assertActivatable(target, active, input.force ?? false);
+  const next = nextPointer(current, target.version, input.by, input.now ?? new Date());
+  try {
+    await registry.casPointer(current, next);
+  } catch (err) {
+    if (err instanceof PointerConflictError) {
+      throw conflict(space, expectedGeneration, err.extras.pointer as Pointer, err);
+    }
+    throw err;
+  }
+  return next;
+}
+
+/** Activates the previous version; a second rollback goes forward again. */
+export async function rollbackSpace(
+  registry: Registry,
+  input: Omit<ActivateInput, 'version'>,
+): Promise<Pointer> {
+  const current = await registry.getPointer(input.space);
+  if (current.generation !== input.expectedGeneration) throw conflict(input.space, input.expectedGeneration, current);
+  if (!current.previous) {
+    throw new UnprocessableError(`Space ${input.space} has no previous version to roll back to`);
+  }
+  return activateVersion(registry, { ...input, version: current.previous });
+}
+
+export type AutoActivation =
+  | { activated: true; pointer: Pointer }
+  | { activated: false; pointer: Pointer; reason: string };
+
+/**
+ * Activation after a build: monotonic, so a late or redelivered older build never takes over from a
+ * newer release or undoes an operator's rollback. Retries lost races while it is still the newest.
+ */
+export async function autoActivate(registry: Registry, space: string, version: string, now = new Date()): Promise<AutoActivation> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await registry.getPointer(space);
+    if (!mayAutoActivate(current, version)) {
+      return {
+        activated: false,
+        pointer: current,
+        reason: `${version} is not above the highest version ever activated (v${current.highWater})`,
+      };
+    }
+    const next = nextPointer(current, version, 'build', now);
+    try {
+      await registry.casPointer(current, next);
+      return { activated: true, pointer: next };
+    } catch (err) {
+      if (!(err instanceof PointerConflictError) || attempt >= 20) throw err;
+    }
+  }
+}
