@@ -9,6 +9,8 @@ async function main() {
   const home = resolve(process.env.VICINITY_HOME || '.vicinity');
   const port = Number(process.env.PORT || 3000);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  // Lambda runs Node 22; locally on Node 20 the SDK's deprecation notice is only noise.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   const t0 = Date.now();
   const stack = await startLocalStack({ home, port, log: (l) => console.log(`[vicinity] ${l}`) });
