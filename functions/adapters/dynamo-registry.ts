@@ -11,7 +11,7 @@ import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
 import type { Registry, VersionPage } from '../core/ports';
-import type { ReleaseEvent, VersionRecord } from '../core/version';
+import type { ReleaseEvent, VersionRecord, VersionStatus } from '../core/version';
 
 const pad = (n: number) => String(n).padStart(12, '0');
 const spacePk = (space: string) => `SPACE#${space}`;
@@ -58,7 +58,11 @@ export class DynamoRegistry implements Registry {
 
   async getPointer(space: string, consistent = true): Promise<Pointer> {
     const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: spacePk(space), sk: POINTER_SK }, ConsistentRead: consistent }),
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: POINTER_SK },
+        ConsistentRead: consistent,
+      }),
     );
     return r.Item ? { ...emptyPointer(space), ...strip<Pointer>(r.Item), space } : emptyPointer(space);
   }
@@ -127,7 +131,11 @@ export class DynamoRegistry implements Registry {
     const n = parseVersion(version);
     if (n === undefined) return undefined;
     const r = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: spacePk(space), sk: versionSk(n) }, ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: versionSk(n) },
+        ConsistentRead: true,
+      }),
     );
     return r.Item ? strip<VersionRecord>(r.Item) : undefined;
   }
@@ -155,7 +163,9 @@ export class DynamoRegistry implements Registry {
 
   async claimRelease(event: ReleaseEvent, now: Date): Promise<{ version: string; created: boolean }> {
     const key = { pk: spacePk(event.space), sk: claimSk(event.release, event.sequencer) };
-    const existing = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+    const existing = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+    );
     if (existing.Item) return { version: existing.Item.version as string, created: false };
     const seq = await this.doc.send(
       new UpdateCommand({
@@ -172,14 +182,22 @@ export class DynamoRegistry implements Registry {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: { ...key, version, releaseKey: event.key, sequencer: event.sequencer, claimedAt: now.toISOString() },
+          Item: {
+            ...key,
+            version,
+            releaseKey: event.key,
+            sequencer: event.sequencer,
+            claimedAt: now.toISOString(),
+          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       // A concurrent delivery of the same event claimed it first; its number wins (ours is a gap).
-      const won = await this.doc.send(new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }));
+      const won = await this.doc.send(
+        new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+      );
       return { version: won.Item?.version as string, created: false };
     }
     await this.registerSpace(event.space, now);
@@ -214,7 +232,8 @@ export class DynamoRegistry implements Registry {
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
-          UpdateExpression: 'SET leaseOwner = :o, leaseUntil = :u, attempts = if_not_exists(attempts, :zero) + :one',
+          UpdateExpression:
+            'SET leaseOwner = :o, leaseUntil = :u, attempts = if_not_exists(attempts, :zero) + :one',
           ConditionExpression:
             '#s = :building AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now OR leaseOwner = :o)',
           ExpressionAttributeNames: { '#s': 'status' },
@@ -255,7 +274,12 @@ export class DynamoRegistry implements Registry {
     }
   }
 
-  async finishVersion(space: string, version: string, owner: string, patch: Partial<VersionRecord>): Promise<boolean> {
+  async finishVersion(
+    space: string,
+    version: string,
+    owner: string,
+    patch: Partial<VersionRecord>,
+  ): Promise<boolean> {
     const names: Record<string, string> = { '#s': 'status', '#lu': 'leaseUntil' };
     const values: Record<string, unknown> = { ':o': owner, ':building': 'BUILDING', ':zero': 0 };
     const sets = ['#lu = :zero'];
@@ -283,20 +307,27 @@ export class DynamoRegistry implements Registry {
     }
   }
 
-  async markDeleted(space: string, version: string): Promise<void> {
+  async transitionStatus(
+    space: string,
+    version: string,
+    from: VersionStatus,
+    to: VersionStatus,
+  ): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
-          UpdateExpression: 'SET #s = :deleted, deletedAt = :now',
-          ConditionExpression: '#s = :ready',
+          UpdateExpression: 'SET #s = :to, statusChangedAt = :now',
+          ConditionExpression: '#s = :from',
           ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':deleted': 'DELETED', ':ready': 'READY', ':now': new Date().toISOString() },
+          ExpressionAttributeValues: { ':to': to, ':from': from, ':now': new Date().toISOString() },
         }),
       );
+      return true;
     } catch (err) {
-      if (!isConditionFailure(err)) throw err;
+      if (isConditionFailure(err)) return false;
+      throw err;
     }
   }
 
@@ -333,9 +364,13 @@ export class DynamoRegistry implements Registry {
   async getPointers(spaces: string[]): Promise<Pointer[]> {
     const found = new Map<string, Pointer>();
     for (let i = 0; i < spaces.length; i += 100) {
-      let keys: Item[] | undefined = spaces.slice(i, i + 100).map((s) => ({ pk: spacePk(s), sk: POINTER_SK }));
-      for (let attempt = 0; keys && keys.length && attempt < 8; attempt++) {
-        const r = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }));
+      let keys: Item[] | undefined = spaces
+        .slice(i, i + 100)
+        .map((s) => ({ pk: spacePk(s), sk: POINTER_SK }));
+      for (let attempt = 0; keys?.length && attempt < 8; attempt++) {
+        const r = await this.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }),
+        );
         for (const item of r.Responses?.[this.table] ?? []) {
           const p = strip<Pointer>(item);
           found.set(p.space, p);

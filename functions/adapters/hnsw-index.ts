@@ -36,12 +36,19 @@ export function parseHnswHeader(buf: Buffer): HnswHeader {
  * The checks that stand between a bad file and a crashed process: hnswlib loads a file of another
  * dimension silently and aborts on a capacity below the count (KNOWN-TRAPS).
  */
-export function checkHnswHeader(h: HnswHeader, dims: number, count: number, M: number, fileBytes: number): string[] {
+export function checkHnswHeader(
+  h: HnswHeader,
+  dims: number,
+  count: number,
+  M: number,
+  fileBytes: number,
+): string[] {
   const problems: string[] = [];
   const per = hnswBytesPerElement(dims, M);
   if (h.count !== count) problems.push(`holds ${h.count} elements, manifest says ${count}`);
   if (h.maxElements < h.count) problems.push(`capacity ${h.maxElements} is below its count ${h.count}`);
-  if (h.bytesPerElement !== per) problems.push(`${h.bytesPerElement} bytes per element, expected ${per} (dims ${dims}, M ${M})`);
+  if (h.bytesPerElement !== per)
+    problems.push(`${h.bytesPerElement} bytes per element, expected ${per} (dims ${dims}, M ${M})`);
   if (h.M !== M) problems.push(`M is ${h.M}, manifest says ${M}`);
   if (fileBytes < HNSW_HEADER_BYTES + h.count * per) problems.push(`file of ${fileBytes} bytes is too short`);
   return problems;

@@ -60,7 +60,9 @@ export class S3Store implements BlobStore {
   }
 
   async putText(key: string, text: string, contentType = 'application/json'): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: text, ContentType: contentType }));
+    await this.s3.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: text, ContentType: contentType }),
+    );
   }
 
   async putFile(key: string, path: string, contentType = 'application/octet-stream'): Promise<void> {

@@ -20,6 +20,7 @@ import type { BlobStore, EventPublisher, IndexEngine, Log, Registry } from '../c
 import { type CollectionSpec, parseRelease, QUALITY_DEFAULTS, type ReleaseSpec } from '../core/release';
 import { bruteForce, normalise } from '../core/search';
 import type { CollectionReport, ReleaseEvent, VersionRecord } from '../core/version';
+import { applyRetention } from './retention';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';
 
@@ -33,8 +34,9 @@ export interface BuildDeps {
   /** Identifies this builder in leases (Lambda: the request id). */
   owner: string;
   now?: () => Date;
-  /** Test hook: called after the snapshot is complete and before READY (to simulate a crash there). */
+  /** Test hooks: called after the snapshot is complete and before READY, and before activation (to crash there). */
   beforeReady?: (version: string) => Promise<void>;
+  beforeActivate?: (version: string) => Promise<void>;
 }
 
 export type BuildOutcome =
@@ -67,14 +69,21 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
   if (record.status === 'READY') {
     // A redelivered event after a crash between READY and activation: finish the activation only.
     log.info('version already READY; completing activation', ctx);
-    const activation = record.autoActivate === false ? undefined : await activateAfterBuild(deps, event.space, version);
+    const activation =
+      record.autoActivate === false ? undefined : await activateAfterBuild(deps, event.space, version);
     return { status: 'READY', version, activation, built: false };
   }
   if (record.status !== 'BUILDING') {
     return { status: 'SKIPPED', version, reason: `version is ${record.status}` };
   }
 
-  const leased = await registry.acquireLease(event.space, version, deps.owner, Date.now() + deps.config.leaseMs, Date.now());
+  const leased = await registry.acquireLease(
+    event.space,
+    version,
+    deps.owner,
+    Date.now() + deps.config.leaseMs,
+    Date.now(),
+  );
   if (!leased) {
     log.info('another builder holds the lease', ctx);
     return { status: 'BUSY', version };
@@ -114,7 +123,16 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
     }
     log.info('version READY', { ...ctx, timings: result.timings });
     await deps.events.publish('VersionReady', { ...ctx, collections: result.collections });
-    const activation = result.spec.activate ? await activateAfterBuild(deps, event.space, version) : undefined;
+    await deps.beforeActivate?.(version);
+    const activation = result.spec.activate
+      ? await activateAfterBuild(deps, event.space, version)
+      : undefined;
+    await applyRetention(
+      { ...deps, keep: deps.config.retainVersions, graceMs: deps.config.retentionGraceMs },
+      event.space,
+    ).catch((err) =>
+      log.warn('retention failed; will run again after the next build', { ...ctx, error: String(err) }),
+    );
     return { status: 'READY', version, activation, built: true };
   } catch (err) {
     if (err instanceof ReleaseInvalidError) {
@@ -179,7 +197,8 @@ async function buildSnapshot(
   const { store, config, log } = deps;
   const ctx = { space: event.space, version };
   const text = await store.getText(event.key);
-  if (text === undefined) throw new ReleaseInvalidError([{ file: 'release.json', message: 'release.json is gone' }]);
+  if (text === undefined)
+    throw new ReleaseInvalidError([{ file: 'release.json', message: 'release.json is gone' }]);
   const spec = parseRelease(text);
   const files = s3ReleaseFiles(store, `incoming/${event.space}/${event.release}/`);
   const named = spec.collections.flatMap((c) => c.files);
@@ -229,7 +248,11 @@ async function buildSnapshot(
       ]);
     }
     if (leaseLost()) throw new Error('lost the build lease while building');
-    const segments = await uploadSegments(store, snapshotPrefix(event.space, version) + `${c.name}/`, built.segments);
+    const segments = await uploadSegments(
+      store,
+      snapshotPrefix(event.space, version) + `${c.name}/`,
+      built.segments,
+    );
     const t4 = Date.now();
     manifest.collections[c.name] = {
       metric: c.metric,
@@ -264,7 +287,11 @@ async function buildSnapshot(
   return { spec, collections, timings, quality };
 }
 
-async function checkDiskSpace(files: ReturnType<typeof s3ReleaseFiles>, names: string[], dir: string): Promise<void> {
+async function checkDiskSpace(
+  files: ReturnType<typeof s3ReleaseFiles>,
+  names: string[],
+  dir: string,
+): Promise<void> {
   const sizes = await Promise.all(names.map((f) => files.size(f)));
   const input = sizes.reduce<number>((a, b) => a + (b ?? 0), 0);
   const fs = await statfs(dir).catch(() => undefined);
@@ -295,7 +322,11 @@ async function ingest(
   for await (const row of readerFor(c.format)({ spec: c, files, problems, maxLineBytes })) {
     const first = seen.get(row.id);
     if (first !== undefined) {
-      problems.add({ file: row.file, line: row.line, message: `duplicate id ${JSON.stringify(row.id)} (first at ${first})` });
+      problems.add({
+        file: row.file,
+        line: row.line,
+        message: `duplicate id ${JSON.stringify(row.id)} (first at ${first})`,
+      });
       continue;
     }
     seen.set(row.id, `${row.file}:${row.line}`);
@@ -335,10 +366,19 @@ async function buildIndex(
     builder.add(table.vector(r), r);
     if (Date.now() - lastLog > PROGRESS_MS) {
       lastLog = Date.now();
-      log.info('indexing', { ...ctx, collection: c.name, added: r, percent: Math.round((100 * r) / table.count) });
+      log.info('indexing', {
+        ...ctx,
+        collection: c.name,
+        added: r,
+        percent: Math.round((100 * r) / table.count),
+      });
     }
   }
-  const seg: BuiltSegment = { count: table.count, indexPath: join(dir, 'index.hnsw'), idsPath: join(dir, 'ids.json') };
+  const seg: BuiltSegment = {
+    count: table.count,
+    indexPath: join(dir, 'index.hnsw'),
+    idsPath: join(dir, 'ids.json'),
+  };
   await builder.write(seg.indexPath);
   await writeFile(seg.idsPath, JSON.stringify(table.ids));
   if (table.hasMetadata) {
@@ -387,27 +427,42 @@ function measureRecall(
       .map((n) => n.id)
       .filter((id) => id !== self)
       .slice(0, k);
-    const approx = new Set(search(q, k + 1).filter((id) => id !== self).slice(0, k));
+    const approx = new Set(
+      search(q, k + 1)
+        .filter((id) => id !== self)
+        .slice(0, k),
+    );
     for (const id of exact) if (approx.has(id)) hits++;
     total += exact.length;
   }
   return total === 0 ? 1 : hits / total;
 }
 
-async function uploadOne(store: BlobStore, key: string, path: string, contentType: string): Promise<SnapshotFile> {
+async function uploadOne(
+  store: BlobStore,
+  key: string,
+  path: string,
+  contentType: string,
+): Promise<SnapshotFile> {
   const d = await digestFile(path);
   await store.putFile(key, path, contentType);
   return { key, bytes: d.bytes, sha256: d.sha256, parts: d.parts };
 }
 
-async function uploadSegments(store: BlobStore, prefix: string, segments: BuiltSegment[]): Promise<Segment[]> {
+async function uploadSegments(
+  store: BlobStore,
+  prefix: string,
+  segments: BuiltSegment[],
+): Promise<Segment[]> {
   return Promise.all(
     segments.map(async (s, i) => {
       const p = `${prefix}seg-${i}/`;
       const [index, ids, meta] = await Promise.all([
         uploadOne(store, `${p}index.hnsw`, s.indexPath, 'application/octet-stream'),
         uploadOne(store, `${p}ids.json`, s.idsPath, 'application/json'),
-        s.metaPath ? uploadOne(store, `${p}meta.json`, s.metaPath, 'application/json') : Promise.resolve(undefined),
+        s.metaPath
+          ? uploadOne(store, `${p}meta.json`, s.metaPath, 'application/json')
+          : Promise.resolve(undefined),
       ]);
       return { count: s.count, files: { index, ids, ...(meta ? { meta } : {}) } };
     }),

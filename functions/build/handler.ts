@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { S3Event } from 'aws-lambda';
 import { hnswEngine } from '../adapters/hnsw-index';
-import { asLog, createObservability, injectLambdaContext, logMetrics, MetricUnit } from '../common/observability';
+import {
+  asLog,
+  createObservability,
+  injectLambdaContext,
+  logMetrics,
+  MetricUnit,
+} from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { noEvents } from '../core/ports';
 import { parseReleaseKey } from '../core/release';
@@ -34,7 +40,9 @@ export function releaseEvents(event: S3Event): ReleaseEvent[] {
   return out;
 }
 
-export function createBuildHandler(deps: HandlerDeps & Partial<Pick<BuildDeps, 'beforeReady' | 'events'>>) {
+export function createBuildHandler(
+  deps: HandlerDeps & Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events'>>,
+) {
   const obs = deps.obs ?? createObservability('vicinity-build');
   const { store, registry } = adapters(deps);
   const log = asLog(obs.logger);
@@ -55,12 +63,14 @@ export function createBuildHandler(deps: HandlerDeps & Partial<Pick<BuildDeps, '
             events: deps.events ?? noEvents,
             owner: `${context?.awsRequestId ?? 'local'}:${randomUUID()}`,
             beforeReady: deps.beforeReady,
+            beforeActivate: deps.beforeActivate,
           },
           e,
         );
         obs.logger.info('release handled', { ...outcome });
         if (outcome.status === 'FAILED') obs.metrics.addMetric('BuildFailures', MetricUnit.Count, 1);
-        if (outcome.status === 'READY' && outcome.built) obs.metrics.addMetric('BuildsReady', MetricUnit.Count, 1);
+        if (outcome.status === 'READY' && outcome.built)
+          obs.metrics.addMetric('BuildsReady', MetricUnit.Count, 1);
         outcomes.push(outcome);
       }
       return outcomes;

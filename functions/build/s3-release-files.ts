@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { BlobStore } from '../core/ports';
 import type { ReleaseFiles } from '../adapters/readers/types';
+import type { BlobStore } from '../core/ports';
 
 /** A release folder in the bucket, as the readers see it. */
 export function s3ReleaseFiles(store: BlobStore, prefix: string): ReleaseFiles {
@@ -28,7 +28,12 @@ export function s3ReleaseFiles(store: BlobStore, prefix: string): ReleaseFiles {
  * `aws s3 sync` uploads in no fixed order, so files named in release.json may arrive after it.
  * Waits up to `waitMs` for each; returns the files still missing.
  */
-export async function waitForFiles(files: ReleaseFiles, names: string[], waitMs: number, pollMs = 1000): Promise<string[]> {
+export async function waitForFiles(
+  files: ReleaseFiles,
+  names: string[],
+  waitMs: number,
+  pollMs = 1000,
+): Promise<string[]> {
   const deadline = Date.now() + waitMs;
   let missing = names;
   for (;;) {

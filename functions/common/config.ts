@@ -16,6 +16,8 @@ export interface Config {
   readonly memoryBudgetBytes: number;
   /** READY versions kept besides the active and previous one. */
   readonly retainVersions: number;
+  /** Between marking a version DELETED and deleting its files: long enough for any activation in flight to land. */
+  readonly retentionGraceMs: number;
   readonly leaseMs: number;
   readonly fileWaitMs: number;
   readonly minRecall: number;
@@ -54,6 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     // Leave room for the runtime and one snapshot being loaded next to the active one.
     memoryBudgetBytes: int(env, ENV.memoryBudgetMb, Math.floor(lambdaMb * 0.6)) * 1024 * 1024,
     retainVersions: int(env, ENV.retainVersions, 5),
+    retentionGraceMs: int(env, ENV.retentionGraceMs, 30_000),
     leaseMs: int(env, ENV.leaseMs, 60_000),
     fileWaitMs: int(env, ENV.fileWaitMs, 60_000),
     minRecall: int(env, ENV.minRecall, 0.95),

@@ -9,6 +9,7 @@ export const ENV = Object.freeze({
   cacheDir: 'VICINITY_CACHE_DIR',
   memoryBudgetMb: 'VICINITY_MEMORY_BUDGET_MB',
   retainVersions: 'VICINITY_RETAIN_VERSIONS',
+  retentionGraceMs: 'VICINITY_RETENTION_GRACE_MS',
   leaseMs: 'VICINITY_LEASE_MS',
   fileWaitMs: 'VICINITY_FILE_WAIT_MS',
   minRecall: 'VICINITY_MIN_RECALL',

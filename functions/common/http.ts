@@ -53,7 +53,12 @@ export function createRouter(routes: Route[]): (event: HttpEvent) => Promise<Htt
       return r.handler({ event, params, query: { ...(event.queryStringParameters ?? {}) } });
     }
     if (pathMatched) {
-      const err = new VicinityError(405, 'method-not-allowed', 'Method not allowed', `${method} is not allowed on ${event.rawPath}`);
+      const err = new VicinityError(
+        405,
+        'method-not-allowed',
+        'Method not allowed',
+        `${method} is not allowed on ${event.rawPath}`,
+      );
       throw err;
     }
     throw new NotFoundError(`No route for ${method} ${event.rawPath}`);
@@ -74,7 +79,9 @@ export function parseJsonBody(event: HttpEvent, required = true): unknown {
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_BODY_BYTES) {
-    throw new PayloadTooLargeError(`The request body is ${bytes} bytes; the limit is ${MAX_BODY_BYTES} bytes`);
+    throw new PayloadTooLargeError(
+      `The request body is ${bytes} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
+    );
   }
   if (text.trim() === '') {
     if (required) throw new BadRequestError('The request body is empty; expected a JSON object');
@@ -83,7 +90,9 @@ export function parseJsonBody(event: HttpEvent, required = true): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new BadRequestError(`The request body is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw new BadRequestError(`The request body is not valid JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -110,7 +119,12 @@ export function problemResponse(err: VicinityError, instance?: string): HttpResu
 export function toProblem(err: unknown, instance?: string): HttpResult {
   if (err instanceof VicinityError) return problemResponse(err, instance);
   return problemResponse(
-    new VicinityError(500, 'internal', 'Internal error', 'Something went wrong on our side; the request id identifies it in the logs'),
+    new VicinityError(
+      500,
+      'internal',
+      'Internal error',
+      'Something went wrong on our side; the request id identifies it in the logs',
+    ),
     instance,
   );
 }
@@ -126,7 +140,8 @@ export function problemMiddleware(log: Log): MiddlewareObj<HttpEvent, HttpResult
       } else {
         log.error('request failed', {
           requestId,
-          error: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+          error:
+            err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
           cause: err instanceof Error && err.cause ? String(err.cause) : undefined,
         });
       }

@@ -7,7 +7,7 @@ import { DynamoRegistry } from '../adapters/dynamo-registry';
 import { S3Store } from '../adapters/s3-store';
 import { type Config, loadConfig } from './config';
 import { corsMiddleware, type HttpEvent, type HttpResult, problemMiddleware } from './http';
-import { accessLog, asLog, createObservability, injectLambdaContext, logMetrics, type Observability } from './observability';
+import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
 
 /** What every handler is built from; tests hand in clients pointed at the stand-ins. */
 export interface HandlerDeps {
@@ -31,7 +31,11 @@ export function adapters(deps: HandlerDeps) {
 }
 
 /** Middy wiring shared by the HTTP handlers: context in logs, EMF metrics, access log, CORS, problem+json. */
-export function httpHandler(obs: Observability, config: Config, route: (e: HttpEvent) => Promise<HttpResult>) {
+export function httpHandler(
+  obs: Observability,
+  config: Config,
+  route: (e: HttpEvent) => Promise<HttpResult>,
+) {
   return middy<HttpEvent, HttpResult>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
     .use(logMetrics(obs.metrics))

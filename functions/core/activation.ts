@@ -49,7 +49,8 @@ export async function rollbackSpace(
   input: Omit<ActivateInput, 'version'>,
 ): Promise<Pointer> {
   const current = await registry.getPointer(input.space);
-  if (current.generation !== input.expectedGeneration) throw conflict(input.space, input.expectedGeneration, current);
+  if (current.generation !== input.expectedGeneration)
+    throw conflict(input.space, input.expectedGeneration, current);
   if (!current.previous) {
     throw new UnprocessableError(`Space ${input.space} has no previous version to roll back to`);
   }
@@ -64,7 +65,12 @@ export type AutoActivation =
  * Activation after a build: monotonic, so a late or redelivered older build never takes over from a
  * newer release or undoes an operator's rollback. Retries lost races while it is still the newest.
  */
-export async function autoActivate(registry: Registry, space: string, version: string, now = new Date()): Promise<AutoActivation> {
+export async function autoActivate(
+  registry: Registry,
+  space: string,
+  version: string,
+  now = new Date(),
+): Promise<AutoActivation> {
   for (let attempt = 0; ; attempt++) {
     const current = await registry.getPointer(space);
     if (!mayAutoActivate(current, version)) {

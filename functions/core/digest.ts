@@ -33,6 +33,7 @@ export async function digestFile(path: string, partBytes = PART_BYTES): Promise<
     }
     total += chunk.length;
   }
-  if (partLen > 0 || parts.length === 0) parts.push({ offset: partStart, bytes: partLen, sha256: part.digest('hex') });
+  if (partLen > 0 || parts.length === 0)
+    parts.push({ offset: partStart, bytes: partLen, sha256: part.digest('hex') });
   return { bytes: total, sha256: whole.digest('hex'), parts };
 }

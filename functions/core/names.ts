@@ -50,7 +50,9 @@ export function parseVersion(id: string): number | undefined {
 
 export function assertVersion(id: unknown): string {
   if (typeof id !== 'string' || parseVersion(id) === undefined) {
-    throw new BadRequestError(`Invalid version ${JSON.stringify(id)}: expected "v" followed by a positive integer`);
+    throw new BadRequestError(
+      `Invalid version ${JSON.stringify(id)}: expected "v" followed by a positive integer`,
+    );
   }
   return id;
 }

@@ -26,7 +26,15 @@ export interface HistoryEntry {
 }
 
 export function emptyPointer(space: string): Pointer {
-  return { space, version: null, generation: 0, previous: null, highWater: 0, changedAt: null, changedBy: null };
+  return {
+    space,
+    version: null,
+    generation: 0,
+    previous: null,
+    highWater: 0,
+    changedAt: null,
+    changedBy: null,
+  };
 }
 
 /** The pointer after switching to `target`; the caller writes it only if generation is still `current.generation`. */
@@ -57,11 +65,18 @@ export function mayAutoActivate(current: Pointer, version: string): boolean {
  * Explicit activation may choose any READY version, but not one whose collections are incompatible
  * with what is serving (different dims or metric) unless forced: clients hold vectors of that shape.
  */
-export function assertActivatable(target: VersionRecord, active: VersionRecord | undefined, force: boolean): void {
+export function assertActivatable(
+  target: VersionRecord,
+  active: VersionRecord | undefined,
+  force: boolean,
+): void {
   if (target.status !== 'READY') {
-    throw new UnprocessableError(`Version ${target.version} is ${target.status}, only a READY version can be activated`, {
-      extras: { versionStatus: target.status },
-    });
+    throw new UnprocessableError(
+      `Version ${target.version} is ${target.status}, only a READY version can be activated`,
+      {
+        extras: { versionStatus: target.status },
+      },
+    );
   }
   if (!active || force || active.version === target.version) return;
   const diffs = compatibilityDiffs(active.collections ?? {}, target.collections ?? {});
@@ -85,7 +100,8 @@ export function compatibilityDiffs(
       continue;
     }
     if (t.dims !== a.dims) diffs.push(`collection ${name} has ${t.dims} dims, active has ${a.dims}`);
-    if (t.metric !== a.metric) diffs.push(`collection ${name} uses metric ${t.metric}, active uses ${a.metric}`);
+    if (t.metric !== a.metric)
+      diffs.push(`collection ${name} uses metric ${t.metric}, active uses ${a.metric}`);
   }
   return diffs;
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
-import type { ReleaseEvent, VersionRecord } from './version';
+import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
 
 /** What the use cases need from object storage (S3 in AWS, s3rver locally). */
 export interface BlobStore {
@@ -40,11 +40,23 @@ export interface Registry {
   /** Creates the BUILDING record if absent; returns the stored record either way. */
   ensureVersion(record: VersionRecord): Promise<VersionRecord>;
   /** Takes the build lease if free or expired; returns the record if taken, undefined if someone else holds it. */
-  acquireLease(space: string, version: string, owner: string, until: number, now: number): Promise<VersionRecord | undefined>;
+  acquireLease(
+    space: string,
+    version: string,
+    owner: string,
+    until: number,
+    now: number,
+  ): Promise<VersionRecord | undefined>;
   renewLease(space: string, version: string, owner: string, until: number): Promise<boolean>;
   /** Ends a build (READY or FAILED) only while `owner` still holds the lease. */
-  finishVersion(space: string, version: string, owner: string, patch: Partial<VersionRecord>): Promise<boolean>;
-  markDeleted(space: string, version: string): Promise<void>;
+  finishVersion(
+    space: string,
+    version: string,
+    owner: string,
+    patch: Partial<VersionRecord>,
+  ): Promise<boolean>;
+  /** Moves a version from one status to another only if it is still in `from`; false if it was not. */
+  transitionStatus(space: string, version: string, from: VersionStatus, to: VersionStatus): Promise<boolean>;
 
   registerSpace(space: string, now: Date): Promise<void>;
   listSpaces(): Promise<string[]>;
@@ -71,9 +83,23 @@ export interface IndexBuilder {
 }
 
 export interface IndexEngine {
-  create(metric: Metric, dims: number, capacity: number, M: number, efConstruction: number, seed?: number): IndexBuilder;
+  create(
+    metric: Metric,
+    dims: number,
+    capacity: number,
+    M: number,
+    efConstruction: number,
+    seed?: number,
+  ): IndexBuilder;
   /** Checks the file header against the manifest, then loads into a fresh object. */
-  load(path: string, metric: Metric, dims: number, count: number, M: number, ef: number): Promise<VectorIndex>;
+  load(
+    path: string,
+    metric: Metric,
+    dims: number,
+    count: number,
+    M: number,
+    ef: number,
+  ): Promise<VectorIndex>;
 }
 
 /** The logging the use cases need; Powertools' Logger satisfies it. */
@@ -88,7 +114,10 @@ export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Lifecycle events for pipelines (EventBridge in AWS; a no-op locally unless configured). */
 export interface EventPublisher {
-  publish(detailType: 'VersionReady' | 'VersionFailed' | 'PointerMoved', detail: Record<string, unknown>): Promise<void>;
+  publish(
+    detailType: 'VersionReady' | 'VersionFailed' | 'PointerMoved',
+    detail: Record<string, unknown>,
+  ): Promise<void>;
 }
 
 export const noEvents: EventPublisher = { publish: async () => {} };

@@ -40,7 +40,9 @@ const itemId = z.string().superRefine((id, ctx) => {
 });
 
 const name = z.string().regex(NAME_PATTERN, { message: `must match ${NAME_PATTERN.source}` });
-const version = z.string().refine((v) => parseVersion(v) !== undefined, { message: 'must be "v" + a positive integer' });
+const version = z
+  .string()
+  .refine((v) => parseVersion(v) !== undefined, { message: 'must be "v" + a positive integer' });
 
 /** Search parameters in a JSON body (POST similar, query, batch entries). */
 export const searchBodySchema = z.object({
@@ -62,16 +64,26 @@ export function zodDetail(error: z.ZodError, where = 'request'): string {
     .join('; ');
 }
 
-export function parseSearchBody(body: unknown, extra: z.ZodRawShape = {}): SearchParams & Record<string, unknown> {
+export function parseSearchBody(
+  body: unknown,
+  extra: z.ZodRawShape = {},
+): SearchParams & Record<string, unknown> {
   const r = searchBodySchema.extend(extra).safeParse(body ?? {});
-  if (!r.success) throw new BadRequestError(zodDetail(r.error, 'body'), { extras: { errors: r.error.issues } });
+  if (!r.success)
+    throw new BadRequestError(zodDetail(r.error, 'body'), { extras: { errors: r.error.issues } });
   return r.data as SearchParams & Record<string, unknown>;
 }
 
-function intParam(q: Record<string, string | undefined>, key: string, min: number, max: number): number | undefined {
+function intParam(
+  q: Record<string, string | undefined>,
+  key: string,
+  min: number,
+  max: number,
+): number | undefined {
   const raw = q[key];
   if (raw === undefined) return undefined;
-  if (!/^-?\d+$/.test(raw.trim())) throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw)}`);
+  if (!/^-?\d+$/.test(raw.trim()))
+    throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw)}`);
   const n = Number(raw);
   if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
   return n;
@@ -103,7 +115,9 @@ export function parseSearchQuery(q: Record<string, string | undefined>): SearchP
   }
   const consistency = q.consistency ?? 'eventual';
   if (consistency !== 'eventual' && consistency !== 'strong') {
-    throw new BadRequestError(`consistency: must be "strong" or "eventual", got ${JSON.stringify(consistency)}`);
+    throw new BadRequestError(
+      `consistency: must be "strong" or "eventual", got ${JSON.stringify(consistency)}`,
+    );
   }
   return parseSearchBody({
     k: intParam(q, 'k', 1, MAX_K),

@@ -39,9 +39,14 @@ const collectionSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    const sources = [c.file !== undefined, c.files !== undefined, c.vectors !== undefined].filter(Boolean).length;
+    const sources = [c.file !== undefined, c.files !== undefined, c.vectors !== undefined].filter(
+      Boolean,
+    ).length;
     if (sources !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'name exactly one of "file", "files", or "vectors"+"ids"+"dims"' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'name exactly one of "file", "files", or "vectors"+"ids"+"dims"',
+      });
     }
     if (c.vectors !== undefined && (c.ids === undefined || c.dims === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'raw input needs "vectors", "ids" and "dims"' });

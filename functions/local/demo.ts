@@ -7,7 +7,12 @@ const GENRES = ['rock', 'jazz', 'electronic', 'hip-hop', 'classical', 'folk', 'm
  * A small synthetic release of space `demo` (users and tracks from one "model"), uploaded the way a
  * producer does: the collection files first, release.json last.
  */
-export async function publishSyntheticDemo(store: BlobStore, space = 'demo', release = 'synthetic-1', seed = 7) {
+export async function publishSyntheticDemo(
+  store: BlobStore,
+  space = 'demo',
+  release = 'synthetic-1',
+  seed = 7,
+) {
   const dims = 32;
   const tracks = clusteredVectors(4000, dims, GENRES.length * 4, seed);
   const users = clusteredVectors(1000, dims, GENRES.length * 4, seed + 1);

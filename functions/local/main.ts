@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
-import { S3Store } from '../adapters/s3-store';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
+import { S3Store } from '../adapters/s3-store';
 import { publishSyntheticDemo } from './demo';
 import { startLocalStack } from './stack';
 
@@ -29,7 +29,9 @@ async function main() {
     const { space } = await publishSyntheticDemo(new S3Store(stack.deps.s3, info.bucket));
     await stack.idle();
     const pointer = await registry.getPointer(space);
-    console.log(`Demo space "${space}" is live at ${pointer.version} (${Date.now() - published} ms from upload to READY).`);
+    console.log(
+      `Demo space "${space}" is live at ${pointer.version} (${Date.now() - published} ms from upload to READY).`,
+    );
   }
   console.log(`Try:
   curl -s '${info.apiUrl}/v1/spaces/demo/collections/tracks/items/t1/similar?k=5'
@@ -46,6 +48,7 @@ async function main() {
 
 main().catch((err) => {
   console.error(`vicinity: could not start: ${(err as Error).message}`);
-  if ((err as { code?: string }).code === 'EADDRINUSE') console.error('hint: set PORT to a free port, e.g. PORT=3100 npm start');
+  if ((err as { code?: string }).code === 'EADDRINUSE')
+    console.error('hint: set PORT to a free port, e.g. PORT=3100 npm start');
   process.exit(1);
 });

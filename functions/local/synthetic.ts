@@ -22,7 +22,13 @@ export interface ClusteredData {
 }
 
 /** n vectors of `dims` around `clusters` random centres, spread `noise`, each normalised to unit length. */
-export function clusteredVectors(n: number, dims: number, clusters: number, seed: number, noise = 0.35): ClusteredData {
+export function clusteredVectors(
+  n: number,
+  dims: number,
+  clusters: number,
+  seed: number,
+  noise = 0.35,
+): ClusteredData {
   const rand = mulberry32(seed);
   const centres = new Float32Array(clusters * dims);
   for (let i = 0; i < centres.length; i++) centres[i] = gaussian(rand);

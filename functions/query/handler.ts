@@ -22,8 +22,10 @@ export function createQueryHandler(deps: HandlerDeps) {
     onLoad: (l) => {
       obs.metrics.addMetric('SnapshotLoads', MetricUnit.Count, 1);
       if (l.bytes !== undefined) obs.metrics.addMetric('SnapshotLoadBytes', MetricUnit.Bytes, l.bytes);
-      if (l.downloadMs !== undefined) obs.metrics.addMetric('SnapshotDownloadMs', MetricUnit.Milliseconds, l.downloadMs);
-      if (l.readIndexMs !== undefined) obs.metrics.addMetric('SnapshotReadIndexMs', MetricUnit.Milliseconds, l.readIndexMs);
+      if (l.downloadMs !== undefined)
+        obs.metrics.addMetric('SnapshotDownloadMs', MetricUnit.Milliseconds, l.downloadMs);
+      if (l.readIndexMs !== undefined)
+        obs.metrics.addMetric('SnapshotReadIndexMs', MetricUnit.Milliseconds, l.readIndexMs);
     },
   });
   return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });

@@ -1,17 +1,24 @@
 import { z } from 'zod';
-import { createRouter, json, parseJsonBody, type HttpResult, type Route, serverTiming } from '../common/http';
+import { createRouter, type HttpResult, json, parseJsonBody, type Route, serverTiming } from '../common/http';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import { parseSearchBody, parseSearchQuery, zodDetail } from '../core/query';
 import type { QueryService, Timings } from './service';
 
-function served(body: { version: string } & Record<string, unknown>, timings: Timings, t0: number): HttpResult {
+function served(
+  body: { version: string } & Record<string, unknown>,
+  timings: Timings,
+  t0: number,
+): HttpResult {
   timings.total = performance.now() - t0;
   return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(timings) });
 }
 
-const vectorSchema = z.array(z.number({ message: 'vector values must be finite numbers' })).min(1).max(4096);
+const vectorSchema = z
+  .array(z.number({ message: 'vector values must be finite numbers' }))
+  .min(1)
+  .max(4096);
 
 function parseVector(raw: unknown): number[] {
   const r = vectorSchema.safeParse(raw);
@@ -46,7 +53,10 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: base,
       handler: async ({ params }) => {
         const space = assertName('space', params.space);
-        const [pointer, page] = await Promise.all([registry.getPointer(space), registry.listVersions(space, 20)]);
+        const [pointer, page] = await Promise.all([
+          registry.getPointer(space),
+          registry.listVersions(space, 20),
+        ]);
         if (!pointer.version && page.versions.length === 0) throw new NotFoundError(`Unknown space ${space}`);
         return json(200, {
           space,
@@ -64,10 +74,15 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params, query }) => {
         const space = assertName('space', params.space);
         const limit = query.limit === undefined ? 20 : Number(query.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new BadRequestError('limit: an integer 1–100');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+          throw new BadRequestError('limit: an integer 1–100');
         const before = query.before === undefined ? undefined : assertVersion(query.before);
         const page = await registry.listVersions(space, limit, before);
-        return json(200, { space, versions: page.versions.map(summary), ...(page.next ? { next: page.next } : {}) });
+        return json(200, {
+          space,
+          versions: page.versions.map(summary),
+          ...(page.next ? { next: page.next } : {}),
+        });
       },
     },
     {
@@ -98,8 +113,16 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const timings: Timings = {};
         const p = parseSearchQuery({ version: query.version, consistency: query.consistency });
         const include = query.include === undefined ? [] : query.include.split(',');
-        if (include.some((i) => i !== 'vector')) throw new BadRequestError('include: only "vector" is supported');
-        const body = await service.item(params.space!, params.collection!, params.id!, include.includes('vector'), p, timings);
+        if (include.some((i) => i !== 'vector'))
+          throw new BadRequestError('include: only "vector" is supported');
+        const body = await service.item(
+          params.space!,
+          params.collection!,
+          params.id!,
+          include.includes('vector'),
+          p,
+          timings,
+        );
         return served(body, timings, t0);
       },
     },

@@ -3,7 +3,14 @@ import { assertItemId, assertName } from '../core/names';
 import type { Pointer } from '../core/pointer';
 import type { Log, Registry } from '../core/ports';
 import { compileFilter, type SearchParams } from '../core/query';
-import { bruteForce, mergeNeighbours, type Neighbour, normalise, type ScoredResult, scoreOf } from '../core/search';
+import {
+  bruteForce,
+  mergeNeighbours,
+  type Neighbour,
+  normalise,
+  type ScoredResult,
+  scoreOf,
+} from '../core/search';
 import type { LoadedCollection, LoadReport, SnapshotCache } from './snapshot-cache';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
@@ -56,9 +63,12 @@ export class QueryService {
     if (params.version) {
       const v = await this.deps.registry.getVersion(space, params.version);
       if (!v || v.status === 'DELETED') {
-        throw new NotFoundError(`Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`);
+        throw new NotFoundError(
+          `Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`,
+        );
       }
-      if (v.status !== 'READY') throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
+      if (v.status !== 'READY')
+        throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
       return { space, version: v.version };
     }
     const p = await this.pointer(space, params.consistency === 'strong');
@@ -88,13 +98,25 @@ export class QueryService {
     return collection;
   }
 
-  async similar(space: string, collection: string, rawId: string, params: SearchParams, timings: Timings): Promise<SearchAnswer> {
+  async similar(
+    space: string,
+    collection: string,
+    rawId: string,
+    params: SearchParams,
+    timings: Timings,
+  ): Promise<SearchAnswer> {
     const id = assertItemId(rawId);
     const r = await this.resolve(space, params);
     const source = await this.collection(r, collection, timings);
-    const target = params.target && params.target !== collection ? await this.collection(r, params.target, timings) : source;
+    const target =
+      params.target && params.target !== collection
+        ? await this.collection(r, params.target, timings)
+        : source;
     const ref = source.lookup(id);
-    if (!ref) throw new NotFoundError(`No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`);
+    if (!ref)
+      throw new NotFoundError(
+        `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
+      );
     if (target.manifest.dims !== source.manifest.dims) {
       throw new UnprocessableError(
         `Collection ${target.name} has ${target.manifest.dims} dims, ${source.name} has ${source.manifest.dims}: they cannot be compared`,
@@ -106,7 +128,8 @@ export class QueryService {
     if (target === source) exclude.add(id);
     if (params.excludeSeen) {
       const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
-      if (!seenField) throw new BadRequestError(`excludeSeen: release ${r.version} of ${space} names no seenField`);
+      if (!seenField)
+        throw new BadRequestError(`excludeSeen: release ${r.version} of ${space} names no seenField`);
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
@@ -116,11 +139,19 @@ export class QueryService {
     return { space, version: r.version, collection, target: target.name, id, results };
   }
 
-  async query(space: string, collection: string, vector: number[], params: SearchParams, timings: Timings): Promise<SearchAnswer> {
+  async query(
+    space: string,
+    collection: string,
+    vector: number[],
+    params: SearchParams,
+    timings: Timings,
+  ): Promise<SearchAnswer> {
     const r = await this.resolve(space, params);
     const c = await this.collection(r, collection, timings);
     if (vector.length !== c.manifest.dims) {
-      throw new BadRequestError(`vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`);
+      throw new BadRequestError(
+        `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
+      );
     }
     const t0 = performance.now();
     const results = this.search(c, vector, params, new Set(params.exclude));
@@ -154,7 +185,11 @@ export class QueryService {
       lists.push(hits);
     }
     return mergeNeighbours(lists, k).map((n) => {
-      const out: ScoredResult = { id: n.id, score: scoreOf(c.manifest.metric, n.distance), distance: n.distance };
+      const out: ScoredResult = {
+        id: n.id,
+        score: scoreOf(c.manifest.metric, n.distance),
+        distance: n.distance,
+      };
       if (params.includeMetadata) out.metadata = this.metadataOf(c, n.id);
       return out;
     });
@@ -187,12 +222,22 @@ export class QueryService {
     return c.segments[ref.segment]?.meta?.[ref.label] ?? null;
   }
 
-  async item(space: string, collection: string, rawId: string, includeVector: boolean, params: SearchParams, timings: Timings) {
+  async item(
+    space: string,
+    collection: string,
+    rawId: string,
+    includeVector: boolean,
+    params: SearchParams,
+    timings: Timings,
+  ) {
     const id = assertItemId(rawId);
     const r = await this.resolve(space, params);
     const c = await this.collection(r, collection, timings);
     const ref = c.lookup(id);
-    if (!ref) throw new NotFoundError(`No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`);
+    if (!ref)
+      throw new NotFoundError(
+        `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
+      );
     const seg = c.segments[ref.segment]!;
     return {
       space,

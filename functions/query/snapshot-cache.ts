@@ -76,7 +76,9 @@ export class SnapshotCache {
     if (!p) {
       p = this.store.getText(manifestKey(space, version)).then((text) => {
         if (text === undefined) {
-          throw new SnapshotUnavailableError(`The snapshot of ${space} ${version} has no manifest in the bucket`);
+          throw new SnapshotUnavailableError(
+            `The snapshot of ${space} ${version} has no manifest in the bucket`,
+          );
         }
         return JSON.parse(text) as Manifest;
       });
@@ -87,7 +89,11 @@ export class SnapshotCache {
   }
 
   /** The collection, loading it if needed; `report` tells what the load cost (for logs and Server-Timing). */
-  async collection(space: string, version: string, name: string): Promise<{ collection: LoadedCollection; report: LoadReport }> {
+  async collection(
+    space: string,
+    version: string,
+    name: string,
+  ): Promise<{ collection: LoadedCollection; report: LoadReport }> {
     const key = `${space}/${version}/${name}`;
     const failed = this.failures.get(key);
     if (failed && failed.until > Date.now()) {
@@ -99,7 +105,12 @@ export class SnapshotCache {
       return { collection: await hit.promise, report: { cached: hit.loaded } };
     }
     const report: LoadReport = { cached: false };
-    const entry: Entry = { promise: this.load(space, version, name, report), bytes: 0, lastUsed: Date.now(), loaded: false };
+    const entry: Entry = {
+      promise: this.load(space, version, name, report),
+      bytes: 0,
+      lastUsed: Date.now(),
+      loaded: false,
+    };
     this.entries.set(key, entry);
     try {
       const c = await entry.promise;
@@ -117,17 +128,31 @@ export class SnapshotCache {
     }
   }
 
-  private async load(space: string, version: string, name: string, report: LoadReport): Promise<LoadedCollection> {
+  private async load(
+    space: string,
+    version: string,
+    name: string,
+    report: LoadReport,
+  ): Promise<LoadedCollection> {
     const manifest = await this.manifest(space, version);
     const cm = manifest.collections[name];
     if (!cm) throw new Error(`no collection ${name}`);
     const t0 = Date.now();
-    const files = cm.segments.flatMap((s) => [s.files.index, s.files.ids, ...(s.files.meta ? [s.files.meta] : [])]);
+    const files = cm.segments.flatMap((s) => [
+      s.files.index,
+      s.files.ids,
+      ...(s.files.meta ? [s.files.meta] : []),
+    ]);
     try {
       await mapLimit(files, 4, (f) => fetchVerified(this.store, f, this.opts.cacheDir));
     } catch (err) {
       const e = err as ChecksumError;
-      this.opts.log.error('snapshot verification failed', { space, version, collection: name, error: e.message });
+      this.opts.log.error('snapshot verification failed', {
+        space,
+        version,
+        collection: name,
+        error: e.message,
+      });
       throw err;
     }
     const t1 = Date.now();
@@ -146,12 +171,13 @@ export class SnapshotCache {
         );
         readIndexMs += Date.now() - r0;
         const p0 = Date.now();
-        const ids = JSON.parse(await readFile(localPathFor(this.opts.cacheDir, s.files.ids.key), 'utf8')) as string[];
+        const ids = JSON.parse(
+          await readFile(localPathFor(this.opts.cacheDir, s.files.ids.key), 'utf8'),
+        ) as string[];
         const meta = s.files.meta
-          ? (JSON.parse(await readFile(localPathFor(this.opts.cacheDir, s.files.meta.key), 'utf8')) as (Record<
-              string,
-              unknown
-            > | null)[])
+          ? (JSON.parse(
+              await readFile(localPathFor(this.opts.cacheDir, s.files.meta.key), 'utf8'),
+            ) as (Record<string, unknown> | null)[])
           : undefined;
         parseMs += Date.now() - p0;
         return { index, ids, ...(meta ? { meta } : {}) };
@@ -181,8 +207,12 @@ export class SnapshotCache {
 
   /** Forgets a version entirely (memory and local files), e.g. after retention deleted it. */
   async forget(space: string, version: string): Promise<void> {
-    for (const k of [...this.entries.keys()]) if (k.startsWith(`${space}/${version}/`)) this.entries.delete(k);
+    for (const k of [...this.entries.keys()])
+      if (k.startsWith(`${space}/${version}/`)) this.entries.delete(k);
     this.manifests.delete(`${space}/${version}`);
-    await rm(localPathFor(this.opts.cacheDir, snapshotPrefix(space, version)), { recursive: true, force: true });
+    await rm(localPathFor(this.opts.cacheDir, snapshotPrefix(space, version)), {
+      recursive: true,
+      force: true,
+    });
   }
 }

@@ -18,7 +18,9 @@ function ready(space: string, n: number, dims = 8): VersionRecord {
     releaseKey: `incoming/${space}/r${n}/release.json`,
     sequencer: `S${n}`,
     createdAt: new Date().toISOString(),
-    collections: { items: { count: 1, dims, metric: 'cosine', M: 16, efConstruction: 200, ef: 80, segments: 1 } },
+    collections: {
+      items: { count: 1, dims, metric: 'cosine', M: 16, efConstruction: 200, ef: 80, segments: 1 },
+    },
   };
 }
 
@@ -38,10 +40,15 @@ describe.each<DynamoBackend>(['dynalite', 'dynamodb-local'])('pointer store on %
     expect(empty).toMatchObject({ version: null, generation: 0, highWater: 0 });
     const next = nextPointer(empty, 'v1', 'api', new Date());
     await registry.casPointer(empty, next);
-    await expect(registry.casPointer(empty, nextPointer(empty, 'v2', 'api', new Date()))).rejects.toBeInstanceOf(
-      PointerConflictError,
-    );
-    expect(await registry.getPointer(space)).toMatchObject({ version: 'v1', generation: 1, highWater: 1, previous: null });
+    await expect(
+      registry.casPointer(empty, nextPointer(empty, 'v2', 'api', new Date())),
+    ).rejects.toBeInstanceOf(PointerConflictError);
+    expect(await registry.getPointer(space)).toMatchObject({
+      version: 'v1',
+      generation: 1,
+      highWater: 1,
+      previous: null,
+    });
   });
 
   it('lets exactly one of 50 concurrent activations with the same expected generation win, 20 rounds running', async () => {
@@ -51,7 +58,12 @@ describe.each<DynamoBackend>(['dynalite', 'dynamodb-local'])('pointer store on %
     for (let round = 0; round < 20; round++) {
       const attempts = await Promise.allSettled(
         Array.from({ length: 50 }, (_, i) =>
-          activateVersion(registry, { space, version: formatVersion(i + 1), expectedGeneration: generation, by: 'api' }),
+          activateVersion(registry, {
+            space,
+            version: formatVersion(i + 1),
+            expectedGeneration: generation,
+            by: 'api',
+          }),
         ),
       );
       const won = attempts.filter((a) => a.status === 'fulfilled');
@@ -72,8 +84,15 @@ describe.each<DynamoBackend>(['dynalite', 'dynamodb-local'])('pointer store on %
   });
 
   it('resolves the same release event, seen concurrently, to one version', async () => {
-    const event = { space: 'claims', release: 'r1', key: 'incoming/claims/r1/release.json', sequencer: 'ABC' };
-    const claims = await Promise.all(Array.from({ length: 10 }, () => registry.claimRelease(event, new Date())));
+    const event = {
+      space: 'claims',
+      release: 'r1',
+      key: 'incoming/claims/r1/release.json',
+      sequencer: 'ABC',
+    };
+    const claims = await Promise.all(
+      Array.from({ length: 10 }, () => registry.claimRelease(event, new Date())),
+    );
     expect(new Set(claims.map((c) => c.version)).size).toBe(1);
     expect(claims.filter((c) => c.created)).toHaveLength(1);
     const other = await registry.claimRelease({ ...event, sequencer: 'ABD' }, new Date());

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
 import { bruteForce } from '../../functions/core/search';
+import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 16;
@@ -45,18 +45,27 @@ describe('walking skeleton: publish → build → activate → query', () => {
     expect(r.status).toBe(200);
     expect(r.headers.get('vicinity-version')).toBe('v1');
     expect(r.headers.get('server-timing')).toMatch(/total;dur=/);
-    expect(r.body).toMatchObject({ space: 'music', version: 'v1', collection: 'tracks', target: 'tracks', id: 'a-t0' });
+    expect(r.body).toMatchObject({
+      space: 'music',
+      version: 'v1',
+      collection: 'tracks',
+      target: 'tracks',
+      id: 'a-t0',
+    });
     const results = r.body.results as { id: string; score: number; distance: number; metadata: unknown }[];
     expect(results).toHaveLength(5);
     expect(results.map((x) => x.id)).not.toContain('a-t0');
-    for (let i = 1; i < results.length; i++) expect(results[i - 1]!.score).toBeGreaterThanOrEqual(results[i]!.score);
+    for (let i = 1; i < results.length; i++)
+      expect(results[i - 1]!.score).toBeGreaterThanOrEqual(results[i]!.score);
     expect(results[0]!.score).toBeCloseTo(1 - results[0]!.distance, 6);
     expect(results[0]!.metadata).toEqual({ n: Number(results[0]!.id.slice(3)) });
   });
 
   it('recommends tracks for a user exactly as brute-force search over the same release does', async () => {
     for (const user of [0, 17, 123]) {
-      const r = await s.get(`/v1/spaces/music/collections/users/items/a-u${user}/similar?target=tracks&k=10&ef=400`);
+      const r = await s.get(
+        `/v1/spaces/music/collections/users/items/a-u${user}/similar?target=tracks&k=10&ef=400`,
+      );
       expect(r.status).toBe(200);
       const got = (r.body.results as { id: string }[]).map((x) => x.id);
       const q = a.u.vectors.subarray(user * DIMS, (user + 1) * DIMS);
@@ -120,7 +129,9 @@ describe('walking skeleton: publish → build → activate → query', () => {
     const space = await s.get('/v1/spaces/music');
     expect(space.body.active).toMatchObject({ version: 'v2', generation: 2 });
     const history = await s.get('/v1/spaces/music/history');
-    expect((history.body.history as { to: string; from: string | null }[]).map((h) => [h.from, h.to])).toEqual([
+    expect(
+      (history.body.history as { to: string; from: string | null }[]).map((h) => [h.from, h.to]),
+    ).toEqual([
       ['v1', 'v2'],
       [null, 'v1'],
     ]);

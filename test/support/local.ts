@@ -13,8 +13,16 @@ export interface TestStack extends LocalStack {
   store: S3Store;
   home: string;
   get(path: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
-  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
-  publish(space: string, release: string, files: Record<string, string | Buffer>, releaseJson: unknown): Promise<void>;
+  post(
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  publish(
+    space: string,
+    release: string,
+    files: Record<string, string | Buffer>,
+    releaseJson: unknown,
+  ): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -32,7 +40,10 @@ export async function testStack(config: Partial<Config> = {}, dynamodbEndpoint?:
       method,
       ...(body === undefined
         ? {}
-        : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        : {
+            body: typeof body === 'string' ? body : JSON.stringify(body),
+            headers: { 'content-type': 'application/json' },
+          }),
     });
     const text = await res.text();
     let parsed: Record<string, unknown> = {};
@@ -48,12 +59,20 @@ export async function testStack(config: Partial<Config> = {}, dynamodbEndpoint?:
     home,
     get: (path: string) => call('GET', path),
     post: (path: string, body: unknown) => call('POST', path, body),
-    publish: async (space: string, release: string, files: Record<string, string | Buffer>, releaseJson: unknown) => {
+    publish: async (
+      space: string,
+      release: string,
+      files: Record<string, string | Buffer>,
+      releaseJson: unknown,
+    ) => {
       const prefix = `incoming/${space}/${release}/`;
       for (const [name, content] of Object.entries(files)) {
         await store.putText(prefix + name, typeof content === 'string' ? content : content.toString('utf8'));
       }
-      await store.putText(`${prefix}release.json`, typeof releaseJson === 'string' ? releaseJson : JSON.stringify(releaseJson));
+      await store.putText(
+        `${prefix}release.json`,
+        typeof releaseJson === 'string' ? releaseJson : JSON.stringify(releaseJson),
+      );
       await stack.idle();
     },
     dispose: async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { HttpEvent } from '../../functions/common/http';
 import { createRouter, json, parseJsonBody, toProblem } from '../../functions/common/http';
 import { BadRequestError, ReleaseInvalidError, UnprocessableError } from '../../functions/core/errors';
 import { assertItemId, assertName, formatVersion, parseVersion } from '../../functions/core/names';
@@ -13,7 +14,6 @@ import { compileFilter, parseSearchBody, parseSearchQuery } from '../../function
 import { parseRelease, parseReleaseKey } from '../../functions/core/release';
 import { bruteForce, mergeNeighbours, overlapAt, scoreOf } from '../../functions/core/search';
 import type { VersionRecord } from '../../functions/core/version';
-import type { HttpEvent } from '../../functions/common/http';
 
 describe('names', () => {
   it('accepts contract names and refuses others with a 400', () => {
@@ -62,7 +62,11 @@ describe('release.json', () => {
     ['not JSON', '{', /not valid JSON/],
     ['no collections', '{}', /collections/],
     ['an unknown metric', '{"collections":{"a":{"file":"a.jsonl","metric":"hamming"}}}', /metric/],
-    ['a path escaping the folder', '{"collections":{"a":{"file":"../a.jsonl","metric":"l2"}}}', /inside the release/],
+    [
+      'a path escaping the folder',
+      '{"collections":{"a":{"file":"../a.jsonl","metric":"l2"}}}',
+      /inside the release/,
+    ],
     ['raw without dims', '{"collections":{"a":{"vectors":"a.f32","ids":"a.ids","metric":"l2"}}}', /dims/],
     ['an unknown format', '{"collections":{"a":{"file":"a.csv","metric":"l2"}}}', /cannot tell the format/],
   ])('refuses %s, naming release.json', (_what, text, message) => {
@@ -77,14 +81,22 @@ describe('release.json', () => {
   });
 
   it('recognises release keys and nothing else', () => {
-    expect(parseReleaseKey('incoming/music/r-1/release.json')).toMatchObject({ space: 'music', release: 'r-1' });
+    expect(parseReleaseKey('incoming/music/r-1/release.json')).toMatchObject({
+      space: 'music',
+      release: 'r-1',
+    });
     expect(parseReleaseKey('incoming/music/r-1/users.jsonl')).toBeUndefined();
     expect(parseReleaseKey('incoming/Music/r/release.json')).toBeUndefined();
   });
 });
 
 describe('pointer rules', () => {
-  const rec = (version: string, status: VersionRecord['status'], dims = 8, metric: 'cosine' | 'l2' = 'cosine') =>
+  const rec = (
+    version: string,
+    status: VersionRecord['status'],
+    dims = 8,
+    metric: 'cosine' | 'l2' = 'cosine',
+  ) =>
     ({
       space: 's',
       version,
@@ -119,21 +131,37 @@ describe('pointer rules', () => {
   });
 
   it('refuses a version whose dims or metric differ from the active one unless forced', () => {
-    expect(() => assertActivatable(rec('v2', 'READY', 16), rec('v1', 'READY'), false)).toThrow(/16 dims, active has 8/);
-    expect(() => assertActivatable(rec('v2', 'READY', 8, 'l2'), rec('v1', 'READY'), false)).toThrow(/metric l2/);
+    expect(() => assertActivatable(rec('v2', 'READY', 16), rec('v1', 'READY'), false)).toThrow(
+      /16 dims, active has 8/,
+    );
+    expect(() => assertActivatable(rec('v2', 'READY', 8, 'l2'), rec('v1', 'READY'), false)).toThrow(
+      /metric l2/,
+    );
     expect(() => assertActivatable(rec('v2', 'READY', 16), rec('v1', 'READY'), true)).not.toThrow();
   });
 });
 
 describe('search parameters', () => {
   it('parses query strings strictly', () => {
-    expect(parseSearchQuery({})).toMatchObject({ k: 10, includeMetadata: true, exclude: [], consistency: 'eventual' });
+    expect(parseSearchQuery({})).toMatchObject({
+      k: 10,
+      includeMetadata: true,
+      exclude: [],
+      consistency: 'eventual',
+    });
     expect(parseSearchQuery({ k: '5', exclude: 'a,b', excludeSeen: 'true' })).toMatchObject({
       k: 5,
       exclude: ['a', 'b'],
       excludeSeen: true,
     });
-    for (const q of [{ k: '0' }, { k: '1001' }, { k: 'ten' }, { k: '1.5' }, { ef: '0' }, { includeMetadata: 'yes' }]) {
+    for (const q of [
+      { k: '0' },
+      { k: '1001' },
+      { k: 'ten' },
+      { k: '1.5' },
+      { ef: '0' },
+      { includeMetadata: 'yes' },
+    ]) {
       expect(() => parseSearchQuery(q)).toThrow(BadRequestError);
     }
     expect(() => parseSearchQuery({ exclude: Array(101).fill('x').join(',') })).toThrow(/at most 100/);
@@ -146,7 +174,10 @@ describe('search parameters', () => {
   });
 
   it('compiles filters and refuses fields the collection never had', () => {
-    const f = compileFilter({ genre: { in: ['rock', 'jazz'] }, year: { gte: 1990, lte: 1999 } }, ['genre', 'year']);
+    const f = compileFilter({ genre: { in: ['rock', 'jazz'] }, year: { gte: 1990, lte: 1999 } }, [
+      'genre',
+      'year',
+    ]);
     expect(f?.({ genre: 'rock', year: 1995 })).toBe(true);
     expect(f?.({ genre: 'pop', year: 1995 })).toBe(false);
     expect(f?.({ genre: 'jazz', year: 2001 })).toBe(false);
