@@ -14,10 +14,9 @@ export interface Observability {
 }
 
 export function createObservability(serviceName: string): Observability {
-  return {
-    logger: new Logger({ serviceName }),
-    metrics: new Metrics({ namespace: NAMESPACE, serviceName }),
-  };
+  const logger = new Logger({ serviceName });
+  // Metrics' own warnings go through the logger, so its level governs them too.
+  return { logger, metrics: new Metrics({ namespace: NAMESPACE, serviceName, logger }) };
 }
 
 export { injectLambdaContext, logMetrics, MetricUnit };

@@ -1,4 +1,4 @@
-import { BadRequestError, NotFoundError, UnprocessableError } from '../core/errors';
+import { BadRequestError, NotFoundError, SnapshotUnavailableError, UnprocessableError } from '../core/errors';
 import { assertItemId, assertName } from '../core/names';
 import type { Pointer } from '../core/pointer';
 import type { Log, Registry } from '../core/ports';
@@ -36,6 +36,7 @@ const WIDEN_LIMIT = 256;
 
 export class QueryService {
   private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
+  private readonly lastGood = new Map<string, string>();
 
   constructor(
     private readonly deps: {
@@ -98,6 +99,41 @@ export class QueryService {
     return collection;
   }
 
+  /**
+   * Runs `fn` on the one version the request resolves to. When the active version's snapshot cannot be
+   * served (checksum or load failure) an unpinned request is answered from the last version this
+   * instance served for the space — never a mix — and the broken one is only a 503 for pinned requests.
+   */
+  private async onVersion<T>(
+    space: string,
+    params: Pick<SearchParams, 'version' | 'consistency'>,
+    fn: (r: Resolved) => Promise<T>,
+  ): Promise<T> {
+    const r = await this.resolve(space, params);
+    try {
+      const out = await fn(r);
+      if (!params.version) {
+        const before = this.lastGood.get(space);
+        this.lastGood.set(space, r.version);
+        // The pointer moved and the new version serves: the old one's memory goes (its files stay for a rollback).
+        if (before && before !== r.version) this.deps.cache.drop(space, before);
+      }
+      return out;
+    } catch (err) {
+      // A cold instance has served nothing yet: the pointer's previous version is the one that was serving.
+      const fallback =
+        this.lastGood.get(space) ?? (r.generation ? (await this.pointer(space)).previous : undefined);
+      if (!(err instanceof SnapshotUnavailableError) || params.version || !fallback || fallback === r.version)
+        throw err;
+      this.deps.log.warn('active snapshot unavailable; serving the last good version', {
+        space,
+        version: fallback,
+        broken: r.version,
+      });
+      return fn({ space, version: fallback });
+    }
+  }
+
   async similar(
     space: string,
     collection: string,
@@ -106,37 +142,38 @@ export class QueryService {
     timings: Timings,
   ): Promise<SearchAnswer> {
     const id = assertItemId(rawId);
-    const r = await this.resolve(space, params);
-    const source = await this.collection(r, collection, timings);
-    const target =
-      params.target && params.target !== collection
-        ? await this.collection(r, params.target, timings)
-        : source;
-    const ref = source.lookup(id);
-    if (!ref)
-      throw new NotFoundError(
-        `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
-      );
-    if (target.manifest.dims !== source.manifest.dims) {
-      throw new UnprocessableError(
-        `Collection ${target.name} has ${target.manifest.dims} dims, ${source.name} has ${source.manifest.dims}: they cannot be compared`,
-      );
-    }
-    const seg = source.segments[ref.segment]!;
-    const vector = seg.index.getVector(ref.label);
-    const exclude = new Set(params.exclude);
-    if (target === source) exclude.add(id);
-    if (params.excludeSeen) {
-      const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
-      if (!seenField)
-        throw new BadRequestError(`excludeSeen: release ${r.version} of ${space} names no seenField`);
-      const seen = seg.meta?.[ref.label]?.[seenField];
-      if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
-    }
-    const t0 = performance.now();
-    const results = this.search(target, vector, params, exclude);
-    timings.search = performance.now() - t0;
-    return { space, version: r.version, collection, target: target.name, id, results };
+    return this.onVersion(space, params, async (r) => {
+      const source = await this.collection(r, collection, timings);
+      const target =
+        params.target && params.target !== collection
+          ? await this.collection(r, params.target, timings)
+          : source;
+      const ref = source.lookup(id);
+      if (!ref)
+        throw new NotFoundError(
+          `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
+        );
+      if (target.manifest.dims !== source.manifest.dims) {
+        throw new UnprocessableError(
+          `Collection ${target.name} has ${target.manifest.dims} dims, ${source.name} has ${source.manifest.dims}: they cannot be compared`,
+        );
+      }
+      const seg = source.segments[ref.segment]!;
+      const vector = seg.index.getVector(ref.label);
+      const exclude = new Set(params.exclude);
+      if (target === source) exclude.add(id);
+      if (params.excludeSeen) {
+        const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
+        if (!seenField)
+          throw new BadRequestError(`excludeSeen: release ${r.version} of ${space} names no seenField`);
+        const seen = seg.meta?.[ref.label]?.[seenField];
+        if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
+      }
+      const t0 = performance.now();
+      const results = this.search(target, vector, params, exclude);
+      timings.search = performance.now() - t0;
+      return { space, version: r.version, collection, target: target.name, id, results };
+    });
   }
 
   async query(
@@ -146,17 +183,18 @@ export class QueryService {
     params: SearchParams,
     timings: Timings,
   ): Promise<SearchAnswer> {
-    const r = await this.resolve(space, params);
-    const c = await this.collection(r, collection, timings);
-    if (vector.length !== c.manifest.dims) {
-      throw new BadRequestError(
-        `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
-      );
-    }
-    const t0 = performance.now();
-    const results = this.search(c, vector, params, new Set(params.exclude));
-    timings.search = performance.now() - t0;
-    return { space, version: r.version, collection, results };
+    return this.onVersion(space, params, async (r) => {
+      const c = await this.collection(r, collection, timings);
+      if (vector.length !== c.manifest.dims) {
+        throw new BadRequestError(
+          `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
+        );
+      }
+      const t0 = performance.now();
+      const results = this.search(c, vector, params, new Set(params.exclude));
+      timings.search = performance.now() - t0;
+      return { space, version: r.version, collection, results };
+    });
   }
 
   /** k nearest in every segment, merged; widens the search so exclusions and filters still leave k results. */
@@ -231,21 +269,22 @@ export class QueryService {
     timings: Timings,
   ) {
     const id = assertItemId(rawId);
-    const r = await this.resolve(space, params);
-    const c = await this.collection(r, collection, timings);
-    const ref = c.lookup(id);
-    if (!ref)
-      throw new NotFoundError(
-        `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
-      );
-    const seg = c.segments[ref.segment]!;
-    return {
-      space,
-      version: r.version,
-      collection,
-      id,
-      metadata: seg.meta?.[ref.label] ?? null,
-      ...(includeVector ? { vector: seg.index.getVector(ref.label) } : {}),
-    };
+    return this.onVersion(space, params, async (r) => {
+      const c = await this.collection(r, collection, timings);
+      const ref = c.lookup(id);
+      if (!ref)
+        throw new NotFoundError(
+          `No item ${JSON.stringify(id)} in ${space}/${collection} (version ${r.version})`,
+        );
+      const seg = c.segments[ref.segment]!;
+      return {
+        space,
+        version: r.version,
+        collection,
+        id,
+        metadata: seg.meta?.[ref.label] ?? null,
+        ...(includeVector ? { vector: seg.index.getVector(ref.label) } : {}),
+      };
+    });
   }
 }

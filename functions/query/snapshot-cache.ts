@@ -205,6 +205,13 @@ export class SnapshotCache {
     }
   }
 
+  /** Frees the memory of a version's loaded collections; requests still holding them finish on them. */
+  drop(space: string, version: string): void {
+    for (const [k, e] of [...this.entries]) {
+      if (k.startsWith(`${space}/${version}/`) && e.loaded) this.entries.delete(k);
+    }
+  }
+
   /** Forgets a version entirely (memory and local files), e.g. after retention deleted it. */
   async forget(space: string, version: string): Promise<void> {
     for (const k of [...this.entries.keys()])
