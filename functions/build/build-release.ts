@@ -1,5 +1,8 @@
 import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { exactNeighbours } from '../adapters/exact-workers';
+import { buildSegmentsInWorkers, segmentRanges } from '../adapters/hnsw-workers';
 import { readerFor } from '../adapters/readers';
 import { ProblemCollector } from '../adapters/readers/types';
 import type { Config } from '../common/config';
@@ -8,7 +11,6 @@ import { digestFile } from '../core/digest';
 import { ReleaseInvalidError } from '../core/errors';
 import {
   type CollectionManifest,
-  hnswBytesPerElement,
   type Manifest,
   manifestKey,
   type Segment,
@@ -18,8 +20,9 @@ import {
 import { parseVersion } from '../core/names';
 import type { BlobStore, EventPublisher, IndexEngine, Log, Registry } from '../core/ports';
 import { type CollectionSpec, parseRelease, QUALITY_DEFAULTS, type ReleaseSpec } from '../core/release';
-import { bruteForce, normalise } from '../core/search';
+import { mergeNeighbours, overlapAt } from '../core/search';
 import type { CollectionReport, ReleaseEvent, VersionRecord } from '../core/version';
+import { type LoadedCollection, SnapshotCache } from '../query/snapshot-cache';
 import { applyRetention } from './retention';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';
@@ -231,28 +234,41 @@ async function buildSnapshot(
     collections: {},
   };
 
+  const previous = await previousSnapshot(deps, event.space, version);
   for (const c of spec.collections) {
     const t0 = Date.now();
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
     const t1 = Date.now();
     const built = await buildIndex(deps, c, table, join(workDir, c.name), log, ctx);
     const t2 = Date.now();
-    const recall = measureRecall(c, table, built.search, quality.sample);
+    const prevCollection =
+      previous && previous.manifest.collections[c.name]?.dims === table.dims
+        ? await previous.cache
+            .collection(event.space, previous.version, c.name)
+            .then((r) => r.collection)
+            .catch(() => undefined)
+        : undefined;
+    const q = await measureQuality(deps, c, table, built, quality.sample, prevCollection);
     const t3 = Date.now();
-    if (recall < quality.minRecall) {
+    const where = c.files[0] as string;
+    if (q.recall < quality.minRecall) {
       throw new ReleaseInvalidError([
         {
-          file: c.files[0] as string,
-          message: `collection ${c.name}: recall@10 ${recall.toFixed(3)} is below the minimum ${quality.minRecall} (M=${c.M}, efConstruction=${c.efConstruction}, ef=${c.ef}); raise M, efConstruction or ef`,
+          file: where,
+          message: `collection ${c.name}: recall@10 ${q.recall.toFixed(3)} is below the minimum ${quality.minRecall} (M=${c.M}, efConstruction=${c.efConstruction}, ef=${c.ef}); raise M, efConstruction or ef`,
+        },
+      ]);
+    }
+    if (quality.minOverlap != null && q.overlap !== undefined && q.overlap < quality.minOverlap) {
+      throw new ReleaseInvalidError([
+        {
+          file: where,
+          message: `collection ${c.name}: overlap@10 with ${previous?.version} is ${q.overlap.toFixed(3)}, below the release's minOverlap ${quality.minOverlap}`,
         },
       ]);
     }
     if (leaseLost()) throw new Error('lost the build lease while building');
-    const segments = await uploadSegments(
-      store,
-      snapshotPrefix(event.space, version) + `${c.name}/`,
-      built.segments,
-    );
+    const segments = await uploadSegments(store, snapshotPrefix(event.space, version) + `${c.name}/`, built);
     const t4 = Date.now();
     manifest.collections[c.name] = {
       metric: c.metric,
@@ -272,7 +288,10 @@ async function buildSnapshot(
       efConstruction: c.efConstruction,
       ef: c.ef,
       segments: segments.length,
-      recallAt10: Number(recall.toFixed(4)),
+      recallAt10: Number(q.recall.toFixed(4)),
+      ...(q.overlap !== undefined
+        ? { overlapAt10: Number(q.overlap.toFixed(4)), overlapWith: previous?.version }
+        : {}),
     };
     Object.assign(timings, {
       [`${c.name}.parseMs`]: t1 - t0,
@@ -280,11 +299,24 @@ async function buildSnapshot(
       [`${c.name}.qualityMs`]: t3 - t2,
       [`${c.name}.uploadMs`]: t4 - t3,
     });
-    log.info('collection built', { ...ctx, collection: c.name, count: table.count, recall });
+    log.info('collection built', { ...ctx, collection: c.name, count: table.count, ...q });
   }
   // The manifest goes last: a snapshot without one is not a snapshot.
   await store.putText(manifestKey(event.space, version), JSON.stringify(manifest));
   return { spec, collections, timings, quality };
+}
+
+/** The version serving now (to report how much the model changed), loaded lazily through the query side's cache. */
+async function previousSnapshot(deps: BuildDeps, space: string, version: string) {
+  const pointer = await deps.registry.getPointer(space);
+  if (!pointer.version || pointer.version === version) return undefined;
+  const cache = new SnapshotCache(deps.store, deps.engine, {
+    cacheDir: join(deps.config.cacheDir, 'previous'),
+    memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
+    log: deps.log,
+  });
+  const manifest = await cache.manifest(space, pointer.version).catch(() => undefined);
+  return manifest ? { version: pointer.version, manifest, cache } : undefined;
 }
 
 async function checkDiskSpace(
@@ -330,7 +362,7 @@ async function ingest(
       continue;
     }
     seen.set(row.id, `${row.file}:${row.line}`);
-    table ??= new VectorTable(row.vector.length);
+    table ??= new VectorTable(row.vector.length, c.metric === 'cosine');
     table.push(row);
     if (Date.now() - lastLog > PROGRESS_MS) {
       lastLog = Date.now();
@@ -346,9 +378,18 @@ async function ingest(
 
 interface BuiltSegment {
   count: number;
+  start: number;
   indexPath: string;
   idsPath: string;
   metaPath?: string;
+}
+
+/** Segments for a collection: one below 100k rows, else one per core (at most one per 250k rows). */
+export function segmentCount(rows: number, requested: number | undefined, workers: number): number {
+  if (requested) return Math.max(1, Math.min(requested, rows));
+  if (rows < 100_000) return 1;
+  const cores = workers > 0 ? workers : availableParallelism();
+  return Math.max(1, Math.min(cores, Math.ceil(rows / 250_000)));
 }
 
 async function buildIndex(
@@ -358,39 +399,43 @@ async function buildIndex(
   dir: string,
   log: Log,
   ctx: Record<string, unknown>,
-): Promise<{ segments: BuiltSegment[]; search: (q: number[], k: number) => string[] }> {
+): Promise<BuiltSegment[]> {
   await mkdir(dir, { recursive: true });
-  const builder = deps.engine.create(c.metric, table.dims, table.count, c.M, c.efConstruction);
+  const ranges = segmentRanges(table.count, segmentCount(table.count, c.segments, deps.config.buildWorkers));
+  const segments: BuiltSegment[] = ranges.map((r, i) => ({
+    count: r.end - r.start,
+    start: r.start,
+    indexPath: join(dir, `seg-${i}.hnsw`),
+    idsPath: join(dir, `seg-${i}.ids.json`),
+    ...(table.hasMetadata ? { metaPath: join(dir, `seg-${i}.meta.json`) } : {}),
+  }));
   let lastLog = Date.now();
-  for (let r = 0; r < table.count; r++) {
-    builder.add(table.vector(r), r);
-    if (Date.now() - lastLog > PROGRESS_MS) {
+  await buildSegmentsInWorkers({
+    metric: c.metric,
+    dims: table.dims,
+    M: c.M,
+    efConstruction: c.efConstruction,
+    buffer: table.buffer,
+    rows: table.count,
+    jobs: segments.map((s) => ({ start: s.start, end: s.start + s.count, path: s.indexPath })),
+    onProgress: (added) => {
+      if (Date.now() - lastLog < PROGRESS_MS) return;
       lastLog = Date.now();
       log.info('indexing', {
         ...ctx,
         collection: c.name,
-        added: r,
-        percent: Math.round((100 * r) / table.count),
+        added,
+        percent: Math.round((100 * added) / table.count),
+        segments: segments.length,
       });
-    }
+    },
+  });
+  for (const s of segments) {
+    await writeFile(s.idsPath, JSON.stringify(table.ids.slice(s.start, s.start + s.count)));
+    if (s.metaPath)
+      await writeFile(s.metaPath, JSON.stringify(table.metadata.slice(s.start, s.start + s.count)));
   }
-  const seg: BuiltSegment = {
-    count: table.count,
-    indexPath: join(dir, 'index.hnsw'),
-    idsPath: join(dir, 'ids.json'),
-  };
-  await builder.write(seg.indexPath);
-  await writeFile(seg.idsPath, JSON.stringify(table.ids));
-  if (table.hasMetadata) {
-    seg.metaPath = join(dir, 'meta.json');
-    await writeFile(seg.metaPath, JSON.stringify(table.metadata));
-  }
-  const expected = table.count * hnswBytesPerElement(table.dims, c.M);
-  log.debug('index written', { ...ctx, collection: c.name, approxBytes: expected });
-  return {
-    segments: [seg],
-    search: (q, k) => builder.search(q, k, c.ef).map((h) => table.ids[h.label] as string),
-  };
+  return segments;
 }
 
 /** A deterministic sample of rows (a fixed-stride walk), so the same release measures the same recall. */
@@ -401,41 +446,88 @@ export function sampleRows(count: number, sample: number): number[] {
   return out;
 }
 
-/** recall@10 of the built index against exact search, excluding each sampled item itself. */
-function measureRecall(
+interface Quality {
+  recall: number;
+  overlap?: number;
+}
+
+/**
+ * recall@10 of the built segments, searched together and merged exactly as the query side does,
+ * against exact search, excluding each sampled item itself; and, when a previous version serves the
+ * same collection, the overlap@10 of the new exact neighbour lists with the previous version's answers.
+ */
+async function measureQuality(
+  deps: BuildDeps,
   c: CollectionSpec,
   table: VectorTable,
-  search: (q: number[], k: number) => string[],
+  built: BuiltSegment[],
   sample: number,
-): number {
+  previous: LoadedCollection | undefined,
+): Promise<Quality> {
   const k = Math.min(10, table.count - 1);
-  if (k <= 0) return 1;
-  let vectors = table.vectors();
-  if (c.metric === 'cosine') {
-    const normed = new Float32Array(vectors.length);
-    for (let r = 0; r < table.count; r++) {
-      normed.set(normalise(vectors.subarray(r * table.dims, (r + 1) * table.dims)), r * table.dims);
-    }
-    vectors = normed;
-  }
+  if (k <= 0) return { recall: 1 };
+  const rows = sampleRows(table.count, sample);
+  const exact = await exactNeighbours(
+    table.buffer,
+    table.count,
+    table.dims,
+    c.metric,
+    rows,
+    k + 1,
+    Math.max(1, deps.config.buildWorkers || availableParallelism()),
+  );
+  const indexes = await Promise.all(
+    built.map((s) => deps.engine.load(s.indexPath, c.metric, table.dims, s.count, c.M, c.ef)),
+  );
   let hits = 0;
   let total = 0;
-  for (const row of sampleRows(table.count, sample)) {
+  let overlapSum = 0;
+  let overlapN = 0;
+  rows.forEach((row, i) => {
     const q = table.vector(row);
-    const self = table.ids[row] as string;
-    const exact = bruteForce(c.metric, table.dims, vectors, table.ids, q, k + 1)
-      .map((n) => n.id)
-      .filter((id) => id !== self)
-      .slice(0, k);
-    const approx = new Set(
-      search(q, k + 1)
-        .filter((id) => id !== self)
-        .slice(0, k),
+    const truth = [...(exact[i] as Int32Array)].filter((r) => r >= 0 && r !== row).slice(0, k);
+    const lists = indexes.map((index, s) =>
+      index.search(q, k + 1, c.ef).map((h) => ({
+        id: table.ids[(built[s] as BuiltSegment).start + h.label] as string,
+        distance: h.distance,
+      })),
     );
-    for (const id of exact) if (approx.has(id)) hits++;
-    total += exact.length;
-  }
-  return total === 0 ? 1 : hits / total;
+    const self = table.ids[row] as string;
+    const approx = new Set(
+      mergeNeighbours(lists, k + 1)
+        .filter((n) => n.id !== self)
+        .slice(0, k)
+        .map((n) => n.id),
+    );
+    for (const r of truth) if (approx.has(table.ids[r] as string)) hits++;
+    total += truth.length;
+    const before = previous && neighboursIn(previous, self, k);
+    if (before) {
+      overlapSum += overlapAt(
+        before,
+        truth.map((r) => table.ids[r] as string),
+        k,
+      );
+      overlapN++;
+    }
+  });
+  return { recall: total === 0 ? 1 : hits / total, ...(overlapN ? { overlap: overlapSum / overlapN } : {}) };
+}
+
+/** An item's k nearest in a loaded (previous) version, itself left out; undefined if it is not there. */
+function neighboursIn(c: LoadedCollection, id: string, k: number): string[] | undefined {
+  const ref = c.lookup(id);
+  if (!ref) return undefined;
+  const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);
+  const lists = c.segments.map((s) =>
+    s.index
+      .search(v, k + 1, c.manifest.ef)
+      .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance })),
+  );
+  return mergeNeighbours(lists, k + 1)
+    .filter((n) => n.id !== id)
+    .slice(0, k)
+    .map((n) => n.id);
 }
 
 async function uploadOne(

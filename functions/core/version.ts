@@ -14,6 +14,8 @@ export interface CollectionReport {
   segments: number;
   recallAt10?: number;
   overlapAt10?: number;
+  /** The version the overlap was measured against. */
+  overlapWith?: string;
 }
 
 export interface VersionRecord {
