@@ -47,7 +47,12 @@ async function main() {
     for (let i = 0; i < 20; i++) {
       const target = pointer.version === 'v2' ? 'v1' : 'v2';
       const s = performance.now();
-      pointer = await activateVersion(registry, { space: 'demo', version: target, expectedGeneration: pointer.generation, by: 'cli' });
+      pointer = await activateVersion(registry, {
+        space: 'demo',
+        version: target,
+        expectedGeneration: pointer.generation,
+        by: 'cli',
+      });
       const switched = performance.now();
       cas.push(switched - s);
       for (;;) {
@@ -60,13 +65,24 @@ async function main() {
     const result = {
       uploadToFirstAnswerMs: Number(first.toFixed(0)),
       casRoundTripMs: { p50: pct(cas, 50), p99: pct(cas, 99), max: Math.max(...cas) },
-      switchToVisibleMs: { p50: pct(visible, 50), max: Math.max(...visible), pointerTtlMs: stack.deps.config.pointerTtlMs },
+      switchToVisibleMs: {
+        p50: pct(visible, 50),
+        max: Math.max(...visible),
+        pointerTtlMs: stack.deps.config.pointerTtlMs,
+      },
     };
-    const round = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v.toFixed(2))]));
+    const round = (o: Record<string, number>) =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v.toFixed(2))]));
     console.log('| measure | value |\n|---|---|');
-    console.log(`| release.json upload → first answer (demo: 1,000 users + 4,000 tracks, d=32) | ${result.uploadToFirstAnswerMs} ms |`);
-    console.log(`| activate (read + conditional write) round trip, p50 / p99 | ${round(result.casRoundTripMs).p50} / ${round(result.casRoundTripMs).p99} ms |`);
-    console.log(`| switch → first HTTP answer with the new version, p50 / max (pointer TTL ${result.switchToVisibleMs.pointerTtlMs} ms) | ${round(result.switchToVisibleMs).p50} / ${round(result.switchToVisibleMs).max} ms |`);
+    console.log(
+      `| release.json upload → first answer (demo: 1,000 users + 4,000 tracks, d=32) | ${result.uploadToFirstAnswerMs} ms |`,
+    );
+    console.log(
+      `| activate (read + conditional write) round trip, p50 / p99 | ${round(result.casRoundTripMs).p50} / ${round(result.casRoundTripMs).p99} ms |`,
+    );
+    console.log(
+      `| switch → first HTTP answer with the new version, p50 / max (pointer TTL ${result.switchToVisibleMs.pointerTtlMs} ms) | ${round(result.switchToVisibleMs).p50} / ${round(result.switchToVisibleMs).max} ms |`,
+    );
     await writeFile(join('bench', 'results', 'switch.json'), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await stack.stop();

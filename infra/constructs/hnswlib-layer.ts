@@ -1,0 +1,51 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import { Architecture, Code, LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { PROJECT_ROOT } from '../paths';
+
+export interface HnswlibLayerProps {
+  /** The directory `npm run build:layer` wrote (holds nodejs/node_modules/hnswlib-node). */
+  readonly layerPath: string;
+}
+
+/** The file whose presence means the layer was built. */
+export function builtAddonPath(layerDir: string): string {
+  return join(layerDir, 'nodejs', 'node_modules', 'hnswlib-node', 'build', 'Release', 'addon.node');
+}
+
+/**
+ * The hnswlib-node native addon as a Lambda layer (x86_64, Node.js 22), built beforehand by
+ * `npm run build:layer` (g++-11, static libstdc++, symbol-checked for Amazon Linux 2023).
+ *
+ * A synth that bundles (cdk synth/deploy) refuses to go on without the built layer: a function without
+ * its addon deploys fine and then fails every request. A synth that skips bundling (unit tests,
+ * `-c aws:cdk:bundling-stacks=[]`) uses the layer's source folder as a stand-in asset.
+ */
+export class HnswlibLayer extends Construct {
+  readonly layer: LayerVersion;
+
+  constructor(scope: Construct, id: string, props: HnswlibLayerProps) {
+    super(scope, id);
+    const layerDir = isAbsolute(props.layerPath) ? props.layerPath : resolve(PROJECT_ROOT, props.layerPath);
+    const built = existsSync(builtAddonPath(layerDir));
+    let code: Code;
+    if (built) {
+      code = Code.fromAsset(layerDir);
+    } else if (!Stack.of(this).bundlingRequired) {
+      code = Code.fromAsset(join(PROJECT_ROOT, 'layers', 'hnswlib'), { exclude: ['build', 'build/**'] });
+    } else {
+      throw new Error(
+        `The hnswlib-node layer is not built (no ${builtAddonPath(layerDir)}). Run \`npm run build:layer\` first.`,
+      );
+    }
+    this.layer = new LayerVersion(this, 'Layer', {
+      code,
+      description: 'hnswlib-node 3.0.0 built with g++-11 and static libstdc++ for Amazon Linux 2023 (x86_64)',
+      compatibleRuntimes: [Runtime.NODEJS_22_X],
+      compatibleArchitectures: [Architecture.X86_64],
+      license: 'Apache-2.0',
+    });
+  }
+}

@@ -1,0 +1,119 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { DEFAULT_CONFIG, type VicinityConfig, validateConfig } from '../config';
+import { BuildPipeline } from '../constructs/build-pipeline';
+import { resolveEventBus, WarmUp } from '../constructs/events';
+import { HnswlibLayer } from '../constructs/hnswlib-layer';
+import { Monitoring } from '../constructs/monitoring';
+import { QueryApi } from '../constructs/query-api';
+import { Storage } from '../constructs/storage';
+
+export interface VicinityStackProps extends StackProps {
+  /** Defaults to DEFAULT_CONFIG; infra/app.ts reads it from CDK context. */
+  readonly config?: VicinityConfig;
+}
+
+/** Log retention in days → the nearest allowed CloudWatch Logs retention at or above it. */
+export function retentionFor(days: number): RetentionDays {
+  const allowed = Object.values(RetentionDays)
+    .filter((v): v is RetentionDays => typeof v === 'number' && v > 0)
+    .sort((a, b) => a - b);
+  return allowed.find((d) => d >= days) ?? RetentionDays.TEN_YEARS;
+}
+
+/** Everything `npm start` runs locally, on AWS: storage, build pipeline, query API, monitoring. */
+export class VicinityStack extends Stack {
+  readonly storage: Storage;
+  readonly buildPipeline: BuildPipeline;
+  readonly queryApi: QueryApi;
+  readonly monitoring: Monitoring;
+  readonly warmUp?: WarmUp;
+
+  constructor(scope: Construct, id: string, props: VicinityStackProps = {}) {
+    super(scope, id, props);
+    const config = props.config ?? DEFAULT_CONFIG;
+    validateConfig(config);
+    const logRetention = retentionFor(config.logRetentionDays);
+
+    this.storage = new Storage(this, 'Storage', {
+      bucketName: config.bucketName,
+      encryption: config.encryption,
+      incomingExpirationDays: config.incomingExpirationDays,
+      retainData: config.retainData,
+      tableDeletionProtection: config.tableDeletionProtection,
+    });
+    const { layer } = new HnswlibLayer(this, 'Hnswlib', { layerPath: config.layerPath });
+    const eventBus = resolveEventBus(this, config.eventBusName);
+
+    this.buildPipeline = new BuildPipeline(this, 'BuildPipeline', {
+      bucket: this.storage.bucket,
+      table: this.storage.table,
+      key: this.storage.key,
+      eventBus,
+      layer,
+      sizing: config.build,
+      reservedConcurrency: config.buildReservedConcurrency,
+      retryAttempts: config.buildRetryAttempts,
+      retainVersions: config.retainVersions,
+      logRetention,
+      bundleAwsSdk: config.bundleAwsSdk,
+    });
+
+    this.queryApi = new QueryApi(this, 'QueryApi', {
+      bucket: this.storage.bucket,
+      table: this.storage.table,
+      key: this.storage.key,
+      eventBus,
+      layer,
+      querySizing: config.query,
+      adminSizing: config.admin,
+      pointerTtlMs: config.pointerTtlMs,
+      readAuth: config.readAuth,
+      jwtIssuer: config.jwtIssuer,
+      jwtAudience: config.jwtAudience,
+      throttleRateLimit: config.throttleRateLimit,
+      throttleBurstLimit: config.throttleBurstLimit,
+      corsOrigins: config.corsOrigins,
+      logRetention,
+      bundleAwsSdk: config.bundleAwsSdk,
+    });
+
+    if (config.warmUpInvocations > 0) {
+      this.warmUp = new WarmUp(this, 'WarmUp', {
+        eventBus,
+        queryFunction: this.queryApi.query.fn,
+        invocations: config.warmUpInvocations,
+      });
+    }
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      api: this.queryApi.api,
+      queryFunction: this.queryApi.query.fn,
+      adminFunction: this.queryApi.admin.fn,
+      buildFunction: this.buildPipeline.fn.fn,
+      failedBuilds: this.buildPipeline.failedBuilds,
+      queryP99AlarmMs: config.queryP99AlarmMs,
+      alarmEmail: config.alarmEmail,
+    });
+
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.queryApi.url,
+      description: 'Base URL; routes start with /v1',
+    });
+    new CfnOutput(this, 'BucketName', {
+      value: this.storage.bucket.bucketName,
+      description: 'Publish releases to s3://BUCKET/incoming/SPACE/RELEASE/ (release.json last)',
+    });
+    new CfnOutput(this, 'TableName', { value: this.storage.table.tableName });
+    new CfnOutput(this, 'FailedBuildsQueueUrl', { value: this.buildPipeline.failedBuilds.queueUrl });
+    new CfnOutput(this, 'BuildFunctionName', { value: this.buildPipeline.fn.fn.functionName });
+    new CfnOutput(this, 'QueryFunctionName', { value: this.queryApi.query.fn.functionName });
+    new CfnOutput(this, 'AdminInvokePolicyArn', {
+      value: this.queryApi.adminInvokePolicy.managedPolicyArn,
+      description: 'Attach to the IAM users/roles that may activate and roll back',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
+  }
+}
