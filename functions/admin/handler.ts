@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { createRouter, json, parseJsonBody } from '../common/http';
-import { createObservability } from '../common/observability';
+import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
@@ -30,7 +30,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 const answer = (pointer: Pointer) =>
   json(200, { pointer }, pointer.version ? { 'vicinity-version': pointer.version } : {});
 
-export function adminRouter(registry: Registry) {
+export function adminRouter(
+  registry: Registry,
+  moved: (p: Pointer) => Promise<void> = async () => undefined,
+) {
   return createRouter([
     {
       method: 'POST',
@@ -45,6 +48,7 @@ export function adminRouter(registry: Registry) {
           force: b.force,
           by: b.by === 'build' || !b.by ? 'api' : b.by,
         });
+        await moved(pointer);
         return answer(pointer);
       },
     },
@@ -60,6 +64,7 @@ export function adminRouter(registry: Registry) {
           force: b.force,
           by: b.by === 'build' || !b.by ? 'api' : b.by,
         });
+        await moved(pointer);
         return answer(pointer);
       },
     },
@@ -69,8 +74,23 @@ export function adminRouter(registry: Registry) {
 /** The state-changing API (IAM-authorised in AWS): activate and roll back with compare-and-swap. */
 export function createAdminHandler(deps: HandlerDeps) {
   const obs = deps.obs ?? createObservability('vicinity-admin');
-  const { registry } = adapters(deps);
-  return httpHandler(obs, deps.config, adminRouter(registry));
+  const log = asLog(obs.logger);
+  const { registry, events } = adapters(deps, log);
+  const moved = async (pointer: Pointer) => {
+    obs.metrics.addMetric('PointerMoves', MetricUnit.Count, 1);
+    log.info('pointer moved', {
+      space: pointer.space,
+      version: pointer.version,
+      generation: pointer.generation,
+    });
+    await events.publish('PointerMoved', {
+      space: pointer.space,
+      version: pointer.version,
+      pointer,
+      by: pointer.changedBy,
+    });
+  };
+  return httpHandler(obs, deps.config, adminRouter(registry, moved));
 }
 
 export const handler = lazyHandler(() => createAdminHandler(depsFromEnv()));

@@ -10,7 +10,6 @@ import {
   MetricUnit,
 } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
-import { noEvents } from '../core/ports';
 import { parseReleaseKey } from '../core/release';
 import type { ReleaseEvent } from '../core/version';
 import { type BuildDeps, type BuildOutcome, buildRelease } from './build-release';
@@ -44,8 +43,8 @@ export function createBuildHandler(
   deps: HandlerDeps & Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events'>>,
 ) {
   const obs = deps.obs ?? createObservability('vicinity-build');
-  const { store, registry } = adapters(deps);
   const log = asLog(obs.logger);
+  const { store, registry, events } = adapters(deps, log);
   return middy<S3Event, BuildOutcome[]>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
     .use(logMetrics(obs.metrics))
@@ -60,7 +59,7 @@ export function createBuildHandler(
             engine: hnswEngine,
             config: deps.config,
             log,
-            events: deps.events ?? noEvents,
+            events: deps.events ?? events,
             owner: `${context?.awsRequestId ?? 'local'}:${randomUUID()}`,
             beforeReady: deps.beforeReady,
             beforeActivate: deps.beforeActivate,
@@ -71,6 +70,9 @@ export function createBuildHandler(
         if (outcome.status === 'FAILED') obs.metrics.addMetric('BuildFailures', MetricUnit.Count, 1);
         if (outcome.status === 'READY' && outcome.built)
           obs.metrics.addMetric('BuildsReady', MetricUnit.Count, 1);
+        if (outcome.status === 'READY' && outcome.activation?.activated) {
+          obs.metrics.addMetric('PointerMoves', MetricUnit.Count, 1);
+        }
         outcomes.push(outcome);
       }
       return outcomes;

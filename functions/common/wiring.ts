@@ -4,7 +4,9 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createDynamoClient, createS3Client } from '../adapters/aws-clients';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
+import { createEventBridgeClient, EventBridgePublisher } from '../adapters/event-bus';
 import { S3Store } from '../adapters/s3-store';
+import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
 import { corsMiddleware, type HttpEvent, type HttpResult, problemMiddleware } from './http';
 import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
@@ -23,10 +25,14 @@ export function depsFromEnv(): HandlerDeps {
   return { config, s3: createS3Client(config), dynamo: createDynamoClient(config) };
 }
 
-export function adapters(deps: HandlerDeps) {
+export function adapters(deps: HandlerDeps, log: Log = silentLog) {
   return {
     store: new S3Store(deps.s3, deps.config.bucket),
     registry: new DynamoRegistry(deps.dynamo, deps.config.table),
+    // No bus configured (the local stack) means no lifecycle events.
+    events: deps.config.eventBusName
+      ? new EventBridgePublisher(createEventBridgeClient(deps.config.region), deps.config.eventBusName, log)
+      : noEvents,
   };
 }
 

@@ -1,0 +1,44 @@
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import type { EventPublisher, Log } from '../core/ports';
+
+export const EVENT_SOURCE = 'vicinity';
+
+/**
+ * Lifecycle events on EventBridge so pipelines can react (a version READY or FAILED, a pointer moved).
+ * Best effort: the switch already happened; a lost notification must not fail the build or the API call.
+ */
+export class EventBridgePublisher implements EventPublisher {
+  constructor(
+    private readonly client: EventBridgeClient,
+    private readonly busName: string,
+    private readonly log: Log,
+  ) {}
+
+  async publish(
+    detailType: Parameters<EventPublisher['publish']>[0],
+    detail: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      const r = await this.client.send(
+        new PutEventsCommand({
+          Entries: [
+            {
+              EventBusName: this.busName,
+              Source: EVENT_SOURCE,
+              DetailType: detailType,
+              Detail: JSON.stringify(detail),
+            },
+          ],
+        }),
+      );
+      if (r.FailedEntryCount)
+        this.log.warn('event not accepted', { detailType, error: r.Entries?.[0]?.ErrorMessage });
+    } catch (err) {
+      this.log.warn('event not published', { detailType, error: String(err) });
+    }
+  }
+}
+
+export function createEventBridgeClient(region: string): EventBridgeClient {
+  return new EventBridgeClient({ region, maxAttempts: 3 });
+}
