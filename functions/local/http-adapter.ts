@@ -9,7 +9,12 @@ export const GATEWAY_MAX_BODY = 6 * 1024 * 1024;
 
 export type HttpLambda = (event: HttpEvent, context: Context) => Promise<HttpResult>;
 
-export function fakeContext(name: string, requestId: string): Context {
+/** The build function's timeout in AWS: Lambda's maximum, 15 minutes. */
+export const BUILD_TIMEOUT_MS = 15 * 60_000;
+
+/** A Lambda context; `timeoutMs` is the function's timeout (middy aborts a handler just before it). */
+export function fakeContext(name: string, requestId: string, timeoutMs = 29_000): Context {
+  const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName: name,
@@ -19,7 +24,7 @@ export function fakeContext(name: string, requestId: string): Context {
     awsRequestId: requestId,
     logGroupName: `/aws/lambda/${name}`,
     logStreamName: 'local',
-    getRemainingTimeInMillis: () => 29_000,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

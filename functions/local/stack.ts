@@ -10,7 +10,7 @@ import { createBuildHandler } from '../build/handler';
 import { type Config, loadConfig } from '../common/config';
 import type { HandlerDeps } from '../common/wiring';
 import { createQueryHandler } from '../query/handler';
-import { fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
+import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import {
   ensureBucket,
   ensureTable,
@@ -121,7 +121,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       return;
     }
     chain = chain
-      .then(() => build(event as S3Event, fakeContext('vicinity-build', `build-${Date.now()}`)))
+      .then(() =>
+        build(event as S3Event, fakeContext('vicinity-build', `build-${Date.now()}`, BUILD_TIMEOUT_MS)),
+      )
       .then((results) => {
         for (const o of results ?? []) {
           outcomes.push(o);

@@ -5,7 +5,7 @@
 import type { S3Event } from 'aws-lambda';
 import { createBuildHandler } from '../../functions/build/handler';
 import { depsFromEnv } from '../../functions/common/wiring';
-import { fakeContext } from '../../functions/local/http-adapter';
+import { BUILD_TIMEOUT_MS, fakeContext } from '../../functions/local/http-adapter';
 
 const [eventJson, point] = process.argv.slice(2) as [string, 'beforeReady' | 'beforeActivate'];
 const die = async () => {
@@ -13,6 +13,6 @@ const die = async () => {
   await new Promise(() => undefined);
 };
 const handler = createBuildHandler({ ...depsFromEnv(), [point]: die });
-await handler(JSON.parse(eventJson) as S3Event, fakeContext('crash-build', 'crash'));
+await handler(JSON.parse(eventJson) as S3Event, fakeContext('crash-build', 'crash', BUILD_TIMEOUT_MS));
 // Reaching here means the crash point was never hit.
 process.exit(3);
