@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../functions/adapters/s3-store';
 import type { Config } from '../../functions/common/config';
 import { type LocalStack, startLocalStack } from '../../functions/local/stack';
@@ -67,7 +68,9 @@ export async function testStack(config: Partial<Config> = {}, dynamodbEndpoint?:
     ) => {
       const prefix = `incoming/${space}/${release}/`;
       for (const [name, content] of Object.entries(files)) {
-        await store.putText(prefix + name, typeof content === 'string' ? content : content.toString('utf8'));
+        await stack.deps.s3.send(
+          new PutObjectCommand({ Bucket: stack.info.bucket, Key: prefix + name, Body: content }),
+        );
       }
       await store.putText(
         `${prefix}release.json`,

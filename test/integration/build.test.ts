@@ -1,0 +1,317 @@
+import { gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import type { S3Event } from 'aws-lambda';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
+import { createBuildHandler } from '../../functions/build/handler';
+import { loadConfig } from '../../functions/common/config';
+import type { HandlerDeps } from '../../functions/common/wiring';
+import { bruteForce } from '../../functions/core/search';
+import { BUILD_TIMEOUT_MS, fakeContext } from '../../functions/local/http-adapter';
+import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { freshTable, testDynamo, testS3 } from '../support/clients';
+import { type TestStack, testStack } from '../support/local';
+
+const DIMS = 12;
+const N = 600;
+const data = clusteredVectors(N, DIMS, 8, 11);
+const ids = Array.from({ length: N }, (_, i) => `id-${i}`);
+const rowsOf = (i: number) => Array.from(data.vectors.subarray(i * DIMS, (i + 1) * DIMS));
+const goodJsonl = jsonlRows(ids, data.vectors, DIMS, (i) => ({ n: i }));
+
+function parquet(): Buffer {
+  const ab = parquetWriteBuffer({
+    schema: [
+      { name: 'root', num_children: 3 },
+      { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+      { name: 'vector', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+      { name: 'element', type: 'FLOAT', repetition_type: 'OPTIONAL' },
+      { name: 'n', type: 'INT32', repetition_type: 'OPTIONAL' },
+    ],
+    columnData: [
+      { name: 'id', data: ids },
+      { name: 'vector', data: ids.map((_, i) => rowsOf(i)) },
+      { name: 'n', data: ids.map((_, i) => i) },
+    ],
+    codec: 'SNAPPY',
+  });
+  return Buffer.from(ab);
+}
+
+describe('build function: formats, refusals and the quality gate', () => {
+  let deps: HandlerDeps;
+  let registry: DynamoRegistry;
+  let seq = 0;
+
+  beforeAll(async () => {
+    const dynamo = testDynamo('dynalite');
+    const table = await freshTable(dynamo, 'build');
+    deps = {
+      config: loadConfig({
+        VICINITY_BUCKET: inject('bucket'),
+        VICINITY_TABLE: table,
+        VICINITY_FILE_WAIT_MS: '1500',
+        VICINITY_MAX_LINE_BYTES: '4096',
+        VICINITY_QUALITY_SAMPLE: '60',
+        VICINITY_RETENTION_GRACE_MS: '0',
+      }),
+      s3: testS3(),
+      dynamo,
+    };
+    registry = new DynamoRegistry(dynamo, table);
+  });
+
+  async function publish(
+    space: string,
+    files: Record<string, string | Buffer>,
+    release: unknown,
+    delayed?: Record<string, string>,
+  ) {
+    const name = `r${++seq}`;
+    const prefix = `incoming/${space}/${name}/`;
+    const put = (k: string, body: string | Buffer) =>
+      deps.s3.send(new PutObjectCommand({ Bucket: inject('bucket'), Key: prefix + k, Body: body }));
+    for (const [k, v] of Object.entries(files)) await put(k, v);
+    await put('release.json', typeof release === 'string' ? release : JSON.stringify(release));
+    const event = {
+      Records: [
+        {
+          eventName: 'ObjectCreated:Put',
+          s3: { object: { key: `${prefix}release.json`, sequencer: `s${seq}` } },
+        },
+      ],
+    } as unknown as S3Event;
+    const building = createBuildHandler(deps)(event, fakeContext('build', `t${seq}`, BUILD_TIMEOUT_MS));
+    if (delayed) {
+      await new Promise((r) => setTimeout(r, 400));
+      for (const [k, v] of Object.entries(delayed)) await put(k, v);
+    }
+    const [outcome] = await building;
+    return outcome!;
+  }
+
+  const jsonl = (extra: Record<string, unknown> = {}) => ({
+    collections: { items: { file: 'items.jsonl', metric: 'cosine', ...extra } },
+  });
+
+  it('waits for a collection file that arrives after release.json', async () => {
+    const o = await publish('late-file', {}, jsonl(), { 'items.jsonl': goodJsonl });
+    expect(o).toMatchObject({ status: 'READY', version: 'v1' });
+  });
+
+  const lines = goodJsonl.trimEnd().split('\n');
+  const withLine = (n: number, text: string) => {
+    const copy = [...lines];
+    copy[n - 1] = text;
+    return `${copy.join('\n')}\n`;
+  };
+  const vec = (v: unknown[]) => JSON.stringify({ id: 'bad', vector: v });
+
+  it.each<[string, Record<string, string | Buffer>, unknown, RegExp]>([
+    [
+      'a vector of the wrong length',
+      { 'items.jsonl': withLine(7, vec([1, 2, 3])) },
+      jsonl(),
+      /items\.jsonl:7:.*3 values/,
+    ],
+    [
+      'a non-finite number',
+      { 'items.jsonl': withLine(3, vec([...Array(DIMS - 1).fill(1), 'NaN'])) },
+      jsonl(),
+      /items\.jsonl:3:/,
+    ],
+    [
+      'a duplicate id',
+      { 'items.jsonl': withLine(9, JSON.stringify({ id: 'id-0', vector: rowsOf(0) })) },
+      jsonl(),
+      /items\.jsonl:9:.*duplicate id "id-0".*items\.jsonl:1/,
+    ],
+    [
+      'an empty id',
+      { 'items.jsonl': withLine(2, JSON.stringify({ id: '', vector: rowsOf(0) })) },
+      jsonl(),
+      /items\.jsonl:2:.*empty/,
+    ],
+    [
+      'an over-long id',
+      { 'items.jsonl': withLine(2, JSON.stringify({ id: 'x'.repeat(257), vector: rowsOf(0) })) },
+      jsonl(),
+      /items\.jsonl:2:.*257/,
+    ],
+    [
+      'malformed JSON',
+      { 'items.jsonl': withLine(4, '{"id": "a", "vector": [1,') },
+      jsonl(),
+      /items\.jsonl:4:/,
+    ],
+    [
+      'bad UTF-8',
+      {
+        'items.jsonl': Buffer.concat([
+          Buffer.from(withLine(5, '{"id":"XX","vector":[]}').split('XX')[0]!),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(withLine(5, '{"id":"XX","vector":[]}').split('XX')[1]!),
+        ]),
+      },
+      jsonl(),
+      /items\.jsonl:5:.*UTF-8/,
+    ],
+    [
+      'a line over the configured limit',
+      {
+        'items.jsonl': withLine(
+          6,
+          JSON.stringify({ id: 'big', vector: rowsOf(0), metadata: { pad: 'x'.repeat(5000) } }),
+        ),
+      },
+      jsonl(),
+      /items\.jsonl:6:/,
+    ],
+    [
+      'a zero vector under cosine',
+      { 'items.jsonl': withLine(8, vec(Array(DIMS).fill(0))) },
+      jsonl(),
+      /items\.jsonl:8:.*zero/,
+    ],
+    ['an empty collection', { 'items.jsonl': '' }, jsonl(), /empty/],
+    ['a missing file', {}, jsonl(), /items\.jsonl: named in release\.json but not in the release folder/],
+    [
+      'an unknown metric',
+      { 'items.jsonl': goodJsonl },
+      { collections: { items: { file: 'items.jsonl', metric: 'hamming' } } },
+      /release\.json: collections\.items\.metric/,
+    ],
+    [
+      'release.json that is not JSON',
+      { 'items.jsonl': goodJsonl },
+      '{"collections":',
+      /release\.json: not valid JSON/,
+    ],
+    [
+      'release.json without collections',
+      { 'items.jsonl': goodJsonl },
+      { activate: true },
+      /release\.json: collections/,
+    ],
+    [
+      'malformed Parquet',
+      { 'items.parquet': Buffer.from('PAR1 this is not parquet at all PAR1') },
+      { collections: { items: { file: 'items.parquet', metric: 'cosine' } } },
+      /items\.parquet/,
+    ],
+  ])(
+    'refuses %s: FAILED with the reason, and the active version stays',
+    async (_what, files, release, reason) => {
+      const space = `refuse-${++seq}`;
+      const first = await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
+      expect(first.status).toBe('READY');
+      const o = await publish(space, files, release);
+      expect(o.status).toBe('FAILED');
+      const record = await registry.getVersion(space, o.version);
+      expect(record?.status).toBe('FAILED');
+      expect(record?.reason).toMatch(reason);
+      expect(await registry.getPointer(space)).toMatchObject({ version: 'v1', generation: 1 });
+    },
+  );
+
+  it('reports the first problems and the count of all of them', async () => {
+    const many = lines.map((l, i) => (i % 50 === 10 ? vec([1]) : l)).join('\n');
+    const o = await publish('many', { 'items.jsonl': many }, jsonl());
+    const record = await registry.getVersion('many', o.version);
+    expect(record?.problemCount).toBe(12);
+    expect(record?.problems).toHaveLength(10);
+    expect(record?.reason).toMatch(/and 2 more problems/);
+  });
+
+  it('fails a release whose index parameters cannot reach the recall threshold', async () => {
+    const o = await publish('gate', { 'items.jsonl': goodJsonl }, jsonl({ M: 2, efConstruction: 10, ef: 1 }));
+    expect(o.status).toBe('FAILED');
+    const record = await registry.getVersion('gate', o.version);
+    expect(record?.reason).toMatch(/recall@10 0\.\d+ is below the minimum 0\.95.*M=2/);
+  });
+
+  it('records recall, and the overlap with the version it replaces', async () => {
+    await publish('overlap', { 'items.jsonl': goodJsonl }, jsonl());
+    const o = await publish('overlap', { 'items.jsonl': goodJsonl }, jsonl());
+    const record = await registry.getVersion('overlap', o.version);
+    expect(record?.collections?.items?.recallAt10).toBeGreaterThanOrEqual(0.95);
+    // Same vectors, same answers: the model did not change.
+    expect(record?.collections?.items?.overlapAt10).toBeGreaterThan(0.95);
+    expect(record?.collections?.items?.overlapWith).toBe('v1');
+  });
+});
+
+describe('build function: every input format gives the same answers', () => {
+  let s: TestStack;
+  beforeAll(async () => {
+    s = await testStack();
+    const f32 = Buffer.from(data.vectors.buffer, data.vectors.byteOffset, data.vectors.byteLength);
+    await s.publish(
+      'fmt-jsonl',
+      'r',
+      { 'items.jsonl': goodJsonl },
+      { collections: { items: { file: 'items.jsonl', metric: 'cosine' } } },
+    );
+    await s.publish(
+      'fmt-gz',
+      'r',
+      { 'items.jsonl.gz': gzipSync(goodJsonl) },
+      { collections: { items: { file: 'items.jsonl.gz', metric: 'cosine' } } },
+    );
+    await s.publish(
+      'fmt-parquet',
+      'r',
+      { 'part-00000.parquet': parquet(), _SUCCESS: '', '.part-00000.parquet.crc': 'x' },
+      { collections: { items: { files: ['part-00000.parquet', '_SUCCESS'], metric: 'cosine' } } },
+    );
+    await s.publish(
+      'fmt-raw',
+      'r',
+      { 'items.f32': f32, 'items.ids': `${ids.join('\n')}\n` },
+      {
+        collections: { items: { vectors: 'items.f32', ids: 'items.ids', dims: DIMS, metric: 'cosine' } },
+      },
+    );
+    await s.publish(
+      'fmt-segments',
+      'r',
+      { 'items.jsonl': goodJsonl },
+      {
+        collections: { items: { file: 'items.jsonl', metric: 'cosine', segments: 3, ef: 300 } },
+      },
+    );
+  });
+  afterAll(async () => s?.dispose());
+
+  it('answers identically from JSONL, JSONL.gz, Parquet and raw input', async () => {
+    for (const id of ['id-0', 'id-123', 'id-599']) {
+      const answers = await Promise.all(
+        ['fmt-jsonl', 'fmt-gz', 'fmt-parquet', 'fmt-raw'].map(async (space) => {
+          const r = await s.get(
+            `/v1/spaces/${space}/collections/items/items/${id}/similar?k=10&includeMetadata=false`,
+          );
+          expect(r.status).toBe(200);
+          return (r.body.results as { id: string; score: number }[]).map(
+            (x) => `${x.id}:${x.score.toFixed(5)}`,
+          );
+        }),
+      );
+      for (const a of answers.slice(1)) expect(a).toEqual(answers[0]);
+    }
+  });
+
+  it('searches all segments of a collection and merges them into the exact answer', async () => {
+    const record = await s.get('/v1/spaces/fmt-segments/versions/v1');
+    expect((record.body.collections as Record<string, { segments: number }>).items!.segments).toBe(3);
+    for (const i of [5, 250, 590]) {
+      const r = await s.get(`/v1/spaces/fmt-segments/collections/items/items/id-${i}/similar?k=10`);
+      const exact = bruteForce('cosine', DIMS, data.vectors, ids, rowsOf(i), 11)
+        .map((n) => n.id)
+        .filter((x) => x !== `id-${i}`)
+        .slice(0, 10);
+      expect((r.body.results as { id: string }[]).map((x) => x.id)).toEqual(exact);
+    }
+  });
+});
