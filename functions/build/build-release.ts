@@ -348,20 +348,28 @@ async function ingest(
   ctx: Record<string, unknown>,
 ): Promise<VectorTable> {
   const problems = new ProblemCollector(10);
-  const seen = new Map<string, string>();
+  // id → where it was first seen, packed as file index · 2^32 + line: a number, not a string, per row.
+  const seen = new Map<string, number>();
+  const fileIndex = new Map<string, number>();
   let table: VectorTable | undefined;
   let lastLog = Date.now();
   for await (const row of readerFor(c.format)({ spec: c, files, problems, maxLineBytes })) {
+    let fi = fileIndex.get(row.file);
+    if (fi === undefined) {
+      fi = fileIndex.size;
+      fileIndex.set(row.file, fi);
+    }
     const first = seen.get(row.id);
     if (first !== undefined) {
+      const firstFile = [...fileIndex].find(([, i]) => i === Math.floor(first / 2 ** 32))?.[0];
       problems.add({
         file: row.file,
         line: row.line,
-        message: `duplicate id ${JSON.stringify(row.id)} (first at ${first})`,
+        message: `duplicate id ${JSON.stringify(row.id)} (first at ${firstFile}:${first % 2 ** 32})`,
       });
       continue;
     }
-    seen.set(row.id, `${row.file}:${row.line}`);
+    seen.set(row.id, fi * 2 ** 32 + row.line);
     table ??= new VectorTable(row.vector.length, c.metric === 'cosine');
     table.push(row);
     if (Date.now() - lastLog > PROGRESS_MS) {
