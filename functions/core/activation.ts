@@ -43,7 +43,7 @@ export async function activateVersion(registry: Registry, input: ActivateInput):
   return next;
 }
 
-/** Activates the previous version; a second rollback goes forward again. */
+/** Activates the previous version; a second rollback goes forward again. No compatibility check. */
 export async function rollbackSpace(
   registry: Registry,
   input: Omit<ActivateInput, 'version'>,
@@ -54,7 +54,8 @@ export async function rollbackSpace(
   if (!current.previous) {
     throw new UnprocessableError(`Space ${input.space} has no previous version to roll back to`);
   }
-  return activateVersion(registry, { ...input, version: current.previous });
+  // The previous version served these clients a moment ago: undoing a switch is never "incompatible".
+  return activateVersion(registry, { ...input, version: current.previous, force: true });
 }
 
 export type AutoActivation =

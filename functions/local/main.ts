@@ -1,8 +1,11 @@
 import { join, resolve } from 'node:path';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
 import { S3Store } from '../adapters/s3-store';
-import { publishSyntheticDemo } from './demo';
+import { DEMO_ARTIST, DEMO_USER, publishMusicDemo } from './demo';
 import { startLocalStack } from './stack';
+import { createStaticHandler } from './static';
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 /** `npm start`: the whole system on this machine, no AWS account. */
 async function main() {
@@ -13,7 +16,12 @@ async function main() {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   const t0 = Date.now();
-  const stack = await startLocalStack({ home, port, log: (l) => console.log(`[vicinity] ${l}`) });
+  const stack = await startLocalStack({
+    home,
+    port,
+    staticHandler: createStaticHandler(),
+    log: (l) => console.log(`[vicinity] ${l}`),
+  });
   const { info } = stack;
   console.log(`Vicinity is running (started in ${Date.now() - t0} ms)
   API:        ${info.apiUrl}/v1
@@ -23,19 +31,43 @@ async function main() {
   Data:       ${home} (connection details in ${join(home, 'local.json')})`);
 
   const registry = new DynamoRegistry(stack.deps.dynamo, info.table);
-  if ((await registry.listSpaces()).length === 0) {
-    console.log('First start: publishing the demo release…');
-    const published = Date.now();
-    const { space } = await publishSyntheticDemo(new S3Store(stack.deps.s3, info.bucket));
-    await stack.idle();
-    const pointer = await registry.getPointer(space);
+  // First start (or a home from before the music demo): train and publish it, unless VICINITY_DEMO=0.
+  if (process.env.VICINITY_DEMO !== '0' && !(await registry.listSpaces()).includes('music')) {
     console.log(
-      `Demo space "${space}" is live at ${pointer.version} (${Date.now() - published} ms from upload to READY).`,
+      'First start: training ALS on the Last.fm plays (examples/lastfm) and publishing space "music"…',
+    );
+    const published = Date.now();
+    const demo = await publishMusicDemo(new S3Store(stack.deps.s3, info.bucket), {
+      workDir: join(home, 'demo'),
+    });
+    const uploaded = Date.now();
+    await stack.idle();
+    const pointer = await registry.getPointer(demo.space);
+    const record = pointer.version ? await registry.getVersion(demo.space, pointer.version) : undefined;
+    if (!pointer.version) {
+      const failed = stack.outcomes.find((o) => o.status === 'FAILED');
+      throw new Error(
+        `the demo release did not go live${failed && 'reason' in failed ? `: ${failed.reason}` : ''}`,
+      );
+    }
+    console.log(
+      `Demo space "${demo.space}" is live at ${pointer.version}: ${demo.users} users, ${demo.artists} artists ` +
+        `(ALS trained in ${seconds(demo.trainMs)}, files written in ${seconds(demo.writeMs)}, ` +
+        `uploaded in ${seconds(demo.uploadMs)}, built in ${seconds(record?.timings?.totalMs ?? Date.now() - uploaded)}; ` +
+        `${seconds(Date.now() - published)} for the demo, ${seconds(Date.now() - t0)} from start).`,
     );
   }
-  console.log(`Try:
-  curl -s '${info.apiUrl}/v1/spaces/demo/collections/tracks/items/t1/similar?k=5'
-  curl -s '${info.apiUrl}/v1/spaces/demo/collections/users/items/u1/similar?target=tracks&k=5&excludeSeen=true'`);
+  const spaces = await registry.listSpaces();
+  const api = `${info.apiUrl}/v1/spaces/music`;
+  console.log(
+    spaces.includes('music')
+      ? `Try:
+  curl -s '${api}/collections/artists/items/${DEMO_ARTIST}/similar?k=5'        # artists like Radiohead
+  curl -s '${api}/collections/users/items/${DEMO_USER}/similar?target=artists&k=5&excludeSeen=true'   # for user ${DEMO_USER}
+  npx vicinity similar music artists ${DEMO_ARTIST}
+  npx vicinity status music`
+      : `Spaces: ${spaces.join(', ') || 'none'} (\`npx vicinity spaces\`)`,
+  );
 
   const shutdown = async () => {
     console.log('Stopping…');

@@ -1,0 +1,362 @@
+/**
+ * The `vicinity` CLI end to end against a whole local stack (s3rver + dynalite + the HTTP server):
+ * the commands run in-process through runCli, reading the stack's local.json as a user's shell would.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bufferIo } from '../../functions/cli/io';
+import { runCli } from '../../functions/cli/main';
+import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { type TestStack, testStack } from '../support/local';
+
+const DIMS = 16;
+const ITEMS = 400;
+const USERS = 60;
+/** Items whose vectors release B moves into another cluster: exactly these must top the diff. */
+const MOVED = Array.from({ length: 10 }, (_, i) => `i${i * 37 + 3}`);
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+function releaseFiles(moved: boolean) {
+  const items = clusteredVectors(ITEMS, DIMS, 8, 11);
+  const users = clusteredVectors(USERS, DIMS, 8, 12);
+  const itemIds = Array.from({ length: ITEMS }, (_, i) => `i${i}`);
+  const userIds = Array.from({ length: USERS }, (_, i) => `u${i}`);
+  if (moved) {
+    const used = new Set<number>();
+    for (const id of MOVED) {
+      const row = Number(id.slice(1));
+      // Copy the vector of a distinct item of another cluster: the moved item's neighbourhood is all new,
+      // and every other item loses or gains at most one neighbour.
+      let other = (row + ITEMS / 2) % ITEMS;
+      while (items.cluster[other] === items.cluster[row] || used.has(other) || MOVED.includes(`i${other}`))
+        other = (other + 1) % ITEMS;
+      used.add(other);
+      items.vectors.copyWithin(row * DIMS, other * DIMS, (other + 1) * DIMS);
+    }
+  }
+  return {
+    'items.jsonl': jsonlRows(itemIds, items.vectors, DIMS, (i) => ({
+      name: `Item ${i}`,
+      cluster: items.cluster[i],
+    })),
+    'users.jsonl': jsonlRows(userIds, users.vectors, DIMS, (i) => ({ seen: [`i${i}`, `i${i + 1}`] })),
+    'release.json': JSON.stringify({
+      collections: {
+        users: { file: 'users.jsonl', metric: 'cosine' },
+        items: { file: 'items.jsonl', metric: 'cosine', ef: 200 },
+      },
+      seenField: 'seen',
+    }),
+  };
+}
+
+async function writeDir(dir: string, files: Record<string, string>) {
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+}
+
+describe('vicinity CLI against the local stack', () => {
+  let s: TestStack;
+  let work: string;
+  const run = async (...argv: string[]): Promise<Run> => {
+    const b = bufferIo({ ...process.env, VICINITY_HOME: s.home }, work);
+    const code = await runCli(argv, b.io);
+    return { code, out: b.stdout(), err: b.stderr() };
+  };
+
+  beforeAll(async () => {
+    [s, work] = await Promise.all([testStack(), mkdtemp(join(tmpdir(), 'vicinity-cli-'))]);
+    await writeDir(join(work, 'a'), releaseFiles(false));
+    await writeDir(join(work, 'b'), releaseFiles(true));
+    const bad = releaseFiles(false);
+    bad['items.jsonl'] = bad['items.jsonl'].replace(/\n/, '\n{"id":"broken","vector":[1,2]}\n');
+    await writeDir(join(work, 'bad'), bad);
+  });
+  afterAll(async () => {
+    await s?.dispose();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('publishes a release folder with plain progress lines, release.json last, and follows the build', async () => {
+    const r = await run('publish', 'shop', 'a', '--release', 'r-a', '--no-progress');
+    expect(r.err.includes('\u001b[')).toBe(false);
+    expect(r.err).toMatch(/Uploading 2 files \([\d.]+ KB\) to s3:\/\/vicinity-local\/incoming\/shop\/r-a\//);
+    expect(r.err).toMatch(/items\.jsonl\s+[\d.]+ KB\s+uploaded/);
+    expect(r.err).toMatch(/Wrote incoming\/shop\/r-a\/release\.json/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^v1 READY \(release r-a, built in/);
+    expect(r.out).toMatch(/items\s+400\s+16\s+cosine/);
+    expect(r.out).toMatch(/Active: shop now serves v1 \(generation 1/);
+    // release.json arrived after the files: the build found them without waiting.
+    expect((await s.get('/v1/spaces/shop/versions/v1')).body.status).toBe('READY');
+  });
+
+  it('publishes a candidate without activating it', async () => {
+    const r = await run('publish', 'shop', 'b', '--release', 'r-b', '--no-activate', '--no-progress');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^v2 READY/);
+    expect(r.out).toMatch(/Not activated \(--no-activate\)\. Serving: v1/);
+    expect(r.out).toContain('vicinity diff shop v1 v2');
+    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1' });
+  });
+
+  it('shows status and versions with release names, as tables and as JSON', async () => {
+    const status = await run('status', 'shop');
+    expect(status.code).toBe(0);
+    expect(status.out).toMatch(
+      /Space shop: active v1 \(release r-a\), generation 1, previous none, changed by build/,
+    );
+    expect(status.out).toMatch(/\* active\s+v1\s+READY\s+r-a/);
+    expect(status.out).toMatch(/v2\s+READY\s+r-b/);
+    const json = await run('versions', 'shop', '--json');
+    const body = JSON.parse(json.out) as { versions: { version: string; release: string }[] };
+    expect(body.versions.map((v) => [v.version, v.release])).toEqual([
+      ['v2', 'r-b'],
+      ['v1', 'r-a'],
+    ]);
+    const one = await run('versions', 'shop', '--release', 'r-b', '--json');
+    expect((JSON.parse(one.out) as typeof body).versions.map((v) => v.version)).toEqual(['v2']);
+  });
+
+  it('prints neighbours as a table with a name column', async () => {
+    const r = await run('similar', 'shop', 'items', 'i0', '-k', '3');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines[0]).toMatch(/^shop v1 · items\/i0 "Item 0" → items: 3 results$/);
+    expect(lines[1]).toMatch(/#\s+ID\s+SCORE\s+NAME/);
+    expect(lines.slice(2)).toHaveLength(3);
+    for (const l of lines.slice(2)) expect(l).toMatch(/^\d\s+i\d+\s+0\.\d{4}\s+Item \d+$/);
+    const recs = await run('similar', 'shop', 'users', 'u0', '--target', 'items', '--exclude-seen', '--json');
+    const ids = (JSON.parse(recs.out) as { results: { id: string }[] }).results.map((x) => x.id);
+    expect(ids).toHaveLength(10);
+    expect(ids).not.toContain('i0');
+    expect(ids).not.toContain('i1');
+  });
+
+  it('queries by a vector given inline or in a file, and lists spaces', async () => {
+    const line = releaseFiles(false)['items.jsonl'].split('\n')[7] as string;
+    const { id, vector } = JSON.parse(line) as { id: string; vector: number[] };
+    const inline = await run('query', 'shop', 'items', '--vector', vector.join(','), '-k', '2');
+    expect(inline.code).toBe(0);
+    expect(inline.out).toMatch(/^shop v1 · nearest to a 16-d vector in items: 2 results\n/);
+    expect(inline.out.split('\n')[2]).toMatch(new RegExp(`^1\\s+${id}\\s`));
+    await writeFile(join(work, 'q.json'), JSON.stringify(vector));
+    const file = await run('query', 'shop', 'items', '--vector-file', 'q.json', '--json');
+    expect((JSON.parse(file.out) as { results: { id: string }[] }).results[0]?.id).toBe(id);
+    const bad = await run('query', 'shop', 'items', '--vector', '1,2');
+    expect(bad.err).toMatch(/^vicinity: vector has 2 values, collection items has 16 dims\nhint: /);
+    expect((await run('spaces')).out).toMatch(/shop\s+v1\s+1/);
+  });
+
+  it('diffs two versions: the moved items change most, the rest barely', async () => {
+    const r = await run('diff', 'shop', 'v1', 'v2', '--sample', '1000', '--json');
+    expect(r.code).toBe(0);
+    const d = JSON.parse(r.out) as {
+      from: string;
+      to: string;
+      compatible: boolean;
+      collections: {
+        collection: string;
+        sampled: number;
+        inBoth: number;
+        meanOverlap: number;
+        unchanged: number;
+        mostChanged: { id: string; label: string; overlap: number; removed: unknown[]; added: unknown[] }[];
+      }[];
+    };
+    expect(d).toMatchObject({ from: 'v1', to: 'v2', compatible: true });
+    const items = d.collections.find((c) => c.collection === 'items')!;
+    const users = d.collections.find((c) => c.collection === 'users')!;
+    expect(items).toMatchObject({ sampled: ITEMS, inBoth: ITEMS });
+    expect(new Set(items.mostChanged.map((m) => m.id))).toEqual(new Set(MOVED));
+    for (const m of items.mostChanged) {
+      expect(m.overlap).toBeLessThanOrEqual(0.2);
+      expect(m.label).toBe(`Item ${m.id.slice(1)}`);
+      expect(m.removed.length).toBeGreaterThanOrEqual(8);
+    }
+    expect(items.meanOverlap).toBeGreaterThan(0.85);
+    // Same user vectors in both: the same neighbours.
+    expect(users).toMatchObject({ sampled: USERS, meanOverlap: 1, unchanged: 1, mostChanged: [] });
+
+    const text = await run(
+      'diff',
+      'shop',
+      'v1',
+      'v2',
+      '--collection',
+      'items',
+      '--sample',
+      '1000',
+      '--top',
+      '3',
+    );
+    expect(text.out).toMatch(/shop: v1 → v2/);
+    expect(text.out).toMatch(/Most changed:/);
+    expect(text.out).toMatch(/items: (small|moderate) change — mean overlap@10/);
+  });
+
+  it('refuses an activation against a stale generation, with who moved it and a hint', async () => {
+    const r = await run('activate', 'shop', 'v2', '--expected-generation', '0');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /^vicinity: conflict: shop is at generation 1 \(active v1, moved by build at [\d-]+ [\d:]+Z\), not 0 — nothing was changed\nhint: .*vicinity status shop/,
+    );
+    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1', generation: 1 });
+  });
+
+  it('activates and rolls back with changedBy cli', async () => {
+    const a = await run('activate', 'shop', 'v2');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/^shop: v1 → v2 \(generation 2, by cli at/);
+    const again = await run('activate', 'shop', 'v2');
+    expect(again.out).toMatch(/v2 is already active \(generation 2\); nothing changed/);
+    const b = await run('rollback', 'shop');
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/^shop: v2 → v1 \(generation 3, by cli at/);
+    const history = (await s.get('/v1/spaces/shop/history')).body.history as { to: string; by: string }[];
+    expect(history.slice(0, 2)).toMatchObject([
+      { to: 'v1', by: 'cli' },
+      { to: 'v2', by: 'cli' },
+    ]);
+    const h = await run('history', 'shop');
+    expect(h.out).toMatch(/3\s+v2\s+v1\s+cli/);
+  });
+
+  it('against AWS (--table), switches through the DynamoDB registry with changedBy cli', async () => {
+    // The stand-in plays DynamoDB: the SDK's standard endpoint variable and credentials, as for AWS.
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_DYNAMODB: s.info.dynamodbEndpoint,
+      AWS_ACCESS_KEY_ID: s.info.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s.info.secretAccessKey,
+    });
+    try {
+      const aws = ['--table', s.info.table, '--region', s.info.region];
+      const status = await run('status', 'shop', ...aws);
+      expect(status.out).toMatch(
+        /Space shop: active v1 \(release r-a\), generation 3, previous v2, changed by cli/,
+      );
+      const stale = await run('rollback', 'shop', '--expected-generation', '2', ...aws);
+      expect(stale.code).toBe(1);
+      expect(stale.err).toMatch(/^vicinity: conflict: shop is at generation 3 \(active v1, moved by cli/);
+      const a = await run('activate', 'shop', 'v2', ...aws);
+      expect(a.out).toMatch(/^shop: v1 → v2 \(generation 4, by cli/);
+      const b = await run('rollback', 'shop', ...aws);
+      expect(b.out).toMatch(/^shop: v2 → v1 \(generation 5, by cli/);
+      const missing = await run('status', 'shop', '--table', 'no-such-table', '--region', 'us-east-1');
+      expect(missing.err).toMatch(/^vicinity: DynamoDB table not found: .*\nhint: check --table/);
+    } finally {
+      for (const k of ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
+  });
+
+  it('publishes data files without a release.json, one collection per file', async () => {
+    const r = await run(
+      'publish',
+      'loose',
+      'a/items.jsonl',
+      '--metric',
+      'l2',
+      '--release',
+      'files',
+      '--no-progress',
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/items\s+400\s+16\s+l2/);
+    expect((await s.get('/v1/spaces/loose')).body.active).toMatchObject({ version: 'v1' });
+  });
+
+  it('reports a FAILED build with the reason, file and line, and a non-zero exit', async () => {
+    const r = await run('publish', 'shop', 'bad', '--release', 'r-bad', '--no-progress');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /vicinity: v3 \(release r-bad\) FAILED: items\.jsonl:2: vector has 2 values, expected 16/,
+    );
+    expect(r.err).toMatch(/hint: check the files locally with `vicinity validate/);
+    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1' });
+  });
+
+  it('validates a release folder locally: the same problems, path:line, exit 1', async () => {
+    const bad = await run('validate', 'bad', '--no-progress');
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/^bad\/items\.jsonl:2: vector has 2 values, expected 16 \(set by line 1\)$/m);
+    expect(bad.err).toMatch(/vicinity: bad: 1 problem; the build would refuse this release\nhint: /);
+    const good = await run('validate', 'a');
+    expect(good.code).toBe(0);
+    expect(good.out).toMatch(/OK: a is a valid release \(2 collections, 460 items/);
+    await writeDir(join(work, 'dup'), {
+      'release.json': JSON.stringify({
+        collections: { x: { file: 'x.jsonl', metric: 'l2' }, y: { file: 'y.jsonl', metric: 'l2' } },
+      }),
+      'x.jsonl': '{"id":"a","vector":[1]}\n{"id":"a","vector":[2]}\n',
+      'y.jsonl': '',
+    });
+    const dup = await run('validate', 'dup');
+    expect(dup.out).toMatch(/^dup\/x\.jsonl:2: duplicate id "a" \(first at x\.jsonl:1\)$/m);
+    expect(dup.out).toMatch(/^dup\/y\.jsonl: collection y is empty$/m);
+  });
+
+  it('trains ALS into a release folder that validates', async () => {
+    await writeFile(
+      join(work, 'plays.csv'),
+      'user,item,count\nu1,a,3\nu1,b,1\nu2,b,5\nu2,c,2\nu3,a,1\nu3,c,4\n',
+    );
+    const r = await run(
+      'train-als',
+      'plays.csv',
+      '--out',
+      'als',
+      '--factors',
+      '2',
+      '--iterations',
+      '3',
+      '--no-progress',
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/Trained ALS \(factors=2, iterations=3.*on 3 users × 3 items/);
+    expect(r.err).toMatch(/Read 6 rows: 3 users × 3 items/);
+    expect((await run('validate', 'als')).code).toBe(0);
+    const bad = await run('train-als', 'plays.csv', '--out', 'als2', '--factors', '0');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--factors must be an integer/);
+  });
+
+  it('says what is wrong in one line and a hint, with a non-zero exit', async () => {
+    const b = bufferIo({ ...process.env, VICINITY_HOME: join(work, 'nowhere') }, work);
+    expect(await runCli(['status', 'shop'], b.io)).toBe(1);
+    expect(b.stderr()).toMatch(
+      /^vicinity: no local stack found: .*local\.json does not exist\nhint: start the local stack with `npm start`/,
+    );
+    const unknown = await run('status', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/^vicinity: Unknown space nope\nhint: /);
+    const notReady = await run('activate', 'shop', 'v3');
+    expect(notReady.err).toMatch(
+      /vicinity: activate refused: Version v3 is FAILED.*\nhint: only READY versions/,
+    );
+    const usage = await run('similar', 'shop');
+    expect(usage.code).toBe(1);
+    expect(usage.err).toMatch(/missing required argument 'collection'\nhint: add --help/);
+  });
+
+  it('runs as the package bin through tsx', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      join(import.meta.dirname, '../../functions/cli/bin.mjs'),
+      '--help',
+    ]);
+    expect(stdout).toMatch(/^Usage: vicinity \[options\] \[command\]/);
+    expect(stdout).toMatch(/publish \[options\] <space> <paths\.\.\.>/);
+  });
+});
