@@ -31,7 +31,7 @@ export function createRouter(routes: Route[]): (event: HttpEvent) => Promise<Htt
   return async (event) => {
     const method = event.requestContext?.http?.method ?? 'GET';
     const raw = (event.rawPath ?? '/').split('/').filter(Boolean);
-    let pathMatched = false;
+    const allowed: string[] = [];
     for (const r of compiled) {
       if (r.parts.length !== raw.length) continue;
       const params: Record<string, string> = {};
@@ -48,18 +48,21 @@ export function createRouter(routes: Route[]): (event: HttpEvent) => Promise<Htt
         else ok = want === got;
       }
       if (!ok) continue;
-      pathMatched = true;
+      allowed.push(r.method);
       if (r.method !== method) continue;
       return r.handler({ event, params, query: { ...(event.queryStringParameters ?? {}) } });
     }
-    if (pathMatched) {
-      const err = new VicinityError(
+    if (allowed.length) {
+      const allow = [...new Set([...allowed, 'OPTIONS'])].join(', ');
+      // A CORS preflight (or a plain OPTIONS): what the path allows; corsMiddleware adds the CORS part.
+      if (method === 'OPTIONS') return { statusCode: 204, headers: { allow }, body: '' };
+      throw new VicinityError(
         405,
         'method-not-allowed',
         'Method not allowed',
-        `${method} is not allowed on ${event.rawPath}`,
+        `${method} is not allowed on ${event.rawPath}; allowed: ${allow}`,
+        { extras: { allow } },
       );
-      throw err;
     }
     throw new NotFoundError(`No route for ${method} ${event.rawPath}`);
   };
@@ -96,23 +99,24 @@ export function parseJsonBody(event: HttpEvent, required = true): unknown {
   }
 }
 
-export function problemResponse(err: VicinityError, instance?: string): HttpResult {
-  const extras: Record<string, unknown> = { ...err.extras };
-  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
-  if (typeof extras.retryAfter === 'number') headers['retry-after'] = String(extras.retryAfter);
-  delete extras.retryAfter;
+/** The problem+json object for an error (also used inside batch answers, one per failed entry). */
+export function problemBody(err: VicinityError, instance?: string): Record<string, unknown> {
+  const { retryAfter: _r, allow: _a, ...extras } = err.extras;
   return {
-    statusCode: err.status,
-    headers,
-    body: JSON.stringify({
-      type: `https://vicinity.dev/problems/${err.type}`,
-      title: err.title,
-      status: err.status,
-      detail: err.message,
-      ...(instance ? { instance } : {}),
-      ...extras,
-    }),
+    type: `https://vicinity.dev/problems/${err.type}`,
+    title: err.title,
+    status: err.status,
+    detail: err.message,
+    ...(instance ? { instance } : {}),
+    ...extras,
   };
+}
+
+export function problemResponse(err: VicinityError, instance?: string): HttpResult {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (typeof err.extras.retryAfter === 'number') headers['retry-after'] = String(err.extras.retryAfter);
+  if (typeof err.extras.allow === 'string') headers.allow = err.extras.allow;
+  return { statusCode: err.status, headers, body: JSON.stringify(problemBody(err, instance)) };
 }
 
 /** Maps any error to problem+json: VicinityError by its status, anything else a 500 that exposes nothing. */
@@ -135,11 +139,13 @@ export function problemMiddleware(log: Log): MiddlewareObj<HttpEvent, HttpResult
     onError: async (request) => {
       const err = request.error;
       const requestId = request.event?.requestContext?.requestId;
+      const version = err instanceof VicinityError ? err.extras.version : undefined;
       if (err instanceof VicinityError && err.status < 500) {
-        log.info('request refused', { status: err.status, detail: err.message, requestId });
+        log.info('request refused', { status: err.status, detail: err.message, requestId, version });
       } else {
         log.error('request failed', {
           requestId,
+          version,
           error:
             err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
           cause: err instanceof Error && err.cause ? String(err.cause) : undefined,
@@ -150,18 +156,32 @@ export function problemMiddleware(log: Log): MiddlewareObj<HttpEvent, HttpResult
   };
 }
 
-/** CORS headers when the deployer listed origins (VICINITY_CORS_ORIGINS); `*` allows any. */
+/**
+ * CORS headers when the deployer listed origins (VICINITY_CORS_ORIGINS); `*` allows any. A preflight
+ * (OPTIONS, answered 204 by the router) also gets the allowed methods and headers, cached for an hour.
+ */
 export function corsMiddleware(origins: readonly string[]): MiddlewareObj<HttpEvent, HttpResult> {
   const add = (request: { event: HttpEvent; response?: HttpResult | null }) => {
     if (!origins.length || !request.response) return;
     const origin = request.event.headers?.origin;
     const allowed = origins.includes('*') ? '*' : origin && origins.includes(origin) ? origin : undefined;
     if (!allowed) return;
+    const preflight =
+      request.event.requestContext?.http?.method === 'OPTIONS' &&
+      request.event.headers?.['access-control-request-method'] !== undefined;
     request.response.headers = {
       ...request.response.headers,
       'access-control-allow-origin': allowed,
       'access-control-expose-headers': 'vicinity-version, server-timing',
       vary: 'origin',
+      ...(preflight
+        ? {
+            'access-control-allow-methods': request.response.headers?.allow ?? 'GET, POST, OPTIONS',
+            'access-control-allow-headers':
+              request.event.headers?.['access-control-request-headers'] ?? 'content-type, authorization',
+            'access-control-max-age': '3600',
+          }
+        : {}),
     };
   };
   return { after: async (r) => add(r), onError: async (r) => add(r) };

@@ -6,9 +6,14 @@ export const MAX_K = 1000;
 export const MAX_EF = 10_000;
 export const MAX_EXCLUDE_GET = 100;
 export const MAX_EXCLUDE_POST = 10_000;
+export const MAX_BATCH_QUERIES = 100;
+export const MAX_BATCH_RESULTS = 10_000;
+export const MAX_VECTOR_DIMS = 4096;
+export const MAX_IN_VALUES = 1000;
 
 export type Scalar = string | number | boolean | null;
-export type Condition = Scalar | { in: Scalar[] } | { gte?: number; lte?: number };
+export type Range = { gte?: number; lte?: number };
+export type Condition = Scalar | { in: Scalar[] } | Range;
 export type Filter = Record<string, Condition>;
 
 export interface SearchParams {
@@ -23,16 +28,85 @@ export interface SearchParams {
   consistency: 'eventual' | 'strong';
 }
 
-const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
-const condition = z.union([
-  scalar,
-  z.object({ in: z.array(scalar).min(1).max(1000) }).strict(),
-  z
-    .object({ gte: z.number().optional(), lte: z.number().optional() })
-    .strict()
-    .refine((c) => c.gte !== undefined || c.lte !== undefined, { message: 'a range needs gte or lte' }),
-]);
-export const filterSchema = z.record(z.string().min(1), condition);
+const OPERATORS = ['in', 'gte', 'lte'] as const;
+
+function isScalar(v: unknown): v is Scalar {
+  return (
+    v === null ||
+    typeof v === 'string' ||
+    typeof v === 'boolean' ||
+    (typeof v === 'number' && Number.isFinite(v))
+  );
+}
+
+const describe = (v: unknown) => (Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v);
+
+/**
+ * What is wrong with a filter, each problem named by its field and operator. Written by hand rather
+ * than as a zod union because a union's error ("Invalid input") does not say which operator was wrong.
+ */
+export function filterProblems(raw: unknown): { path: (string | number)[]; message: string }[] {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return [{ path: [], message: `must be an object of field: condition, got ${describe(raw)}` }];
+  }
+  const out: { path: (string | number)[]; message: string }[] = [];
+  for (const [field, cond] of Object.entries(raw)) {
+    if (field.length === 0) out.push({ path: [field], message: 'a field name cannot be empty' });
+    if (isScalar(cond)) continue;
+    if (typeof cond !== 'object' || cond === null || Array.isArray(cond)) {
+      out.push({
+        path: [field],
+        message: `a condition is a string, number, boolean or null (equality), {"in":[…]} or {"gte":x,"lte":y}; got ${describe(cond)}`,
+      });
+      continue;
+    }
+    const ops = Object.keys(cond);
+    const unknown = ops.filter((o) => !(OPERATORS as readonly string[]).includes(o));
+    if (unknown.length) {
+      out.push({
+        path: [field, unknown[0] as string],
+        message: `unknown operator ${JSON.stringify(unknown[0])}; the operators are "in", "gte" and "lte" (a plain value means equality)`,
+      });
+      continue;
+    }
+    if (ops.length === 0) {
+      out.push({ path: [field], message: 'an empty condition; use {"in":[…]} or {"gte":x,"lte":y}' });
+      continue;
+    }
+    const c = cond as Record<string, unknown>;
+    if ('in' in c) {
+      if (ops.length > 1) {
+        out.push({ path: [field], message: '"in" cannot be combined with "gte"/"lte" in one condition' });
+        continue;
+      }
+      const list = c.in;
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_IN_VALUES) {
+        out.push({ path: [field, 'in'], message: `must be an array of 1–${MAX_IN_VALUES} values` });
+      } else {
+        const bad = list.findIndex((v) => !isScalar(v));
+        if (bad >= 0)
+          out.push({
+            path: [field, 'in', bad],
+            message: `values must be strings, finite numbers, booleans or null; got ${describe(list[bad])}`,
+          });
+      }
+      continue;
+    }
+    for (const op of ['gte', 'lte'] as const) {
+      if (op in c && (typeof c[op] !== 'number' || !Number.isFinite(c[op]))) {
+        out.push({ path: [field, op], message: `must be a finite number, got ${describe(c[op])}` });
+      }
+    }
+  }
+  return out;
+}
+
+const filterSchema = z
+  .unknown()
+  .superRefine((v, ctx) => {
+    for (const p of filterProblems(v)) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
+  })
+  .transform((v) => v as Filter);
 
 const itemId = z.string().superRefine((id, ctx) => {
   const p = itemIdProblem(id);
@@ -44,8 +118,8 @@ const version = z
   .string()
   .refine((v) => parseVersion(v) !== undefined, { message: 'must be "v" + a positive integer' });
 
-/** Search parameters in a JSON body (POST similar, query, batch entries). */
-export const searchBodySchema = z.object({
+/** The search fields shared by every search request (and by each entry of a batch). */
+const searchFields = {
   k: z.number().int().min(1).max(MAX_K).default(10),
   ef: z.number().int().min(1).max(MAX_EF).optional(),
   target: name.optional(),
@@ -53,25 +127,86 @@ export const searchBodySchema = z.object({
   excludeSeen: z.boolean().default(false),
   filter: filterSchema.optional(),
   includeMetadata: z.boolean().default(true),
+};
+
+const versionFields = {
   version: version.optional(),
   consistency: z.enum(['eventual', 'strong']).default('eventual'),
-});
+};
 
+/**
+ * Search parameters in a JSON body (POST similar, query). Strict: a misspelt field ("exlude") is a 400
+ * naming it rather than a silently ignored exclusion.
+ */
+export const searchBodySchema = z.object({ ...searchFields, ...versionFields }).strict();
+
+/** A vector: finite numbers only (JSON has no NaN, but 1e999 parses to Infinity). */
+export const vectorSchema = z
+  .array(z.number({ message: 'must be a finite number' }), {
+    message: 'vector must be an array of numbers',
+  })
+  .min(1, { message: 'vector is empty' })
+  .max(MAX_VECTOR_DIMS, { message: `vector has more than ${MAX_VECTOR_DIMS} values` })
+  .superRefine((v, ctx) => {
+    const bad = v.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) ctx.addIssue({ code: 'custom', message: 'must be a finite number', path: [bad] });
+  });
+
+export const queryBodySchema = z.object({ vector: vectorSchema, ...searchFields, ...versionFields }).strict();
+
+/** One entry of a batch: an item's neighbours (`item`) or a vector's (`vector`); version is the batch's. */
+export const batchEntrySchema = z
+  .object({ collection: name, item: itemId.optional(), vector: vectorSchema.optional(), ...searchFields })
+  .strict()
+  .superRefine((e, ctx) => {
+    if ((e.item === undefined) === (e.vector === undefined))
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of "item" and "vector"', path: [] });
+  });
+
+export const batchBodySchema = z
+  .object({
+    queries: z
+      .array(z.unknown(), { message: 'queries must be an array' })
+      .min(1, { message: 'a batch needs at least one query' })
+      .max(MAX_BATCH_QUERIES, { message: `a batch holds at most ${MAX_BATCH_QUERIES} queries` }),
+    ...versionFields,
+  })
+  .strict();
+
+export type BatchEntry = z.infer<typeof batchEntrySchema>;
+
+/** A readable one-line account of a zod error, each issue named by its path (`filter.genre.eq: …`). */
 export function zodDetail(error: z.ZodError, where = 'request'): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.length ? i.path.join('.') : where}: ${i.message}`)
-    .join('; ');
+  const text = error.issues.slice(0, 5).map((i) => {
+    const at = i.path.length ? i.path.map(String).join('.') : where;
+    if (i.code === 'unrecognized_keys') {
+      const keys = i.keys.map((k) => JSON.stringify(k)).join(', ');
+      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${keys}`;
+    }
+    return `${at}: ${i.message}`;
+  });
+  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
+  return text.join('; ') + more;
 }
 
-export function parseSearchBody(
-  body: unknown,
-  extra: z.ZodRawShape = {},
-): SearchParams & Record<string, unknown> {
-  const r = searchBodySchema.extend(extra).safeParse(body ?? {});
+/** Problem extras for a zod error: each issue's path and message, nothing of the input echoed back. */
+export function zodErrors(error: z.ZodError): { path: (string | number)[]; message: string }[] {
+  return error.issues.slice(0, 20).map((i) => ({
+    path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
+    message: i.message,
+  }));
+}
+
+export function parseWith<T>(schema: z.ZodType<T>, raw: unknown, where: string): T {
+  const r = schema.safeParse(raw);
   if (!r.success)
-    throw new BadRequestError(zodDetail(r.error, 'body'), { extras: { errors: r.error.issues } });
-  return r.data as SearchParams & Record<string, unknown>;
+    throw new BadRequestError(zodDetail(r.error, where), { extras: { errors: zodErrors(r.error) } });
+  return r.data;
+}
+
+/** Search parameters from a JSON body; an absent body means every default. */
+export function parseSearchBody(body: unknown): SearchParams {
+  return parseWith(searchBodySchema, body ?? {}, 'body');
 }
 
 function intParam(
@@ -83,7 +218,7 @@ function intParam(
   const raw = q[key];
   if (raw === undefined) return undefined;
   if (!/^-?\d+$/.test(raw.trim()))
-    throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw)}`);
+    throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw.slice(0, 40))}`);
   const n = Number(raw);
   if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
   return n;
@@ -94,11 +229,32 @@ function boolParam(q: Record<string, string | undefined>, key: string, fallback:
   if (raw === undefined || raw === '') return fallback;
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
-  throw new BadRequestError(`${key}: expected true or false, got ${JSON.stringify(raw)}`);
+  throw new BadRequestError(`${key}: expected true or false, got ${JSON.stringify(raw.slice(0, 40))}`);
 }
 
-/** Search parameters from a query string (GET similar). */
-export function parseSearchQuery(q: Record<string, string | undefined>): SearchParams {
+const QUERY_KEYS = new Set([
+  'k',
+  'ef',
+  'target',
+  'exclude',
+  'excludeSeen',
+  'filter',
+  'includeMetadata',
+  'version',
+  'consistency',
+]);
+
+/** Search parameters from a query string (GET similar). Unknown parameters are a 400, as in bodies. */
+export function parseSearchQuery(
+  q: Record<string, string | undefined>,
+  allowed: ReadonlySet<string> = QUERY_KEYS,
+): SearchParams {
+  const unknown = Object.keys(q).filter((key) => !allowed.has(key));
+  if (unknown.length) {
+    throw new BadRequestError(
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u.slice(0, 40))).join(', ')}; known: ${[...allowed].join(', ')}`,
+    );
+  }
   const exclude = q.exclude ? q.exclude.split(',').filter((s) => s.length > 0) : [];
   if (exclude.length > MAX_EXCLUDE_GET) {
     throw new BadRequestError(
@@ -116,48 +272,72 @@ export function parseSearchQuery(q: Record<string, string | undefined>): SearchP
   const consistency = q.consistency ?? 'eventual';
   if (consistency !== 'eventual' && consistency !== 'strong') {
     throw new BadRequestError(
-      `consistency: must be "strong" or "eventual", got ${JSON.stringify(consistency)}`,
+      `consistency: must be "strong" or "eventual", got ${JSON.stringify(consistency.slice(0, 40))}`,
     );
   }
-  return parseSearchBody({
-    k: intParam(q, 'k', 1, MAX_K),
-    ef: intParam(q, 'ef', 1, MAX_EF),
-    target: q.target,
-    exclude,
-    excludeSeen: boolParam(q, 'excludeSeen', false),
-    filter,
-    includeMetadata: boolParam(q, 'includeMetadata', true),
-    version: q.version,
-    consistency,
-  });
+  return parseWith(
+    searchBodySchema,
+    {
+      k: intParam(q, 'k', 1, MAX_K),
+      ef: intParam(q, 'ef', 1, MAX_EF),
+      target: q.target,
+      exclude,
+      excludeSeen: boolParam(q, 'excludeSeen', false),
+      filter,
+      includeMetadata: boolParam(q, 'includeMetadata', true),
+      version: q.version,
+      consistency,
+    },
+    'query',
+  );
+}
+
+export type Predicate = (meta: Record<string, unknown> | null | undefined) => boolean;
+
+/** Equality on a metadata value: a list-valued field matches when any element does. */
+export function matchesValue(v: unknown, want: Scalar): boolean {
+  return Array.isArray(v) ? v.includes(want) : v === want;
+}
+
+export function inRange(v: unknown, r: Range): boolean {
+  return typeof v === 'number' && (r.gte === undefined || v >= r.gte) && (r.lte === undefined || v <= r.lte);
+}
+
+/** Checks a filter's fields against those the collection's metadata ever had; unknown fields are a 400. */
+export function assertFilterFields(filter: Filter, knownFields: readonly string[]): void {
+  const known = new Set(knownFields);
+  for (const field of Object.keys(filter)) {
+    if (!known.has(field)) {
+      throw new BadRequestError(
+        `filter: unknown field ${JSON.stringify(field)}; this collection's metadata fields are ${[...known].map((f) => JSON.stringify(f)).join(', ') || '(none)'}`,
+        { extras: { field } },
+      );
+    }
+  }
 }
 
 /** Compiles a filter against the fields a collection's metadata ever had; unknown fields or operators are a 400. */
 export function compileFilter(
   filter: Filter | undefined,
   knownFields: readonly string[],
-): ((meta: Record<string, unknown> | null | undefined) => boolean) | undefined {
+): Predicate | undefined {
   if (!filter || Object.keys(filter).length === 0) return undefined;
-  const known = new Set(knownFields);
+  const problems = filterProblems(filter);
+  if (problems.length) {
+    const p = problems[0] as { path: (string | number)[]; message: string };
+    throw new BadRequestError(`filter.${p.path.join('.')}: ${p.message}`);
+  }
+  assertFilterFields(filter, knownFields);
   const tests: ((m: Record<string, unknown>) => boolean)[] = [];
   for (const [field, cond] of Object.entries(filter)) {
-    if (!known.has(field)) {
-      throw new BadRequestError(
-        `filter: unknown field ${JSON.stringify(field)}; this collection's metadata fields are ${[...known].join(', ') || '(none)'}`,
-      );
-    }
-    const matches = (v: unknown, want: Scalar) => (Array.isArray(v) ? v.includes(want) : v === want);
     if (cond === null || typeof cond !== 'object') {
-      tests.push((m) => matches(m[field], cond));
+      tests.push((m) => matchesValue(m[field], cond));
     } else if ('in' in cond) {
       const wanted = cond.in;
-      tests.push((m) => wanted.some((w) => matches(m[field], w)));
+      tests.push((m) => wanted.some((w) => matchesValue(m[field], w)));
     } else {
-      const { gte, lte } = cond as { gte?: number; lte?: number };
-      tests.push((m) => {
-        const v = m[field];
-        return typeof v === 'number' && (gte === undefined || v >= gte) && (lte === undefined || v <= lte);
-      });
+      const range = cond as Range;
+      tests.push((m) => inRange(m[field], range));
     }
   }
   return (meta) => {

@@ -24,7 +24,7 @@ export function compareNeighbours(a: Neighbour, b: Neighbour): number {
 }
 
 /** Merges per-segment neighbour lists into the k best overall. */
-export function mergeNeighbours(lists: Neighbour[][], k: number): Neighbour[] {
+export function mergeNeighbours<T extends Neighbour>(lists: T[][], k: number): T[] {
   const all = lists.length === 1 ? [...(lists[0] ?? [])] : lists.flat();
   all.sort(compareNeighbours);
   return all.slice(0, k);
@@ -103,4 +103,61 @@ export function overlapAt(a: readonly string[], b: readonly string[], k: number)
   let hit = 0;
   for (const id of b.slice(0, k)) if (set.has(id)) hit++;
   return hit / Math.min(k, Math.max(a.length, b.length, 1));
+}
+
+export interface LabelHit {
+  label: number;
+  distance: number;
+}
+
+/**
+ * Exact k-nearest over chosen rows (labels) of a flat row-major array — the scan used when a filter
+ * or exclusion allows so few items that HNSW's filter callback would cost more. `query` must already
+ * be normalised for cosine (the rows of a cosine index are).
+ */
+export function exactOverLabels(
+  metric: Metric,
+  dims: number,
+  vectors: Float32Array,
+  labels: ArrayLike<number>,
+  query: ArrayLike<number>,
+  k: number,
+  allow?: (label: number) => boolean,
+): LabelHit[] {
+  const best: LabelHit[] = [];
+  let worst = Number.POSITIVE_INFINITY;
+  const l2 = metric === 'l2';
+  const q = Float64Array.from(query as ArrayLike<number>);
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i] as number;
+    if (allow && !allow(label)) continue;
+    const off = label * dims;
+    let acc = 0;
+    if (l2) {
+      for (let d = 0; d < dims; d++) {
+        const x = (vectors[off + d] as number) - (q[d] as number);
+        acc += x * x;
+      }
+    } else {
+      for (let d = 0; d < dims; d++) acc += (vectors[off + d] as number) * (q[d] as number);
+      acc = 1 - acc;
+    }
+    if (best.length < k || acc <= worst) {
+      best.push({ label, distance: acc });
+      if (best.length >= k * 4 + 16) worst = keepBest(best, k);
+    }
+  }
+  keepBest(best, k);
+  return best;
+}
+
+/** Sorts and cuts to the k best, keeping any ties with the k-th (the caller breaks them by id); returns the k-th distance. */
+function keepBest(best: LabelHit[], k: number): number {
+  best.sort((a, b) => a.distance - b.distance);
+  if (best.length <= k) return Number.POSITIVE_INFINITY;
+  const kth = (best[k - 1] as LabelHit).distance;
+  let cut = k;
+  while (cut < best.length && (best[cut] as LabelHit).distance === kth) cut++;
+  best.length = cut;
+  return kth;
 }

@@ -24,8 +24,23 @@ export function createQueryHandler(deps: HandlerDeps) {
       if (l.bytes !== undefined) obs.metrics.addMetric('SnapshotLoadBytes', MetricUnit.Bytes, l.bytes);
       if (l.downloadMs !== undefined)
         obs.metrics.addMetric('SnapshotDownloadMs', MetricUnit.Milliseconds, l.downloadMs);
+      if (l.verifyMs !== undefined)
+        obs.metrics.addMetric('SnapshotVerifyMs', MetricUnit.Milliseconds, l.verifyMs);
       if (l.readIndexMs !== undefined)
         obs.metrics.addMetric('SnapshotReadIndexMs', MetricUnit.Milliseconds, l.readIndexMs);
+      if (l.parseMs !== undefined)
+        obs.metrics.addMetric('SnapshotParseMs', MetricUnit.Milliseconds, l.parseMs);
+    },
+    onServed: (s) => {
+      // The access log line (and any error log) of this invocation carries them; keys reset per invocation.
+      obs.logger.appendKeys({
+        space: s.space,
+        version: s.version,
+        ...(s.collection ? { collection: s.collection } : {}),
+        ...(s.k !== undefined ? { k: s.k } : {}),
+        cache: s.cacheHit ? 'hit' : 'miss',
+      });
+      obs.metrics.addMetric(s.cacheHit ? 'CacheHit' : 'CacheMiss', MetricUnit.Count, 1);
     },
   });
   return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });

@@ -1,39 +1,48 @@
-import { z } from 'zod';
-import { createRouter, type HttpResult, json, parseJsonBody, type Route, serverTiming } from '../common/http';
+import openapi from '../../docs/openapi.json';
+import {
+  createRouter,
+  type HttpResult,
+  json,
+  parseJsonBody,
+  problemBody,
+  type Route,
+  serverTiming,
+} from '../common/http';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
-import { parseSearchBody, parseSearchQuery, zodDetail } from '../core/query';
-import type { QueryService, Timings } from './service';
+import {
+  batchBodySchema,
+  parseSearchBody,
+  parseSearchQuery,
+  parseWith,
+  queryBodySchema,
+} from '../core/query';
+import type { VersionRecord } from '../core/version';
+import { diffRoute } from './diff-route';
+import { exploreRoutes } from './explore-routes';
+import { type QueryService, type RequestContext, requestContext } from './service';
+
+/** The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json. */
+export const openapiDocument: Record<string, unknown> = openapi;
 
 function served(
   body: { version: string } & Record<string, unknown>,
-  timings: Timings,
+  ctx: RequestContext,
   t0: number,
 ): HttpResult {
-  timings.total = performance.now() - t0;
-  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(timings) });
+  ctx.timings.total = performance.now() - t0;
+  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(ctx.timings) });
 }
 
-const vectorSchema = z
-  .array(z.number({ message: 'vector values must be finite numbers' }))
-  .min(1)
-  .max(4096);
-
-function parseVector(raw: unknown): number[] {
-  const r = vectorSchema.safeParse(raw);
-  if (!r.success) throw new BadRequestError(`vector: ${zodDetail(r.error, 'vector')}`);
-  // JSON cannot carry NaN, but 1e999 parses to Infinity.
-  const bad = r.data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new BadRequestError(`vector[${bad}] is not a finite number`);
-  return r.data;
-}
+const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 
 /** The read routes of the HTTP API (contract: `/v1/...`). */
 export function queryRoutes(service: QueryService, registry: Registry): Route[] {
   const base = '/v1/spaces/{space}';
   return [
     { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
+    { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, openapiDocument) },
     {
       method: 'GET',
       path: '/v1/spaces',
@@ -110,20 +119,21 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/collections/{collection}/items/{id}`,
       handler: async ({ params, query }) => {
         const t0 = performance.now();
-        const timings: Timings = {};
-        const p = parseSearchQuery({ version: query.version, consistency: query.consistency });
-        const include = query.include === undefined ? [] : query.include.split(',');
-        if (include.some((i) => i !== 'vector'))
-          throw new BadRequestError('include: only "vector" is supported');
+        const ctx = requestContext();
+        const { include, ...rest } = query;
+        const p = parseSearchQuery(rest, ITEM_QUERY_KEYS);
+        const parts = include === undefined ? [] : include.split(',');
+        if (parts.some((i) => i !== 'vector'))
+          throw new BadRequestError(`include: only "vector" is supported, got ${JSON.stringify(include)}`);
         const body = await service.item(
-          params.space!,
-          params.collection!,
-          params.id!,
-          include.includes('vector'),
+          params.space as string,
+          params.collection as string,
+          params.id as string,
+          parts.includes('vector'),
           p,
-          timings,
+          ctx,
         );
-        return served(body, timings, t0);
+        return served(body, ctx, t0);
       },
     },
     {
@@ -131,10 +141,16 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/collections/{collection}/items/{id}/similar`,
       handler: async ({ params, query }) => {
         const t0 = performance.now();
-        const timings: Timings = {};
+        const ctx = requestContext();
         const p = parseSearchQuery(query);
-        const body = await service.similar(params.space!, params.collection!, params.id!, p, timings);
-        return served({ ...body }, timings, t0);
+        const body = await service.similar(
+          params.space as string,
+          params.collection as string,
+          params.id as string,
+          p,
+          ctx,
+        );
+        return served({ ...body }, ctx, t0);
       },
     },
     {
@@ -142,10 +158,16 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/collections/{collection}/items/{id}/similar`,
       handler: async ({ params, event }) => {
         const t0 = performance.now();
-        const timings: Timings = {};
+        const ctx = requestContext();
         const p = parseSearchBody(parseJsonBody(event, false));
-        const body = await service.similar(params.space!, params.collection!, params.id!, p, timings);
-        return served({ ...body }, timings, t0);
+        const body = await service.similar(
+          params.space as string,
+          params.collection as string,
+          params.id as string,
+          p,
+          ctx,
+        );
+        return served({ ...body }, ctx, t0);
       },
     },
     {
@@ -153,23 +175,34 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/collections/{collection}/query`,
       handler: async ({ params, event }) => {
         const t0 = performance.now();
-        const timings: Timings = {};
-        const raw = parseJsonBody(event) as Record<string, unknown>;
-        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-          throw new BadRequestError('The request body must be a JSON object with a "vector"');
-        }
-        const { vector, ...rest } = raw;
-        if (vector === undefined) throw new BadRequestError('vector: required');
-        const v = parseVector(vector);
-        const p = parseSearchBody(rest);
-        const body = await service.query(params.space!, params.collection!, v, p, timings);
-        return served({ ...body }, timings, t0);
+        const ctx = requestContext();
+        const { vector, ...p } = parseWith(queryBodySchema, parseJsonBody(event), 'body');
+        const body = await service.query(params.space as string, params.collection as string, vector, p, ctx);
+        return served({ ...body }, ctx, t0);
       },
     },
+    {
+      method: 'POST',
+      path: `${base}/batch`,
+      handler: async ({ params, event }) => {
+        const t0 = performance.now();
+        const ctx = requestContext();
+        const b = parseWith(batchBodySchema, parseJsonBody(event), 'body');
+        const out = await service.batch(params.space as string, b, ctx);
+        const results = out.outcomes.map((o) => {
+          if (!o.ok) return { status: o.error.status, problem: problemBody(o.error) };
+          const { space: _s, version: _v, ...answer } = o.answer;
+          return { status: 200, ...answer };
+        });
+        return served({ space: out.space, version: out.version, results }, ctx, t0);
+      },
+    },
+    diffRoute(service, registry),
+    ...exploreRoutes(service, registry),
   ];
 }
 
-function summary(v: import('../core/version').VersionRecord) {
+function summary(v: VersionRecord) {
   return {
     version: v.version,
     status: v.status,

@@ -3,11 +3,20 @@ import { type ChecksumError, fetchVerified, localPathFor, mapLimit } from '../co
 import { SnapshotUnavailableError } from '../core/errors';
 import { type CollectionManifest, type Manifest, manifestKey, snapshotPrefix } from '../core/manifest';
 import type { BlobStore, IndexEngine, Log, VectorIndex } from '../core/ports';
+import { FilterIndex } from './filter-index';
+import { readIndexVectors } from './index-vectors';
 
 export interface LoadedSegment {
   index: VectorIndex;
   ids: string[];
   meta?: (Record<string, unknown> | null)[];
+  /** The verified index file in the local cache (the exact scan reads its vectors from there). */
+  indexPath: string;
+  /** Built on first use: per-field postings for filters. */
+  filters?: FilterIndex;
+  /** Read on first use: every vector by label, for exact scans. */
+  vectors?: Promise<Float32Array>;
+  vectorBytes?: number;
 }
 
 export interface ItemRef {
@@ -21,43 +30,84 @@ export interface LoadedCollection {
   name: string;
   manifest: CollectionManifest;
   segments: LoadedSegment[];
+  /** Bytes of the snapshot files it was loaded from. */
   bytes: number;
+  /** Memory it holds now: the files' bytes plus what filters and exact scans built since. */
+  memoryBytes(): number;
   lookup(id: string): ItemRef | undefined;
 }
 
 export interface LoadReport {
   cached: boolean;
   bytes?: number;
+  /** Files fetched from the bucket (the others were already verified in the local cache). */
+  downloaded?: number;
+  reused?: number;
   downloadMs?: number;
+  /** CPU time hashing parts as they landed: part of downloadMs, overlapped with it. */
+  verifyMs?: number;
   readIndexMs?: number;
   parseMs?: number;
 }
 
 interface Entry {
   promise: Promise<LoadedCollection>;
-  bytes: number;
+  collection?: LoadedCollection;
   lastUsed: number;
-  loaded: boolean;
+  /** Requests holding it now: eviction never drops an entry in use. */
+  inFlight: number;
 }
 
 const FAILURE_HOLD_MS = 15_000;
 
-function buildLookup(segments: LoadedSegment[]): (id: string) => ItemRef | undefined {
-  const map = new Map<string, number>();
-  // Packs segment and label into one number so a 1M-item map stays small.
-  segments.forEach((s, seg) => {
-    for (let label = 0; label < s.ids.length; label++) map.set(s.ids[label] as string, seg * 2 ** 32 + label);
-  });
+/** id → segment and label, built on first use: a vector query never needs it, and 1M ids take ~0.3 s. */
+function lazyLookup(segments: LoadedSegment[]): (id: string) => ItemRef | undefined {
+  let map: Map<string, number> | undefined;
   return (id) => {
+    if (!map) {
+      const m = new Map<string, number>();
+      // Packs segment and label into one number so a 1M-item map stays small.
+      segments.forEach((s, seg) => {
+        for (let label = 0; label < s.ids.length; label++)
+          m.set(s.ids[label] as string, seg * 2 ** 32 + label);
+      });
+      map = m;
+    }
     const v = map.get(id);
     return v === undefined ? undefined : { segment: Math.floor(v / 2 ** 32), label: v % 2 ** 32 };
   };
 }
 
+/** The vectors of a segment as one flat array, read once from its index file; counted in the memory budget. */
+export function segmentVectors(seg: LoadedSegment, dims: number): Promise<Float32Array> {
+  if (!seg.vectors) {
+    seg.vectorBytes = seg.ids.length * dims * 4;
+    seg.vectors = readIndexVectors(seg.indexPath, dims, seg.ids.length);
+    seg.vectors.catch(() => {
+      seg.vectors = undefined;
+      seg.vectorBytes = undefined;
+    });
+  }
+  return seg.vectors;
+}
+
+export function segmentFilters(seg: LoadedSegment): FilterIndex {
+  seg.filters ??= new FilterIndex(seg.meta, seg.ids.length);
+  return seg.filters;
+}
+
+export interface Held {
+  collection: LoadedCollection;
+  report: LoadReport;
+  /** Tells the cache the request is done with it; until then it is never evicted. */
+  release(): void;
+}
+
 /**
  * What an instance has loaded: manifests and collections by (space, version), fetched lazily per
- * collection, sha256-verified before any readIndex, evicted least-recently-used over the memory budget.
- * A collection that failed to verify or load is never served; asking for it is a 503 for a while.
+ * collection, sha256-verified before any readIndex, evicted least-recently-used over the memory budget
+ * (never while a request holds them). A collection that failed to verify or load is never served;
+ * asking for it is a 503 for a while.
  */
 export class SnapshotCache {
   private readonly manifests = new Map<string, Promise<Manifest>>();
@@ -88,42 +138,59 @@ export class SnapshotCache {
     return p;
   }
 
+  /** Bytes held by loaded collections now. */
+  memoryBytes(): number {
+    let total = 0;
+    for (const e of this.entries.values()) total += e.collection?.memoryBytes() ?? 0;
+    return total;
+  }
+
+  /** Loaded collections, as space/version/name. */
+  loaded(): string[] {
+    return [...this.entries.entries()].filter(([, e]) => e.collection).map(([k]) => k);
+  }
+
   /** The collection, loading it if needed; `report` tells what the load cost (for logs and Server-Timing). */
-  async collection(
-    space: string,
-    version: string,
-    name: string,
-  ): Promise<{ collection: LoadedCollection; report: LoadReport }> {
+  async collection(space: string, version: string, name: string): Promise<Held> {
     const key = `${space}/${version}/${name}`;
     const failed = this.failures.get(key);
     if (failed && failed.until > Date.now()) {
       throw new SnapshotUnavailableError(failed.message, { extras: { version } });
     }
-    const hit = this.entries.get(key);
-    if (hit) {
-      hit.lastUsed = Date.now();
-      return { collection: await hit.promise, report: { cached: hit.loaded } };
+    let entry = this.entries.get(key);
+    let report: LoadReport = { cached: true };
+    if (!entry) {
+      report = { cached: false };
+      entry = { promise: this.load(space, version, name, report), lastUsed: Date.now(), inFlight: 0 };
+      this.entries.set(key, entry);
+    } else if (!entry.collection) {
+      // Another request is loading it: this one waited for the load too.
+      report = { cached: false };
     }
-    const report: LoadReport = { cached: false };
-    const entry: Entry = {
-      promise: this.load(space, version, name, report),
-      bytes: 0,
-      lastUsed: Date.now(),
-      loaded: false,
+    entry.lastUsed = Date.now();
+    entry.inFlight++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      (entry as Entry).inFlight--;
     };
-    this.entries.set(key, entry);
     try {
       const c = await entry.promise;
-      entry.bytes = c.bytes;
-      entry.loaded = true;
-      this.evict(key);
-      return { collection: c, report };
+      if (!entry.collection) {
+        entry.collection = c;
+        this.evict();
+      }
+      return { collection: c, report, release };
     } catch (err) {
-      this.entries.delete(key);
+      release();
+      if (this.entries.get(key) === entry) this.entries.delete(key);
       if (err instanceof SnapshotUnavailableError) throw err;
       const message = `The snapshot of ${space} ${version} collection ${name} could not be loaded`;
-      this.opts.log.error('snapshot load failed', { space, version, collection: name, error: String(err) });
-      this.failures.set(key, { message, until: Date.now() + FAILURE_HOLD_MS });
+      if (!this.failures.has(key) || (this.failures.get(key)?.until ?? 0) <= Date.now()) {
+        this.opts.log.error('snapshot load failed', { space, version, collection: name, error: String(err) });
+        this.failures.set(key, { message, until: Date.now() + FAILURE_HOLD_MS });
+      }
       throw new SnapshotUnavailableError(message, { cause: err, extras: { version } });
     }
   }
@@ -137,14 +204,15 @@ export class SnapshotCache {
     const manifest = await this.manifest(space, version);
     const cm = manifest.collections[name];
     if (!cm) throw new Error(`no collection ${name}`);
-    const t0 = Date.now();
+    const t0 = performance.now();
     const files = cm.segments.flatMap((s) => [
       s.files.index,
       s.files.ids,
       ...(s.files.meta ? [s.files.meta] : []),
     ]);
+    let fetched: Awaited<ReturnType<typeof fetchVerified>>[];
     try {
-      await mapLimit(files, 4, (f) => fetchVerified(this.store, f, this.opts.cacheDir));
+      fetched = await mapLimit(files, 4, (f) => fetchVerified(this.store, f, this.opts.cacheDir));
     } catch (err) {
       const e = err as ChecksumError;
       this.opts.log.error('snapshot verification failed', {
@@ -155,60 +223,77 @@ export class SnapshotCache {
       });
       throw err;
     }
-    const t1 = Date.now();
+    const t1 = performance.now();
     let readIndexMs = 0;
     let parseMs = 0;
     const segments = await Promise.all(
-      cm.segments.map(async (s) => {
-        const r0 = Date.now();
-        const index = await this.engine.load(
-          localPathFor(this.opts.cacheDir, s.files.index.key),
-          cm.metric,
-          cm.dims,
-          s.count,
-          cm.M,
-          cm.ef,
-        );
-        readIndexMs += Date.now() - r0;
-        const p0 = Date.now();
-        const ids = JSON.parse(
-          await readFile(localPathFor(this.opts.cacheDir, s.files.ids.key), 'utf8'),
-        ) as string[];
-        const meta = s.files.meta
-          ? (JSON.parse(
-              await readFile(localPathFor(this.opts.cacheDir, s.files.meta.key), 'utf8'),
-            ) as (Record<string, unknown> | null)[])
-          : undefined;
-        parseMs += Date.now() - p0;
-        return { index, ids, ...(meta ? { meta } : {}) };
+      cm.segments.map(async (s): Promise<LoadedSegment> => {
+        const indexPath = localPathFor(this.opts.cacheDir, s.files.index.key);
+        // ids and metadata parse while readIndex runs on libuv's pool.
+        const parsed = (async () => {
+          const [idsText, metaText] = await Promise.all([
+            readFile(localPathFor(this.opts.cacheDir, s.files.ids.key), 'utf8'),
+            s.files.meta ? readFile(localPathFor(this.opts.cacheDir, s.files.meta.key), 'utf8') : undefined,
+          ]);
+          const p0 = performance.now();
+          const ids = JSON.parse(idsText) as string[];
+          const meta =
+            metaText === undefined ? undefined : (JSON.parse(metaText) as (Record<string, unknown> | null)[]);
+          parseMs += performance.now() - p0;
+          return { ids, meta };
+        })();
+        const r0 = performance.now();
+        const index = await this.engine.load(indexPath, cm.metric, cm.dims, s.count, cm.M, cm.ef);
+        readIndexMs += performance.now() - r0;
+        const { ids, meta } = await parsed;
+        if (ids.length !== s.count)
+          throw new Error(`ids file lists ${ids.length} ids, manifest says ${s.count}`);
+        return { index, ids, indexPath, ...(meta ? { meta } : {}) };
       }),
     );
     const bytes = files.reduce((a, f) => a + f.bytes, 0);
-    Object.assign(report, { bytes, downloadMs: t1 - t0, readIndexMs, parseMs });
+    Object.assign(report, {
+      bytes,
+      downloaded: fetched.filter((f) => f.downloaded).length,
+      reused: fetched.filter((f) => !f.downloaded).length,
+      downloadMs: round(t1 - t0),
+      verifyMs: round(fetched.reduce((a, f) => a + f.verifyMs, 0)),
+      readIndexMs: round(readIndexMs),
+      parseMs: round(parseMs),
+    } satisfies Partial<LoadReport>);
     this.opts.log.info('collection loaded', { space, version, collection: name, ...report });
-    return { space, version, name, manifest: cm, segments, bytes, lookup: buildLookup(segments) };
+    return {
+      space,
+      version,
+      name,
+      manifest: cm,
+      segments,
+      bytes,
+      memoryBytes: () => segments.reduce((a, s) => a + (s.vectorBytes ?? 0) + (s.filters?.bytes ?? 0), bytes),
+      lookup: lazyLookup(segments),
+    };
   }
 
-  /** Drops least-recently-used collections over the budget (never `keep`); requests holding one finish on it. */
-  private evict(keep: string): void {
-    let total = 0;
-    for (const e of this.entries.values()) total += e.bytes;
+  /** Drops least-recently-used collections over the budget; never one a request holds, nor one loading. */
+  evict(): void {
+    let total = this.memoryBytes();
     if (total <= this.opts.memoryBudgetBytes) return;
     const victims = [...this.entries.entries()]
-      .filter(([k, e]) => k !== keep && e.loaded)
+      .filter(([, e]) => e.collection && e.inFlight === 0)
       .sort((a, b) => a[1].lastUsed - b[1].lastUsed);
     for (const [k, e] of victims) {
       if (total <= this.opts.memoryBudgetBytes) break;
       this.entries.delete(k);
-      total -= e.bytes;
-      this.opts.log.info('collection evicted', { key: k, bytes: e.bytes });
+      const freed = e.collection?.memoryBytes() ?? 0;
+      total -= freed;
+      this.opts.log.info('collection evicted', { key: k, bytes: freed });
     }
   }
 
   /** Frees the memory of a version's loaded collections; requests still holding them finish on them. */
   drop(space: string, version: string): void {
     for (const [k, e] of [...this.entries]) {
-      if (k.startsWith(`${space}/${version}/`) && e.loaded) this.entries.delete(k);
+      if (k.startsWith(`${space}/${version}/`) && e.collection) this.entries.delete(k);
     }
   }
 
@@ -222,4 +307,8 @@ export class SnapshotCache {
       force: true,
     });
   }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }
