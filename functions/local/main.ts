@@ -24,6 +24,7 @@ async function main() {
   });
   const { info } = stack;
   console.log(`Vicinity is running (started in ${Date.now() - t0} ms)
+  Explorer:   ${info.apiUrl}/
   API:        ${info.apiUrl}/v1
   S3:         ${info.s3Endpoint}  bucket ${info.bucket}
   DynamoDB:   ${info.dynamodbEndpoint}  table ${info.table}
