@@ -46,6 +46,9 @@ export const READ_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/collections/{collection}/items/{id}/similar' },
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/collections/{collection}/query' },
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/batch' },
+  { method: HttpMethod.GET, path: '/v1/spaces/{space}/diff' },
+  { method: HttpMethod.GET, path: '/v1/spaces/{space}/collections/{collection}/items' },
+  { method: HttpMethod.GET, path: '/v1/spaces/{space}/collections/{collection}/projection' },
 ]);
 
 /** Admin routes (CONTRACT.md): they move the pointer, so they always require IAM (SigV4). */
