@@ -36,8 +36,10 @@ export async function readIndexVectors(path: string, dims: number, count: number
           buf.readUInt32LE(base + labelOffset) + buf.readUInt32LE(base + labelOffset + 4) * 2 ** 32;
         if (label >= count)
           throw new Error(`index file ${path} holds label ${label} beyond its count ${count}`);
+        // A plain loop: a subarray per element costs more than the copy itself.
         const at = (base + dataOffset) / 4;
-        out.set(floats.subarray(at, at + dims), label * dims);
+        const to = label * dims;
+        for (let d = 0; d < dims; d++) out[to + d] = floats[at + d] as number;
       }
     }
     return out;
