@@ -1,4 +1,5 @@
 import { hnswEngine } from '../adapters/hnsw-index';
+import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { queryRouter } from './routes';
@@ -46,4 +47,36 @@ export function createQueryHandler(deps: HandlerDeps) {
   return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });
 }
 
-export const handler = lazyHandler(() => createQueryHandler(depsFromEnv()));
+/** What EventBridge sends after a pointer move when warm-up is on (infra/constructs/events.ts). */
+export interface WarmUpEvent {
+  vicinity: 'warm-up';
+  slot: number;
+  space: string;
+  version: string;
+}
+
+function isWarmUp(event: unknown): event is WarmUpEvent {
+  return (event as { vicinity?: unknown })?.vicinity === 'warm-up';
+}
+
+/**
+ * Loads every collection of a newly activated version so the first user requests find it in memory.
+ * Best effort: a warm-up that fails costs nothing but the load a request would have paid anyway.
+ */
+export async function warmUp(q: ReturnType<typeof createQueryHandler>, e: WarmUpEvent) {
+  const started = performance.now();
+  try {
+    const manifest = await q.cache.manifest(e.space, e.version);
+    for (const name of Object.keys(manifest.collections)) await q.cache.collection(e.space, e.version, name);
+    return { warmed: Object.keys(manifest.collections), ms: Math.round(performance.now() - started) };
+  } catch (err) {
+    return { warmed: [], error: (err as Error).message };
+  }
+}
+
+export const handler = lazyHandler<HttpEvent | WarmUpEvent, HttpResult | Awaited<ReturnType<typeof warmUp>>>(
+  () => {
+    const q = createQueryHandler(depsFromEnv());
+    return (event, context) => (isWarmUp(event) ? warmUp(q, event) : q(event, context));
+  },
+);

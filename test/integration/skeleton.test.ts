@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bruteForce } from '../../functions/core/search';
 import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { warmUp } from '../../functions/query/handler';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 16;
@@ -80,6 +81,13 @@ describe('walking skeleton: publish → build → activate → query', () => {
     expect(r.status).toBe(200);
     expect((r.body.results as { id: string }[])[0]!.id).toBe('a-t5');
     expect(r.body.version).toBe('v1');
+  });
+
+  it('loads every collection of a version when EventBridge sends a warm-up', async () => {
+    const r = await warmUp(s.query, { vicinity: 'warm-up', slot: 0, space: 'music', version: 'v1' });
+    expect(r).toMatchObject({ warmed: ['users', 'tracks'] });
+    const broken = await warmUp(s.query, { vicinity: 'warm-up', slot: 1, space: 'music', version: 'v9' });
+    expect(broken.warmed).toEqual([]);
   });
 
   it('lists the space with its active version and versions', async () => {
