@@ -9,6 +9,7 @@
  * SigV4) they call the core use cases on the DynamoDB registry directly — the same conditional write
  * on the pointer, with changedBy `cli`.
  */
+
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -18,6 +19,7 @@ import { activateVersion, rollbackSpace } from '../core/activation';
 import { VicinityError } from '../core/errors';
 import type { HistoryEntry, Pointer } from '../core/pointer';
 import type { VersionRecord } from '../core/version';
+import { type VersionSummary, versionSummary } from '../core/version';
 import { asCliError, CliError } from './io';
 
 export interface GlobalOptions {
@@ -40,17 +42,7 @@ export interface LocalFile {
   secretAccessKey: string;
 }
 
-/** A version as the list routes show it. */
-export interface VersionSummary {
-  version: string;
-  status: VersionRecord['status'];
-  release: string;
-  createdAt: string;
-  finishedAt?: string;
-  collections?: VersionRecord['collections'];
-  buildMs?: number;
-  reason?: string;
-}
+export type { VersionSummary };
 
 export interface PointerView {
   version: string | null;
@@ -94,18 +86,7 @@ function hintForStatus(status: number): string | undefined {
   }
 }
 
-function toSummary(v: VersionRecord): VersionSummary {
-  return {
-    version: v.version,
-    status: v.status,
-    release: v.release,
-    createdAt: v.createdAt,
-    ...(v.finishedAt ? { finishedAt: v.finishedAt } : {}),
-    ...(v.collections ? { collections: v.collections } : {}),
-    ...(v.timings?.totalMs !== undefined ? { buildMs: v.timings.totalMs } : {}),
-    ...(v.reason ? { reason: v.reason } : {}),
-  };
-}
+const toSummary = versionSummary;
 
 const enc = encodeURIComponent;
 

@@ -15,6 +15,7 @@
  *
  * Pure math: no I/O. Float64 internally, Float32Array out, deterministic for a given seed.
  */
+import { mulberry32 } from './random';
 
 /** A sparse matrix in compressed-sparse-row form (row r holds indices/data [indptr[r], indptr[r+1])). */
 export interface CsrMatrix {
@@ -536,17 +537,7 @@ export function alsLoss(
 // ---------------------------------------------------------------------------------------------
 // PRNG and training
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Initial factors: normal with standard deviation 0.01, from the seeded PRNG (Box–Muller). */
 export function initialFactors(rows: number, f: number, random: () => number): Float64Array {

@@ -56,3 +56,28 @@ export interface ReleaseEvent {
 export function isServable(v: Pick<VersionRecord, 'status'>): boolean {
   return v.status === 'READY';
 }
+
+/** A version as the list routes show it (no lease, no problems list). */
+export interface VersionSummary {
+  version: string;
+  status: VersionStatus;
+  release: string;
+  createdAt: string;
+  finishedAt?: string;
+  collections?: Record<string, CollectionReport>;
+  buildMs?: number;
+  reason?: string;
+}
+
+export function versionSummary(v: VersionRecord): VersionSummary {
+  return {
+    version: v.version,
+    status: v.status,
+    release: v.release,
+    createdAt: v.createdAt,
+    ...(v.finishedAt ? { finishedAt: v.finishedAt } : {}),
+    ...(v.collections ? { collections: v.collections } : {}),
+    ...(v.timings?.totalMs !== undefined ? { buildMs: v.timings.totalMs } : {}),
+    ...(v.reason ? { reason: v.reason } : {}),
+  };
+}

@@ -3,10 +3,12 @@
  * deterministic sample of a collection, and a prefix search over ids or a metadata field.
  * Both read one version, resolved once, and answer with it like every other data route.
  */
+
 import { type HttpResult, json, type Route, serverTiming } from '../common/http';
 import { BadRequestError } from '../core/errors';
 import { assertItemId, assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
+import { mulberry32 } from '../core/random';
 import {
   type QueryService,
   type RequestContext,
@@ -70,17 +72,6 @@ export interface Pca2 {
   axes: [Float64Array, Float64Array];
   /** Share of the sample's total variance along each axis. */
   explained: [number, number];
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Modified Gram–Schmidt on the `l` columns (each of length `len`, stored one after another). */

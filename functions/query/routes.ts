@@ -18,7 +18,7 @@ import {
   parseWith,
   queryBodySchema,
 } from '../core/query';
-import type { VersionRecord } from '../core/version';
+import { versionSummary } from '../core/version';
 import { diffRoute } from './diff-route';
 import { exploreRoutes } from './explore-routes';
 import { type QueryService, type RequestContext, requestContext } from './service';
@@ -202,18 +202,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
   ];
 }
 
-function summary(v: VersionRecord) {
-  return {
-    version: v.version,
-    status: v.status,
-    release: v.release,
-    createdAt: v.createdAt,
-    ...(v.finishedAt ? { finishedAt: v.finishedAt } : {}),
-    ...(v.collections ? { collections: v.collections } : {}),
-    ...(v.timings?.totalMs !== undefined ? { buildMs: v.timings.totalMs } : {}),
-    ...(v.reason ? { reason: v.reason } : {}),
-  };
-}
+const summary = versionSummary;
 
 export function queryRouter(service: QueryService, registry: Registry) {
   return createRouter(queryRoutes(service, registry));
