@@ -33,6 +33,13 @@ process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const quick = process.argv.includes('--quick');
+/** `--only 1000000x64` runs one case; `--efc 100` overrides efConstruction (to compare defaults). */
+const argAfter = (flag: string) => {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const only = argAfter('--only');
+const efc = argAfter('--efc');
 const CACHE = join(tmpdir(), 'vicinity-bench-data');
 
 interface Case {
@@ -41,13 +48,14 @@ interface Case {
   formats: InputFormat[];
   build: InputFormat;
 }
-const CASES: Case[] = quick
+const ALL_CASES: Case[] = quick
   ? [{ n: 100_000, dims: 64, formats: ['jsonl', 'jsonl.gz', 'parquet', 'raw'], build: 'jsonl' }]
   : [
       { n: 100_000, dims: 64, formats: ['jsonl', 'jsonl.gz', 'parquet', 'raw'], build: 'jsonl' },
       { n: 1_000_000, dims: 64, formats: ['jsonl', 'raw'], build: 'jsonl' },
       { n: 100_000, dims: 768, formats: ['jsonl', 'raw'], build: 'raw' },
     ];
+const CASES = only ? ALL_CASES.filter((c) => `${c.n}x${c.dims}` === only) : ALL_CASES;
 
 async function writeLines(path: string, n: number, line: (i: number) => string, gzip = false): Promise<void> {
   const { createGzip } = await import('node:zlib');
@@ -113,6 +121,11 @@ async function generate(c: Case): Promise<string> {
 }
 
 function specFor(format: InputFormat, dims: number) {
+  const spec = specOf(format, dims);
+  return efc ? { ...spec, efConstruction: Number(efc) } : spec;
+}
+
+function specOf(format: InputFormat, dims: number) {
   switch (format) {
     case 'raw':
       return { vectors: 'items.f32', ids: 'items.ids', dims, metric: 'cosine' };
@@ -238,10 +251,8 @@ async function main() {
   ];
   console.log(lines.join('\n'));
   await mkdir(join('bench', 'results'), { recursive: true });
-  await writeFile(
-    join('bench', 'results', quick ? 'build-quick.json' : 'build.json'),
-    `${JSON.stringify(rows, null, 2)}\n`,
-  );
+  const name = quick ? 'build-quick' : only ? `build-${only}${efc ? `-efc${efc}` : ''}` : 'build';
+  await writeFile(join('bench', 'results', `${name}.json`), `${JSON.stringify(rows, null, 2)}\n`);
 }
 
 function runChild(
