@@ -20,6 +20,7 @@ import { VicinityError } from '../core/errors';
 import type { HistoryEntry, Pointer } from '../core/pointer';
 import type { VersionRecord } from '../core/version';
 import { type VersionSummary, versionSummary } from '../core/version';
+import type { LocalInfo } from '../local/stack';
 import { asCliError, CliError } from './io';
 
 export interface GlobalOptions {
@@ -31,16 +32,8 @@ export interface GlobalOptions {
   profile?: string;
 }
 
-export interface LocalFile {
-  apiUrl: string;
-  s3Endpoint: string;
-  dynamodbEndpoint: string;
-  region: string;
-  bucket: string;
-  table: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-}
+/** `VICINITY_HOME/local.json`, as the local stack writes it. */
+export type LocalFile = LocalInfo;
 
 export type { VersionSummary };
 
