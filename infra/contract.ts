@@ -32,10 +32,10 @@ export const METRIC = Object.freeze({
   requestLatency: 'RequestLatency',
   /**
    * query (Count): a snapshot failed sha256/header verification or loading (the request got a 503).
-   * The alarm on it waits for the query function to emit it.
+   * Emitted by functions/query/handler.ts (SnapshotCache onFailure).
    */
   snapshotLoadFailures: 'SnapshotLoadFailures',
-  /** build, admin (Count): the pointer of a space moved. The dashboard waits for the functions to emit it. */
+  /** build, admin (Count): the pointer of a space moved (functions/build/handler.ts, functions/admin/handler.ts). */
   pointerMoves: 'PointerMoves',
 } as const);
 

@@ -14,6 +14,7 @@ export function createQueryHandler(deps: HandlerDeps) {
     cacheDir: deps.config.cacheDir,
     memoryBudgetBytes: deps.config.memoryBudgetBytes,
     log: asLog(obs.logger),
+    onFailure: () => obs.metrics.addMetric('SnapshotLoadFailures', MetricUnit.Count, 1),
   });
   const service = new QueryService({
     registry,

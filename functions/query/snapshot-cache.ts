@@ -117,7 +117,13 @@ export class SnapshotCache {
   constructor(
     private readonly store: BlobStore,
     private readonly engine: IndexEngine,
-    private readonly opts: { cacheDir: string; memoryBudgetBytes: number; log: Log },
+    private readonly opts: {
+      cacheDir: string;
+      memoryBudgetBytes: number;
+      log: Log;
+      /** Called once per failed verification or load (the SnapshotLoadFailures metric). */
+      onFailure?: (what: { space: string; version: string; collection: string }) => void;
+    },
   ) {}
 
   manifest(space: string, version: string): Promise<Manifest> {
@@ -189,6 +195,7 @@ export class SnapshotCache {
       const message = `The snapshot of ${space} ${version} collection ${name} could not be loaded`;
       if (!this.failures.has(key) || (this.failures.get(key)?.until ?? 0) <= Date.now()) {
         this.opts.log.error('snapshot load failed', { space, version, collection: name, error: String(err) });
+        this.opts.onFailure?.({ space, version, collection: name });
         this.failures.set(key, { message, until: Date.now() + FAILURE_HOLD_MS });
       }
       throw new SnapshotUnavailableError(message, { cause: err, extras: { version } });
