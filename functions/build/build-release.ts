@@ -205,7 +205,7 @@ async function buildSnapshot(
   const spec = parseRelease(text);
   const files = s3ReleaseFiles(store, `incoming/${event.space}/${event.release}/`);
   const named = spec.collections.flatMap((c) => c.files);
-  const missing = await waitForFiles(files, named, config.fileWaitMs);
+  const { missing, bytes } = await waitForFiles(files, named, config.fileWaitMs);
   if (missing.length) {
     throw new ReleaseInvalidError(
       missing.map((file) => ({
@@ -215,7 +215,7 @@ async function buildSnapshot(
     );
   }
   await mkdir(workDir, { recursive: true });
-  await checkDiskSpace(files, named, workDir);
+  await checkDiskSpace(bytes, workDir);
 
   const quality = {
     minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
@@ -234,7 +234,7 @@ async function buildSnapshot(
     collections: {},
   };
 
-  const previous = await previousSnapshot(deps, event.space, version);
+  const previous = await previousSnapshot(deps, event.space, version, workDir);
   for (const c of spec.collections) {
     const t0 = Date.now();
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
@@ -307,11 +307,12 @@ async function buildSnapshot(
 }
 
 /** The version serving now (to report how much the model changed), loaded lazily through the query side's cache. */
-async function previousSnapshot(deps: BuildDeps, space: string, version: string) {
+async function previousSnapshot(deps: BuildDeps, space: string, version: string, workDir: string) {
   const pointer = await deps.registry.getPointer(space);
   if (!pointer.version || pointer.version === version) return undefined;
   const cache = new SnapshotCache(deps.store, deps.engine, {
-    cacheDir: join(deps.config.cacheDir, 'previous'),
+    // Inside the build's work dir, so its files go with it instead of filling /tmp build after build.
+    cacheDir: join(workDir, 'previous'),
     memoryBudgetBytes: Number.MAX_SAFE_INTEGER,
     log: deps.log,
   });
@@ -319,13 +320,7 @@ async function previousSnapshot(deps: BuildDeps, space: string, version: string)
   return manifest ? { version: pointer.version, manifest, cache } : undefined;
 }
 
-async function checkDiskSpace(
-  files: ReturnType<typeof s3ReleaseFiles>,
-  names: string[],
-  dir: string,
-): Promise<void> {
-  const sizes = await Promise.all(names.map((f) => files.size(f)));
-  const input = sizes.reduce<number>((a, b) => a + (b ?? 0), 0);
+async function checkDiskSpace(input: number, dir: string): Promise<void> {
   const fs = await statfs(dir).catch(() => undefined);
   if (!fs) return;
   const free = fs.bavail * fs.bsize;

@@ -26,20 +26,22 @@ export function s3ReleaseFiles(store: BlobStore, prefix: string): ReleaseFiles {
 
 /**
  * `aws s3 sync` uploads in no fixed order, so files named in release.json may arrive after it.
- * Waits up to `waitMs` for each; returns the files still missing.
+ * Waits up to `waitMs` for each; returns the files still missing and the total bytes of those present.
  */
 export async function waitForFiles(
   files: ReleaseFiles,
   names: string[],
   waitMs: number,
   pollMs = 1000,
-): Promise<string[]> {
+): Promise<{ missing: string[]; bytes: number }> {
   const deadline = Date.now() + waitMs;
   let missing = names;
+  let bytes = 0;
   for (;;) {
     const sizes = await Promise.all(missing.map((f) => files.size(f)));
+    for (const s of sizes) bytes += s ?? 0;
     missing = missing.filter((_, i) => sizes[i] === undefined);
-    if (missing.length === 0 || Date.now() >= deadline) return missing;
+    if (missing.length === 0 || Date.now() >= deadline) return { missing, bytes };
     await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
   }
 }

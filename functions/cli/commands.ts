@@ -1,6 +1,8 @@
 /** The read and switch commands: spaces, status, versions, history, activate, rollback, similar, query, diff. */
+
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { DiffAnswer, Labelled } from '../core/diff';
 import { labelOf } from '../core/diff';
 import { isValidName, parseVersion } from '../core/names';
 import type { CliContext, PointerView, VersionSummary } from './context';
@@ -315,42 +317,6 @@ export async function queryCommand(
     `${space} ${answer.version} · nearest to a ${vector.length}-d vector in ${collection}: ${answer.results.length} results`,
   );
   io.out(resultsTable(answer.results, o.fields));
-}
-
-interface Labelled {
-  id: string;
-  label?: string;
-}
-
-interface DiffCollection {
-  collection: string;
-  target?: string;
-  from: { count: number; dims: number; metric: string } | null;
-  to: { count: number; dims: number; metric: string } | null;
-  inBoth: number;
-  onlyFrom: number;
-  onlyTo: number;
-  sampled: number;
-  meanOverlap: number;
-  medianOverlap: number;
-  p10Overlap: number;
-  unchanged: number;
-  mostlyChanged: number;
-  histogram: { overlap: number; items: number }[];
-  mostChanged: (Labelled & { overlap: number; removed: Labelled[]; added: Labelled[] })[];
-  text: string;
-}
-
-export interface DiffAnswer {
-  space: string;
-  from: string;
-  to: string;
-  k: number;
-  sample: number;
-  compatible: boolean;
-  incompatibilities: string[];
-  collections: DiffCollection[];
-  summary: string;
 }
 
 const pct = (x: number) => `${Math.round(x * 100)}%`;

@@ -49,6 +49,37 @@ export interface DiffSummary {
   mostChanged: ItemDiff[];
 }
 
+/** An item as the diff names it: its id and, when its metadata has one, a human label. */
+export interface Labelled {
+  id: string;
+  label?: string;
+}
+
+/** One collection's part of `GET /v1/spaces/{space}/diff` (the CLI and the page read the same). */
+export interface CollectionDiff extends Omit<DiffSummary, 'mostChanged'> {
+  collection: string;
+  target?: string;
+  from: { count: number; dims: number; metric: string } | null;
+  to: { count: number; dims: number; metric: string } | null;
+  inBoth: number;
+  onlyFrom: number;
+  onlyTo: number;
+  mostChanged: (Labelled & { overlap: number; removed: Labelled[]; added: Labelled[] })[];
+  text: string;
+}
+
+export interface DiffAnswer {
+  space: string;
+  from: string;
+  to: string;
+  k: number;
+  sample: number;
+  compatible: boolean;
+  incompatibilities: string[];
+  collections: CollectionDiff[];
+  summary: string;
+}
+
 export function itemDiff(pair: NeighbourPair, k: number): ItemDiff {
   const from = pair.from.slice(0, k);
   const to = pair.to.slice(0, k);

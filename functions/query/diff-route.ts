@@ -5,8 +5,11 @@
  */
 import { json, type Route, serverTiming } from '../common/http';
 import {
+  type CollectionDiff,
+  type DiffAnswer,
   describeDiff,
   type ItemDiff,
+  type Labelled,
   labelOf,
   type NeighbourPair,
   parseDiffQuery,
@@ -21,8 +24,6 @@ import type { SearchParams } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import { type QueryService, type RequestContext, type Resolved, requestContext } from './service';
 import type { LoadedCollection } from './snapshot-cache';
-
-type Labelled = { id: string; label?: string };
 
 function metadataOf(c: LoadedCollection, id: string): Record<string, unknown> | null | undefined {
   const ref = c.lookup(id);
@@ -119,7 +120,7 @@ async function diff(
   const search: SearchOptions = { k: p.k, exclude: [], excludeSeen: false, includeMetadata: false };
 
   const load = async (r: Resolved, name: string) => service.collection(r, name, ctx);
-  const collections = [];
+  const collections: CollectionDiff[] = [];
   for (const name of names) {
     const targetName = p.target ?? name;
     const [fromSrc, toSrc] = await Promise.all([load(fromR, name), load(toR, name)]);
@@ -171,7 +172,7 @@ async function diff(
   }
 
   const incompatibilities = compatibilityDiffs(fromCols, toCols);
-  const body = {
+  const body: DiffAnswer = {
     space,
     from: fromR.version,
     to: toR.version,

@@ -6,6 +6,7 @@ import {
   parseJsonBody,
   problemBody,
   type Route,
+  type RouteContext,
   serverTiming,
 } from '../common/http';
 import { BadRequestError, NotFoundError } from '../core/errors';
@@ -17,6 +18,7 @@ import {
   parseSearchQuery,
   parseWith,
   queryBodySchema,
+  type SearchParams,
 } from '../core/query';
 import { versionSummary } from '../core/version';
 import { diffRoute } from './diff-route';
@@ -40,6 +42,16 @@ const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 /** The read routes of the HTTP API (contract: `/v1/...`). */
 export function queryRoutes(service: QueryService, registry: Registry): Route[] {
   const base = '/v1/spaces/{space}';
+  // GET takes the search parameters from the query string, POST from the body; the rest is one route.
+  const similar =
+    (parse: (c: RouteContext) => SearchParams): Route['handler'] =>
+    async (c) => {
+      const t0 = performance.now();
+      const ctx = requestContext();
+      const { space, collection, id } = c.params as Record<'space' | 'collection' | 'id', string>;
+      const body = await service.similar(space, collection, id, parse(c), ctx);
+      return served({ ...body }, ctx, t0);
+    };
   return [
     { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
     { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, openapiDocument) },
@@ -139,36 +151,12 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}/similar`,
-      handler: async ({ params, query }) => {
-        const t0 = performance.now();
-        const ctx = requestContext();
-        const p = parseSearchQuery(query);
-        const body = await service.similar(
-          params.space as string,
-          params.collection as string,
-          params.id as string,
-          p,
-          ctx,
-        );
-        return served({ ...body }, ctx, t0);
-      },
+      handler: similar(({ query }) => parseSearchQuery(query)),
     },
     {
       method: 'POST',
       path: `${base}/collections/{collection}/items/{id}/similar`,
-      handler: async ({ params, event }) => {
-        const t0 = performance.now();
-        const ctx = requestContext();
-        const p = parseSearchBody(parseJsonBody(event, false));
-        const body = await service.similar(
-          params.space as string,
-          params.collection as string,
-          params.id as string,
-          p,
-          ctx,
-        );
-        return served({ ...body }, ctx, t0);
-      },
+      handler: similar(({ event }) => parseSearchBody(parseJsonBody(event, false))),
     },
     {
       method: 'POST',
