@@ -16,7 +16,7 @@ import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { readerFor } from '../functions/adapters/readers';
 import { ProblemCollector } from '../functions/adapters/readers/types';
 import { S3Store } from '../functions/adapters/s3-store';
-import { s3ReleaseFiles } from '../functions/build/s3-release-files';
+import { s3ReleaseFiles } from '../functions/builder/s3-release-files';
 import { type InputFormat, parseRelease } from '../functions/core/release';
 import {
   ensureBucket,
@@ -25,8 +25,8 @@ import {
   LOCAL_REGION,
   startDynalite,
   startS3,
-} from '../functions/local/standins';
-import { clusteredVectors } from '../functions/local/synthetic';
+} from '../local/standins';
+import { clusteredVectors } from '../local/synthetic';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';

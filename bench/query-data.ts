@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hnswEngine } from '../functions/adapters/hnsw-index';
 import { bruteForce } from '../functions/core/search';
-import { clusteredVectors } from '../functions/local/synthetic';
+import { clusteredVectors } from '../local/synthetic';
 
 export const CACHE_DIR = process.env.VICINITY_BENCH_CACHE ?? join(tmpdir(), 'vicinity-bench-query');
 export const M = 16;

@@ -23,14 +23,14 @@ import { hnswEngine } from '../functions/adapters/hnsw-index';
 import { S3Store } from '../functions/adapters/s3-store';
 import type { HttpEvent } from '../functions/common/http';
 import { activateVersion } from '../functions/core/activation';
-import { digestFile } from '../functions/core/digest';
-import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/core/manifest';
 import { exactOverLabels, normalise } from '../functions/core/search';
-import { fakeContext } from '../functions/local/http-adapter';
-import { type LocalStack, startLocalStack } from '../functions/local/stack';
 import { FilterIndex } from '../functions/query/filter-index';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/service';
-import { SnapshotCache } from '../functions/query/snapshot-cache';
+import { SnapshotCache } from '../functions/snapshot/cache';
+import { digestFile } from '../functions/snapshot/digest';
+import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/snapshot/manifest';
+import { fakeContext } from '../local/http-adapter';
+import { type LocalStack, startLocalStack } from '../local/stack';
 import {
   CACHE_DIR,
   DATASETS,
@@ -347,7 +347,7 @@ async function overHttp(stack: LocalStack, d: Dataset, ef: number, concurrency: 
 // The filter crossover: filtered HNSW against an exact scan of the allowed items, by selectivity.
 
 async function crossover(index: Hnsw.HierarchicalNSW, d: Dataset, ef: number) {
-  const { readIndexVectors } = await import('../functions/query/index-vectors');
+  const { readIndexVectors } = await import('../functions/adapters/hnsw-index');
   const v0 = performance.now();
   const vectors = await readIndexVectors(d.indexPath, d.dims, d.n);
   const vectorsReadMs = Math.round(performance.now() - v0);
@@ -617,7 +617,7 @@ Measured by \`npm run bench:query\`${run.quick ? ' (`--quick`: 100k only)' : ''}
 (${run.at.slice(0, 10)}; load average at the start ${run.load}: other work was running alongside). Figures are this machine's; rerun the bench rather than quoting them
 elsewhere. Method:
 
-- Data: clustered synthetic vectors (functions/local/synthetic.ts), unit length, ${QUERIES} held-out queries
+- Data: clustered synthetic vectors (local/synthetic.ts), unit length, ${QUERIES} held-out queries
   from the same clusters; recall@10 against exact brute force over the whole collection.
 - *hnswlib alone*: \`searchKnn\` on the index object, no service code.
 - *in-handler*: the query Lambda's middy handler called with an API Gateway v2 event (\`POST …/query\`,

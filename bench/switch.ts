@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
 import { activateVersion } from '../functions/core/activation';
-import { publishSyntheticDemo } from '../functions/local/demo';
-import { startLocalStack } from '../functions/local/stack';
+import { publishSyntheticDemo } from '../local/demo';
+import { startLocalStack } from '../local/stack';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';

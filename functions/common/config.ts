@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENV } from './env';
+import { ENV } from '../contract';
 
 export interface Config {
   readonly region: string;

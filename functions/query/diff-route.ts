@@ -22,8 +22,8 @@ import { compatibilityDiffs } from '../core/pointer';
 import type { Registry } from '../core/ports';
 import type { SearchParams } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
+import type { LoadedCollection } from '../snapshot/cache';
 import { type QueryService, type RequestContext, type Resolved, requestContext } from './service';
-import type { LoadedCollection } from './snapshot-cache';
 
 function metadataOf(c: LoadedCollection, id: string): Record<string, unknown> | null | undefined {
   const ref = c.lookup(id);

@@ -9,6 +9,7 @@ import { BadRequestError } from '../core/errors';
 import { assertItemId, assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import { mulberry32 } from '../core/random';
+import type { LoadedCollection } from '../snapshot/cache';
 import {
   type QueryService,
   type RequestContext,
@@ -16,7 +17,6 @@ import {
   requestContext,
   type Timings,
 } from './service';
-import type { LoadedCollection } from './snapshot-cache';
 
 export const PROJECTION_DEFAULT_SAMPLE = 3000;
 export const PROJECTION_MAX_SAMPLE = 10_000;

@@ -2,9 +2,9 @@ import { hnswEngine } from '../adapters/hnsw-index';
 import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import { SnapshotCache } from '../snapshot/cache';
 import { queryRouter } from './routes';
 import { QueryService } from './service';
-import { SnapshotCache } from './snapshot-cache';
 
 /** The read API: middy wiring around the query use cases. */
 export function createQueryHandler(deps: HandlerDeps) {

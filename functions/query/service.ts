@@ -34,7 +34,7 @@ import {
   type SnapshotCache,
   segmentFilters,
   segmentVectors,
-} from './snapshot-cache';
+} from '../snapshot/cache';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;

@@ -9,9 +9,8 @@ import { type Bucket, EventType } from 'aws-cdk-lib/aws-s3';
 import { LambdaDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ENV } from '../../functions/common/env';
+import { ENV, SERVICE_NAME } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
-import { SERVICE_NAME } from '../contract';
 import { allowKey, allowList, allowObjects, allowTable } from './grants';
 import { PREFIX } from './storage';
 import { VicinityFunction } from './vicinity-function';
@@ -52,7 +51,7 @@ export class BuildPipeline extends Construct {
     });
 
     this.fn = new VicinityFunction(this, 'Build', {
-      entry: 'functions/build/handler.ts',
+      entry: 'functions/builder/handler.ts',
       description: 'Vicinity: builds a release (incoming/…/release.json) into an HNSW snapshot version',
       sizing: props.sizing,
       layer: props.layer,

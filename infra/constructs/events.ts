@@ -2,7 +2,7 @@ import { EventBus, EventField, type IEventBus, Rule, RuleTargetInput } from 'aws
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { EVENT_DETAIL_TYPE, EVENT_SOURCE, type WarmUpEvent } from '../contract';
+import { EVENT_DETAIL_TYPE, EVENT_SOURCE, type WarmUpEvent } from '../../functions/contract';
 
 /** The bus the functions put events on: a named existing bus, or the account's default bus. */
 export function resolveEventBus(scope: Construct, eventBusName: string | undefined): IEventBus {

@@ -18,7 +18,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../contract';
+import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/contract';
 
 export interface MonitoringProps {
   readonly api: HttpApi;

@@ -4,8 +4,8 @@ import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
-import { METRICS_NAMESPACE } from '../contract';
 import { PROJECT_ROOT } from '../paths';
 
 /**

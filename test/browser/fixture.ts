@@ -8,9 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { S3Store } from '../../functions/adapters/s3-store';
-import { type LocalStack, startLocalStack } from '../../functions/local/stack';
-import { createStaticHandler } from '../../functions/local/static';
-import { clusteredVectors, jsonlRows, mulberry32 } from '../../functions/local/synthetic';
+import { type LocalStack, startLocalStack } from '../../local/stack';
+import { createStaticHandler } from '../../local/static';
+import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';

@@ -1,10 +1,9 @@
 import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/common/env';
+import { ENV, EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../functions/contract';
 import { ConfigError, configFromContext, DEFAULT_CONFIG } from '../../infra/config';
 import { ESM_REQUIRE_BANNER, externalModules } from '../../infra/constructs/vicinity-function';
-import { EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../infra/contract';
 import { retentionFor, VicinityStack } from '../../infra/stacks/vicinity-stack';
 import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
 

@@ -1,9 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/common/env';
+import { ENV, METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/contract';
 import { DEFAULT_CONFIG } from '../../infra/config';
 import { ADMIN_ROUTES, READ_ROUTES } from '../../infra/constructs/query-api';
-import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../infra/contract';
 import { actionsOf, type PolicyStatementJson, type Synthesised, statementsOfRole, synth } from './synth';
 
 let s: Synthesised;

@@ -4,12 +4,12 @@ import type { S3Event } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
 import { S3Store } from '../../functions/adapters/s3-store';
-import { createBuildHandler } from '../../functions/build/handler';
+import { createBuildHandler } from '../../functions/builder/handler';
 import { loadConfig } from '../../functions/common/config';
 import type { HandlerDeps } from '../../functions/common/wiring';
-import { fakeContext } from '../../functions/local/http-adapter';
-import { LOCAL_CREDENTIALS } from '../../functions/local/standins';
-import { clusteredVectors, jsonlRows, mulberry32 } from '../../functions/local/synthetic';
+import { fakeContext } from '../../local/http-adapter';
+import { LOCAL_CREDENTIALS } from '../../local/standins';
+import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { freshTable, testDynamo, testS3 } from '../support/clients';
 import { type TestStack, testStack } from '../support/local';
 

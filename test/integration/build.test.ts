@@ -4,12 +4,12 @@ import type { S3Event } from 'aws-lambda';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
-import { createBuildHandler } from '../../functions/build/handler';
+import { createBuildHandler } from '../../functions/builder/handler';
 import { loadConfig } from '../../functions/common/config';
 import type { HandlerDeps } from '../../functions/common/wiring';
 import { bruteForce } from '../../functions/core/search';
-import { BUILD_TIMEOUT_MS, fakeContext } from '../../functions/local/http-adapter';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { BUILD_TIMEOUT_MS, fakeContext } from '../../local/http-adapter';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { freshTable, testDynamo, testS3 } from '../support/clients';
 import { type TestStack, testStack } from '../support/local';
 

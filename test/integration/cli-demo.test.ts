@@ -6,9 +6,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bufferIo } from '../../functions/cli/io';
-import { runCli } from '../../functions/cli/main';
-import { DEMO_ARTIST, DEMO_USER, type MusicDemo, publishMusicDemo } from '../../functions/local/demo';
+import { bufferIo } from '../../cli/io';
+import { runCli } from '../../cli/main';
+import { DEMO_ARTIST, DEMO_USER, type MusicDemo, publishMusicDemo } from '../../local/demo';
 import { type TestStack, testStack } from '../support/local';
 
 /** Radiohead's ten nearest artists by inner product, 32 factors, seed 42 (examples/lastfm/README.md). */

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bufferIo } from '../../functions/cli/io';
-import { runCli } from '../../functions/cli/main';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { bufferIo } from '../../cli/io';
+import { runCli } from '../../cli/main';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 16;
@@ -353,7 +353,7 @@ describe('vicinity CLI against the local stack', () => {
 
   it('runs as the package bin through tsx', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [
-      join(import.meta.dirname, '../../functions/cli/bin.mjs'),
+      join(import.meta.dirname, '../../cli/bin.mjs'),
       '--help',
     ]);
     expect(stdout).toMatch(/^Usage: vicinity \[options\] \[command\]/);

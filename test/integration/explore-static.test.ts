@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStaticHandler } from '../../functions/local/static';
+import { createStaticHandler } from '../../local/static';
 
 /** Raw GET (fetch would normalise `..` away before sending). */
 function raw(
@@ -26,7 +26,7 @@ function raw(
   });
 }
 
-describe('the explorer page server (functions/local/static.ts)', () => {
+describe('the explorer page server (local/static.ts)', () => {
   let dir: string;
   let server: Server;
   let missing: Server;

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusteredVectors, jsonlRows, mulberry32 } from '../../functions/local/synthetic';
 import {
   foldText,
   idHash,
@@ -9,6 +8,7 @@ import {
   sampleByHash,
   symmetricEigen,
 } from '../../functions/query/explore-routes';
+import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const NAMES = [

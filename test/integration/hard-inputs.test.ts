@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 8;

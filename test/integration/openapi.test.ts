@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import openapi from '../../docs/openapi.json';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
 import { queryRoutes } from '../../functions/query/routes';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type Schema, validate } from '../support/json-schema';
 import { type TestStack, testStack } from '../support/local';
 

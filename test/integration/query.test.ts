@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bruteForce, normalise } from '../../functions/core/search';
-import { clusteredVectors, jsonlRows, mulberry32 } from '../../functions/local/synthetic';
+import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 16;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bruteForce } from '../../functions/core/search';
-import { clusteredVectors, jsonlRows } from '../../functions/local/synthetic';
 import { warmUp } from '../../functions/query/handler';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
 const DIMS = 16;
@@ -128,11 +128,15 @@ describe('walking skeleton: publish → build → activate → query', () => {
 
   it('switches both collections at once when a second release lands', async () => {
     await s.publish('music', 'r2', b.files, b.json);
-    const users = await s.get('/v1/spaces/music/collections/users/items/b-u3/similar?target=tracks&k=10');
+    const users = await s.get(
+      '/v1/spaces/music/collections/users/items/b-u3/similar?target=tracks&k=10&consistency=strong',
+    );
     expect(users.status).toBe(200);
     expect(users.body.version).toBe('v2');
     expect((users.body.results as { id: string }[]).every((x) => x.id.startsWith('b-t'))).toBe(true);
-    const gone = await s.get('/v1/spaces/music/collections/users/items/a-u3/similar?target=tracks');
+    const gone = await s.get(
+      '/v1/spaces/music/collections/users/items/a-u3/similar?target=tracks&consistency=strong',
+    );
     expect(gone.status).toBe(404);
     const space = await s.get('/v1/spaces/music');
     expect(space.body.active).toMatchObject({ version: 'v2', generation: 2 });

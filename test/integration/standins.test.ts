@@ -22,7 +22,7 @@ import {
   startDynalite,
   startDynamoDbLocal,
   startS3,
-} from '../../functions/local/standins';
+} from '../../local/standins';
 import { freshTable, testDynamo, testS3 } from '../support/clients';
 
 const bucket = inject('bucket');
@@ -222,7 +222,7 @@ describe('startS3 (a second, separate stand-in)', () => {
   });
 
   it('exits when its parent goes away (the IPC channel closes)', async () => {
-    const script = fileURLToPath(new URL('../../functions/local/s3rver-process.cjs', import.meta.url));
+    const script = fileURLToPath(new URL('../../local/s3rver-process.cjs', import.meta.url));
     const child: ChildProcess = spawn(
       process.execPath,
       [

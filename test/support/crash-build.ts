@@ -3,9 +3,9 @@
  * point — a real crash, lease and all, as when Lambda kills a builder. Usage: tsx crash-build.ts EVENT_JSON POINT
  */
 import type { S3Event } from 'aws-lambda';
-import { createBuildHandler } from '../../functions/build/handler';
+import { createBuildHandler } from '../../functions/builder/handler';
 import { depsFromEnv } from '../../functions/common/wiring';
-import { BUILD_TIMEOUT_MS, fakeContext } from '../../functions/local/http-adapter';
+import { BUILD_TIMEOUT_MS, fakeContext } from '../../local/http-adapter';
 
 const [eventJson, point] = process.argv.slice(2) as [string, 'beforeReady' | 'beforeActivate'];
 const die = async () => {

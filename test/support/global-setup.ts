@@ -14,7 +14,7 @@ import {
   startDynalite,
   startDynamoDbLocal,
   startS3,
-} from '../../functions/local/standins';
+} from '../../local/standins';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../functions/adapters/s3-store';
 import type { Config } from '../../functions/common/config';
-import { type LocalStack, startLocalStack } from '../../functions/local/stack';
+import { type LocalStack, startLocalStack } from '../../local/stack';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';

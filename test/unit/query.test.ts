@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hnswEngine } from '../../functions/adapters/hnsw-index';
+import { hnswEngine, readIndexVectors } from '../../functions/adapters/hnsw-index';
 import { BadRequestError } from '../../functions/core/errors';
 import type { BlobStore, IndexEngine, VectorIndex } from '../../functions/core/ports';
 import {
@@ -17,11 +17,10 @@ import {
 } from '../../functions/core/query';
 import type { Metric } from '../../functions/core/release';
 import { bruteForce, exactOverLabels, normalise } from '../../functions/core/search';
-import { clusteredVectors, mulberry32 } from '../../functions/local/synthetic';
 import { FilterIndex } from '../../functions/query/filter-index';
-import { readIndexVectors } from '../../functions/query/index-vectors';
 import { exactIsCheaper, QueryService, shortestFloat32 } from '../../functions/query/service';
-import { type LoadedCollection, SnapshotCache } from '../../functions/query/snapshot-cache';
+import { type LoadedCollection, SnapshotCache } from '../../functions/snapshot/cache';
+import { clusteredVectors, mulberry32 } from '../../local/synthetic';
 
 const badRequest = (fn: () => unknown): string => {
   try {

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { trainAls } from '../../cli/als';
 import {
   type AlsReleaseSummary,
   interactionsMatrix,
@@ -13,8 +14,7 @@ import {
   readItemTags,
   trainAlsCommand,
   writeAlsRelease,
-} from '../../functions/cli/train-als';
-import { trainAls } from '../../functions/core/als';
+} from '../../cli/train-als';
 import { parseRelease } from '../../functions/core/release';
 
 const DEMO_DIR = join(import.meta.dirname, '../../examples/lastfm');

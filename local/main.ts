@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
-import { DynamoRegistry } from '../adapters/dynamo-registry';
-import { S3Store } from '../adapters/s3-store';
+import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
+import { S3Store } from '../functions/adapters/s3-store';
 import { DEMO_ARTIST, DEMO_USER, publishMusicDemo } from './demo';
 import { startLocalStack } from './stack';
 import { createStaticHandler } from './static';

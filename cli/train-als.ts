@@ -1,5 +1,5 @@
 /**
- * `vicinity train-als`: reads `user item count` rows, trains implicit ALS (core/als) and writes a
+ * `vicinity train-als`: reads `user item count` rows, trains implicit ALS (cli/als) and writes a
  * release directory ready for `publish` — a `users` collection whose metadata lists the items each
  * user played (`seen`, named as the release's seenField) and an items collection (e.g. `artists`)
  * with name, tags, total plays and listeners as metadata.
@@ -10,9 +10,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type AlsOptions, type CsrMatrix, csrFromTriples, resolveAlsOptions, trainAls } from '../core/als';
-import { isValidName, itemIdProblem } from '../core/names';
-import type { Metric } from '../core/release';
+import { isValidName, itemIdProblem } from '../functions/core/names';
+import type { Metric } from '../functions/core/release';
+import { type AlsOptions, type CsrMatrix, csrFromTriples, resolveAlsOptions, trainAls } from './als';
 
 /** Interactions as read from a file: ids in first-seen order, one triple per input row. */
 export interface Interactions {

@@ -3,12 +3,18 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { exactNeighbours } from '../adapters/exact-workers';
 import { buildSegmentsInWorkers, segmentRanges } from '../adapters/hnsw-workers';
-import { readerFor } from '../adapters/readers';
+import { readerFor } from '../adapters/readers/index';
 import { ProblemCollector } from '../adapters/readers/types';
 import type { Config } from '../common/config';
 import { type AutoActivation, autoActivate } from '../core/activation';
-import { digestFile } from '../core/digest';
 import { ReleaseInvalidError } from '../core/errors';
+import { parseVersion } from '../core/names';
+import type { BlobStore, EventPublisher, IndexEngine, Log, Registry } from '../core/ports';
+import { type CollectionSpec, parseRelease, QUALITY_DEFAULTS, type ReleaseSpec } from '../core/release';
+import { mergeNeighbours, overlapAt } from '../core/search';
+import type { CollectionReport, ReleaseEvent, VersionRecord } from '../core/version';
+import { type LoadedCollection, SnapshotCache } from '../snapshot/cache';
+import { digestFile } from '../snapshot/digest';
 import {
   type CollectionManifest,
   type Manifest,
@@ -16,13 +22,7 @@ import {
   type Segment,
   type SnapshotFile,
   snapshotPrefix,
-} from '../core/manifest';
-import { parseVersion } from '../core/names';
-import type { BlobStore, EventPublisher, IndexEngine, Log, Registry } from '../core/ports';
-import { type CollectionSpec, parseRelease, QUALITY_DEFAULTS, type ReleaseSpec } from '../core/release';
-import { mergeNeighbours, overlapAt } from '../core/search';
-import type { CollectionReport, ReleaseEvent, VersionRecord } from '../core/version';
-import { type LoadedCollection, SnapshotCache } from '../query/snapshot-cache';
+} from '../snapshot/manifest';
 import { applyRetention } from './retention';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';

@@ -1,6 +1,6 @@
 /** Plain-text tables and number formats for the CLI. */
 import { isAbsolute, relative } from 'node:path';
-import type { VersionRecord } from '../core/version';
+import type { VersionRecord } from '../functions/core/version';
 
 export function bytes(n: number): string {
   if (n < 1024) return `${n} B`;

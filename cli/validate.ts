@@ -7,9 +7,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { localReleaseFiles, ProblemCollector, type ReleaseFiles, readerFor } from '../adapters/readers';
-import { formatProblem, ReleaseInvalidError, type ReleaseProblem } from '../core/errors';
-import { parseRelease, type ReleaseSpec } from '../core/release';
+import {
+  localReleaseFiles,
+  ProblemCollector,
+  type ReleaseFiles,
+  readerFor,
+} from '../functions/adapters/readers/index';
+import { formatProblem, ReleaseInvalidError, type ReleaseProblem } from '../functions/core/errors';
+import { parseRelease, type ReleaseSpec } from '../functions/core/release';
 import { duration, shownPath, table } from './format';
 import type { Io } from './io';
 import { Progress } from './progress';

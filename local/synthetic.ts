@@ -1,5 +1,5 @@
 /** Deterministic synthetic embeddings: Gaussian clusters, L2-normalised (not uniform noise). */
-import { mulberry32 } from '../core/random';
+import { mulberry32 } from '../functions/core/random';
 
 export { mulberry32 };
 

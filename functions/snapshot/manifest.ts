@@ -1,4 +1,4 @@
-import type { Metric } from './release';
+import type { Metric } from '../core/release';
 
 /** Parts of at most this size are fetched with parallel ranged GETs and verified as each lands. */
 export const PART_BYTES = 16 * 1024 * 1024;
@@ -68,9 +68,4 @@ export function allFiles(manifest: Manifest, collection?: string): SnapshotFile[
     }
   }
   return out;
-}
-
-/** Bytes per element of an hnswlib index (KNOWN-TRAPS): data 4·dim, links 8·M (+ 4 count), label 8. */
-export function hnswBytesPerElement(dims: number, M: number): number {
-  return 4 * dims + 8 * M + 12;
 }

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ALS_DEFAULTS } from '../core/als';
-import { DIFF_DEFAULTS, DIFF_LIMITS } from '../core/diff';
+import { DIFF_DEFAULTS, DIFF_LIMITS } from '../functions/core/diff';
+import { ALS_DEFAULTS } from './als';
 import {
   diffCommand,
   historyCommand,
@@ -28,7 +28,7 @@ import type { AlsReleaseSummary, TrainAlsProgress } from './train-als';
 const MAX_LINE_BYTES = 1 << 20;
 
 /** examples/lastfm in this repository. */
-export const LASTFM_DIR = fileURLToPath(new URL('../../examples/lastfm', import.meta.url));
+export const LASTFM_DIR = fileURLToPath(new URL('../examples/lastfm', import.meta.url));
 
 function intArg(name: string, min: number, max: number) {
   return (raw: string): number => {

@@ -3,13 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { S3Event } from 'aws-lambda';
-import { createDynamoClient, createS3Client } from '../adapters/aws-clients';
-import { createAdminHandler } from '../admin/handler';
-import type { BuildOutcome } from '../build/build-release';
-import { createBuildHandler } from '../build/handler';
-import { type Config, loadConfig } from '../common/config';
-import type { HandlerDeps } from '../common/wiring';
-import { createQueryHandler } from '../query/handler';
+import { createDynamoClient, createS3Client } from '../functions/adapters/aws-clients';
+import { createAdminHandler } from '../functions/admin/handler';
+import type { BuildOutcome } from '../functions/builder/build-release';
+import { createBuildHandler } from '../functions/builder/handler';
+import { type Config, loadConfig } from '../functions/common/config';
+import type { HandlerDeps } from '../functions/common/wiring';
+import { createQueryHandler } from '../functions/query/handler';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import {
   ensureBucket,

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AlsOptions } from '../cli/als';
 import { LASTFM_DEMO_OPTIONS, loadLastfmDemo, writeAlsRelease } from '../cli/train-als';
-import type { AlsOptions } from '../core/als';
-import type { BlobStore } from '../core/ports';
+import type { BlobStore } from '../functions/core/ports';
 import { clusteredVectors, jsonlRows, mulberry32 } from './synthetic';
 
 /** examples/lastfm: the HetRec 2011 Last.fm plays (non-commercial use; see its README). */
-export const LASTFM_DATA_DIR = fileURLToPath(new URL('../../examples/lastfm', import.meta.url));
+export const LASTFM_DATA_DIR = fileURLToPath(new URL('../examples/lastfm', import.meta.url));
 
 /** The demo's ids: Radiohead in artists.dat, and user 2, who plays 80s synth-pop and trip-hop (Duran Duran, Air, Depeche Mode…). */
 export const DEMO_ARTIST = '154';

@@ -1,10 +1,10 @@
 import { readFile, rm } from 'node:fs/promises';
-import { type ChecksumError, fetchVerified, localPathFor, mapLimit } from '../common/snapshot-files';
+import { readIndexVectors } from '../adapters/hnsw-index';
 import { SnapshotUnavailableError } from '../core/errors';
-import { type CollectionManifest, type Manifest, manifestKey, snapshotPrefix } from '../core/manifest';
 import type { BlobStore, IndexEngine, Log, VectorIndex } from '../core/ports';
-import { FilterIndex } from './filter-index';
-import { readIndexVectors } from './index-vectors';
+import { FilterIndex } from '../query/filter-index';
+import { type ChecksumError, fetchVerified, localPathFor, mapLimit } from './files';
+import { type CollectionManifest, type Manifest, manifestKey, snapshotPrefix } from './manifest';
 
 export interface LoadedSegment {
   index: VectorIndex;

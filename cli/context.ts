@@ -13,13 +13,13 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ClientConfig } from '../adapters/aws-clients';
-import type { DynamoRegistry } from '../adapters/dynamo-registry';
-import { activateVersion, rollbackSpace } from '../core/activation';
-import { VicinityError } from '../core/errors';
-import type { HistoryEntry, Pointer } from '../core/pointer';
-import type { VersionRecord } from '../core/version';
-import { type VersionSummary, versionSummary } from '../core/version';
+import type { ClientConfig } from '../functions/adapters/aws-clients';
+import type { DynamoRegistry } from '../functions/adapters/dynamo-registry';
+import { activateVersion, rollbackSpace } from '../functions/core/activation';
+import { VicinityError } from '../functions/core/errors';
+import type { HistoryEntry, Pointer } from '../functions/core/pointer';
+import type { VersionRecord } from '../functions/core/version';
+import { type VersionSummary, versionSummary } from '../functions/core/version';
 import type { LocalInfo } from '../local/stack';
 import { asCliError, CliError } from './io';
 
@@ -149,7 +149,7 @@ export class CliContext {
     if (!this.clientConfig || !this.bucket)
       throw new CliError('no bucket to upload to', 'pass --bucket (with --region/--profile) for AWS');
     if (!this.s3Client) {
-      const { createS3Client } = await import('../adapters/aws-clients');
+      const { createS3Client } = await import('../functions/adapters/aws-clients');
       const c = createS3Client(this.clientConfig);
       this.s3Client = c;
       this.closers.push(() => c.destroy());
@@ -165,8 +165,8 @@ export class CliContext {
       );
     if (!this.registryInstance) {
       const [{ createDynamoClient }, { DynamoRegistry }] = await Promise.all([
-        import('../adapters/aws-clients'),
-        import('../adapters/dynamo-registry'),
+        import('../functions/adapters/aws-clients'),
+        import('../functions/adapters/dynamo-registry'),
       ]);
       const dynamo = createDynamoClient(this.clientConfig);
       this.closers.push(() => dynamo.destroy());

@@ -6,10 +6,10 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { formatProblem, ReleaseInvalidError } from '../core/errors';
-import { isValidName, parseVersion } from '../core/names';
-import { formatFromFile, METRICS, parseRelease } from '../core/release';
-import type { VersionRecord } from '../core/version';
+import { formatProblem, ReleaseInvalidError } from '../functions/core/errors';
+import { isValidName, parseVersion } from '../functions/core/names';
+import { formatFromFile, METRICS, parseRelease } from '../functions/core/release';
+import type { VersionRecord } from '../functions/core/version';
 import type { CliContext, PointerView, VersionSummary } from './context';
 import { bytes, duration, reportTable, when } from './format';
 import { CliError, type Io } from './io';

@@ -1,4 +1,8 @@
 /**
+ * The contract between the deployed functions, the infrastructure, the CLI, the local stack and the
+ * page: environment variable names, storage key prefixes, metric names and event types. Pure
+ * constants and types; imports nothing.
+ *
  * Names shared between the deployed functions and the infrastructure that watches and routes them:
  * CloudWatch metrics (alarms and the dashboard read them) and EventBridge events (rules match them).
  *
@@ -18,9 +22,9 @@ export const SERVICE_NAME = Object.freeze({
 } as const);
 
 export const METRIC = Object.freeze({
-  /** build (Count): a release became a READY version (emitted by functions/build/handler.ts). */
+  /** build (Count): a release became a READY version (emitted by functions/builder/handler.ts). */
   buildsReady: 'BuildsReady',
-  /** build (Count): a release ended FAILED (emitted by functions/build/handler.ts). */
+  /** build (Count): a release ended FAILED (emitted by functions/builder/handler.ts). */
   buildFailures: 'BuildFailures',
   /** query (Count): a snapshot was loaded into memory (emitted by functions/query/handler.ts). */
   snapshotLoads: 'SnapshotLoads',
@@ -35,7 +39,7 @@ export const METRIC = Object.freeze({
    * Emitted by functions/query/handler.ts (SnapshotCache onFailure).
    */
   snapshotLoadFailures: 'SnapshotLoadFailures',
-  /** build, admin (Count): the pointer of a space moved (functions/build/handler.ts, functions/admin/handler.ts). */
+  /** build, admin (Count): the pointer of a space moved (functions/builder/handler.ts, functions/admin/handler.ts). */
   pointerMoves: 'PointerMoves',
 } as const);
 
@@ -63,3 +67,32 @@ export interface WarmUpEvent {
   readonly space: string;
   readonly version: string;
 }
+
+/** Environment variable names, shared by the functions (which read them) and infra (which sets them). */
+export const ENV = Object.freeze({
+  bucket: 'VICINITY_BUCKET',
+  table: 'VICINITY_TABLE',
+  region: 'AWS_REGION',
+  s3Endpoint: 'AWS_ENDPOINT_URL_S3',
+  dynamodbEndpoint: 'AWS_ENDPOINT_URL_DYNAMODB',
+  pointerTtlMs: 'VICINITY_POINTER_TTL_MS',
+  cacheDir: 'VICINITY_CACHE_DIR',
+  memoryBudgetMb: 'VICINITY_MEMORY_BUDGET_MB',
+  retainVersions: 'VICINITY_RETAIN_VERSIONS',
+  retentionGraceMs: 'VICINITY_RETENTION_GRACE_MS',
+  leaseMs: 'VICINITY_LEASE_MS',
+  fileWaitMs: 'VICINITY_FILE_WAIT_MS',
+  minRecall: 'VICINITY_MIN_RECALL',
+  qualitySample: 'VICINITY_QUALITY_SAMPLE',
+  maxLineBytes: 'VICINITY_MAX_LINE_BYTES',
+  buildWorkers: 'VICINITY_BUILD_WORKERS',
+  corsOrigins: 'VICINITY_CORS_ORIGINS',
+  eventBusName: 'VICINITY_EVENT_BUS',
+  lambdaMemoryMb: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+} as const);
+
+/** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */
+export const KEY_PREFIX = Object.freeze({
+  incoming: 'incoming/',
+  snapshots: 'snapshots/',
+} as const);

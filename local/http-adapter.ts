@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import { type HttpEvent, type HttpResult, toProblem } from '../common/http';
-import { PayloadTooLargeError } from '../core/errors';
+import { type HttpEvent, type HttpResult, toProblem } from '../functions/common/http';
+import { PayloadTooLargeError } from '../functions/core/errors';
 
 /** API Gateway HTTP APIs accept up to 10 MB; Lambda takes 6 MB. Beyond that the gateway answers 413 itself. */
 export const GATEWAY_MAX_BODY = 6 * 1024 * 1024;

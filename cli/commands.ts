@@ -2,9 +2,9 @@
 
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { DiffAnswer, Labelled } from '../core/diff';
-import { labelOf } from '../core/diff';
-import { isValidName, parseVersion } from '../core/names';
+import type { DiffAnswer, Labelled } from '../functions/core/diff';
+import { labelOf } from '../functions/core/diff';
+import { isValidName, parseVersion } from '../functions/core/names';
 import type { CliContext, PointerView, VersionSummary } from './context';
 import { ServiceProblem } from './context';
 import { clip, duration, num, reportTable, table, when } from './format';

@@ -1,6 +1,6 @@
-import { snapshotPrefix } from '../core/manifest';
 import type { BlobStore, Log, Registry } from '../core/ports';
 import type { VersionRecord } from '../core/version';
+import { snapshotPrefix } from '../snapshot/manifest';
 
 export interface RetentionDeps {
   store: BlobStore;

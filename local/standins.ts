@@ -19,7 +19,7 @@ import {
   ListTablesCommand,
 } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { createDynamoClient } from '../adapters/aws-clients';
+import { createDynamoClient } from '../functions/adapters/aws-clients';
 
 /** s3rver only accepts this pair unless told otherwise; dynalite and DynamoDB Local accept anything. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { SnapshotFile } from '../core/manifest';
 import type { BlobStore } from '../core/ports';
+import type { SnapshotFile } from './manifest';
 
 export class ChecksumError extends Error {}
 
