@@ -6,6 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { KEY_PREFIX } from '../functions/contract';
 import { formatProblem, ReleaseInvalidError } from '../functions/core/errors';
 import { isValidName, parseVersion } from '../functions/core/names';
 import { formatFromFile, METRICS, parseRelease } from '../functions/core/release';
@@ -166,7 +167,7 @@ async function uploadAll(
     import('@aws-sdk/lib-storage'),
   ]);
   const bucket = ctx.bucket as string;
-  const prefix = `incoming/${space}/${release}/`;
+  const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
   const total = plan.files.reduce((a, f) => a + f.bytes, 0);
   io.err(
     `Uploading ${plan.files.length} file${plan.files.length > 1 ? 's' : ''} (${bytes(total)}) to s3://${bucket}/${prefix}`,

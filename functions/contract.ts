@@ -41,7 +41,21 @@ export const METRIC = Object.freeze({
   snapshotLoadFailures: 'SnapshotLoadFailures',
   /** build, admin (Count): the pointer of a space moved (functions/builder/handler.ts, functions/admin/handler.ts). */
   pointerMoves: 'PointerMoves',
+  /** query (Bytes): bytes downloaded by a load. */
+  snapshotLoadBytes: 'SnapshotLoadBytes',
+  /** query (Milliseconds): sha256 verification part of a load. */
+  snapshotVerifyMs: 'SnapshotVerifyMs',
+  /** query (Milliseconds): ids/metadata parse part of a load. */
+  snapshotParseMs: 'SnapshotParseMs',
+  /** query (Count): a request found its collection loaded / had to load it. */
+  cacheHit: 'CacheHit',
+  cacheMiss: 'CacheMiss',
+  /** query, admin (Count): responses with a 5xx / 4xx status. */
+  serverErrors: 'ServerErrors',
+  clientErrors: 'ClientErrors',
 } as const);
+
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 
 /** `source` of every event the functions put on the bus. */
 export const EVENT_SOURCE = 'vicinity';
@@ -55,6 +69,8 @@ export const EVENT_DETAIL_TYPE = Object.freeze({
   versionFailed: 'VersionFailed',
   pointerMoved: 'PointerMoved',
 } as const);
+
+export type EventDetailType = (typeof EVENT_DETAIL_TYPE)[keyof typeof EVENT_DETAIL_TYPE];
 
 /**
  * Payload of a warm-up invocation of the query function (when `warmUpInvocations` > 0): EventBridge

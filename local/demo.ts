@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AlsOptions } from '../cli/als';
 import { LASTFM_DEMO_OPTIONS, loadLastfmDemo, writeAlsRelease } from '../cli/train-als';
+import { KEY_PREFIX } from '../functions/contract';
 import type { BlobStore } from '../functions/core/ports';
 import { clusteredVectors, jsonlRows, mulberry32 } from './synthetic';
 
@@ -54,7 +55,7 @@ export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions)
     options: { ...LASTFM_DEMO_OPTIONS, computeLoss: false, ...opts.options },
   });
   const t1 = performance.now();
-  const prefix = `incoming/${space}/${release}/`;
+  const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
   const dataFiles = summary.files.filter((f) => f.name !== 'release.json');
   await Promise.all(dataFiles.map((f) => store.putFile(prefix + f.name, f.path, 'application/x-ndjson')));
   const releaseFile = summary.files.find((f) => f.name === 'release.json');
@@ -90,7 +91,7 @@ export async function publishSyntheticDemo(
   const rand = mulberry32(seed + 2);
   const trackIds = Array.from({ length: 4000 }, (_, i) => `t${i + 1}`);
   const userIds = Array.from({ length: 1000 }, (_, i) => `u${i + 1}`);
-  const prefix = `incoming/${space}/${release}/`;
+  const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
   await store.putText(
     `${prefix}tracks.jsonl`,
     jsonlRows(trackIds, tracks.vectors, dims, (i) => ({

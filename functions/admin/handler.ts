@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { createRouter, json, parseJsonBody } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import { EVENT_DETAIL_TYPE, METRIC } from '../contract';
 import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
 import { assertName } from '../core/names';
@@ -77,13 +78,13 @@ export function createAdminHandler(deps: HandlerDeps) {
   const log = asLog(obs.logger);
   const { registry, events } = adapters(deps, log);
   const moved = async (pointer: Pointer) => {
-    obs.metrics.addMetric('PointerMoves', MetricUnit.Count, 1);
+    obs.metrics.addMetric(METRIC.pointerMoves, MetricUnit.Count, 1);
     log.info('pointer moved', {
       space: pointer.space,
       version: pointer.version,
       generation: pointer.generation,
     });
-    await events.publish('PointerMoved', {
+    await events.publish(EVENT_DETAIL_TYPE.pointerMoved, {
       space: pointer.space,
       version: pointer.version,
       pointer,

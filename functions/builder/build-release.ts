@@ -6,6 +6,7 @@ import { buildSegmentsInWorkers, segmentRanges } from '../adapters/hnsw-workers'
 import { readerFor } from '../adapters/readers/index';
 import { ProblemCollector } from '../adapters/readers/types';
 import type { Config } from '../common/config';
+import { EVENT_DETAIL_TYPE, KEY_PREFIX } from '../contract';
 import { type AutoActivation, autoActivate } from '../core/activation';
 import { ReleaseInvalidError } from '../core/errors';
 import { parseVersion } from '../core/names';
@@ -125,7 +126,7 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
       return { status: 'BUSY', version };
     }
     log.info('version READY', { ...ctx, timings: result.timings });
-    await deps.events.publish('VersionReady', { ...ctx, collections: result.collections });
+    await deps.events.publish(EVENT_DETAIL_TYPE.versionReady, { ...ctx, collections: result.collections });
     await deps.beforeActivate?.(version);
     const activation = result.spec.activate
       ? await activateAfterBuild(deps, event.space, version)
@@ -147,7 +148,7 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
         problemCount: err.problemCount,
       });
       log.warn('release refused', { ...ctx, reason: err.message });
-      await deps.events.publish('VersionFailed', { ...ctx, reason: err.message });
+      await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, { ...ctx, reason: err.message });
       return { status: 'FAILED', version, reason: err.message };
     }
     const attempts = leased.attempts ?? 1;
@@ -159,7 +160,7 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
         reason,
       });
       log.error('build failed for good', { ...ctx, error: String(err) });
-      await deps.events.publish('VersionFailed', { ...ctx, reason });
+      await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, { ...ctx, reason });
       return { status: 'FAILED', version, reason };
     }
     // Let the platform retry (Lambda async retries, or redelivery): release the lease for the next attempt.
@@ -176,7 +177,12 @@ async function activateAfterBuild(deps: BuildDeps, space: string, version: strin
   const activation = await autoActivate(deps.registry, space, version, (deps.now ?? (() => new Date()))());
   if (activation.activated) {
     deps.log.info('pointer moved', { space, version, generation: activation.pointer.generation });
-    await deps.events.publish('PointerMoved', { space, version, pointer: activation.pointer, by: 'build' });
+    await deps.events.publish(EVENT_DETAIL_TYPE.pointerMoved, {
+      space,
+      version,
+      pointer: activation.pointer,
+      by: 'build',
+    });
   } else {
     deps.log.info('not activated', { space, version, reason: activation.reason });
   }
@@ -203,7 +209,7 @@ async function buildSnapshot(
   if (text === undefined)
     throw new ReleaseInvalidError([{ file: 'release.json', message: 'release.json is gone' }]);
   const spec = parseRelease(text);
-  const files = s3ReleaseFiles(store, `incoming/${event.space}/${event.release}/`);
+  const files = s3ReleaseFiles(store, `${KEY_PREFIX.incoming}${event.space}/${event.release}/`);
   const named = spec.collections.flatMap((c) => c.files);
   const { missing, bytes } = await waitForFiles(files, named, config.fileWaitMs);
   if (missing.length) {

@@ -10,6 +10,7 @@ import {
   MetricUnit,
 } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { METRIC } from '../contract';
 import { parseReleaseKey } from '../core/release';
 import type { ReleaseEvent } from '../core/version';
 import { type BuildDeps, type BuildOutcome, buildRelease } from './build-release';
@@ -67,11 +68,11 @@ export function createBuildHandler(
           e,
         );
         obs.logger.info('release handled', { ...outcome });
-        if (outcome.status === 'FAILED') obs.metrics.addMetric('BuildFailures', MetricUnit.Count, 1);
+        if (outcome.status === 'FAILED') obs.metrics.addMetric(METRIC.buildFailures, MetricUnit.Count, 1);
         if (outcome.status === 'READY' && outcome.built)
-          obs.metrics.addMetric('BuildsReady', MetricUnit.Count, 1);
+          obs.metrics.addMetric(METRIC.buildsReady, MetricUnit.Count, 1);
         if (outcome.status === 'READY' && outcome.activation?.activated) {
-          obs.metrics.addMetric('PointerMoves', MetricUnit.Count, 1);
+          obs.metrics.addMetric(METRIC.pointerMoves, MetricUnit.Count, 1);
         }
         outcomes.push(outcome);
       }

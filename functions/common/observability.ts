@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { MiddlewareObj } from '@middy/core';
+import { METRIC } from '../contract';
 import type { Log } from '../core/ports';
 import type { HttpEvent, HttpResult } from './http';
 
@@ -43,9 +44,9 @@ export function accessLog(o: Observability): MiddlewareObj<HttpEvent, HttpResult
       ms: Number(ms.toFixed(3)),
       requestId: request.event.requestContext?.requestId,
     });
-    o.metrics.addMetric('RequestLatency', MetricUnit.Milliseconds, ms);
-    if (status >= 500) o.metrics.addMetric('ServerErrors', MetricUnit.Count, 1);
-    else if (status >= 400) o.metrics.addMetric('ClientErrors', MetricUnit.Count, 1);
+    o.metrics.addMetric(METRIC.requestLatency, MetricUnit.Milliseconds, ms);
+    if (status >= 500) o.metrics.addMetric(METRIC.serverErrors, MetricUnit.Count, 1);
+    else if (status >= 400) o.metrics.addMetric(METRIC.clientErrors, MetricUnit.Count, 1);
   };
   return {
     before: async (request) => {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { EventDetailType } from '../contract';
 import type { HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
@@ -114,10 +115,7 @@ export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Lifecycle events for pipelines (EventBridge in AWS; a no-op locally unless configured). */
 export interface EventPublisher {
-  publish(
-    detailType: 'VersionReady' | 'VersionFailed' | 'PointerMoved',
-    detail: Record<string, unknown>,
-  ): Promise<void>;
+  publish(detailType: EventDetailType, detail: Record<string, unknown>): Promise<void>;
 }
 
 export const noEvents: EventPublisher = { publish: async () => {} };

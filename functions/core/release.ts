@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from './errors';
 import { isValidName } from './names';
 
@@ -175,5 +176,5 @@ export function parseReleaseKey(key: string): ReleaseKey | undefined {
   if (!m) return undefined;
   const [, space, release] = m as unknown as [string, string, string];
   if (!isValidName(space) || !isValidName(release)) return undefined;
-  return { space, release, prefix: `incoming/${space}/${release}/` };
+  return { space, release, prefix: `${KEY_PREFIX.incoming}${space}/${release}/` };
 }

@@ -2,6 +2,7 @@ import { hnswEngine } from '../adapters/hnsw-index';
 import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import { METRIC } from '../contract';
 import { SnapshotCache } from '../snapshot/cache';
 import { queryRouter } from './routes';
 import { QueryService } from './service';
@@ -14,7 +15,7 @@ export function createQueryHandler(deps: HandlerDeps) {
     cacheDir: deps.config.cacheDir,
     memoryBudgetBytes: deps.config.memoryBudgetBytes,
     log: asLog(obs.logger),
-    onFailure: () => obs.metrics.addMetric('SnapshotLoadFailures', MetricUnit.Count, 1),
+    onFailure: () => obs.metrics.addMetric(METRIC.snapshotLoadFailures, MetricUnit.Count, 1),
   });
   const service = new QueryService({
     registry,
@@ -22,16 +23,16 @@ export function createQueryHandler(deps: HandlerDeps) {
     pointerTtlMs: deps.config.pointerTtlMs,
     log: asLog(obs.logger),
     onLoad: (l) => {
-      obs.metrics.addMetric('SnapshotLoads', MetricUnit.Count, 1);
-      if (l.bytes !== undefined) obs.metrics.addMetric('SnapshotLoadBytes', MetricUnit.Bytes, l.bytes);
+      obs.metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
+      if (l.bytes !== undefined) obs.metrics.addMetric(METRIC.snapshotLoadBytes, MetricUnit.Bytes, l.bytes);
       if (l.downloadMs !== undefined)
-        obs.metrics.addMetric('SnapshotDownloadMs', MetricUnit.Milliseconds, l.downloadMs);
+        obs.metrics.addMetric(METRIC.snapshotDownloadMs, MetricUnit.Milliseconds, l.downloadMs);
       if (l.verifyMs !== undefined)
-        obs.metrics.addMetric('SnapshotVerifyMs', MetricUnit.Milliseconds, l.verifyMs);
+        obs.metrics.addMetric(METRIC.snapshotVerifyMs, MetricUnit.Milliseconds, l.verifyMs);
       if (l.readIndexMs !== undefined)
-        obs.metrics.addMetric('SnapshotReadIndexMs', MetricUnit.Milliseconds, l.readIndexMs);
+        obs.metrics.addMetric(METRIC.snapshotReadIndexMs, MetricUnit.Milliseconds, l.readIndexMs);
       if (l.parseMs !== undefined)
-        obs.metrics.addMetric('SnapshotParseMs', MetricUnit.Milliseconds, l.parseMs);
+        obs.metrics.addMetric(METRIC.snapshotParseMs, MetricUnit.Milliseconds, l.parseMs);
     },
     onServed: (s) => {
       // The access log line (and any error log) of this invocation carries them; keys reset per invocation.
@@ -42,7 +43,7 @@ export function createQueryHandler(deps: HandlerDeps) {
         ...(s.k !== undefined ? { k: s.k } : {}),
         cache: s.cacheHit ? 'hit' : 'miss',
       });
-      obs.metrics.addMetric(s.cacheHit ? 'CacheHit' : 'CacheMiss', MetricUnit.Count, 1);
+      obs.metrics.addMetric(s.cacheHit ? METRIC.cacheHit : METRIC.cacheMiss, MetricUnit.Count, 1);
     },
   });
   return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });

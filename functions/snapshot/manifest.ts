@@ -1,3 +1,4 @@
+import { KEY_PREFIX } from '../contract';
 import type { Metric } from '../core/release';
 
 /** Parts of at most this size are fetched with parallel ranged GETs and verified as each lands. */
@@ -51,11 +52,11 @@ export interface Manifest {
 }
 
 export function manifestKey(space: string, version: string): string {
-  return `snapshots/${space}/${version}/manifest.json`;
+  return `${KEY_PREFIX.snapshots}${space}/${version}/manifest.json`;
 }
 
 export function snapshotPrefix(space: string, version: string): string {
-  return `snapshots/${space}/${version}/`;
+  return `${KEY_PREFIX.snapshots}${space}/${version}/`;
 }
 
 export function allFiles(manifest: Manifest, collection?: string): SnapshotFile[] {
