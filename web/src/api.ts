@@ -1,152 +1,47 @@
-/** A typed client for the public HTTP API (docs/contract.md). The page talks to nothing else. */
+/**
+ * A typed client for the public HTTP API (docs/contract.md). The page talks to nothing else. The
+ * types come from docs/openapi.json through api-types.gen.ts (`npm run gen:api-types`); this file
+ * only names the ones the page uses and holds the fetch helpers.
+ */
+import type { components, operations } from './api-types.gen';
 
-export type ChangedBy = 'build' | 'api' | 'cli' | 'page';
-export type Status = 'BUILDING' | 'READY' | 'FAILED' | 'DELETED';
+type Schemas = components['schemas'];
+/** The JSON body of an operation's 200 answer. */
+type Ok<Op extends keyof operations> = operations[Op]['responses'][200]['content']['application/json'];
+/** An operation's query parameters. */
+type Query<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
 
-export interface Pointer {
-  space: string;
-  version: string | null;
-  generation: number;
-  previous: string | null;
-  highWater: number;
-  changedAt: string | null;
-  changedBy: ChangedBy | null;
-}
-
-export interface CollectionReport {
-  count: number;
-  dims: number;
-  metric: string;
-  M: number;
-  efConstruction: number;
-  ef: number;
-  segments?: number;
-  recallAt10?: number;
-  overlapAt10?: number;
-  overlapWith?: string;
-}
-
-export interface VersionSummary {
-  version: string;
-  status: Status;
-  release: string;
-  createdAt: string;
-  finishedAt?: string;
+export type ChangedBy = Schemas['ChangedBy'];
+export type Status = Schemas['VersionStatus'];
+export type Pointer = Schemas['Pointer'];
+/**
+ * The build also writes `overlapWith` (functions/core/version.ts), which docs/openapi.json's
+ * CollectionReport does not list yet; the page shows it when present.
+ */
+export type CollectionReport = Schemas['CollectionReport'] & { overlapWith?: string };
+export type VersionSummary = Omit<Schemas['VersionSummary'], 'collections'> & {
   collections?: Record<string, CollectionReport>;
-  buildMs?: number;
-  reason?: string;
-}
-
-export interface SpaceDetail {
-  space: string;
-  active: { version: string; generation: number; changedAt: string | null } | null;
-  pointer?: Pointer;
-  versions: VersionSummary[];
-}
-
-export interface HistoryEntry {
-  generation: number;
-  from: string | null;
-  to: string;
-  at: string;
-  by: ChangedBy;
-}
-
-export type Metadata = Record<string, unknown> | null;
-
-export interface Result {
-  id: string;
-  score: number;
-  distance: number;
-  metadata?: Metadata;
-}
-
-export interface SearchAnswer {
-  space: string;
-  version: string;
-  collection: string;
-  target?: string;
-  id?: string;
-  results: Result[];
-}
-
-export interface Item {
-  space: string;
-  version: string;
-  collection: string;
-  id: string;
-  metadata: Metadata;
-}
-
-export interface PrefixAnswer {
-  version: string;
-  field: string;
-  metadataFields: string[];
-  results: { id: string; value: string; metadata: Metadata }[];
-  more: boolean;
-}
-
-export interface Point {
-  id: string;
-  x: number;
-  y: number;
-  metadata?: Record<string, unknown>;
-}
-
-export interface Projection {
-  version: string;
-  collection: string;
-  count: number;
-  sample: number;
-  explained: number[];
-  metadataFields: string[];
-  fields: string[];
-  points?: Point[];
-  extra?: Point[];
-  missing?: string[];
-}
-
-export interface DiffItem {
-  id: string;
-  label?: string;
-  overlap: number;
-  removed: { id: string; label?: string }[];
-  added: { id: string; label?: string }[];
-}
-
-export interface DiffCollection {
-  collection: string;
-  target?: string;
-  inBoth: number;
-  onlyFrom: number;
-  onlyTo: number;
-  sampled: number;
-  meanOverlap: number;
-  medianOverlap: number;
-  p10Overlap: number;
-  unchanged: number;
-  mostlyChanged: number;
-  mostChanged: DiffItem[];
-  text: string;
-}
-
-export interface Diff {
-  space: string;
-  from: string;
-  to: string;
-  k: number;
-  sample: number;
-  compatible: boolean;
-  incompatibilities?: string[];
-  collections: DiffCollection[];
-  summary?: string;
-}
+};
+export type SpaceDetail = Omit<Ok<'getSpace'>, 'versions'> & { versions: VersionSummary[] };
+export type HistoryEntry = Ok<'history'>['history'][number];
+export type Metadata = Schemas['Metadata'];
+export type Result = Schemas['Result'];
+export type SearchAnswer = Ok<'similar'>;
+export type Item = Ok<'getItem'>;
+export type PrefixAnswer = Ok<'itemsByPrefix'>;
+export type Point = Schemas['ProjectedPoint'];
+export type Projection = Ok<'projection'>;
+export type Diff = Ok<'diff'>;
+export type DiffCollection = Diff['collections'][number];
+export type DiffItem = DiffCollection['mostChanged'][number];
+export type Problem = Schemas['Problem'];
 
 /** An answer that is not 2xx, with its problem+json body. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly problem: { title?: string; detail?: string; pointer?: Pointer; [k: string]: unknown },
+    /** Problem details as sent; a body that was not JSON arrives as `{ detail }`. */
+    readonly problem: Partial<Problem> & { [k: string]: unknown },
   ) {
     super(problem.detail ?? problem.title ?? `HTTP ${status}`);
   }
@@ -154,8 +49,9 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
-function qs(params: Record<string, string | number | boolean | undefined>): string {
-  const parts = Object.entries(params)
+/** A query string from an operation's parameters: the spec names what the page may send. */
+function qs<Op extends keyof operations>(params: Query<Op>): string {
+  const parts = Object.entries(params as Record<string, string | number | boolean | undefined>)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${enc(k)}=${enc(String(v))}`);
   return parts.length ? `?${parts.join('&')}` : '';
@@ -188,15 +84,11 @@ const space = (s: string) => `/v1/spaces/${enc(s)}`;
 const coll = (s: string, c: string) => `${space(s)}/collections/${enc(c)}`;
 
 export const api = {
-  spaces: () =>
-    call<{ spaces: { space: string; active: { version: string; generation: number } | null }[] }>(
-      'GET',
-      '/v1/spaces',
-    ),
+  spaces: () => call<Ok<'listSpaces'>>('GET', '/v1/spaces'),
   space: (s: string) => call<SpaceDetail>('GET', space(s)),
-  history: (s: string) => call<{ history: HistoryEntry[] }>('GET', `${space(s)}/history`),
+  history: (s: string) => call<Ok<'history'>>('GET', `${space(s)}/history`),
   item: (s: string, c: string, id: string, version?: string) =>
-    call<Item>('GET', `${coll(s, c)}/items/${enc(id)}${qs({ version })}`),
+    call<Item>('GET', `${coll(s, c)}/items/${enc(id)}${qs<'getItem'>({ version })}`),
   similar: (
     s: string,
     c: string,
@@ -206,7 +98,7 @@ export const api = {
   ) =>
     call<SearchAnswer>(
       'GET',
-      `${coll(s, c)}/items/${enc(id)}/similar${qs({
+      `${coll(s, c)}/items/${enc(id)}/similar${qs<'similar'>({
         k: p.k,
         version: p.version,
         target: p.target,
@@ -216,7 +108,12 @@ export const api = {
       signal,
     ),
   prefix: (s: string, c: string, prefix: string, field: string, signal?: AbortSignal) =>
-    call<PrefixAnswer>('GET', `${coll(s, c)}/items${qs({ prefix, field, limit: 12 })}`, undefined, signal),
+    call<PrefixAnswer>(
+      'GET',
+      `${coll(s, c)}/items${qs<'itemsByPrefix'>({ prefix, field, limit: 12 })}`,
+      undefined,
+      signal,
+    ),
   projection: (
     s: string,
     c: string,
@@ -224,7 +121,7 @@ export const api = {
   ) =>
     call<Projection>(
       'GET',
-      `${coll(s, c)}/projection${qs({
+      `${coll(s, c)}/projection${qs<'projection'>({
         sample: p.sample,
         fields: p.fields?.join(','),
         ids: p.ids?.length ? p.ids.join(',') : undefined,
@@ -233,16 +130,19 @@ export const api = {
       })}`,
     ),
   diff: (s: string, p: { from?: string; to: string; k: number; sample: number; collection?: string }) =>
-    call<Diff>('GET', `${space(s)}/diff${qs(p)}`),
+    call<Diff>('GET', `${space(s)}/diff${qs<'diff'>(p)}`),
   activate: (s: string, version: string, expectedGeneration: number, force = false) =>
-    call<{ pointer: Pointer }>('POST', `${space(s)}/activate`, {
+    call<Ok<'activate'>>('POST', `${space(s)}/activate`, {
       version,
       expectedGeneration,
       by: 'page',
       ...(force ? { force: true } : {}),
-    }),
+    } satisfies Schemas['ActivateBody']),
   rollback: (s: string, expectedGeneration: number) =>
-    call<{ pointer: Pointer }>('POST', `${space(s)}/rollback`, { expectedGeneration, by: 'page' }),
+    call<Ok<'rollback'>>('POST', `${space(s)}/rollback`, {
+      expectedGeneration,
+      by: 'page',
+    } satisfies Schemas['RollbackBody']),
 };
 
 /** A short human label from metadata: the first of name, title, label that is a string (as the CLI does). */
