@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpEvent } from '../../functions/common/http';
-import { createRouter, json, parseJsonBody, toProblem } from '../../functions/common/http';
+import { json, parseJsonBody } from '../../functions/common/http';
+import { parseSearchQuery } from '../../functions/common/params';
+import { toProblem } from '../../functions/common/problem';
+import { createRouter } from '../../functions/common/router';
 import { BadRequestError, ReleaseInvalidError, UnprocessableError } from '../../functions/core/errors';
 import { assertItemId, assertName, formatVersion, parseVersion } from '../../functions/core/names';
 import {
@@ -10,7 +13,7 @@ import {
   mayAutoActivate,
   nextPointer,
 } from '../../functions/core/pointer';
-import { compileFilter, parseSearchBody, parseSearchQuery } from '../../functions/core/query';
+import { compileFilter, parseSearchBody } from '../../functions/core/query';
 import { parseRelease, parseReleaseKey } from '../../functions/core/release';
 import { bruteForce, mergeNeighbours, overlapAt, scoreOf } from '../../functions/core/search';
 import type { VersionRecord } from '../../functions/core/version';
