@@ -25,7 +25,7 @@ import type { HttpEvent } from '../functions/common/http';
 import { activateVersion } from '../functions/core/activation';
 import { exactOverLabels, normalise } from '../functions/core/search';
 import { FilterIndex } from '../functions/query/filter-index';
-import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/service';
+import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
 import { digestFile } from '../functions/snapshot/digest';
 import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/snapshot/manifest';

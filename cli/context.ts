@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ClientConfig } from '../functions/adapters/aws-clients';
 import type { DynamoRegistry } from '../functions/adapters/dynamo-registry';
+import { httpStatus } from '../functions/common/problem';
 import { activateVersion, rollbackSpace } from '../functions/core/activation';
 import { VicinityError } from '../functions/core/errors';
 import type { HistoryEntry, Pointer } from '../functions/core/pointer';
@@ -336,7 +337,8 @@ export class CliContext {
           : await activateVersion(registry, { ...input, version });
       } catch (err) {
         if (err instanceof VicinityError) {
-          throw new ServiceProblem(err.status, err.message, { ...err.extras, status: err.status });
+          const status = httpStatus(err);
+          throw new ServiceProblem(status, err.message, { ...err.extras, status });
         }
         throw this.fail(err);
       }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'aws-lambda';
-import { type HttpEvent, type HttpResult, toProblem } from '../functions/common/http';
+import type { HttpEvent, HttpResult } from '../functions/common/http';
+import { toProblem } from '../functions/common/problem';
 import { PayloadTooLargeError } from '../functions/core/errors';
 
 /** API Gateway HTTP APIs accept up to 10 MB; Lambda takes 6 MB. Beyond that the gateway answers 413 itself. */

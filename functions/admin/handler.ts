@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { createRouter, json, parseJsonBody } from '../common/http';
+import { json, parseJsonBody } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
+import { createRouter } from '../common/router';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { EVENT_DETAIL_TYPE, METRIC } from '../contract';
 import { activateVersion, rollbackSpace } from '../core/activation';

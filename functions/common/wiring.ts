@@ -8,8 +8,9 @@ import { createEventBridgeClient, EventBridgePublisher } from '../adapters/event
 import { S3Store } from '../adapters/s3-store';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
-import { corsMiddleware, type HttpEvent, type HttpResult, problemMiddleware } from './http';
+import { corsMiddleware, type HttpEvent, type HttpResult } from './http';
 import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
+import { problemMiddleware } from './problem';
 
 /** What every handler is built from; tests hand in clients pointed at the stand-ins. */
 export interface HandlerDeps {

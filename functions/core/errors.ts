@@ -1,27 +1,38 @@
 /**
- * The one error hierarchy. Every error a caller can cause is a VicinityError with an HTTP status;
- * `common/http.ts` is the only place that turns one into a problem+json response.
+ * The one error hierarchy. Every error a caller can cause is a VicinityError of a *kind*; the core
+ * knows no HTTP — `common/problem.ts` holds the one table from kind to status and answers problem+json.
  */
 export interface ProblemExtras {
   [key: string]: unknown;
 }
 
+/** What went wrong, in the domain's words; each edge (HTTP, CLI) decides how to say it. */
+export type ErrorKind =
+  | 'bad-request'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'conflict'
+  | 'payload-too-large'
+  | 'unprocessable'
+  | 'unavailable'
+  | 'internal';
+
+export interface ErrorOptions {
+  cause?: unknown;
+  extras?: ProblemExtras;
+}
+
 export class VicinityError extends Error {
-  readonly status: number;
+  readonly kind: ErrorKind;
+  /** The problem type's slug (`https://vicinity.dev/problems/{type}`); usually the kind itself. */
   readonly type: string;
   readonly title: string;
   readonly extras: ProblemExtras;
 
-  constructor(
-    status: number,
-    type: string,
-    title: string,
-    detail: string,
-    options: { cause?: unknown; extras?: ProblemExtras } = {},
-  ) {
+  constructor(kind: ErrorKind, type: string, title: string, detail: string, options: ErrorOptions = {}) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.status = status;
+    this.kind = kind;
     this.type = type;
     this.title = title;
     this.extras = options.extras ?? {};
@@ -29,40 +40,40 @@ export class VicinityError extends Error {
 }
 
 export class BadRequestError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(400, 'bad-request', 'Bad request', detail, options);
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('bad-request', 'bad-request', 'Bad request', detail, options);
   }
 }
 
 export class NotFoundError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(404, 'not-found', 'Not found', detail, options);
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('not-found', 'not-found', 'Not found', detail, options);
   }
 }
 
 /** A lost compare-and-swap: the body carries the current pointer so the caller can retry knowingly. */
 export class ConflictError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(409, 'conflict', 'Conflict', detail, options);
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('conflict', 'conflict', 'Conflict', detail, options);
   }
 }
 
 export class PayloadTooLargeError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(413, 'payload-too-large', 'Payload too large', detail, options);
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('payload-too-large', 'payload-too-large', 'Payload too large', detail, options);
   }
 }
 
 export class UnprocessableError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(422, 'unprocessable', 'Unprocessable request', detail, options);
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('unprocessable', 'unprocessable', 'Unprocessable request', detail, options);
   }
 }
 
-/** The needed snapshot failed verification or loading; the caller may retry later. */
+/** The needed snapshot failed verification or loading; the caller may retry in `retryAfter` seconds. */
 export class SnapshotUnavailableError extends VicinityError {
-  constructor(detail: string, options: { cause?: unknown; extras?: ProblemExtras } = {}) {
-    super(503, 'snapshot-unavailable', 'Snapshot unavailable', detail, {
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('unavailable', 'snapshot-unavailable', 'Snapshot unavailable', detail, {
       ...options,
       extras: { retryAfter: 5, ...options.extras },
     });
@@ -82,7 +93,13 @@ export class ReleaseInvalidError extends VicinityError {
   readonly problemCount: number;
 
   constructor(problems: ReleaseProblem[], problemCount = problems.length, options: { cause?: unknown } = {}) {
-    super(422, 'release-invalid', 'Release invalid', summariseProblems(problems, problemCount), options);
+    super(
+      'unprocessable',
+      'release-invalid',
+      'Release invalid',
+      summariseProblems(problems, problemCount),
+      options,
+    );
     this.problems = problems;
     this.problemCount = problemCount;
   }

@@ -4,6 +4,7 @@ import { itemIdProblem, NAME_PATTERN, parseVersion } from './names';
 
 export const MAX_K = 1000;
 export const MAX_EF = 10_000;
+/** A query string's `exclude` is capped lower than a body's: URLs have lengths. */
 export const MAX_EXCLUDE_GET = 100;
 export const MAX_EXCLUDE_POST = 10_000;
 export const MAX_BATCH_QUERIES = 100;
@@ -207,89 +208,6 @@ export function parseWith<T>(schema: z.ZodType<T>, raw: unknown, where: string):
 /** Search parameters from a JSON body; an absent body means every default. */
 export function parseSearchBody(body: unknown): SearchParams {
   return parseWith(searchBodySchema, body ?? {}, 'body');
-}
-
-function intParam(
-  q: Record<string, string | undefined>,
-  key: string,
-  min: number,
-  max: number,
-): number | undefined {
-  const raw = q[key];
-  if (raw === undefined) return undefined;
-  if (!/^-?\d+$/.test(raw.trim()))
-    throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw.slice(0, 40))}`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function boolParam(q: Record<string, string | undefined>, key: string, fallback: boolean): boolean {
-  const raw = q[key];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new BadRequestError(`${key}: expected true or false, got ${JSON.stringify(raw.slice(0, 40))}`);
-}
-
-const QUERY_KEYS = new Set([
-  'k',
-  'ef',
-  'target',
-  'exclude',
-  'excludeSeen',
-  'filter',
-  'includeMetadata',
-  'version',
-  'consistency',
-]);
-
-/** Search parameters from a query string (GET similar). Unknown parameters are a 400, as in bodies. */
-export function parseSearchQuery(
-  q: Record<string, string | undefined>,
-  allowed: ReadonlySet<string> = QUERY_KEYS,
-): SearchParams {
-  const unknown = Object.keys(q).filter((key) => !allowed.has(key));
-  if (unknown.length) {
-    throw new BadRequestError(
-      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u.slice(0, 40))).join(', ')}; known: ${[...allowed].join(', ')}`,
-    );
-  }
-  const exclude = q.exclude ? q.exclude.split(',').filter((s) => s.length > 0) : [];
-  if (exclude.length > MAX_EXCLUDE_GET) {
-    throw new BadRequestError(
-      `exclude: at most ${MAX_EXCLUDE_GET} ids in a query string (got ${exclude.length}); POST the request with an "exclude" array for up to ${MAX_EXCLUDE_POST}`,
-    );
-  }
-  let filter: unknown;
-  if (q.filter !== undefined) {
-    try {
-      filter = JSON.parse(q.filter);
-    } catch {
-      throw new BadRequestError('filter: not valid JSON (URL-encode a JSON object)');
-    }
-  }
-  const consistency = q.consistency ?? 'eventual';
-  if (consistency !== 'eventual' && consistency !== 'strong') {
-    throw new BadRequestError(
-      `consistency: must be "strong" or "eventual", got ${JSON.stringify(consistency.slice(0, 40))}`,
-    );
-  }
-  return parseWith(
-    searchBodySchema,
-    {
-      k: intParam(q, 'k', 1, MAX_K),
-      ef: intParam(q, 'ef', 1, MAX_EF),
-      target: q.target,
-      exclude,
-      excludeSeen: boolParam(q, 'excludeSeen', false),
-      filter,
-      includeMetadata: boolParam(q, 'includeMetadata', true),
-      version: q.version,
-      consistency,
-    },
-    'query',
-  );
 }
 
 export type Predicate = (meta: Record<string, unknown> | null | undefined) => boolean;

@@ -161,3 +161,13 @@ function keepBest(best: LabelHit[], k: number): number {
   best.length = cut;
   return kth;
 }
+
+/** The shortest decimal that reads back as the same float32 (0.1 rather than 0.10000000149011612). */
+export function shortestFloat32(x: number): number {
+  const f = Math.fround(x);
+  for (let p = 1; p < 10; p++) {
+    const d = Number(f.toPrecision(p));
+    if (Math.fround(d) === f) return d;
+  }
+  return f;
+}

@@ -3,7 +3,8 @@
  * two READY versions differ (core/diff.ts does the arithmetic). The CLI's `diff` and the explorer page
  * both read this route, so they show the same numbers.
  */
-import { json, type Route, serverTiming } from '../common/http';
+import { json, serverTiming } from '../common/http';
+import type { Route } from '../common/router';
 import {
   type CollectionDiff,
   type DiffAnswer,
@@ -20,10 +21,11 @@ import { NotFoundError, UnprocessableError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import { compatibilityDiffs } from '../core/pointer';
 import type { Registry } from '../core/ports';
-import type { SearchParams } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
-import { type QueryService, type RequestContext, type Resolved, requestContext } from './service';
+import { type RequestContext, type Resolved, withRequest } from './context';
+import type { SearchOptions } from './search-plan';
+import type { QueryService } from './service';
 
 function metadataOf(c: LoadedCollection, id: string): Record<string, unknown> | null | undefined {
   const ref = c.lookup(id);
@@ -34,8 +36,6 @@ function labelled(c: LoadedCollection, id: string): Labelled {
   const label = labelOf(metadataOf(c, id));
   return label === undefined ? { id } : { id, label };
 }
-
-type SearchOptions = Omit<SearchParams, 'version' | 'consistency'>;
 
 /** Every id of a loaded collection, in snapshot order (segment by segment). */
 function* idsOf(c: LoadedCollection): Generator<string> {
@@ -67,15 +67,7 @@ export function diffRoute(service: QueryService, registry: Registry): Route {
   return {
     method: 'GET',
     path: '/v1/spaces/{space}/diff',
-    handler: async ({ params, query }) => {
-      const ctx = requestContext();
-      try {
-        return await diff(service, registry, params, query, ctx);
-      } finally {
-        // Lets the cache evict the collections this request loaded.
-        for (const release of ctx.held.splice(0)) release();
-      }
-    },
+    handler: withRequest((ctx, { params, query }) => diff(service, registry, params, query, ctx)),
   };
 }
 

@@ -1,3 +1,5 @@
+// The query function: the read API's Lambda handler (router, routes, search service, explore routes).
+// May import core, adapters, snapshot, common and contract; never admin, builder, cli or local.
 import { hnswEngine } from '../adapters/hnsw-index';
 import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';

@@ -1,45 +1,30 @@
 import openapi from '../../docs/openapi.json';
-import {
-  createRouter,
-  type HttpResult,
-  json,
-  parseJsonBody,
-  problemBody,
-  type Route,
-  type RouteContext,
-  serverTiming,
-} from '../common/http';
+import { json, parseJsonBody } from '../common/http';
+import { intOr, parseSearchQuery } from '../common/params';
+import { httpStatus, problemBody } from '../common/problem';
+import { createRouter, type Route, type RouteContext } from '../common/router';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import {
   batchBodySchema,
   parseSearchBody,
-  parseSearchQuery,
   parseWith,
   queryBodySchema,
   type SearchParams,
 } from '../core/query';
 import { versionSummary } from '../core/version';
+import { requestContext, served } from './context';
 import { diffRoute } from './diff-route';
-import { exploreRoutes } from './explore-routes';
-import { type QueryService, type RequestContext, requestContext } from './service';
+import { exploreRoutes } from './explore/routes';
+import type { QueryService } from './service';
 
 /** The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json. */
 export const openapiDocument: Record<string, unknown> = openapi;
 
-function served(
-  body: { version: string } & Record<string, unknown>,
-  ctx: RequestContext,
-  t0: number,
-): HttpResult {
-  ctx.timings.total = performance.now() - t0;
-  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(ctx.timings) });
-}
-
 const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 
-/** The read routes of the HTTP API (contract: `/v1/...`). */
+/** The read API's one route table (contract: `/v1/...`); `createRouter` dispatches it. */
 export function queryRoutes(service: QueryService, registry: Registry): Route[] {
   const base = '/v1/spaces/{space}';
   // GET takes the search parameters from the query string, POST from the body; the rest is one route.
@@ -94,9 +79,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/versions`,
       handler: async ({ params, query }) => {
         const space = assertName('space', params.space);
-        const limit = query.limit === undefined ? 20 : Number(query.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 100)
-          throw new BadRequestError('limit: an integer 1–100');
+        const limit = intOr(query.limit, 'limit', 1, 100, 20);
         const before = query.before === undefined ? undefined : assertVersion(query.before);
         const page = await registry.listVersions(space, limit, before);
         return json(200, {
@@ -178,7 +161,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const b = parseWith(batchBodySchema, parseJsonBody(event), 'body');
         const out = await service.batch(params.space as string, b, ctx);
         const results = out.outcomes.map((o) => {
-          if (!o.ok) return { status: o.error.status, problem: problemBody(o.error) };
+          if (!o.ok) return { status: httpStatus(o.error), problem: problemBody(o.error) };
           const { space: _s, version: _v, ...answer } = o.answer;
           return { status: 200, ...answer };
         });
@@ -186,7 +169,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       },
     },
     diffRoute(service, registry),
-    ...exploreRoutes(service, registry),
+    ...exploreRoutes(service),
   ];
 }
 

@@ -11,51 +11,16 @@ import type { Log, Registry } from '../core/ports';
 import {
   type BatchEntry,
   batchEntrySchema,
-  compileFilter,
   MAX_BATCH_RESULTS,
-  MAX_EF,
-  type Predicate,
   type SearchParams,
   zodDetail,
   zodErrors,
 } from '../core/query';
-import {
-  exactOverLabels,
-  type LabelHit,
-  mergeNeighbours,
-  normalise,
-  type ScoredResult,
-  scoreOf,
-} from '../core/search';
-import {
-  type LoadedCollection,
-  type LoadedSegment,
-  type LoadReport,
-  type SnapshotCache,
-  segmentFilters,
-  segmentVectors,
-} from '../snapshot/cache';
-
-/** Per-request timing parts, reported in Server-Timing and logs. */
-export type Timings = Record<string, number>;
-
-/** What one request holds while it runs: its timings, the collections it uses (never evicted meanwhile). */
-export interface RequestContext {
-  timings: Timings;
-  held: (() => void)[];
-  /** Whether every collection the request used was already in memory. */
-  cacheHit: boolean;
-}
-
-export function requestContext(): RequestContext {
-  return { timings: {}, held: [], cacheHit: true };
-}
-
-export interface Resolved {
-  space: string;
-  version: string;
-  generation?: number;
-}
+import { type ScoredResult, shortestFloat32 } from '../core/search';
+import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
+import type { RequestContext, Resolved } from './context';
+import { type SearchOptions, SearchPlanner } from './search-plan';
+import { type VersionChoice, VersionResolver } from './versions';
 
 export interface SearchAnswer {
   space: string;
@@ -76,34 +41,13 @@ export interface ServedInfo {
   cacheHit: boolean;
 }
 
-/** Up to this many excluded items in a segment, asking HNSW for k + that many beats a filter callback. */
-const WIDEN_LIMIT = 256;
-
 /**
- * The exact-scan / filtered-HNSW crossover, measured by `npm run bench:query` (docs/performance.md,
- * "filter crossover") on this 2-core machine. A filtered HNSW search visits about ef / s nodes at
- * selectivity s, each a JavaScript callback plus a distance (HNSW_NS_PER_VISIT); an exact scan costs
- * EXACT_NS_PER_DIM per dimension of each allowed item. So with `allowed` items of n, the scan wins when
- * allowed · dims · EXACT_NS_PER_DIM < HNSW_NS_PER_VISIT · ef · n / allowed.
+ * The read use cases (similar, query, batch, item), composed from the version resolver (which version),
+ * the snapshot cache (which collection) and the search planner (which neighbours).
  */
-export const HNSW_NS_PER_VISIT = 2000;
-export const EXACT_NS_PER_DIM = 4;
-
-export function exactIsCheaper(allowed: number, n: number, dims: number, ef: number): boolean {
-  if (allowed <= 0) return true;
-  return allowed * allowed * dims * EXACT_NS_PER_DIM < HNSW_NS_PER_VISIT * ef * n;
-}
-
-interface Hit {
-  id: string;
-  distance: number;
-  seg: LoadedSegment;
-  label: number;
-}
-
 export class QueryService {
-  private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
-  private readonly lastGood = new Map<string, string>();
+  private readonly versions: VersionResolver;
+  private readonly planner: SearchPlanner;
 
   constructor(
     private readonly deps: {
@@ -114,40 +58,26 @@ export class QueryService {
       onLoad?: (what: { space: string; version: string; collection: string } & LoadReport) => void;
       onServed?: (what: ServedInfo) => void;
     },
-  ) {}
-
-  /** The pointer, from a cache trusted for pointerTtlMs; never moves back to a generation older than one seen. */
-  async pointer(space: string, strong = false): Promise<Pointer> {
-    const cached = this.pointers.get(space);
-    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached.pointer;
-    const fresh = await this.deps.registry.getPointer(space, strong);
-    const keep = cached && cached.pointer.generation > fresh.generation ? cached.pointer : fresh;
-    this.pointers.set(space, { pointer: keep, at: Date.now() });
-    return keep;
+  ) {
+    this.versions = new VersionResolver({
+      registry: deps.registry,
+      pointerTtlMs: deps.pointerTtlMs,
+      log: deps.log,
+      superseded: (space, version) => deps.cache.drop(space, version),
+    });
+    this.planner = new SearchPlanner(deps.cache);
   }
 
-  /** Resolves the one version a request will read, once. */
-  async resolve(space: string, params: Pick<SearchParams, 'version' | 'consistency'>): Promise<Resolved> {
-    assertName('space', space);
-    if (params.version) {
-      const v = await this.deps.registry.getVersion(space, params.version);
-      if (!v || v.status === 'DELETED') {
-        throw new NotFoundError(
-          `Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`,
-        );
-      }
-      if (v.status !== 'READY')
-        throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
-      return { space, version: v.version };
-    }
-    const p = await this.pointer(space, params.consistency === 'strong');
-    if (!p.version) {
-      const any = await this.deps.registry.listVersions(space, 1);
-      throw new NotFoundError(
-        any.versions.length ? `Space ${space} has no active version yet` : `Unknown space ${space}`,
-      );
-    }
-    return { space, version: p.version, generation: p.generation };
+  pointer(space: string, strong = false): Promise<Pointer> {
+    return this.versions.pointer(space, strong);
+  }
+
+  resolve(space: string, params: VersionChoice): Promise<Resolved> {
+    return this.versions.resolve(space, params);
+  }
+
+  search(c: LoadedCollection, vector: number[], params: SearchOptions, exclude: Set<string>) {
+    return this.planner.search(c, vector, params, exclude);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
@@ -178,51 +108,6 @@ export class QueryService {
     return held.collection;
   }
 
-  /**
-   * Runs `fn` on the one version the request resolves to. When the active version's snapshot cannot be
-   * served (checksum or load failure) an unpinned request is answered from the last version this
-   * instance served for the space — never a mix — and the broken one is only a 503 for pinned requests.
-   */
-  private async onVersion<T>(
-    space: string,
-    params: Pick<SearchParams, 'version' | 'consistency'>,
-    ctx: RequestContext,
-    fn: (r: Resolved) => Promise<T>,
-  ): Promise<T> {
-    try {
-      const r = await this.resolve(space, params);
-      try {
-        const out = await fn(r);
-        if (!params.version) {
-          const before = this.lastGood.get(space);
-          this.lastGood.set(space, r.version);
-          // The pointer moved and the new version serves: the old one's memory goes (its files stay for a rollback).
-          if (before && before !== r.version) this.deps.cache.drop(space, before);
-        }
-        return out;
-      } catch (err) {
-        // A cold instance has served nothing yet: the pointer's previous version is the one that was serving.
-        const fallback =
-          this.lastGood.get(space) ?? (r.generation ? (await this.pointer(space)).previous : undefined);
-        if (
-          !(err instanceof SnapshotUnavailableError) ||
-          params.version ||
-          !fallback ||
-          fallback === r.version
-        )
-          throw err;
-        this.deps.log.warn('active snapshot unavailable; serving the last good version', {
-          space,
-          version: fallback,
-          broken: r.version,
-        });
-        return await fn({ space, version: fallback });
-      }
-    } finally {
-      for (const release of ctx.held.splice(0)) release();
-    }
-  }
-
   async similar(
     space: string,
     collection: string,
@@ -231,7 +116,7 @@ export class QueryService {
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
     const id = assertItemId(rawId);
-    const answer = await this.onVersion(space, params, ctx, (r) =>
+    const answer = await this.versions.onVersion(space, params, ctx, (r) =>
       this.similarOn(r, collection, id, params, ctx),
     );
     this.served(answer, collection, params.k, ctx);
@@ -242,7 +127,7 @@ export class QueryService {
     r: Resolved,
     collection: string,
     id: string,
-    params: Omit<SearchParams, 'version' | 'consistency'>,
+    params: SearchOptions,
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
     const source = await this.collection(r, collection, ctx);
@@ -276,7 +161,7 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.timedSearch(target, vector, params, exclude, ctx);
+    const results = await this.planner.timed(target, vector, params, exclude, ctx);
     return { space: r.space, version: r.version, collection, target: target.name, id, results };
   }
 
@@ -287,7 +172,7 @@ export class QueryService {
     params: SearchParams,
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
-    const answer = await this.onVersion(space, params, ctx, (r) =>
+    const answer = await this.versions.onVersion(space, params, ctx, (r) =>
       this.queryOn(r, collection, vector, params, ctx),
     );
     this.served(answer, collection, params.k, ctx);
@@ -298,7 +183,7 @@ export class QueryService {
     r: Resolved,
     collection: string,
     vector: number[],
-    params: Omit<SearchParams, 'version' | 'consistency'>,
+    params: SearchOptions,
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
     if (params.target !== undefined) {
@@ -312,7 +197,7 @@ export class QueryService {
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.timedSearch(c, vector, params, new Set(params.exclude), ctx);
+    const results = await this.planner.timed(c, vector, params, new Set(params.exclude), ctx);
     return { space: r.space, version: r.version, collection, results };
   }
 
@@ -342,7 +227,7 @@ export class QueryService {
         `a batch asks for at most ${MAX_BATCH_RESULTS} results in all; these queries ask for ${total}`,
       );
     }
-    const out = await this.onVersion(space, body, ctx, async (r) => {
+    const out = await this.versions.onVersion(space, body, ctx, async (r) => {
       const outcomes: BatchOutcome[] = [];
       for (const p of parsed) {
         if ('error' in p) {
@@ -367,130 +252,16 @@ export class QueryService {
     return out;
   }
 
-  private served(answer: SearchAnswer, collection: string, k: number, ctx: RequestContext): void {
-    this.deps.onServed?.({
-      space: answer.space,
-      version: answer.version,
-      collection,
-      k,
-      cacheHit: ctx.cacheHit,
-    });
-  }
-
-  private async timedSearch(
-    c: LoadedCollection,
-    vector: number[],
-    params: Omit<SearchParams, 'version' | 'consistency'>,
-    exclude: Set<string>,
-    ctx: RequestContext,
-  ): Promise<ScoredResult[]> {
-    const t0 = performance.now();
-    const results = await this.search(c, vector, params, exclude);
-    ctx.timings.search = (ctx.timings.search ?? 0) + performance.now() - t0;
-    return results;
-  }
-
-  /**
-   * The k nearest allowed items over every segment, merged. Exclusions and filters never shorten the
-   * answer while k items qualify: HNSW is asked for more (or widened), and an exact scan of the allowed
-   * items settles it when that is cheaper or HNSW still came up short.
-   */
-  async search(
-    c: LoadedCollection,
-    vector: number[],
-    params: Omit<SearchParams, 'version' | 'consistency'>,
-    exclude: Set<string>,
-  ): Promise<ScoredResult[]> {
-    const { k } = params;
-    const ef = params.ef ?? c.manifest.ef;
-    const predicate = compileFilter(params.filter, c.manifest.metadataFields);
-    const excluded: Set<number>[] = c.segments.map(() => new Set<number>());
-    for (const id of exclude) {
-      const ref = c.lookup(id);
-      if (ref) excluded[ref.segment]?.add(ref.label);
-    }
-    const lists = await Promise.all(
-      c.segments.map((seg, i) =>
-        this.searchSegment(c, seg, vector, k, ef, excluded[i] as Set<number>, params, predicate),
-      ),
-    );
-    const metric = c.manifest.metric;
-    return mergeNeighbours(lists, k).map((n) => {
-      const out: ScoredResult = { id: n.id, score: scoreOf(metric, n.distance), distance: n.distance };
-      if (params.includeMetadata) out.metadata = n.seg.meta?.[n.label] ?? null;
-      return out;
-    });
-  }
-
-  private async searchSegment(
-    c: LoadedCollection,
-    seg: LoadedSegment,
-    vector: number[],
-    k: number,
-    ef: number,
-    excluded: Set<number>,
-    params: Pick<SearchParams, 'filter'>,
-    predicate: Predicate | undefined,
-  ): Promise<Hit[]> {
-    const hits = (list: LabelHit[]): Hit[] =>
-      list.map((h) => ({ id: seg.ids[h.label] as string, distance: h.distance, seg, label: h.label }));
-    if (!predicate && excluded.size === 0) return hits(seg.index.search(vector, k, ef));
-
-    const n = seg.ids.length;
-    const candidates = predicate && params.filter ? segmentFilters(seg).candidates(params.filter) : undefined;
-    // Exact for a one-condition filter or plain exclusions, an upper bound for several conditions.
-    const allowed = candidates ? candidates.count : n - excluded.size;
-    if (allowed <= 0) return [];
-    const allow = (label: number) => !excluded.has(label) && (!predicate || predicate(seg.meta?.[label]));
-    const scan = async () => hits(await this.exact(c, seg, vector, k, candidates?.labels(), allow));
-    if (allowed <= k || exactIsCheaper(allowed, n, c.manifest.dims, Math.max(ef, k))) return scan();
-
-    const want = Math.min(k, allowed);
-    if (!predicate && excluded.size <= WIDEN_LIMIT) {
-      const kk = k + excluded.size;
-      const got = seg.index
-        .search(vector, kk, Math.max(ef, kk))
-        .filter((h) => !excluded.has(h.label))
-        .slice(0, k);
-      if (got.length >= want) return hits(got);
-    } else {
-      for (const e of [ef, Math.min(MAX_EF, Math.max(ef, k) * 8)]) {
-        const got = seg.index.search(vector, k, e, allow);
-        if (got.length >= k) return hits(got);
-      }
-    }
-    // HNSW came up short (or fewer than k qualify): the exact scan is the answer either way.
-    return scan();
-  }
-
-  /** Exact search over a segment's allowed items, from the flat vectors read out of its index file. */
-  private async exact(
-    c: LoadedCollection,
-    seg: LoadedSegment,
-    vector: number[],
-    k: number,
-    labels: Int32Array | undefined,
-    allow: (label: number) => boolean,
-  ): Promise<LabelHit[]> {
-    const dims = c.manifest.dims;
-    const fresh = seg.vectors === undefined;
-    const vectors = await segmentVectors(seg, dims);
-    if (fresh) this.deps.cache.evict();
-    const q = c.manifest.metric === 'cosine' ? normalise(vector) : vector;
-    const rows = labels ?? Int32Array.from({ length: seg.ids.length }, (_, i) => i);
-    return exactOverLabels(c.manifest.metric, dims, vectors, rows, q, k, allow);
-  }
-
   async item(
     space: string,
     collection: string,
     rawId: string,
     includeVector: boolean,
-    params: Pick<SearchParams, 'version' | 'consistency'>,
+    params: VersionChoice,
     ctx: RequestContext,
   ) {
     const id = assertItemId(rawId);
-    const answer = await this.onVersion(space, params, ctx, async (r) => {
+    const answer = await this.versions.onVersion(space, params, ctx, async (r) => {
       const c = await this.collection(r, collection, ctx);
       const ref = c.lookup(id);
       if (!ref)
@@ -519,14 +290,14 @@ export class QueryService {
     this.deps.onServed?.({ space, version: answer.version, collection, cacheHit: ctx.cacheHit });
     return answer;
   }
-}
 
-/** The shortest decimal that reads back as the same float32 (0.1 rather than 0.10000000149011612). */
-export function shortestFloat32(x: number): number {
-  const f = Math.fround(x);
-  for (let p = 1; p < 10; p++) {
-    const d = Number(f.toPrecision(p));
-    if (Math.fround(d) === f) return d;
+  private served(answer: SearchAnswer, collection: string, k: number, ctx: RequestContext): void {
+    this.deps.onServed?.({
+      space: answer.space,
+      version: answer.version,
+      collection,
+      k,
+      cacheHit: ctx.cacheHit,
+    });
   }
-  return f;
 }

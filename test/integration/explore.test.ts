@@ -1,13 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  foldText,
-  idHash,
-  PrefixIndex,
-  pca2,
-  project,
-  sampleByHash,
-  symmetricEigen,
-} from '../../functions/query/explore-routes';
+import { pca2, project, symmetricEigen } from '../../functions/query/explore/pca';
+import { foldText, PrefixIndex } from '../../functions/query/explore/prefix-index';
+import { idHash, sampleByHash } from '../../functions/query/explore/sampling';
 import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 

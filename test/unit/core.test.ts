@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpEvent } from '../../functions/common/http';
-import { createRouter, json, parseJsonBody, toProblem } from '../../functions/common/http';
-import { BadRequestError, ReleaseInvalidError, UnprocessableError } from '../../functions/core/errors';
+import { json, parseJsonBody } from '../../functions/common/http';
+import { parseSearchQuery } from '../../functions/common/params';
+import { httpStatus, STATUS_OF_KIND, toProblem } from '../../functions/common/problem';
+import { createRouter, MethodNotAllowedError } from '../../functions/common/router';
+import {
+  BadRequestError,
+  ConflictError,
+  ReleaseInvalidError,
+  SnapshotUnavailableError,
+  UnprocessableError,
+} from '../../functions/core/errors';
 import { assertItemId, assertName, formatVersion, parseVersion } from '../../functions/core/names';
 import {
   assertActivatable,
@@ -10,7 +19,7 @@ import {
   mayAutoActivate,
   nextPointer,
 } from '../../functions/core/pointer';
-import { compileFilter, parseSearchBody, parseSearchQuery } from '../../functions/core/query';
+import { compileFilter, parseSearchBody } from '../../functions/core/query';
 import { parseRelease, parseReleaseKey } from '../../functions/core/release';
 import { bruteForce, mergeNeighbours, overlapAt, scoreOf } from '../../functions/core/search';
 import type { VersionRecord } from '../../functions/core/version';
@@ -238,6 +247,33 @@ describe('http mapping', () => {
     const internal = toProblem(new Error('secret table name'));
     expect(internal.statusCode).toBe(500);
     expect(internal.body).not.toContain('secret');
+  });
+
+  it('gives every error kind its status from the one table, Retry-After for unavailable, pointer on conflict', () => {
+    expect(STATUS_OF_KIND).toEqual({
+      'bad-request': 400,
+      'not-found': 404,
+      'method-not-allowed': 405,
+      conflict: 409,
+      'payload-too-large': 413,
+      unprocessable: 422,
+      internal: 500,
+      unavailable: 503,
+    });
+    const busy = toProblem(new SnapshotUnavailableError('sha256 mismatch', { cause: new Error('x') }));
+    expect(busy.statusCode).toBe(503);
+    expect(busy.headers['retry-after']).toBe('5');
+    const lost = toProblem(new ConflictError('moved', { extras: { pointer: { generation: 3 } } }));
+    expect(lost.statusCode).toBe(409);
+    expect(JSON.parse(lost.body as string)).toMatchObject({ status: 409, pointer: { generation: 3 } });
+    expect(httpStatus(new UnprocessableError('not READY'))).toBe(422);
+  });
+
+  it('answers 405 with Allow for a method a path does not serve, 204 for OPTIONS', async () => {
+    const route = createRouter([{ method: 'GET', path: '/v1/x', handler: async () => json(200, {}) }]);
+    await expect(route(event('POST', '/v1/x'))).rejects.toBeInstanceOf(MethodNotAllowedError);
+    expect(toProblem(await route(event('POST', '/v1/x')).catch((e) => e)).headers.allow).toBe('GET, OPTIONS');
+    expect((await route(event('OPTIONS', '/v1/x'))).statusCode).toBe(204);
   });
 
   it('refuses bodies over 1 MB with 413 and non-JSON with 400', () => {

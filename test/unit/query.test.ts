@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hnswEngine, readIndexVectors } from '../../functions/adapters/hnsw-index';
+import { parseSearchQuery } from '../../functions/common/params';
 import { BadRequestError } from '../../functions/core/errors';
 import type { BlobStore, IndexEngine, VectorIndex } from '../../functions/core/ports';
 import {
@@ -11,14 +12,14 @@ import {
   type Filter,
   filterProblems,
   parseSearchBody,
-  parseSearchQuery,
   parseWith,
   queryBodySchema,
 } from '../../functions/core/query';
 import type { Metric } from '../../functions/core/release';
-import { bruteForce, exactOverLabels, normalise } from '../../functions/core/search';
+import { bruteForce, exactOverLabels, normalise, shortestFloat32 } from '../../functions/core/search';
 import { FilterIndex } from '../../functions/query/filter-index';
-import { exactIsCheaper, QueryService, shortestFloat32 } from '../../functions/query/service';
+import { exactIsCheaper } from '../../functions/query/search-plan';
+import { QueryService } from '../../functions/query/service';
 import { type LoadedCollection, SnapshotCache } from '../../functions/snapshot/cache';
 import { clusteredVectors, mulberry32 } from '../../local/synthetic';
 

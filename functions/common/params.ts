@@ -1,0 +1,126 @@
+/**
+ * Query strings → typed requests: the edge's half of validation (integers, booleans, JSON in a
+ * parameter, lists, unknown names). Ranges and shapes are then checked by the core's schemas.
+ */
+import { BadRequestError } from '../core/errors';
+import { assertVersion } from '../core/names';
+import {
+  MAX_EF,
+  MAX_EXCLUDE_GET,
+  MAX_EXCLUDE_POST,
+  MAX_K,
+  parseWith,
+  type SearchParams,
+  searchBodySchema,
+} from '../core/query';
+
+export type QueryString = Record<string, string | undefined>;
+
+const clip = (s: string) => JSON.stringify(s.slice(0, 40));
+
+/** A misspelt parameter (`exlude`) is a 400 naming it, never silently ignored. */
+export function rejectUnknownParams(q: QueryString, known: Iterable<string>): void {
+  const names = [...known];
+  const unknown = Object.keys(q).filter((key) => !names.includes(key));
+  if (unknown.length) {
+    throw new BadRequestError(
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map(clip).join(', ')}; known: ${names.join(', ')}`,
+    );
+  }
+}
+
+/** An integer parameter for the search routes: absent is undefined; says what it got when it is not one. */
+export function intParam(q: QueryString, key: string, min: number, max: number): number | undefined {
+  const raw = q[key];
+  if (raw === undefined) return undefined;
+  if (!/^-?\d+$/.test(raw.trim())) throw new BadRequestError(`${key}: expected an integer, got ${clip(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/** An integer parameter with a default (explore and listing routes). */
+export function intOr(raw: string | undefined, name: string, min: number, max: number, dflt: number): number {
+  if (raw === undefined) return dflt;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < min || v > max)
+    throw new BadRequestError(`${name}: an integer ${min}–${max}`);
+  return v;
+}
+
+/** `true`/`1`, `false`/`0`; empty or absent is the fallback. */
+export function boolParam(q: QueryString, key: string, fallback: boolean): boolean {
+  const raw = q[key];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new BadRequestError(`${key}: expected true or false, got ${clip(raw)}`);
+}
+
+/** A comma-separated list; empty items dropped. */
+export function listParam(raw: string | undefined): string[] {
+  return raw ? raw.split(',').filter((s) => s.length > 0) : [];
+}
+
+export function consistencyParam(q: QueryString): 'eventual' | 'strong' {
+  const consistency = q.consistency ?? 'eventual';
+  if (consistency !== 'eventual' && consistency !== 'strong')
+    throw new BadRequestError(`consistency: must be "strong" or "eventual", got ${clip(consistency)}`);
+  return consistency;
+}
+
+/** `version` and `consistency`, the two parameters that choose which version a read route answers from. */
+export function versionParams(q: QueryString): { version?: string; consistency: 'eventual' | 'strong' } {
+  const consistency = consistencyParam(q);
+  return { ...(q.version !== undefined ? { version: assertVersion(q.version) } : {}), consistency };
+}
+
+export const SEARCH_QUERY_KEYS: ReadonlySet<string> = new Set([
+  'k',
+  'ef',
+  'target',
+  'exclude',
+  'excludeSeen',
+  'filter',
+  'includeMetadata',
+  'version',
+  'consistency',
+]);
+
+/** Search parameters from a query string (GET similar); then the same schema as a body checks them. */
+export function parseSearchQuery(
+  q: QueryString,
+  allowed: ReadonlySet<string> = SEARCH_QUERY_KEYS,
+): SearchParams {
+  rejectUnknownParams(q, allowed);
+  const exclude = listParam(q.exclude);
+  if (exclude.length > MAX_EXCLUDE_GET) {
+    throw new BadRequestError(
+      `exclude: at most ${MAX_EXCLUDE_GET} ids in a query string (got ${exclude.length}); POST the request with an "exclude" array for up to ${MAX_EXCLUDE_POST}`,
+    );
+  }
+  let filter: unknown;
+  if (q.filter !== undefined) {
+    try {
+      filter = JSON.parse(q.filter);
+    } catch {
+      throw new BadRequestError('filter: not valid JSON (URL-encode a JSON object)');
+    }
+  }
+  const consistency = consistencyParam(q);
+  return parseWith(
+    searchBodySchema,
+    {
+      k: intParam(q, 'k', 1, MAX_K),
+      ef: intParam(q, 'ef', 1, MAX_EF),
+      target: q.target,
+      exclude,
+      excludeSeen: boolParam(q, 'excludeSeen', false),
+      filter,
+      includeMetadata: boolParam(q, 'includeMetadata', true),
+      version: q.version,
+      consistency,
+    },
+    'query',
+  );
+}

@@ -1,0 +1,54 @@
+/** What one read request carries through the query use cases: its timings and the collections it holds. */
+import { type HttpResult, json, serverTiming } from '../common/http';
+import type { RouteContext, RouteHandler } from '../common/router';
+
+/** Per-request timing parts, reported in Server-Timing and logs. */
+export type Timings = Record<string, number>;
+
+/** What one request holds while it runs: its timings, the collections it uses (never evicted meanwhile). */
+export interface RequestContext {
+  timings: Timings;
+  held: (() => void)[];
+  /** Whether every collection the request used was already in memory. */
+  cacheHit: boolean;
+}
+
+export function requestContext(): RequestContext {
+  return { timings: {}, held: [], cacheHit: true };
+}
+
+/** Lets the cache evict the collections a request loaded once it is answered. */
+export function releaseHeld(ctx: RequestContext): void {
+  for (const release of ctx.held.splice(0)) release();
+}
+
+/** The one version a request reads, resolved once. */
+export interface Resolved {
+  space: string;
+  version: string;
+  generation?: number;
+}
+
+/** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */
+export function served(
+  body: { version: string } & Record<string, unknown>,
+  ctx: RequestContext,
+  t0: number,
+): HttpResult {
+  ctx.timings.total = performance.now() - t0;
+  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(ctx.timings) });
+}
+
+/** A route handler given a fresh request context, whose held collections are released when it answers. */
+export function withRequest(
+  fn: (ctx: RequestContext, route: RouteContext) => Promise<HttpResult>,
+): RouteHandler {
+  return async (route) => {
+    const ctx = requestContext();
+    try {
+      return await fn(ctx, route);
+    } finally {
+      releaseHeld(ctx);
+    }
+  };
+}
