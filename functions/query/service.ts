@@ -32,9 +32,9 @@ import {
   type LoadedSegment,
   type LoadReport,
   type SnapshotCache,
-  segmentFilters,
   segmentVectors,
 } from '../snapshot/cache';
+import { segmentFilters } from './filter-index';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;

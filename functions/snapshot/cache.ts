@@ -2,7 +2,6 @@ import { readFile, rm } from 'node:fs/promises';
 import { readIndexVectors } from '../adapters/hnsw-index';
 import { SnapshotUnavailableError } from '../core/errors';
 import type { BlobStore, IndexEngine, Log, VectorIndex } from '../core/ports';
-import { FilterIndex } from '../query/filter-index';
 import { type ChecksumError, fetchVerified, localPathFor, mapLimit } from './files';
 import { type CollectionManifest, type Manifest, manifestKey, snapshotPrefix } from './manifest';
 
@@ -12,8 +11,8 @@ export interface LoadedSegment {
   meta?: (Record<string, unknown> | null)[];
   /** The verified index file in the local cache (the exact scan reads its vectors from there). */
   indexPath: string;
-  /** Built on first use: per-field postings for filters. */
-  filters?: FilterIndex;
+  /** What readers derive from the segment on first use (the query side's filter postings), by key. */
+  derived?: Map<string, Derived>;
   /** Read on first use: every vector by label, for exact scans. */
   vectors?: Promise<Float32Array>;
   vectorBytes?: number;
@@ -83,6 +82,8 @@ export function segmentVectors(seg: LoadedSegment, dims: number): Promise<Float3
   if (!seg.vectors) {
     seg.vectorBytes = seg.ids.length * dims * 4;
     seg.vectors = readIndexVectors(seg.indexPath, dims, seg.ids.length);
+    // Not a swallow: the caller awaits the same promise and sees the error; this only forgets the
+    // failed read so the next request tries again.
     seg.vectors.catch(() => {
       seg.vectors = undefined;
       seg.vectorBytes = undefined;
@@ -91,9 +92,29 @@ export function segmentVectors(seg: LoadedSegment, dims: number): Promise<Float3
   return seg.vectors;
 }
 
-export function segmentFilters(seg: LoadedSegment): FilterIndex {
-  seg.filters ??= new FilterIndex(seg.meta, seg.ids.length);
-  return seg.filters;
+/** Data derived from a loaded segment; its `bytes` (read each time, it may grow) count in the memory budget. */
+export interface Derived {
+  readonly bytes: number;
+}
+
+/**
+ * The segment's derived data under `key`, made on first use and kept as long as the segment stays
+ * loaded — so the cache budgets memory it knows nothing else about (it never imports its readers).
+ */
+export function segmentDerived<T extends Derived>(seg: LoadedSegment, key: string, make: () => T): T {
+  seg.derived ??= new Map();
+  let d = seg.derived.get(key);
+  if (!d) {
+    d = make();
+    seg.derived.set(key, d);
+  }
+  return d as T;
+}
+
+function derivedBytes(seg: LoadedSegment): number {
+  let b = 0;
+  for (const d of seg.derived?.values() ?? []) b += d.bytes;
+  return b;
 }
 
 export interface Held {
@@ -138,6 +159,7 @@ export class SnapshotCache {
         }
         return JSON.parse(text) as Manifest;
       });
+      // The caller sees the rejection through `p`; this only keeps a failed read from being cached.
       p.catch(() => this.manifests.delete(key));
       this.manifests.set(key, p);
     }
@@ -276,7 +298,7 @@ export class SnapshotCache {
       manifest: cm,
       segments,
       bytes,
-      memoryBytes: () => segments.reduce((a, s) => a + (s.vectorBytes ?? 0) + (s.filters?.bytes ?? 0), bytes),
+      memoryBytes: () => segments.reduce((a, s) => a + (s.vectorBytes ?? 0) + derivedBytes(s), bytes),
       lookup: lazyLookup(segments),
     };
   }
