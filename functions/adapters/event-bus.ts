@@ -1,7 +1,6 @@
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { EVENT_SOURCE, type EventDetailType } from '../contract';
 import type { EventPublisher, Log } from '../core/ports';
-
-export const EVENT_SOURCE = 'vicinity';
 
 /**
  * Lifecycle events on EventBridge so pipelines can react (a version READY or FAILED, a pointer moved).
@@ -14,10 +13,7 @@ export class EventBridgePublisher implements EventPublisher {
     private readonly log: Log,
   ) {}
 
-  async publish(
-    detailType: Parameters<EventPublisher['publish']>[0],
-    detail: Record<string, unknown>,
-  ): Promise<void> {
+  async publish(detailType: EventDetailType, detail: Record<string, unknown>): Promise<void> {
     try {
       const r = await this.client.send(
         new PutEventsCommand({
@@ -32,9 +28,10 @@ export class EventBridgePublisher implements EventPublisher {
         }),
       );
       if (r.FailedEntryCount)
-        this.log.warn('event not accepted', { detailType, error: r.Entries?.[0]?.ErrorMessage });
+        this.log.warn('event not accepted', { detailType, detail, error: r.Entries?.[0]?.ErrorMessage });
     } catch (err) {
-      this.log.warn('event not published', { detailType, error: String(err) });
+      // Logged with its detail, so an operator can see which space and version a pipeline missed.
+      this.log.warn('event not published', { detailType, detail, error: String(err) });
     }
   }
 }

@@ -1,14 +1,16 @@
+// admin/: the state-changing HTTP API (activate, rollback) as a thin middy handler over core/activation.
+// May import core/, common/ and contract.ts; never query/, builder/ or snapshot/.
 import { z } from 'zod';
 import { json, parseJsonBody } from '../common/http';
-import { asLog, createObservability, MetricUnit } from '../common/observability';
+import { asLog, createObservability } from '../common/observability';
+import { pointerNotifier } from '../common/pointer-notifier';
 import { createRouter } from '../common/router';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
-import { EVENT_DETAIL_TYPE, METRIC } from '../contract';
 import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
 import { assertName } from '../core/names';
 import { CHANGED_BY, type Pointer } from '../core/pointer';
-import type { Registry } from '../core/ports';
+import { noPointerMoves, type PointerMoveNotifier, type Registry } from '../core/ports';
 import { zodDetail } from '../core/query';
 
 const activateBody = z.object({
@@ -32,10 +34,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
 const answer = (pointer: Pointer) =>
   json(200, { pointer }, pointer.version ? { 'vicinity-version': pointer.version } : {});
 
-export function adminRouter(
-  registry: Registry,
-  moved: (p: Pointer) => Promise<void> = async () => undefined,
-) {
+// Only a build may claim `build`; an HTTP caller is `api` unless it says it is the CLI or the page.
+const caller = (by: Pointer['changedBy'] | undefined) => (by === 'build' || !by ? 'api' : by);
+
+export function adminRouter(registry: Registry, notifier: PointerMoveNotifier = noPointerMoves) {
   return createRouter([
     {
       method: 'POST',
@@ -43,14 +45,17 @@ export function adminRouter(
       handler: async ({ params, event }) => {
         const space = assertName('space', params.space);
         const b = parse(activateBody, parseJsonBody(event));
-        const pointer = await activateVersion(registry, {
-          space,
-          version: b.version,
-          expectedGeneration: b.expectedGeneration,
-          force: b.force,
-          by: b.by === 'build' || !b.by ? 'api' : b.by,
-        });
-        await moved(pointer);
+        const pointer = await activateVersion(
+          registry,
+          {
+            space,
+            version: b.version,
+            expectedGeneration: b.expectedGeneration,
+            force: b.force,
+            by: caller(b.by),
+          },
+          notifier,
+        );
         return answer(pointer);
       },
     },
@@ -60,13 +65,11 @@ export function adminRouter(
       handler: async ({ params, event }) => {
         const space = assertName('space', params.space);
         const b = parse(rollbackBody, parseJsonBody(event));
-        const pointer = await rollbackSpace(registry, {
-          space,
-          expectedGeneration: b.expectedGeneration,
-          force: b.force,
-          by: b.by === 'build' || !b.by ? 'api' : b.by,
-        });
-        await moved(pointer);
+        const pointer = await rollbackSpace(
+          registry,
+          { space, expectedGeneration: b.expectedGeneration, force: b.force, by: caller(b.by) },
+          notifier,
+        );
         return answer(pointer);
       },
     },
@@ -78,21 +81,8 @@ export function createAdminHandler(deps: HandlerDeps) {
   const obs = deps.obs ?? createObservability('vicinity-admin');
   const log = asLog(obs.logger);
   const { registry, events } = adapters(deps, log);
-  const moved = async (pointer: Pointer) => {
-    obs.metrics.addMetric(METRIC.pointerMoves, MetricUnit.Count, 1);
-    log.info('pointer moved', {
-      space: pointer.space,
-      version: pointer.version,
-      generation: pointer.generation,
-    });
-    await events.publish(EVENT_DETAIL_TYPE.pointerMoved, {
-      space: pointer.space,
-      version: pointer.version,
-      pointer,
-      by: pointer.changedBy,
-    });
-  };
-  return httpHandler(obs, deps.config, adminRouter(registry, moved));
+  const notifier = pointerNotifier({ log, events, metrics: obs.metrics });
+  return httpHandler(obs, deps.config, adminRouter(registry, notifier));
 }
 
 export const handler = lazyHandler(() => createAdminHandler(depsFromEnv()));

@@ -1,3 +1,5 @@
+// builder/: the build use cases (release event → claim, ingest, index, quality gate, snapshot, activation) + handler.
+// May import core/, adapters/, snapshot/, common/ and contract.ts; never query/ or admin/.
 import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { S3Event } from 'aws-lambda';
@@ -9,6 +11,7 @@ import {
   logMetrics,
   MetricUnit,
 } from '../common/observability';
+import { pointerNotifier } from '../common/pointer-notifier';
 import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { METRIC } from '../contract';
 import { parseReleaseKey } from '../core/release';
@@ -45,7 +48,9 @@ export function createBuildHandler(
 ) {
   const obs = deps.obs ?? createObservability('vicinity-build');
   const log = asLog(obs.logger);
-  const { store, registry, events } = adapters(deps, log);
+  const { store, registry, events: bus } = adapters(deps, log);
+  const events = deps.events ?? bus;
+  const moves = pointerNotifier({ log, events, metrics: obs.metrics });
   return middy<S3Event, BuildOutcome[]>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
     .use(logMetrics(obs.metrics))
@@ -60,7 +65,8 @@ export function createBuildHandler(
             engine: hnswEngine,
             config: deps.config,
             log,
-            events: deps.events ?? events,
+            events,
+            moves,
             owner: `${context?.awsRequestId ?? 'local'}:${randomUUID()}`,
             beforeReady: deps.beforeReady,
             beforeActivate: deps.beforeActivate,
@@ -71,9 +77,6 @@ export function createBuildHandler(
         if (outcome.status === 'FAILED') obs.metrics.addMetric(METRIC.buildFailures, MetricUnit.Count, 1);
         if (outcome.status === 'READY' && outcome.built)
           obs.metrics.addMetric(METRIC.buildsReady, MetricUnit.Count, 1);
-        if (outcome.status === 'READY' && outcome.activation?.activated) {
-          obs.metrics.addMetric(METRIC.pointerMoves, MetricUnit.Count, 1);
-        }
         outcomes.push(outcome);
       }
       return outcomes;

@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError, PointerConflictError, UnprocessableError } from './errors';
 import { assertVersion } from './names';
 import { assertActivatable, type ChangedBy, mayAutoActivate, nextPointer, type Pointer } from './pointer';
-import type { Registry } from './ports';
+import { noPointerMoves, type PointerMoveNotifier, type Registry } from './ports';
 
 export interface ActivateInput {
   space: string;
@@ -19,8 +19,15 @@ function conflict(space: string, expected: number, pointer: Pointer, cause?: unk
   );
 }
 
-/** Explicit activation: any READY, compatible version, only if the pointer is still where the caller saw it. */
-export async function activateVersion(registry: Registry, input: ActivateInput): Promise<Pointer> {
+/**
+ * Explicit activation: any READY, compatible version, only if the pointer is still where the caller saw it.
+ * `notifier` hears of the move once it is written (not of a no-op activation).
+ */
+export async function activateVersion(
+  registry: Registry,
+  input: ActivateInput,
+  notifier: PointerMoveNotifier = noPointerMoves,
+): Promise<Pointer> {
   const { space, expectedGeneration } = input;
   assertVersion(input.version);
   const current = await registry.getPointer(space);
@@ -40,6 +47,7 @@ export async function activateVersion(registry: Registry, input: ActivateInput):
     }
     throw err;
   }
+  await notifier.onPointerMoved({ space, version: target.version, pointer: next, by: input.by });
   return next;
 }
 
@@ -47,6 +55,7 @@ export async function activateVersion(registry: Registry, input: ActivateInput):
 export async function rollbackSpace(
   registry: Registry,
   input: Omit<ActivateInput, 'version'>,
+  notifier: PointerMoveNotifier = noPointerMoves,
 ): Promise<Pointer> {
   const current = await registry.getPointer(input.space);
   if (current.generation !== input.expectedGeneration)
@@ -55,7 +64,7 @@ export async function rollbackSpace(
     throw new UnprocessableError(`Space ${input.space} has no previous version to roll back to`);
   }
   // The previous version served these clients a moment ago: undoing a switch is never "incompatible".
-  return activateVersion(registry, { ...input, version: current.previous, force: true });
+  return activateVersion(registry, { ...input, version: current.previous, force: true }, notifier);
 }
 
 export type AutoActivation =
@@ -65,12 +74,14 @@ export type AutoActivation =
 /**
  * Activation after a build: monotonic, so a late or redelivered older build never takes over from a
  * newer release or undoes an operator's rollback. Retries lost races while it is still the newest.
+ * `notifier` hears of the move (by `build`) once it is written.
  */
 export async function autoActivate(
   registry: Registry,
   space: string,
   version: string,
   now = new Date(),
+  notifier: PointerMoveNotifier = noPointerMoves,
 ): Promise<AutoActivation> {
   for (let attempt = 0; ; attempt++) {
     const current = await registry.getPointer(space);
@@ -84,9 +95,11 @@ export async function autoActivate(
     const next = nextPointer(current, version, 'build', now);
     try {
       await registry.casPointer(current, next);
-      return { activated: true, pointer: next };
     } catch (err) {
       if (!(err instanceof PointerConflictError) || attempt >= 20) throw err;
+      continue;
     }
+    await notifier.onPointerMoved({ space, version, pointer: next, by: 'build' });
+    return { activated: true, pointer: next };
   }
 }

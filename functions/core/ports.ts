@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
-import type { HistoryEntry, Pointer } from './pointer';
+import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
 
@@ -119,3 +119,23 @@ export interface EventPublisher {
 }
 
 export const noEvents: EventPublisher = { publish: async () => {} };
+
+/** A switch that happened: the pointer now names `version` (a no-op activation is not a move). */
+export interface PointerMove {
+  space: string;
+  version: string;
+  pointer: Pointer;
+  by: ChangedBy;
+}
+
+/**
+ * Told after every pointer move, whoever made it (build, API, CLI), so every move is logged, published
+ * and counted the same way. Called after the conditional write succeeded: it must not throw for a lost
+ * notification, since the switch has already happened.
+ */
+export interface PointerMoveNotifier {
+  onPointerMoved(move: PointerMove): Promise<void>;
+}
+
+/** For callers with nobody to tell (benchmarks, some tests). */
+export const noPointerMoves: PointerMoveNotifier = { onPointerMoved: async () => {} };

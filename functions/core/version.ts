@@ -16,6 +16,11 @@ export interface CollectionReport {
   overlapAt10?: number;
   /** The version the overlap was measured against. */
   overlapWith?: string;
+  /**
+   * Why overlap@10 was not measured, when that matters: the release set `minOverlap` (so that gate
+   * was not applied), or the previous version's snapshot could not be read.
+   */
+  overlapSkipped?: string;
 }
 
 export interface VersionRecord {

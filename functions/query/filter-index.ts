@@ -1,4 +1,5 @@
 import type { Condition, Filter, Range, Scalar } from '../core/query';
+import { type LoadedSegment, segmentDerived } from '../snapshot/cache';
 
 type Meta = (Record<string, unknown> | null)[] | undefined;
 
@@ -141,4 +142,9 @@ export class FilterIndex {
     }
     return best ?? { count: this.count, labels: () => Int32Array.from({ length: this.count }, (_, i) => i) };
   }
+}
+
+/** The segment's filter postings, built on first use and counted in the snapshot cache's memory budget. */
+export function segmentFilters(seg: LoadedSegment): FilterIndex {
+  return segmentDerived(seg, 'filters', () => new FilterIndex(seg.meta, seg.ids.length));
 }

@@ -11,10 +11,10 @@ import {
   type LoadedCollection,
   type LoadedSegment,
   type SnapshotCache,
-  segmentFilters,
   segmentVectors,
 } from '../snapshot/cache';
 import type { RequestContext } from './context';
+import { segmentFilters } from './filter-index';
 
 /** The search fields of a request; the version was chosen before planning starts. */
 export type SearchOptions = Omit<SearchParams, 'version' | 'consistency'>;

@@ -1,41 +1,13 @@
 import { readFile, rm } from 'node:fs/promises';
-import { readIndexVectors } from '../adapters/hnsw-index';
 import { SnapshotUnavailableError } from '../core/errors';
-import type { BlobStore, IndexEngine, Log, VectorIndex } from '../core/ports';
-import { FilterIndex } from '../query/filter-index';
+import type { BlobStore, IndexEngine, Log } from '../core/ports';
 import { type ChecksumError, fetchVerified, localPathFor, mapLimit } from './files';
-import { type CollectionManifest, type Manifest, manifestKey, snapshotPrefix } from './manifest';
+import { derivedBytes, type LoadedCollection, type LoadedSegment, lazyLookup } from './loaded';
+import { type Manifest, manifestKey, snapshotPrefix } from './manifest';
 
-export interface LoadedSegment {
-  index: VectorIndex;
-  ids: string[];
-  meta?: (Record<string, unknown> | null)[];
-  /** The verified index file in the local cache (the exact scan reads its vectors from there). */
-  indexPath: string;
-  /** Built on first use: per-field postings for filters. */
-  filters?: FilterIndex;
-  /** Read on first use: every vector by label, for exact scans. */
-  vectors?: Promise<Float32Array>;
-  vectorBytes?: number;
-}
-
-export interface ItemRef {
-  segment: number;
-  label: number;
-}
-
-export interface LoadedCollection {
-  space: string;
-  version: string;
-  name: string;
-  manifest: CollectionManifest;
-  segments: LoadedSegment[];
-  /** Bytes of the snapshot files it was loaded from. */
-  bytes: number;
-  /** Memory it holds now: the files' bytes plus what filters and exact scans built since. */
-  memoryBytes(): number;
-  lookup(id: string): ItemRef | undefined;
-}
+// The loaded-collection types and helpers live in loaded.ts; the query side imports them from here.
+export type { Derived, ItemRef, LoadedCollection, LoadedSegment } from './loaded';
+export { segmentDerived, segmentVectors } from './loaded';
 
 export interface LoadReport {
   cached: boolean;
@@ -59,42 +31,6 @@ interface Entry {
 }
 
 const FAILURE_HOLD_MS = 15_000;
-
-/** id → segment and label, built on first use: a vector query never needs it, and 1M ids take ~0.3 s. */
-function lazyLookup(segments: LoadedSegment[]): (id: string) => ItemRef | undefined {
-  let map: Map<string, number> | undefined;
-  return (id) => {
-    if (!map) {
-      const m = new Map<string, number>();
-      // Packs segment and label into one number so a 1M-item map stays small.
-      segments.forEach((s, seg) => {
-        for (let label = 0; label < s.ids.length; label++)
-          m.set(s.ids[label] as string, seg * 2 ** 32 + label);
-      });
-      map = m;
-    }
-    const v = map.get(id);
-    return v === undefined ? undefined : { segment: Math.floor(v / 2 ** 32), label: v % 2 ** 32 };
-  };
-}
-
-/** The vectors of a segment as one flat array, read once from its index file; counted in the memory budget. */
-export function segmentVectors(seg: LoadedSegment, dims: number): Promise<Float32Array> {
-  if (!seg.vectors) {
-    seg.vectorBytes = seg.ids.length * dims * 4;
-    seg.vectors = readIndexVectors(seg.indexPath, dims, seg.ids.length);
-    seg.vectors.catch(() => {
-      seg.vectors = undefined;
-      seg.vectorBytes = undefined;
-    });
-  }
-  return seg.vectors;
-}
-
-export function segmentFilters(seg: LoadedSegment): FilterIndex {
-  seg.filters ??= new FilterIndex(seg.meta, seg.ids.length);
-  return seg.filters;
-}
 
 export interface Held {
   collection: LoadedCollection;
@@ -138,6 +74,7 @@ export class SnapshotCache {
         }
         return JSON.parse(text) as Manifest;
       });
+      // The caller sees the rejection through `p`; this only keeps a failed read from being cached.
       p.catch(() => this.manifests.delete(key));
       this.manifests.set(key, p);
     }
@@ -276,7 +213,7 @@ export class SnapshotCache {
       manifest: cm,
       segments,
       bytes,
-      memoryBytes: () => segments.reduce((a, s) => a + (s.vectorBytes ?? 0) + (s.filters?.bytes ?? 0), bytes),
+      memoryBytes: () => segments.reduce((a, s) => a + (s.vectorBytes ?? 0) + derivedBytes(s), bytes),
       lookup: lazyLookup(segments),
     };
   }

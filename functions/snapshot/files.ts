@@ -40,6 +40,7 @@ export async function fetchVerified(
   concurrency = 8,
 ): Promise<{ path: string; downloaded: boolean; verifyMs: number }> {
   const path = localPathFor(cacheDir, file.key);
+  // Not there (or unreadable) just means not cached: download it.
   const existing = await stat(path).catch(() => undefined);
   if (existing?.size === file.bytes) return { path, downloaded: false, verifyMs: 0 };
   await mkdir(dirname(path), { recursive: true });
@@ -72,6 +73,8 @@ export async function fetchVerified(
     await rename(tmp, path);
     return { path, downloaded: true, verifyMs };
   } catch (err) {
+    // Cleanup of a download that already failed: `err` is what the caller needs and is rethrown; a
+    // leftover `.part` file is never read (only renamed files are), and the next try uses a new name.
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw err;

@@ -1,3 +1,5 @@
+// snapshot/: the snapshot format in one module — keys and manifest, writing, verified fetch, the instance cache.
+// May import core/, contract.ts and adapters/hnsw-index (for the index file format); never builder/, query/ or admin/.
 import { KEY_PREFIX } from '../contract';
 import type { Metric } from '../core/release';
 

@@ -1,12 +1,17 @@
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { S3Event } from 'aws-lambda';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
+import { adminRouter } from '../../functions/admin/handler';
 import { createBuildHandler } from '../../functions/builder/handler';
 import { loadConfig } from '../../functions/common/config';
+import type { HttpEvent } from '../../functions/common/http';
+import { pointerNotifier } from '../../functions/common/pointer-notifier';
 import type { HandlerDeps } from '../../functions/common/wiring';
+import { activateVersion } from '../../functions/core/activation';
+import { type EventPublisher, silentLog } from '../../functions/core/ports';
 import { bruteForce } from '../../functions/core/search';
 import { BUILD_TIMEOUT_MS, fakeContext } from '../../local/http-adapter';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
@@ -44,6 +49,12 @@ describe('build function: formats, refusals and the quality gate', () => {
   let deps: HandlerDeps;
   let registry: DynamoRegistry;
   let seq = 0;
+  const published: { type: string; detail: Record<string, unknown> }[] = [];
+  const events: EventPublisher = {
+    publish: async (type, detail) => {
+      published.push({ type, detail });
+    },
+  };
 
   beforeAll(async () => {
     const dynamo = testDynamo('dynalite');
@@ -83,7 +94,10 @@ describe('build function: formats, refusals and the quality gate', () => {
         },
       ],
     } as unknown as S3Event;
-    const building = createBuildHandler(deps)(event, fakeContext('build', `t${seq}`, BUILD_TIMEOUT_MS));
+    const building = createBuildHandler({ ...deps, events })(
+      event,
+      fakeContext('build', `t${seq}`, BUILD_TIMEOUT_MS),
+    );
     if (delayed) {
       await new Promise((r) => setTimeout(r, 400));
       for (const [k, v] of Object.entries(delayed)) await put(k, v);
@@ -240,6 +254,57 @@ describe('build function: formats, refusals and the quality gate', () => {
     // Same vectors, same answers: the model did not change.
     expect(record?.collections?.items?.overlapAt10).toBeGreaterThan(0.95);
     expect(record?.collections?.items?.overlapWith).toBe('v1');
+  });
+
+  it('records a minOverlap gate it could not apply, when the previous snapshot is unreadable', async () => {
+    const space = 'overlap-unreadable';
+    const first = await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
+    expect(first).toMatchObject({ status: 'READY', version: 'v1' });
+    // A first version with no minOverlap asked has nothing to report.
+    expect((await registry.getVersion(space, 'v1'))?.collections?.items?.overlapSkipped).toBeUndefined();
+    await deps.s3.send(
+      new DeleteObjectCommand({
+        Bucket: inject('bucket'),
+        Key: `snapshots/${space}/v1/items/seg-0/index.hnsw`,
+      }),
+    );
+    const o = await publish(
+      space,
+      { 'items.jsonl': goodJsonl },
+      { ...jsonl(), quality: { minOverlap: 0.9 } },
+    );
+    // The gate is not a reason to refuse the release, but it must not pass silently either.
+    expect(o).toMatchObject({ status: 'READY', version: 'v2' });
+    const items = (await registry.getVersion(space, o.version))?.collections?.items;
+    expect(items?.overlapAt10).toBeUndefined();
+    expect(items?.overlapSkipped).toMatch(/snapshot of v1 collection items could not be read.*missing/);
+  });
+
+  it('tells every pointer move the same way (build, API, CLI), and a no-op activation not at all', async () => {
+    const space = 'moves';
+    await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
+    await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
+    const notifier = pointerNotifier({ log: silentLog, events });
+    const admin = adminRouter(registry, notifier);
+    const post = (action: string, body: unknown) =>
+      admin({
+        rawPath: `/v1/spaces/${space}/${action}`,
+        requestContext: { http: { method: 'POST' } },
+        body: JSON.stringify(body),
+      } as unknown as HttpEvent);
+    expect((await post('rollback', { expectedGeneration: 2 })).statusCode).toBe(200);
+    await activateVersion(registry, { space, version: 'v2', expectedGeneration: 3, by: 'cli' }, notifier);
+    // Already active: nothing moved, nothing to tell.
+    expect((await post('activate', { version: 'v2', expectedGeneration: 4 })).statusCode).toBe(200);
+    const moves = published
+      .filter((e) => e.type === 'PointerMoved' && e.detail.space === space)
+      .map((e) => [e.detail.version, e.detail.by, (e.detail.pointer as { generation: number }).generation]);
+    expect(moves).toEqual([
+      ['v1', 'build', 1],
+      ['v2', 'build', 2],
+      ['v1', 'api', 3],
+      ['v2', 'cli', 4],
+    ]);
   });
 });
 

@@ -1,0 +1,100 @@
+import { join } from 'node:path';
+import type { ReleaseSpec } from '../core/release';
+import { QUALITY_DEFAULTS } from '../core/release';
+import type { CollectionReport, ReleaseEvent } from '../core/version';
+import type { CollectionManifest, Manifest } from '../snapshot/manifest';
+import { writeManifest, writeSegments } from '../snapshot/writer';
+import type { BuildContext, BuildDeps } from './deps';
+import { buildIndex } from './index-build';
+import { ingest, openRelease } from './ingest';
+import { previousVersion } from './previous-version';
+import { type QualityGate, qualityGate } from './quality-gate';
+
+export interface SnapshotResult {
+  spec: ReleaseSpec;
+  collections: Record<string, CollectionReport>;
+  timings: Record<string, number>;
+  quality: QualityGate;
+}
+
+/**
+ * Release → snapshot: per collection ingest, index, quality gate, upload; the manifest last. Throws
+ * ReleaseInvalidError for a release that cannot pass, anything else for a failure worth retrying.
+ */
+export async function buildSnapshot(
+  deps: BuildDeps,
+  event: ReleaseEvent,
+  ctx: BuildContext,
+  workDir: string,
+  leaseLost: () => boolean,
+): Promise<SnapshotResult> {
+  const { store, config, log } = deps;
+  const { space, version } = ctx;
+  const { spec, files } = await openRelease(deps, event, workDir);
+  const quality: QualityGate = {
+    minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
+    sample: spec.quality.sample ?? config.qualitySample ?? QUALITY_DEFAULTS.sample,
+    minOverlap: spec.quality.minOverlap ?? null,
+  };
+  const timings: Record<string, number> = {};
+  const collections: Record<string, CollectionReport> = {};
+  const manifest: Manifest = {
+    format: 1,
+    space,
+    version,
+    createdAt: new Date().toISOString(),
+    release: event.release,
+    ...(spec.seenField ? { seenField: spec.seenField } : {}),
+    collections: {},
+  };
+
+  const previous = await previousVersion(deps, ctx, workDir);
+  for (const c of spec.collections) {
+    const t0 = Date.now();
+    const table = await ingest(c, files, config.maxLineBytes, log, ctx);
+    const t1 = Date.now();
+    const built = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
+    const t2 = Date.now();
+    const prev = await previous.collection(c.name, table.dims);
+    const { recall, overlap, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
+    const t3 = Date.now();
+    if (leaseLost()) throw new Error('lost the build lease while building');
+    const segments = await writeSegments(store, space, version, c.name, built);
+    const t4 = Date.now();
+    manifest.collections[c.name] = {
+      metric: c.metric,
+      dims: table.dims,
+      count: table.count,
+      M: c.M,
+      efConstruction: c.efConstruction,
+      ef: c.ef,
+      metadataFields: [...table.metadataFields].sort(),
+      segments,
+    } satisfies CollectionManifest;
+    collections[c.name] = {
+      count: table.count,
+      dims: table.dims,
+      metric: c.metric,
+      M: c.M,
+      efConstruction: c.efConstruction,
+      ef: c.ef,
+      segments: segments.length,
+      ...report,
+    };
+    Object.assign(timings, {
+      [`${c.name}.parseMs`]: t1 - t0,
+      [`${c.name}.indexMs`]: t2 - t1,
+      [`${c.name}.qualityMs`]: t3 - t2,
+      [`${c.name}.uploadMs`]: t4 - t3,
+    });
+    log.info('collection built', {
+      ...ctx,
+      collection: c.name,
+      count: table.count,
+      recall,
+      ...(overlap !== undefined ? { overlap } : {}),
+    });
+  }
+  await writeManifest(store, manifest);
+  return { spec, collections, timings, quality };
+}

@@ -1,0 +1,43 @@
+import type { Config } from '../common/config';
+import type { AutoActivation } from '../core/activation';
+import type {
+  BlobStore,
+  EventPublisher,
+  IndexEngine,
+  Log,
+  PointerMoveNotifier,
+  Registry,
+} from '../core/ports';
+
+export interface BuildDeps {
+  store: BlobStore;
+  registry: Registry;
+  engine: IndexEngine;
+  config: Config;
+  log: Log;
+  events: EventPublisher;
+  /** Told when the build moves the pointer; by default log + PointerMoved event (no metric). */
+  moves?: PointerMoveNotifier;
+  /** Identifies this builder in leases (Lambda: the request id). */
+  owner: string;
+  now?: () => Date;
+  /** Test hooks: called after the snapshot is complete and before READY, and before activation (to crash there). */
+  beforeReady?: (version: string) => Promise<void>;
+  beforeActivate?: (version: string) => Promise<void>;
+}
+
+export type BuildOutcome =
+  | { status: 'READY'; version: string; activation?: AutoActivation; built: boolean }
+  | { status: 'FAILED'; version: string; reason: string }
+  | { status: 'BUSY'; version: string }
+  | { status: 'SKIPPED'; version: string; reason: string };
+
+/** What every log line of one build carries. */
+export type BuildContext = {
+  space: string;
+  version: string;
+  release: string;
+};
+
+/** How often long steps (parsing, indexing) log their progress. */
+export const PROGRESS_MS = 10_000;

@@ -1,0 +1,103 @@
+import { mkdir, statfs } from 'node:fs/promises';
+import { readerFor } from '../adapters/readers/index';
+import { ProblemCollector, type ReleaseFiles } from '../adapters/readers/types';
+import { KEY_PREFIX } from '../contract';
+import { ReleaseInvalidError } from '../core/errors';
+import type { Log } from '../core/ports';
+import { type CollectionSpec, parseRelease, type ReleaseSpec } from '../core/release';
+import type { ReleaseEvent } from '../core/version';
+import { type BuildContext, type BuildDeps, PROGRESS_MS } from './deps';
+import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
+import { VectorTable } from './vector-table';
+
+/**
+ * The release as the build sees it: its parsed release.json and its folder, once every file it names
+ * is there (waited for) and the work dir has room for the index files. A release that cannot be
+ * built as given is a ReleaseInvalidError (the version FAILS; it is not retried).
+ */
+export async function openRelease(
+  deps: Pick<BuildDeps, 'store' | 'config'>,
+  event: ReleaseEvent,
+  workDir: string,
+): Promise<{ spec: ReleaseSpec; files: ReleaseFiles }> {
+  const { store, config } = deps;
+  const text = await store.getText(event.key);
+  if (text === undefined)
+    throw new ReleaseInvalidError([{ file: 'release.json', message: 'release.json is gone' }]);
+  const spec = parseRelease(text);
+  const files = s3ReleaseFiles(store, `${KEY_PREFIX.incoming}${event.space}/${event.release}/`);
+  const named = spec.collections.flatMap((c) => c.files);
+  const { missing, bytes } = await waitForFiles(files, named, config.fileWaitMs);
+  if (missing.length) {
+    throw new ReleaseInvalidError(
+      missing.map((file) => ({
+        file,
+        message: `named in release.json but not in the release folder after waiting ${Math.round(config.fileWaitMs / 1000)} s`,
+      })),
+    );
+  }
+  await mkdir(workDir, { recursive: true });
+  await checkDiskSpace(bytes, workDir);
+  return { spec, files };
+}
+
+async function checkDiskSpace(input: number, dir: string): Promise<void> {
+  // Where statfs is unsupported the check is skipped, not the build: a full disk still fails it (ENOSPC).
+  const fs = await statfs(dir).catch(() => undefined);
+  if (!fs) return;
+  const free = fs.bavail * fs.bsize;
+  // The index is roughly the size of the vectors; text input is larger than its vectors, so input size bounds it.
+  if (input > free) {
+    throw new ReleaseInvalidError([
+      {
+        file: 'release.json',
+        message: `the release needs about ${Math.ceil(input / 2 ** 20)} MB of local disk for its index files, only ${Math.floor(free / 2 ** 20)} MB free; raise the build function's ephemeral storage`,
+      },
+    ]);
+  }
+}
+
+/** Streams and validates one collection's rows into a table; every problem (up to 10, and their count) is reported at once. */
+export async function ingest(
+  c: CollectionSpec,
+  files: ReleaseFiles,
+  maxLineBytes: number,
+  log: Log,
+  ctx: BuildContext,
+): Promise<VectorTable> {
+  const problems = new ProblemCollector(10);
+  // id → where it was first seen, packed as file index · 2^32 + line: a number, not a string, per row.
+  const seen = new Map<string, number>();
+  const fileIndex = new Map<string, number>();
+  let table: VectorTable | undefined;
+  let lastLog = Date.now();
+  for await (const row of readerFor(c.format)({ spec: c, files, problems, maxLineBytes })) {
+    let fi = fileIndex.get(row.file);
+    if (fi === undefined) {
+      fi = fileIndex.size;
+      fileIndex.set(row.file, fi);
+    }
+    const first = seen.get(row.id);
+    if (first !== undefined) {
+      const firstFile = [...fileIndex].find(([, i]) => i === Math.floor(first / 2 ** 32))?.[0];
+      problems.add({
+        file: row.file,
+        line: row.line,
+        message: `duplicate id ${JSON.stringify(row.id)} (first at ${firstFile}:${first % 2 ** 32})`,
+      });
+      continue;
+    }
+    seen.set(row.id, fi * 2 ** 32 + row.line);
+    table ??= new VectorTable(row.vector.length, c.metric === 'cosine');
+    table.push(row);
+    if (Date.now() - lastLog > PROGRESS_MS) {
+      lastLog = Date.now();
+      log.info('parsing', { ...ctx, collection: c.name, rows: table.count });
+    }
+  }
+  if (!table || table.count === 0) {
+    problems.add({ file: c.files[0] as string, message: `collection ${c.name} is empty` });
+  }
+  if (!problems.ok) throw new ReleaseInvalidError(problems.problems, problems.count);
+  return table as VectorTable;
+}
