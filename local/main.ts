@@ -41,8 +41,7 @@ async function main() {
   S3:         ${info.s3Endpoint}  bucket ${info.bucket}
   DynamoDB:   ${info.dynamodbEndpoint}  table ${info.table}
   Region:     ${info.region}, credentials ${info.accessKeyId}/${info.secretAccessKey}
-  Admin:      ${adminAuth === 'iam' ? 'activate/rollback need a SigV4 signature with these credentials (VICINITY_ADMIN_AUTH=iam)' : 'activate/rollback open (VICINITY_ADMIN_AUTH=iam checks SigV4 as AWS does)'}
-  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
+${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature with these credentials (VICINITY_ADMIN_AUTH=iam)\n' : ''}  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
 
   const registry = new DynamoRegistry(stack.deps.dynamo, info.table);
   // First start (or a home from before the music demo): train and publish it, unless VICINITY_DEMO=0.
