@@ -5,9 +5,9 @@
  * only `--api-url` it talks to that API.
  *
  * Reads (status, versions, the build's progress) use the HTTP API when there is one, else the
- * DynamoDB registry. activate/rollback use the admin API locally; against AWS (whose admin routes need
- * SigV4) they call the core use cases on the DynamoDB registry directly — the same conditional write
- * on the pointer, with changedBy `cli`.
+ * DynamoDB registry. activate/rollback always go through the admin API, signed with SigV4 (service
+ * execute-api) as AWS's IAM authorizer wants: against AWS with the default credential chain
+ * (`--profile`), locally with the stack's own key pair — so they pass the same checks everywhere.
  */
 
 import { readFileSync } from 'node:fs';
@@ -15,14 +15,12 @@ import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ClientConfig } from '../functions/adapters/aws-clients';
 import type { DynamoRegistry } from '../functions/adapters/dynamo-registry';
-import { httpStatus } from '../functions/common/problem';
-import { activateVersion, rollbackSpace } from '../functions/core/activation';
-import { VicinityError } from '../functions/core/errors';
 import type { HistoryEntry, Pointer } from '../functions/core/pointer';
 import type { VersionRecord } from '../functions/core/version';
 import { type VersionSummary, versionSummary } from '../functions/core/version';
-import type { LocalInfo } from '../local/stack';
+import { LOCAL_INFO_FILE, type LocalInfo } from '../local/info';
 import { asCliError, CliError } from './io';
+import { regionOfApiUrl, type SigningConfig, signedHeaders } from './sigv4';
 
 export interface GlobalOptions {
   home?: string;
@@ -66,7 +64,7 @@ function hintForStatus(status: number): string | undefined {
     case 400:
       return 'check the arguments (see `vicinity <command> --help`)';
     case 403:
-      return 'the admin routes need IAM (SigV4) in AWS: pass --table so the CLI switches through DynamoDB';
+      return 'the admin routes need IAM (SigV4): check --region, and that your credentials (--profile or the default chain) may call execute-api:Invoke (stack output AdminInvokePolicyArn)';
     case 404:
       return 'check the space and version names: `vicinity versions <space>`';
     case 409:
@@ -91,6 +89,9 @@ export class CliContext {
   readonly table?: string;
   readonly home: string;
   private readonly clientConfig?: ClientConfig;
+  private readonly profile?: string;
+  private readonly region?: string;
+  private signing?: SigningConfig;
   private s3Client?: S3Client;
   private registryInstance?: DynamoRegistry;
   private closers: (() => void)[] = [];
@@ -107,15 +108,18 @@ export class CliContext {
           'pass --region (e.g. --region eu-west-1) or set AWS_REGION',
         );
       this.clientConfig = { region };
+      this.region = region;
+      this.profile = opts.profile;
       this.bucket = opts.bucket;
       this.table = opts.table;
       this.apiUrl = opts.apiUrl?.replace(/\/+$/, '');
     } else if (opts.apiUrl) {
       this.mode = 'api';
       this.apiUrl = opts.apiUrl.replace(/\/+$/, '');
+      this.region = opts.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? regionOfApiUrl(this.apiUrl);
     } else {
       this.mode = 'local';
-      const file = join(this.home, 'local.json');
+      const file = join(this.home, LOCAL_INFO_FILE);
       let local: LocalFile;
       try {
         local = JSON.parse(readFileSync(file, 'utf8')) as LocalFile;
@@ -136,6 +140,11 @@ export class CliContext {
         s3Endpoint: local.s3Endpoint,
         dynamodbEndpoint: local.dynamodbEndpoint,
         credentials: { accessKeyId: local.accessKeyId, secretAccessKey: local.secretAccessKey },
+      };
+      // The stack's own key pair: what it checks admin signatures against (VICINITY_ADMIN_AUTH=iam).
+      this.signing = {
+        region: local.region,
+        credentials: this.clientConfig.credentials as SigningConfig['credentials'],
       };
     }
   }
@@ -182,6 +191,16 @@ export class CliContext {
     return this.apiUrl;
   }
 
+  /** activate/rollback go through the admin API only (against AWS: signed, never the table directly). */
+  requireAdminApi(action: string): string {
+    if (!this.apiUrl)
+      throw new CliError(
+        `${action} needs the admin API, and no --api-url was given`,
+        'pass --api-url (the stack output ApiUrl); the CLI signs the request with SigV4 from your credentials (--profile or the default chain)',
+      );
+    return this.apiUrl;
+  }
+
   close(): void {
     for (const c of this.closers.splice(0)) c();
   }
@@ -189,29 +208,31 @@ export class CliContext {
   // -------------------------------------------------------------------------------------------
   // HTTP
 
+  /** An API call; `signed` adds a SigV4 signature (the admin routes). */
   async request(
     method: string,
     path: string,
     body?: unknown,
+    signed = false,
   ): Promise<{ body: Record<string, unknown>; headers: Headers }> {
     const base = this.requireApi('this command');
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    let headers: Record<string, string> = {
+      accept: 'application/json',
+      ...(text === undefined ? {} : { 'content-type': 'application/json' }),
+    };
+    if (signed)
+      headers = await signedHeaders(await this.signingConfig(), method, new URL(base + path), headers, text);
     let res: Response;
     try {
-      res = await fetch(base + path, {
-        method,
-        headers: {
-          accept: 'application/json',
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
+      res = await fetch(base + path, { method, headers, ...(text === undefined ? {} : { body: text }) });
     } catch (err) {
       throw this.fail(err, base);
     }
-    const text = await res.text();
+    const answer = await res.text();
     let parsed: Record<string, unknown>;
     try {
-      parsed = text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+      parsed = answer === '' ? {} : (JSON.parse(answer) as Record<string, unknown>);
     } catch {
       throw new CliError(
         `${method} ${path} answered ${res.status} with a body that is not JSON`,
@@ -224,6 +245,26 @@ export class CliContext {
       throw new ServiceProblem(res.status, detail, parsed);
     }
     return { body: parsed, headers: res.headers };
+  }
+
+  /** Region and credentials for SigV4: the local stack's, or AWS's default chain (honouring --profile). */
+  private async signingConfig(): Promise<SigningConfig> {
+    if (this.signing) return this.signing;
+    if (!this.region)
+      throw new CliError(
+        'no AWS region to sign the admin request for',
+        'pass --region (the region of the API) or set AWS_REGION',
+      );
+    const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
+    const chain = fromNodeProviderChain(this.profile ? { profile: this.profile } : {});
+    let credentials: Awaited<ReturnType<typeof chain>>;
+    try {
+      credentials = await chain();
+    } catch (err) {
+      throw this.fail(err);
+    }
+    this.signing = { region: this.region, credentials };
+    return this.signing;
   }
 
   async get<T = Record<string, unknown>>(path: string): Promise<T> {
@@ -328,21 +369,6 @@ export class CliContext {
     expectedGeneration: number,
     force: boolean,
   ): Promise<PointerView> {
-    if (this.mode === 'aws' && this.table) {
-      try {
-        const registry = await this.registry();
-        const input = { space, expectedGeneration, force, by: 'cli' as const };
-        return version === undefined
-          ? await rollbackSpace(registry, input)
-          : await activateVersion(registry, { ...input, version });
-      } catch (err) {
-        if (err instanceof VicinityError) {
-          const status = httpStatus(err);
-          throw new ServiceProblem(status, err.message, { ...err.extras, status });
-        }
-        throw this.fail(err);
-      }
-    }
     const action = version === undefined ? 'rollback' : 'activate';
     const body = {
       ...(version === undefined ? {} : { version }),
@@ -350,7 +376,8 @@ export class CliContext {
       by: 'cli',
       ...(force ? { force } : {}),
     };
-    const answer = await this.request('POST', `/v1/spaces/${enc(space)}/${action}`, body);
+    this.requireAdminApi(action);
+    const answer = await this.request('POST', `/v1/spaces/${enc(space)}/${action}`, body, true);
     return answer.body.pointer as PointerView;
   }
 }

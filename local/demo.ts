@@ -1,13 +1,9 @@
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { AlsOptions } from '../cli/als';
-import { LASTFM_DEMO_OPTIONS, loadLastfmDemo, writeAlsRelease } from '../cli/train-als';
+import type { AlsOptions } from '../examples/als/als';
+import { LASTFM_DEMO_OPTIONS, LASTFM_DIR, loadLastfmDemo, writeAlsRelease } from '../examples/als/train-als';
 import { KEY_PREFIX } from '../functions/contract';
 import type { BlobStore } from '../functions/core/ports';
 import { clusteredVectors, jsonlRows, mulberry32 } from './synthetic';
-
-/** examples/lastfm: the HetRec 2011 Last.fm plays (non-commercial use; see its README). */
-export const LASTFM_DATA_DIR = fileURLToPath(new URL('../examples/lastfm', import.meta.url));
 
 /** The demo's ids: Radiohead in artists.dat, and user 2, who plays 80s synth-pop and trip-hop (Duran Duran, Air, Depeche Mode…). */
 export const DEMO_ARTIST = '154';
@@ -44,7 +40,7 @@ export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions)
   const release = opts.release ?? 'lastfm-als';
   const dir = join(opts.workDir, release);
   const t0 = performance.now();
-  const data = await loadLastfmDemo(opts.dataDir ?? LASTFM_DATA_DIR);
+  const data = await loadLastfmDemo(opts.dataDir ?? LASTFM_DIR);
   const summary = await writeAlsRelease({
     interactions: data.interactions,
     outDir: dir,

@@ -1,16 +1,27 @@
+// local/: the embedded default `npm start` runs — stand-ins, HTTP adapter, the same handlers as Lambda.
+// It may import functions/ and examples/als (the demo's trainer), never cli/; cli/ reads only info.ts.
 import { join, resolve } from 'node:path';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
 import { DEMO_ARTIST, DEMO_USER, publishMusicDemo } from './demo';
+import type { AdminAuth } from './info';
 import { startLocalStack } from './stack';
 import { createStaticHandler } from './static';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
+/** VICINITY_ADMIN_AUTH: `iam` makes the admin routes check SigV4 as API Gateway does in AWS; default `none`. */
+function adminAuthOf(value: string | undefined): AdminAuth {
+  if (value === undefined || value === '' || value === 'none') return 'none';
+  if (value === 'iam') return 'iam';
+  throw new Error(`VICINITY_ADMIN_AUTH must be iam or none, not ${JSON.stringify(value)}`);
+}
+
 /** `npm start`: the whole system on this machine, no AWS account. */
 async function main() {
   const home = resolve(process.env.VICINITY_HOME || '.vicinity');
   const port = Number(process.env.PORT || 3000);
+  const adminAuth = adminAuthOf(process.env.VICINITY_ADMIN_AUTH);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   // Lambda runs Node 22; locally on Node 20 the SDK's deprecation notice is only noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -19,6 +30,7 @@ async function main() {
   const stack = await startLocalStack({
     home,
     port,
+    adminAuth,
     staticHandler: createStaticHandler(),
     log: (l) => console.log(`[vicinity] ${l}`),
   });
@@ -29,7 +41,7 @@ async function main() {
   S3:         ${info.s3Endpoint}  bucket ${info.bucket}
   DynamoDB:   ${info.dynamodbEndpoint}  table ${info.table}
   Region:     ${info.region}, credentials ${info.accessKeyId}/${info.secretAccessKey}
-  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
+${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature with these credentials (VICINITY_ADMIN_AUTH=iam)\n' : ''}  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
 
   const registry = new DynamoRegistry(stack.deps.dynamo, info.table);
   // First start (or a home from before the music demo): train and publish it, unless VICINITY_DEMO=0.

@@ -11,6 +11,8 @@ import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
 import { createQueryHandler } from '../functions/query/handler';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
+import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
+import { forbidden, signatureProblem } from './sigv4-verifier';
 import {
   ensureBucket,
   ensureTable,
@@ -32,20 +34,11 @@ export interface LocalStackOptions {
   bucket?: string;
   table?: string;
   config?: Partial<Config>;
+  /** `iam`: the admin routes refuse requests without a valid SigV4 signature, as in AWS. Default `none`. */
+  adminAuth?: AdminAuth;
   /** Serves the explorer page and anything else outside /v1. */
   staticHandler?: Parameters<typeof lambdaRequestListener>[1];
   log?: (line: string) => void;
-}
-
-export interface LocalInfo {
-  apiUrl: string;
-  s3Endpoint: string;
-  dynamodbEndpoint: string;
-  region: string;
-  bucket: string;
-  table: string;
-  accessKeyId: string;
-  secretAccessKey: string;
 }
 
 export interface LocalStack {
@@ -60,6 +53,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/** The routes the CDK stack puts behind HttpIamAuthorizer (ADMIN_ROUTES in infra/constructs/query-api.ts). */
 const ADMIN_ROUTE = /^\/v1\/spaces\/[^/]+\/(activate|rollback)\/?$/;
 
 /**
@@ -104,7 +98,17 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   await ensureTable(deps.dynamo, table);
 
   const query = createQueryHandler(deps);
-  const admin = createAdminHandler(deps);
+  const adminHandler = createAdminHandler(deps) as HttpLambda;
+  const admin: HttpLambda =
+    opts.adminAuth === 'iam'
+      ? async (event, context) => {
+          const problem = await signatureProblem(event, {
+            credentials: LOCAL_CREDENTIALS,
+            region: LOCAL_REGION,
+          });
+          return problem ? forbidden(problem, event.requestContext.requestId) : adminHandler(event, context);
+        }
+      : adminHandler;
   const build = createBuildHandler(deps);
 
   // Builds run one at a time, in event order, like a reserved-concurrency-1 build function.
@@ -135,8 +139,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   });
 
   const pick = (method: string, path: string): { name: string; fn: HttpLambda } | undefined => {
-    if (method === 'POST' && ADMIN_ROUTE.test(path))
-      return { name: 'vicinity-admin', fn: admin as HttpLambda };
+    if (method === 'POST' && ADMIN_ROUTE.test(path)) return { name: 'vicinity-admin', fn: admin };
     if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
     return undefined;
   };
@@ -156,8 +159,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     bucket,
     table,
     ...LOCAL_CREDENTIALS,
+    adminAuth: opts.adminAuth ?? 'none',
   };
-  await writeFile(join(home, 'local.json'), `${JSON.stringify(info, null, 2)}\n`);
+  await writeFile(join(home, LOCAL_INFO_FILE), `${JSON.stringify(info, null, 2)}\n`);
 
   return {
     info,

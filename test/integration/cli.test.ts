@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferIo } from '../../cli/io';
 import { runCli } from '../../cli/main';
+import { signedHeaders } from '../../cli/sigv4';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
@@ -56,6 +57,18 @@ function releaseFiles(moved: boolean) {
       },
       seenField: 'seen',
     }),
+  };
+}
+
+/** Sets process variables (the SDK's credential chain reads process.env); returns the undo. */
+function withEnv(vars: Record<string, string>): () => void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   };
 }
 
@@ -231,20 +244,28 @@ describe('vicinity CLI against the local stack', () => {
     expect(h.out).toMatch(/3\s+v2\s+v1\s+cli/);
   });
 
-  it('against AWS (--table), switches through the DynamoDB registry with changedBy cli', async () => {
-    // The stand-in plays DynamoDB: the SDK's standard endpoint variable and credentials, as for AWS.
-    const saved = { ...process.env };
-    Object.assign(process.env, {
+  it('against AWS, switches only through the admin API, signed, with changedBy cli', async () => {
+    // The stand-ins play AWS: the SDK's standard endpoint variable and credentials from the default chain.
+    const restore = withEnv({
       AWS_ENDPOINT_URL_DYNAMODB: s.info.dynamodbEndpoint,
       AWS_ACCESS_KEY_ID: s.info.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s.info.secretAccessKey,
     });
     try {
-      const aws = ['--table', s.info.table, '--region', s.info.region];
-      const status = await run('status', 'shop', ...aws);
+      const table = ['--table', s.info.table, '--region', s.info.region];
+      const status = await run('status', 'shop', ...table);
       expect(status.out).toMatch(
         /Space shop: active v1 \(release r-a\), generation 3, previous v2, changed by cli/,
       );
+      // No direct table writes any more: without the admin API a switch is refused before anything moves.
+      const noApi = await run('activate', 'shop', 'v2', ...table);
+      expect(noApi.code).toBe(1);
+      expect(noApi.err).toMatch(
+        /^vicinity: activate needs the admin API, and no --api-url was given\nhint: pass --api-url \(the stack output ApiUrl\)/,
+      );
+      expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1', generation: 3 });
+
+      const aws = [...table, '--api-url', s.info.apiUrl];
       const stale = await run('rollback', 'shop', '--expected-generation', '2', ...aws);
       expect(stale.code).toBe(1);
       expect(stale.err).toMatch(/^vicinity: conflict: shop is at generation 3 \(active v1, moved by cli/);
@@ -255,10 +276,7 @@ describe('vicinity CLI against the local stack', () => {
       const missing = await run('status', 'shop', '--table', 'no-such-table', '--region', 'us-east-1');
       expect(missing.err).toMatch(/^vicinity: DynamoDB table not found: .*\nhint: check --table/);
     } finally {
-      for (const k of ['AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
-        if (saved[k] === undefined) delete process.env[k];
-        else process.env[k] = saved[k];
-      }
+      restore();
     }
   });
 
@@ -358,5 +376,172 @@ describe('vicinity CLI against the local stack', () => {
     ]);
     expect(stdout).toMatch(/^Usage: vicinity \[options\] \[command\]/);
     expect(stdout).toMatch(/publish \[options\] <space> <paths\.\.\.>/);
+  });
+});
+
+describe('vicinity CLI against a local stack that checks SigV4 on admin routes (VICINITY_ADMIN_AUTH=iam)', () => {
+  let s: TestStack;
+  let work: string;
+  const run = async (...argv: string[]): Promise<Run> => {
+    const b = bufferIo({ ...process.env, VICINITY_HOME: s.home }, work);
+    const code = await runCli(argv, b.io);
+    return { code, out: b.stdout(), err: b.stderr() };
+  };
+  const pointer = async () => (await s.get('/v1/spaces/shop')).body.active;
+  const activatePath = '/v1/spaces/shop/activate';
+  /** A raw POST to the admin route with the given headers. */
+  const post = async (headers: Record<string, string>, body: string) => {
+    const res = await fetch(s.info.apiUrl + activatePath, { method: 'POST', headers, body });
+    return {
+      status: res.status,
+      type: res.headers.get('content-type'),
+      body: (await res.json()) as Record<string, unknown>,
+    };
+  };
+  const sign = (body: string, opts: { secret?: string; at?: Date } = {}) =>
+    signedHeaders(
+      {
+        region: s.info.region,
+        credentials: {
+          accessKeyId: s.info.accessKeyId,
+          secretAccessKey: opts.secret ?? s.info.secretAccessKey,
+        },
+      },
+      'POST',
+      new URL(s.info.apiUrl + activatePath),
+      { 'content-type': 'application/json' },
+      body,
+      opts.at,
+    );
+
+  beforeAll(async () => {
+    [s, work] = await Promise.all([
+      testStack({}, undefined, { adminAuth: 'iam' }),
+      mkdtemp(join(tmpdir(), 'vicinity-cli-iam-')),
+    ]);
+    const a = releaseFiles(false);
+    const b = releaseFiles(true);
+    await s.publish(
+      'shop',
+      'r-a',
+      { 'items.jsonl': a['items.jsonl'], 'users.jsonl': a['users.jsonl'] },
+      a['release.json'],
+    );
+    await s.publish(
+      'shop',
+      'r-b',
+      { 'items.jsonl': b['items.jsonl'], 'users.jsonl': b['users.jsonl'] },
+      { ...JSON.parse(b['release.json']), activate: false },
+    );
+    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
+  });
+  afterAll(async () => {
+    await s?.dispose();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('writes the setting into local.json', async () => {
+    expect(s.info.adminAuth).toBe('iam');
+  });
+
+  it('refuses an unsigned activation with 403 problem+json, and the pointer stays', async () => {
+    const r = await post(
+      { 'content-type': 'application/json' },
+      JSON.stringify({ version: 'v2', expectedGeneration: 1 }),
+    );
+    expect(r.status).toBe(403);
+    expect(r.type).toBe('application/problem+json');
+    expect(r.body).toMatchObject({ status: 403, title: 'Forbidden' });
+    expect(r.body.detail).toMatch(/SigV4/);
+    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
+  });
+
+  it('refuses a tampered signature, a changed body, a wrong secret and a stale date', async () => {
+    const body = JSON.stringify({ version: 'v2', expectedGeneration: 1, by: 'cli' });
+    const good = await sign(body);
+    const flipped = good.authorization?.replace(
+      /Signature=([0-9a-f])/,
+      (_m, c: string) => `Signature=${c === '0' ? '1' : '0'}`,
+    );
+    const tampered = await post({ ...good, authorization: flipped as string }, body);
+    expect(tampered.status).toBe(403);
+    expect(tampered.type).toBe('application/problem+json');
+    expect(tampered.body.detail).toMatch(/signature does not match/);
+    const changed = await post(good, body.replace('v2', 'v1'));
+    expect(changed.status).toBe(403);
+    const wrongSecret = await post(await sign(body, { secret: 'not-the-secret' }), body);
+    expect(wrongSecret.status).toBe(403);
+    const stale = await post(await sign(body, { at: new Date(Date.now() - 6 * 60_000) }), body);
+    expect(stale.status).toBe(403);
+    expect(stale.body.detail).toMatch(/expired/);
+    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
+    expect((await s.get('/v1/spaces/shop/history')).body.history).toHaveLength(1);
+  });
+
+  it('accepts the same request signed properly', async () => {
+    const body = JSON.stringify({ version: 'v2', expectedGeneration: 1, by: 'cli' });
+    const r = await post(await sign(body), body);
+    expect(r.status).toBe(200);
+    const back = JSON.stringify({ expectedGeneration: 2, by: 'cli' });
+    const rb = await fetch(`${s.info.apiUrl}/v1/spaces/shop/rollback`, {
+      method: 'POST',
+      body: back,
+      headers: await signedHeaders(
+        {
+          region: s.info.region,
+          credentials: { accessKeyId: s.info.accessKeyId, secretAccessKey: s.info.secretAccessKey },
+        },
+        'POST',
+        new URL(`${s.info.apiUrl}/v1/spaces/shop/rollback`),
+        { 'content-type': 'application/json' },
+        back,
+      ),
+    });
+    expect(rb.status).toBe(200);
+    expect(await pointer()).toMatchObject({ version: 'v1', generation: 3 });
+  });
+
+  it('activates and rolls back through the CLI, signed with credentials from the environment', async () => {
+    const restore = withEnv({
+      AWS_ACCESS_KEY_ID: s.info.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s.info.secretAccessKey,
+    });
+    try {
+      const api = ['--api-url', s.info.apiUrl, '--region', s.info.region];
+      const a = await run('activate', 'shop', 'v2', ...api);
+      expect(a.err).toBe('');
+      expect(a.out).toMatch(/^shop: v1 → v2 \(generation 4, by cli at/);
+      const b = await run('rollback', 'shop', ...api);
+      expect(b.out).toMatch(/^shop: v2 → v1 \(generation 5, by cli at/);
+    } finally {
+      restore();
+    }
+    const wrong = withEnv({ AWS_ACCESS_KEY_ID: s.info.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' });
+    try {
+      const refused = await run(
+        'activate',
+        'shop',
+        'v2',
+        '--api-url',
+        s.info.apiUrl,
+        '--region',
+        s.info.region,
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(
+        /^vicinity: The request signature does not match.*\nhint: the admin routes need IAM \(SigV4\)/,
+      );
+    } finally {
+      wrong();
+    }
+    expect(await pointer()).toMatchObject({ version: 'v1', generation: 5 });
+    expect((await s.get('/v1/spaces/shop')).body.pointer).toMatchObject({ changedBy: 'cli' });
+  });
+
+  it("signs with the stack's own key pair from local.json by default", async () => {
+    const a = await run('activate', 'shop', 'v2');
+    expect(a.out).toMatch(/^shop: v1 → v2 \(generation 6, by cli at/);
+    const history = (await s.get('/v1/spaces/shop/history')).body.history as { to: string; by: string }[];
+    expect(history[0]).toMatchObject({ to: 'v2', by: 'cli' });
   });
 });

@@ -222,7 +222,7 @@ describe('startS3 (a second, separate stand-in)', () => {
   });
 
   it('exits when its parent goes away (the IPC channel closes)', async () => {
-    const script = fileURLToPath(new URL('../../local/s3rver-process.cjs', import.meta.url));
+    const script = fileURLToPath(new URL('../../local/standins/s3rver-process.cjs', import.meta.url));
     const child: ChildProcess = spawn(
       process.execPath,
       [

@@ -4,7 +4,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { createDynamoClient, createS3Client } from '../../functions/adapters/aws-clients';
-import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/standins';
+import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/standins/common';
 
 export type DynamoBackend = 'dynalite' | 'dynamodb-local';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../functions/adapters/s3-store';
 import type { Config } from '../../functions/common/config';
-import { type LocalStack, startLocalStack } from '../../local/stack';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
@@ -27,9 +27,14 @@ export interface TestStack extends LocalStack {
   dispose(): Promise<void>;
 }
 
-export async function testStack(config: Partial<Config> = {}, dynamodbEndpoint?: string): Promise<TestStack> {
+export async function testStack(
+  config: Partial<Config> = {},
+  dynamodbEndpoint?: string,
+  options: Pick<LocalStackOptions, 'adminAuth'> = {},
+): Promise<TestStack> {
   const home = await mkdtemp(join(tmpdir(), 'vicinity-stack-'));
   const stack = await startLocalStack({
+    ...options,
     home,
     port: 0,
     config: { fileWaitMs: 2000, qualitySample: 50, ...config },

@@ -11,7 +11,7 @@ import {
   solveSide,
   trainAls,
   transposeCsr,
-} from '../../cli/als';
+} from '../../examples/als/als';
 
 /** Plain Gaussian elimination with partial pivoting on a dense copy: the obvious reference solver. */
 function gaussSolve(a: number[][], b: number[]): number[] {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { trainAls } from '../../cli/als';
+import { trainAls } from '../../examples/als/als';
 import {
   type AlsReleaseSummary,
   interactionsMatrix,
@@ -14,7 +14,7 @@ import {
   readItemTags,
   trainAlsCommand,
   writeAlsRelease,
-} from '../../cli/train-als';
+} from '../../examples/als/train-als';
 import { parseRelease } from '../../functions/core/release';
 
 const DEMO_DIR = join(import.meta.dirname, '../../examples/lastfm');

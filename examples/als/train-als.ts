@@ -1,5 +1,6 @@
 /**
- * `vicinity train-als`: reads `user item count` rows, trains implicit ALS (cli/als) and writes a
+ * The ALS trainer's I/O, shared by `vicinity train-als` (cli/) and the first-start demo (local/), so
+ * local/ never imports cli/: reads `user item count` rows, trains implicit ALS (./als) and writes a
  * release directory ready for `publish` — a `users` collection whose metadata lists the items each
  * user played (`seen`, named as the release's seenField) and an items collection (e.g. `artists`)
  * with name, tags, total plays and listeners as metadata.
@@ -10,8 +11,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isValidName, itemIdProblem } from '../functions/core/names';
-import type { Metric } from '../functions/core/release';
+import { fileURLToPath } from 'node:url';
+import { isValidName, itemIdProblem } from '../../functions/core/names';
+import type { Metric } from '../../functions/core/release';
 import { type AlsOptions, type CsrMatrix, csrFromTriples, resolveAlsOptions, trainAls } from './als';
 
 /** Interactions as read from a file: ids in first-seen order, one triple per input row. */
@@ -175,6 +177,9 @@ export async function readItemTags(path: string): Promise<Map<string, string[]>>
   }
   return tags;
 }
+
+/** examples/lastfm: the HetRec 2011 Last.fm plays (non-commercial use; see its README). */
+export const LASTFM_DIR = fileURLToPath(new URL('../lastfm', import.meta.url));
 
 export interface LastfmDemo {
   /** Path of user_artists.dat. */

@@ -15,7 +15,7 @@
  *
  * Pure math: no I/O. Float64 internally, Float32Array out, deterministic for a given seed.
  */
-import { mulberry32 } from '../functions/core/random';
+import { mulberry32 } from '../../functions/core/random';
 
 /** A sparse matrix in compressed-sparse-row form (row r holds indices/data [indptr[r], indptr[r+1])). */
 export interface CsrMatrix {

@@ -1,7 +1,7 @@
 'use strict';
 // s3rver in its own process: its ListObjectsV2 continuation tokens use DES, which Node 17+ only
 // offers with --openssl-legacy-provider, a flag we do not want on the main process.
-// Started by startS3() in standins.ts with an IPC channel. Arguments:
+// Started by startS3() in s3rver.ts with an IPC channel. Arguments:
 //   --port=N (or S3RVER_PORT; 0 = any free port)  --directory=D (or S3RVER_DIRECTORY)  --bucket=B (repeatable)
 // Messages to the parent: {type:'listening', port} once, {type:'event', event} per s3rver event,
 // {type:'error', message} before a failed start exits.

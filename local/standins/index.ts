@@ -1,0 +1,14 @@
+/**
+ * Local wire-protocol stand-ins for S3 and DynamoDB, used by `npm start` and the integration tests.
+ * The use-case code talks to them through the same SDK clients it uses against AWS.
+ */
+export {
+  type DynamoStandIn,
+  ensureBucket,
+  ensureTable,
+  LOCAL_CREDENTIALS,
+  LOCAL_REGION,
+} from './common';
+export { type StartDynaliteOptions, startDynalite } from './dynalite';
+export { startDynamoDbLocal } from './dynamodb-local';
+export { type S3EventBatch, type S3StandIn, type StartS3Options, startS3 } from './s3rver';
