@@ -200,7 +200,7 @@ export class MemoryRegistry implements Registry {
     await request();
     const v = this.spaces.get(space)?.versions.get(n);
     const free = v?.leaseUntil === undefined || v.leaseUntil < now || v.leaseOwner === owner;
-    if (!v || v.status !== 'BUILDING' || !free) return undefined;
+    if (v?.status !== 'BUILDING' || !free) return undefined;
     v.leaseOwner = owner;
     v.leaseUntil = until;
     v.attempts = (v.attempts ?? 0) + 1;
@@ -211,7 +211,7 @@ export class MemoryRegistry implements Registry {
     const n = versionNumber(version);
     await request();
     const v = this.spaces.get(space)?.versions.get(n);
-    if (!v || v.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
+    if (v?.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
     v.leaseUntil = until;
     return true;
   }
@@ -230,7 +230,7 @@ export class MemoryRegistry implements Registry {
     }
     await request();
     const v = this.spaces.get(space)?.versions.get(n);
-    if (!v || v.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
+    if (v?.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
     const updated: Record<string, unknown> = { ...v, leaseUntil: 0 };
     for (const [k, value] of fields) updated[k] = stored(value);
     this.items(space).versions.set(n, updated as unknown as VersionRecord);
