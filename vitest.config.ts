@@ -1,16 +1,37 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // Lambda runs Node 22; the SDK's Node 20 deprecation notice is noise in this repo's own runs.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
+/**
+ * Three projects, each file in exactly one of them, so `vitest run` runs everything once:
+ * - unit: test/unit, on in-memory ports (test/support/memory): no stand-in is started;
+ * - infra: test/infra, CDK synth and the layer: no stand-in either;
+ * - integration: every other test file, against the stand-ins (s3rver, dynalite, DynamoDB Local)
+ *   that test/support/global-setup.ts starts, only when this project has a test to run.
+ */
+const UNIT = 'test/unit/**/*.test.ts';
+const INFRA = 'test/infra/**/*.test.ts';
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    globalSetup: ['test/support/global-setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default'],
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', POWERTOOLS_METRICS_DISABLED: 'true' },
+    projects: [
+      { extends: true, test: { name: 'unit', include: [UNIT] } },
+      { extends: true, test: { name: 'infra', include: [INFRA] } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, UNIT, INFRA],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -1,6 +1,10 @@
 /**
  * One set of stand-ins for the whole test run: s3rver (temp directory), in-memory dynalite and
  * DynamoDB Local. Tests reach them through `inject()` (see clients.ts).
+ *
+ * The global setup of the `integration` project only (vitest.config.ts): vitest calls it when that
+ * project has a test queued, so `npm run test:unit` (on the in-memory ports of test/support/memory)
+ * and `vitest run test/unit` start no JVM and no s3rver.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
