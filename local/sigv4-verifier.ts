@@ -7,7 +7,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { HttpRequest } from '@smithy/types';
-import { type HttpEvent, type HttpResult, problemResponse } from '../functions/common/http';
+import type { HttpEvent, HttpResult } from '../functions/common/http';
+import { problemResponse } from '../functions/common/problem';
 import { VicinityError } from '../functions/core/errors';
 
 /** API Gateway refuses signatures whose x-amz-date is further than this from its clock. */
@@ -103,5 +104,5 @@ export async function signatureProblem(event: HttpEvent, opts: VerifierOptions):
 
 /** The 403 problem+json answer for a refused signature. */
 export function forbidden(detail: string, requestId?: string): HttpResult {
-  return problemResponse(new VicinityError(403, 'forbidden', 'Forbidden', detail), requestId);
+  return problemResponse(new VicinityError('forbidden', 'forbidden', 'Forbidden', detail), requestId);
 }

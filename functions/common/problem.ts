@@ -6,6 +6,7 @@ import type { HttpEvent, HttpResult } from './http';
 /** The one table from an error's kind to its HTTP status; nothing else in the code base names a status for an error. */
 export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
   'bad-request': 400,
+  forbidden: 403,
   'not-found': 404,
   'method-not-allowed': 405,
   conflict: 409,

@@ -9,6 +9,7 @@ export interface ProblemExtras {
 /** What went wrong, in the domain's words; each edge (HTTP, CLI) decides how to say it. */
 export type ErrorKind =
   | 'bad-request'
+  | 'forbidden'
   | 'not-found'
   | 'method-not-allowed'
   | 'conflict'

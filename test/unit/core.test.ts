@@ -252,6 +252,7 @@ describe('http mapping', () => {
   it('gives every error kind its status from the one table, Retry-After for unavailable, pointer on conflict', () => {
     expect(STATUS_OF_KIND).toEqual({
       'bad-request': 400,
+      forbidden: 403,
       'not-found': 404,
       'method-not-allowed': 405,
       conflict: 409,

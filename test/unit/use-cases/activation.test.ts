@@ -88,7 +88,7 @@ describe('activation on the in-memory registry', () => {
     const current = await activate(registry, { space: SPACE, version: 'v1', expectedGeneration: 0 });
     const err = await rejection(activate(registry, { space: SPACE, version: 'v2', expectedGeneration: 0 }));
     expect(err).toBeInstanceOf(ConflictError);
-    expect((err as ConflictError).status).toBe(409);
+    expect((err as ConflictError).kind).toBe('conflict');
     expect((err as ConflictError).extras.pointer).toEqual(current);
     expect(await registry.getPointer(SPACE)).toEqual(current);
   });

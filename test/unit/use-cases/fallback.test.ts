@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SnapshotUnavailableError } from '../../../functions/core/errors';
 import type { SearchParams } from '../../../functions/core/query';
-import { QueryService, requestContext } from '../../../functions/query/service';
+import { requestContext } from '../../../functions/query/context';
+import { QueryService } from '../../../functions/query/service';
 import { type Manifest, manifestKey } from '../../../functions/snapshot/manifest';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
@@ -80,7 +81,7 @@ describe('version fallback on the in-memory ports', () => {
     const query = await service();
     const pinned = query.query(SPACE, 'tracks', vector, { ...params, version: 'v2' }, requestContext());
     await expect(pinned).rejects.toBeInstanceOf(SnapshotUnavailableError);
-    await expect(pinned).rejects.toMatchObject({ status: 503, type: 'snapshot-unavailable' });
+    await expect(pinned).rejects.toMatchObject({ kind: 'unavailable', type: 'snapshot-unavailable' });
     // Pinned to the good version, it answers from that version.
     const good = await query.query(SPACE, 'tracks', vector, { ...params, version: 'v1' }, requestContext());
     expect(good.version).toBe('v1');
