@@ -105,6 +105,15 @@ export const ENV = Object.freeze({
   corsOrigins: 'VICINITY_CORS_ORIGINS',
   eventBusName: 'VICINITY_EVENT_BUS',
   lambdaMemoryMb: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+  /**
+   * `true` when the deployer set readAuth=none: the read routes are public, so the query function must
+   * treat every HTTP request without `requestContext.authorizer.iam`/`.jwt` as anonymous and refuse
+   * `include=vector`, strip metadata not listed in publicMetadataFields, and cap cost amplifiers.
+   * Absent (never `false`) when reads are authenticated (iam, jwt).
+   */
+  publicReads: 'VICINITY_PUBLIC_READS',
+  /** With publicReads: comma-separated metadata fields anonymous callers may see (empty: none). */
+  publicMetadataFields: 'VICINITY_PUBLIC_METADATA_FIELDS',
 } as const);
 
 /** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */

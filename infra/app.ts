@@ -6,6 +6,7 @@
  */
 import { App } from 'aws-cdk-lib';
 import { configFromContext } from './config';
+import { addNagChecks } from './nag';
 import { VicinityStack } from './stacks/vicinity-stack';
 
 const app = new App();
@@ -14,4 +15,6 @@ new VicinityStack(app, config.stackName, {
   config,
   description: 'Vicinity: serverless similarity service (S3 releases → HNSW snapshots → HTTP API)',
 });
+// cdk-nag's AWS Solutions and Serverless packs: an unacknowledged finding fails the synth.
+addNagChecks(app);
 app.synth();

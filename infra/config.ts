@@ -47,8 +47,16 @@ export interface VicinityConfig {
   readonly pointerTtlMs: number;
   /** READY versions kept besides the active and previous one. Default 5. */
   readonly retainVersions: number;
-  /** Authorisation of the read routes: `none` (default, public), `iam` (SigV4), `jwt`. Admin routes are always IAM. */
+  /**
+   * Authorisation of the read routes: `iam` (default, SigV4), `jwt`, or `none` (public: only when set
+   * explicitly; the synth then warns and names the public routes). Admin routes are always IAM.
+   */
   readonly readAuth: ReadAuth;
+  /**
+   * With readAuth `none` only: the metadata fields the query function may return to anonymous callers
+   * (every other field, e.g. listening history, is withheld). Default none.
+   */
+  readonly publicMetadataFields: readonly string[];
   /** JWT issuer URL, required when readAuth is `jwt`. */
   readonly jwtIssuer?: string;
   /** JWT audiences, required when readAuth is `jwt`. */
@@ -87,7 +95,8 @@ export const DEFAULT_CONFIG: VicinityConfig = Object.freeze({
   buildRetryAttempts: 2,
   pointerTtlMs: 1000,
   retainVersions: 5,
-  readAuth: 'none',
+  readAuth: 'iam',
+  publicMetadataFields: Object.freeze([]) as readonly string[],
   jwtAudience: Object.freeze([]) as readonly string[],
   throttleRateLimit: 500,
   throttleBurstLimit: 1000,
@@ -191,6 +200,7 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
     pointerTtlMs: num(get, 'pointerTtlMs', d.pointerTtlMs, 0, 3_600_000),
     retainVersions: num(get, 'retainVersions', d.retainVersions, 0, 1000),
     readAuth: oneOf(get, 'readAuth', ['none', 'iam', 'jwt'] as const, d.readAuth),
+    publicMetadataFields: list(get, 'publicMetadataFields', d.publicMetadataFields),
     jwtIssuer: str(get, 'jwtIssuer'),
     jwtAudience: list(get, 'jwtAudience', d.jwtAudience),
     throttleRateLimit: num(get, 'throttleRateLimit', d.throttleRateLimit, 1, 1_000_000),
@@ -212,6 +222,9 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
 export function validateConfig(c: VicinityConfig): void {
   if (c.readAuth === 'jwt' && (!c.jwtIssuer || c.jwtAudience.length === 0)) {
     throw new ConfigError('readAuth=jwt needs vicinity:jwtIssuer and vicinity:jwtAudience');
+  }
+  if (c.readAuth !== 'none' && c.publicMetadataFields.length > 0) {
+    throw new ConfigError('vicinity:publicMetadataFields applies only with vicinity:readAuth=none');
   }
   for (const fn of ['query', 'admin'] as const) {
     if (c[fn].timeoutSeconds >= API_GATEWAY_MAX_TIMEOUT_SECONDS) {

@@ -11,6 +11,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ENV, SERVICE_NAME } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
+import { acknowledge, NAG_REASON } from '../nag';
 import { allowKey, allowList, allowObjects, allowTable } from './grants';
 import { PREFIX } from './storage';
 import { VicinityFunction } from './vicinity-function';
@@ -49,6 +50,8 @@ export class BuildPipeline extends Construct {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
+    acknowledge(this.failedBuilds, 'AwsSolutions-SQS3', NAG_REASON.failedBuildsRedrive);
+    acknowledge(this.failedBuilds, 'Serverless-SQSRedrivePolicy', NAG_REASON.failedBuildsRedrive);
 
     this.fn = new VicinityFunction(this, 'Build', {
       entry: 'functions/builder/handler.ts',
@@ -73,6 +76,7 @@ export class BuildPipeline extends Construct {
       maxEventAge: Duration.hours(6),
       onFailure: new SqsDestination(this.failedBuilds),
     });
+    acknowledge(fn, 'Serverless-LambdaDLQ', NAG_REASON.buildDlq);
 
     // Reads the release, reads the previous snapshot (overlap check), writes and (retention) deletes snapshots.
     allowObjects(fn, props.bucket, [PREFIX.incoming, PREFIX.snapshots], ['GetObject']);

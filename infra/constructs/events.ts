@@ -1,8 +1,10 @@
+import { Duration } from 'aws-cdk-lib';
 import { EventBus, EventField, type IEventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { EVENT_DETAIL_TYPE, EVENT_SOURCE, type WarmUpEvent } from '../../functions/contract';
+import { acknowledge, NAG_REASON } from '../nag';
 
 /** The bus the functions put events on: a named existing bus, or the account's default bus. */
 export function resolveEventBus(scope: Construct, eventBusName: string | undefined): IEventBus {
@@ -29,11 +31,20 @@ export class WarmUp extends Construct {
     if (!Number.isInteger(props.invocations) || props.invocations < 1 || props.invocations > 5) {
       throw new Error(`warm-up invocations must be 1..5, got ${props.invocations}`);
     }
+    // The targets' retryAttempts covers EventBridge's delivery; this stops Lambda's own retries of a
+    // failed warm-up (2 by default), which would only load a broken version again.
+    props.queryFunction.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
+    acknowledge(
+      props.queryFunction,
+      'Serverless-LambdaAsyncFailureDestination',
+      NAG_REASON.warmUpDestination,
+    );
     this.rule = new Rule(this, 'PointerMoved', {
       eventBus: props.eventBus,
       description: 'Vicinity: warm the query function after a space pointer moves',
       eventPattern: { source: [EVENT_SOURCE], detailType: [EVENT_DETAIL_TYPE.pointerMoved] },
     });
+    acknowledge(this.rule, 'Serverless-EventBusDLQ', NAG_REASON.warmUpRuleDlq);
     for (let slot = 0; slot < props.invocations; slot++) {
       const payload: Record<keyof WarmUpEvent, unknown> = {
         vicinity: 'warm-up',

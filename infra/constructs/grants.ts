@@ -3,6 +3,7 @@ import { Effect, type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { acknowledge, NAG_REASON, nagRef } from '../nag';
 
 /**
  * Least-privilege grants written out action by action. CDK's `grantRead`/`grantReadWrite` would add
@@ -38,6 +39,14 @@ export function allowObjects(
       resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)),
     }),
   );
+  if (!fn.role) throw new Error(`${fn.node.path} has no role`);
+  for (const p of prefixes) {
+    acknowledge(
+      fn.role,
+      `AwsSolutions-IAM5[Resource::${nagRef(bucket, 'Arn')}/${p}*]`,
+      NAG_REASON.prefixObjects,
+    );
+  }
 }
 
 /**
@@ -55,9 +64,18 @@ export function allowList(fn: IFunction, bucket: IBucket, prefixes: readonly str
   );
 }
 
-/** With a customer managed key, reading needs kms:Decrypt and writing also kms:GenerateDataKey. */
+/**
+ * With a customer managed key, reading needs kms:Decrypt and writing (SSE-KMS PutObject, multipart
+ * uploads) also kms:GenerateDataKey — written out instead of CDK's grantEncryptDecrypt, whose
+ * `kms:GenerateDataKey*`/`kms:ReEncrypt*` wildcards the function never needs.
+ */
 export function allowKey(grantee: IGrantable, key: IKey | undefined, write: boolean): void {
   if (!key) return;
-  if (write) key.grantEncryptDecrypt(grantee);
-  else key.grantDecrypt(grantee);
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: write ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
+      resources: [key.keyArn],
+    }),
+  );
 }

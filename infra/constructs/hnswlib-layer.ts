@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
-import { Architecture, Code, LayerVersion, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, Code, LayerVersion } from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { PROJECT_ROOT } from '../paths';
+import { LAMBDA_RUNTIME } from './vicinity-function';
 
 export interface HnswlibLayerProps {
   /** The directory `npm run build:layer` wrote (holds nodejs/node_modules/hnswlib-node). */
@@ -16,7 +17,7 @@ export function builtAddonPath(layerDir: string): string {
 }
 
 /**
- * The hnswlib-node native addon as a Lambda layer (x86_64, Node.js 22), built beforehand by
+ * The hnswlib-node native addon as a Lambda layer (x86_64, Node.js 24; Node-API only, so not tied to one Node version), built beforehand by
  * `npm run build:layer` (g++-11, static libstdc++, symbol-checked for Amazon Linux 2023).
  *
  * A synth that bundles (cdk synth/deploy) refuses to go on without the built layer: a function without
@@ -43,7 +44,7 @@ export class HnswlibLayer extends Construct {
     this.layer = new LayerVersion(this, 'Layer', {
       code,
       description: 'hnswlib-node 3.0.0 built with g++-11 and static libstdc++ for Amazon Linux 2023 (x86_64)',
-      compatibleRuntimes: [Runtime.NODEJS_22_X],
+      compatibleRuntimes: [LAMBDA_RUNTIME],
       compatibleArchitectures: [Architecture.X86_64],
       license: 'Apache-2.0',
     });

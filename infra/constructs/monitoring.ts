@@ -19,6 +19,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/contract';
+import { acknowledge, NAG_REASON } from '../nag';
 
 export interface MonitoringProps {
   readonly api: HttpApi;
@@ -56,7 +57,10 @@ export class Monitoring extends Construct {
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     this.topic = new Topic(this, 'Alarms', { displayName: 'Vicinity alarms', enforceSSL: true });
-    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    if (props.alarmEmail) {
+      const email = this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+      acknowledge(email, 'Serverless-SNSRedrivePolicy', NAG_REASON.alarmEmailRedrive);
+    }
     const action = new SnsAction(this.topic);
 
     const alarm = (

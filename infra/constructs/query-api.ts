@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Annotations, Duration } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   CorsHttpMethod,
@@ -22,6 +22,7 @@ import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV, SERVICE_NAME } from '../../functions/contract';
 import type { FunctionSizing, ReadAuth } from '../config';
+import { acknowledge, NAG_REASON, nagRef } from '../nag';
 import { allowKey, allowList, allowObjects, allowTable } from './grants';
 import { PREFIX } from './storage';
 import { VicinityFunction } from './vicinity-function';
@@ -31,7 +32,10 @@ export interface RouteSpec {
   readonly path: string;
 }
 
-/** Read routes (CONTRACT.md), served by the query function. Public unless `readAuth` says otherwise. */
+/**
+ * Read routes (CONTRACT.md), served by the query function, behind `readAuth` (IAM by default; public
+ * only when a deployer sets readAuth=none).
+ */
 export const READ_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.GET, path: '/v1/health' },
   { method: HttpMethod.GET, path: '/v1/openapi.json' },
@@ -75,6 +79,33 @@ export const ACCESS_LOG_FIELDS: Readonly<Record<string, string>> = Object.freeze
   userAgent: '$context.identity.userAgent',
 });
 
+/** A route path as it appears in an execute-api ARN: each path parameter becomes `*`. */
+export function executeApiPath(path: string): string {
+  return path.replace(/\{[^}]+\}/g, '*');
+}
+
+/** ID of the synth warning emitted when readAuth is `none`. */
+export const PUBLIC_READS_WARNING_ID = 'vicinity:publicReads';
+
+/** The routes readAuth governs, as route keys: every read route and `$default`. */
+export function readRouteKeys(): string[] {
+  return [...READ_ROUTES.map((r) => `${r.method} ${r.path}`), '$default'];
+}
+
+/** The synth warning for readAuth=none: what becomes public and what the query function withholds. */
+export function publicReadsWarning(publicMetadataFields: readonly string[]): string {
+  const shown = publicMetadataFields.length > 0 ? publicMetadataFields.join(', ') : 'none';
+  return (
+    'readAuth=none: these routes are PUBLIC on the internet, without authentication: ' +
+    `${readRouteKeys().join('; ')}. ` +
+    `API Gateway cannot gate a query parameter, so the query function (${ENV.publicReads}=true) refuses ` +
+    'include=vector (403) and returns only the metadata fields listed in vicinity:publicMetadataFields ' +
+    `(now: ${shown}) to unauthenticated callers, and caps diff/projection samples. Anyone can still ` +
+    'search, list and read ids and versions, within the stage throttling. Deploy with readAuth=iam ' +
+    '(the default) or jwt unless this is what you want.'
+  );
+}
+
 export interface QueryApiProps {
   readonly bucket: Bucket;
   readonly table: Table;
@@ -85,6 +116,8 @@ export interface QueryApiProps {
   readonly adminSizing: FunctionSizing;
   readonly pointerTtlMs: number;
   readonly readAuth: ReadAuth;
+  /** With readAuth `none`: metadata fields anonymous callers may see. */
+  readonly publicMetadataFields?: readonly string[];
   readonly jwtIssuer?: string;
   readonly jwtAudience: readonly string[];
   readonly throttleRateLimit: number;
@@ -107,10 +140,14 @@ export class QueryApi extends Construct {
   readonly accessLogs: LogGroup;
   /** Attach to the users/roles that may call the admin routes. */
   readonly adminInvokePolicy: ManagedPolicy;
+  /** With readAuth `iam`: attach to the users/roles that may call the read routes. */
+  readonly readInvokePolicy?: ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: QueryApiProps) {
     super(scope, id);
     const cors = props.corsOrigins.join(',');
+    const publicReads = props.readAuth === 'none';
+    const publicMetadataFields = props.publicMetadataFields ?? [];
 
     this.query = new VicinityFunction(this, 'Query', {
       entry: 'functions/query/handler.ts',
@@ -126,8 +163,12 @@ export class QueryApi extends Construct {
         [ENV.eventBusName]: props.eventBus.eventBusName,
         [ENV.pointerTtlMs]: String(props.pointerTtlMs),
         ...(cors ? { [ENV.corsOrigins]: cors } : {}),
+        ...(publicReads
+          ? { [ENV.publicReads]: 'true', [ENV.publicMetadataFields]: publicMetadataFields.join(',') }
+          : {}),
       },
     });
+    acknowledge(this.query.fn, 'Serverless-LambdaDLQ', NAG_REASON.queryDlq);
     // Reads snapshots and the registry only: no PutObject, no PutItem/UpdateItem.
     allowObjects(this.query.fn, props.bucket, [PREFIX.snapshots], ['GetObject']);
     allowList(this.query.fn, props.bucket, [PREFIX.snapshots]);
@@ -149,6 +190,7 @@ export class QueryApi extends Construct {
         ...(cors ? { [ENV.corsOrigins]: cors } : {}),
       },
     });
+    acknowledge(this.admin.fn, 'Serverless-LambdaDLQ', NAG_REASON.apiOnlyDlq);
     // Reads manifests (dims/metric compatibility), writes the pointer with a conditional PutItem/UpdateItem.
     allowObjects(this.admin.fn, props.bucket, [PREFIX.snapshots], ['GetObject']);
     allowList(this.admin.fn, props.bucket, [PREFIX.snapshots]);
@@ -199,20 +241,27 @@ export class QueryApi extends Construct {
     const readAuthorizer = this.readAuthorizer(props);
     const adminAuthorizer = new HttpIamAuthorizer();
 
-    for (const r of READ_ROUTES) {
-      new HttpRoute(this, `${r.method}${r.path}`, {
+    const readRoutes = [
+      ...READ_ROUTES.map(
+        (r) =>
+          new HttpRoute(this, `${r.method}${r.path}`, {
+            httpApi: this.api,
+            routeKey: HttpRouteKey.with(r.path, r.method),
+            integration: queryIntegration,
+            authorizer: readAuthorizer,
+          }),
+      ),
+      new HttpRoute(this, 'Default', {
         httpApi: this.api,
-        routeKey: HttpRouteKey.with(r.path, r.method),
+        routeKey: HttpRouteKey.DEFAULT,
         integration: queryIntegration,
         authorizer: readAuthorizer,
-      });
+      }),
+    ];
+    if (publicReads) {
+      for (const route of readRoutes) acknowledge(route, 'AwsSolutions-APIG4', NAG_REASON.publicRead);
+      Annotations.of(this).addWarningV2(PUBLIC_READS_WARNING_ID, publicReadsWarning(publicMetadataFields));
     }
-    new HttpRoute(this, 'Default', {
-      httpApi: this.api,
-      routeKey: HttpRouteKey.DEFAULT,
-      integration: queryIntegration,
-      authorizer: readAuthorizer,
-    });
     for (const r of ADMIN_ROUTES) {
       new HttpRoute(this, `${r.method}${r.path}`, {
         httpApi: this.api,
@@ -222,18 +271,41 @@ export class QueryApi extends Construct {
       });
     }
 
-    this.adminInvokePolicy = new ManagedPolicy(this, 'AdminInvokePolicy', {
-      description: 'Allows calling the Vicinity admin routes (activate, rollback) with SigV4',
+    this.adminInvokePolicy = this.invokePolicy(
+      'AdminInvokePolicy',
+      'Allows calling the Vicinity admin routes (activate, rollback) with SigV4',
+      ADMIN_ROUTES,
+    );
+    if (props.readAuth === 'iam') {
+      this.readInvokePolicy = this.invokePolicy(
+        'ReadInvokePolicy',
+        'Allows calling the Vicinity read routes (search, items, versions) with SigV4',
+        READ_ROUTES,
+      );
+    }
+  }
+
+  /** A managed policy allowing execute-api:Invoke on exactly the given routes (any stage, any path parameter). */
+  private invokePolicy(id: string, description: string, routes: readonly RouteSpec[]): ManagedPolicy {
+    const policy = new ManagedPolicy(this, id, {
+      description,
       statements: [
         new PolicyStatement({
           effect: Effect.ALLOW,
           actions: ['execute-api:Invoke'],
-          resources: ADMIN_ROUTES.map((r) =>
-            this.api.arnForExecuteApi(r.method, r.path.replace(/\{[^}]+\}/g, '*'), '*'),
-          ),
+          resources: routes.map((r) => this.api.arnForExecuteApi(r.method, executeApiPath(r.path), '*')),
         }),
       ],
     });
+    const api = nagRef(this.api);
+    for (const r of routes) {
+      acknowledge(
+        policy,
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:${api}/*/${r.method}${executeApiPath(r.path)}]`,
+        NAG_REASON.executeApi,
+      );
+    }
+    return policy;
   }
 
   private readAuthorizer(props: QueryApiProps): IHttpRouteAuthorizer | undefined {

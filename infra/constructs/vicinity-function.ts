@@ -1,12 +1,24 @@
 import { join } from 'node:path';
 import { Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
+import { acknowledge, NAG_REASON } from '../nag';
 import { PROJECT_ROOT } from '../paths';
+
+/**
+ * The newest Node.js runtime Lambda offers that aws-cdk-lib knows (cdk-nag's L1/LambdaLatestVersion
+ * compare against the same list). Node.js 24 runs on Amazon Linux 2023 like Node.js 22, so the layer's
+ * symbol limits (glibc 2.34) hold; the addon uses Node-API only, so it loads on 24. Local runs and
+ * `npm run synth`'s bundle check use Node.js 20 (package.json engines).
+ */
+export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
+/** esbuild target matching LAMBDA_RUNTIME. */
+export const BUNDLE_TARGET = 'node24';
 
 /**
  * ESM bundles still contain CommonJS dependencies that call `require`; esbuild's shim uses a global
@@ -16,7 +28,7 @@ export const ESM_REQUIRE_BANNER =
   "import { createRequire as __vicinityCreateRequire } from 'node:module';" +
   'const require = __vicinityCreateRequire(import.meta.url);';
 
-/** Left to the runtime: the SDK (Lambda's Node.js 22 runtime ships v3) and the native addon (the layer). */
+/** Left to the runtime: the SDK (Lambda's Node.js 24 runtime ships v3) and the native addon (the layer). */
 export function externalModules(bundleAwsSdk: boolean): string[] {
   return bundleAwsSdk ? ['hnswlib-node'] : ['@aws-sdk/*', 'hnswlib-node'];
 }
@@ -33,16 +45,18 @@ export interface VicinityFunctionProps {
   readonly logRetention: RetentionDays;
   readonly bundleAwsSdk: boolean;
   readonly reservedConcurrentExecutions?: number;
-  readonly tracing?: boolean;
 }
 
 /**
- * A Node.js 22 function bundled locally by esbuild from node_modules (never in Docker), as ESM, with
- * source maps, the hnswlib-node layer, and its own log group with a retention.
+ * A Node.js 24 function bundled locally by esbuild from node_modules (never in Docker), as ESM, with
+ * source maps, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
+ * its own role: instead of the AWS managed AWSLambdaBasicExecutionRole (logs on every log group), it may
+ * write to its own log group only.
  */
 export class VicinityFunction extends Construct {
   readonly fn: NodejsFunction;
   readonly logGroup: LogGroup;
+  readonly role: Role;
 
   constructor(scope: Construct, id: string, props: VicinityFunctionProps) {
     super(scope, id);
@@ -50,13 +64,26 @@ export class VicinityFunction extends Construct {
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${props.serviceName}`,
+    });
+    this.role.addToPolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    acknowledge(this.role, 'AwsSolutions-IAM5[Resource::*]', NAG_REASON.xray);
     this.fn = new NodejsFunction(this, 'Function', {
       entry: join(PROJECT_ROOT, props.entry),
       handler: 'handler',
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       description: props.description,
-      runtime: Runtime.NODEJS_22_X,
+      runtime: LAMBDA_RUNTIME,
+      role: this.role,
       architecture: Architecture.X86_64,
       memorySize: props.sizing.memoryMb,
       ephemeralStorageSize: Size.mebibytes(props.sizing.ephemeralMb),
@@ -64,7 +91,8 @@ export class VicinityFunction extends Construct {
       layers: [props.layer],
       logGroup: this.logGroup,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
-      tracing: props.tracing ? Tracing.ACTIVE : Tracing.DISABLED,
+      // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
+      tracing: Tracing.ACTIVE,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
@@ -74,7 +102,7 @@ export class VicinityFunction extends Construct {
       bundling: {
         forceDockerBundling: false,
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: BUNDLE_TARGET,
         mainFields: ['module', 'main'],
         banner: ESM_REQUIRE_BANNER,
         externalModules: externalModules(props.bundleAwsSdk),

@@ -8,6 +8,10 @@ import { HnswlibLayer } from '../constructs/hnswlib-layer';
 import { Monitoring } from '../constructs/monitoring';
 import { QueryApi } from '../constructs/query-api';
 import { Storage } from '../constructs/storage';
+import { acknowledge, NAG_REASON } from '../nag';
+
+/** Construct ID of CDK's singleton custom resource that sets S3 bucket notifications. */
+export const BUCKET_NOTIFICATIONS_HANDLER_ID = 'BucketNotificationsHandler050a0587b7544547bf325f094a3db834';
 
 export interface VicinityStackProps extends StackProps {
   /** Defaults to DEFAULT_CONFIG; infra/app.ts reads it from CDK context. */
@@ -42,6 +46,7 @@ export class VicinityStack extends Stack {
       incomingExpirationDays: config.incomingExpirationDays,
       retainData: config.retainData,
       tableDeletionProtection: config.tableDeletionProtection,
+      accessLogExpirationDays: config.logRetentionDays,
     });
     const { layer } = new HnswlibLayer(this, 'Hnswlib', { layerPath: config.layerPath });
     const eventBus = resolveEventBus(this, config.eventBusName);
@@ -70,6 +75,7 @@ export class VicinityStack extends Stack {
       adminSizing: config.admin,
       pointerTtlMs: config.pointerTtlMs,
       readAuth: config.readAuth,
+      publicMetadataFields: config.publicMetadataFields,
       jwtIssuer: config.jwtIssuer,
       jwtAudience: config.jwtAudience,
       throttleRateLimit: config.throttleRateLimit,
@@ -78,6 +84,14 @@ export class VicinityStack extends Stack {
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,
     });
+
+    const notificationsHandler = this.node.tryFindChild(BUCKET_NOTIFICATIONS_HANDLER_ID);
+    if (!notificationsHandler) throw new Error(`no ${BUCKET_NOTIFICATIONS_HANDLER_ID} in the stack`);
+    acknowledge(
+      notificationsHandler,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      NAG_REASON.notificationsHandler,
+    );
 
     if (config.warmUpInvocations > 0) {
       this.warmUp = new WarmUp(this, 'WarmUp', {
@@ -113,6 +127,12 @@ export class VicinityStack extends Stack {
       value: this.queryApi.adminInvokePolicy.managedPolicyArn,
       description: 'Attach to the IAM users/roles that may activate and roll back',
     });
+    if (this.queryApi.readInvokePolicy) {
+      new CfnOutput(this, 'ReadInvokePolicyArn', {
+        value: this.queryApi.readInvokePolicy.managedPolicyArn,
+        description: 'Attach to the IAM users/roles of services that may call the read routes (SigV4)',
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
   }

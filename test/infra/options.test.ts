@@ -126,7 +126,7 @@ describe('options', () => {
     const query = actionsOf(statementsOfRole(s.template, s.idOf(s.stack.queryApi.query.fn.role!)));
     expect(query.filter((a) => a.startsWith('kms:'))).toEqual(['kms:Decrypt']);
     const build = actionsOf(statementsOfRole(s.template, s.idOf(s.stack.buildPipeline.fn.fn.role!)));
-    expect(build).toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*']));
+    expect(build.filter((a) => a.startsWith('kms:'))).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
   });
 
   it('read auth IAM: every route requires SigV4', () => {
@@ -165,7 +165,7 @@ describe('options', () => {
       Timeout: 900,
     });
     s.template.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
-    s.template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    s.template.resourceCountIs('Custom::S3AutoDeleteObjects', 2); // data and access-log buckets
     s.template.hasResource('AWS::DynamoDB::Table', {
       DeletionPolicy: 'Delete',
       Properties: Match.objectLike({ DeletionProtectionEnabled: false }),

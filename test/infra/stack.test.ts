@@ -55,7 +55,7 @@ describe('bucket', () => {
       },
     });
     // Nothing else expires: snapshots are removed by the builder's retention, not by S3.
-    const bucket = Object.values(s.template.findResources('AWS::S3::Bucket'))[0];
+    const bucket = s.template.toJSON().Resources[s.idOf(s.stack.storage.bucket)];
     const rules = bucket?.Properties.LifecycleConfiguration.Rules as {
       ExpirationInDays?: number;
       Prefix?: string;
@@ -90,7 +90,9 @@ describe('bucket', () => {
   });
 
   it('policy allows nothing: access is granted to the function roles only', () => {
-    const policies = Object.values(s.template.findResources('AWS::S3::BucketPolicy'));
+    const policies = Object.values(s.template.findResources('AWS::S3::BucketPolicy')).filter(
+      (p) => p.Properties.Bucket.Ref === s.idOf(s.stack.storage.bucket),
+    );
     expect(policies).toHaveLength(1);
     const statements = policies[0]?.Properties.PolicyDocument.Statement as PolicyStatementJson[];
     expect(statements.every((st) => st.Effect === 'Deny')).toBe(true);
@@ -122,15 +124,16 @@ describe('table', () => {
 });
 
 describe('functions', () => {
-  it('are Node.js 22 on x86_64 with the hnswlib layer, ESM bundle handler', () => {
+  it('are Node.js 24 on x86_64 with the hnswlib layer, ESM bundle handler, X-Ray tracing', () => {
     const layer = { Ref: s.idOf(s.stack.node.findChild('Hnswlib').node.findChild('Layer')) };
     for (const id of Object.values(fnIds())) {
       const fn = s.template.toJSON().Resources[id];
       expect(fn.Properties).toMatchObject({
-        Runtime: 'nodejs22.x',
+        Runtime: 'nodejs24.x',
         Architectures: ['x86_64'],
         Handler: 'index.handler',
         Layers: [layer],
+        TracingConfig: { Mode: 'Active' },
       });
       expect(fn.Properties.Environment.Variables).toMatchObject({
         NODE_OPTIONS: '--enable-source-maps',
@@ -239,8 +242,22 @@ describe('build pipeline', () => {
 });
 
 describe('IAM, least privilege', () => {
+  // Every function also writes its own log group and sends X-Ray traces.
+  const base = [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'xray:PutTelemetryRecords',
+    'xray:PutTraceSegments',
+  ];
   const allowed = {
-    query: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query', 's3:GetObject', 's3:ListBucket'],
+    query: [
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      ...base,
+      's3:GetObject',
+      's3:ListBucket',
+    ],
     admin: [
       'dynamodb:BatchGetItem',
       'dynamodb:GetItem',
@@ -248,6 +265,7 @@ describe('IAM, least privilege', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'events:PutEvents',
+      ...base,
       's3:GetObject',
       's3:ListBucket',
     ],
@@ -257,6 +275,7 @@ describe('IAM, least privilege', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'events:PutEvents',
+      ...base,
       's3:AbortMultipartUpload',
       's3:DeleteObject',
       's3:GetObject',
@@ -271,7 +290,7 @@ describe('IAM, least privilege', () => {
   it('each function role holds exactly the actions it calls', () => {
     const roles = roleIds();
     for (const fn of ['query', 'admin', 'build'] as const) {
-      expect(actionsOf(statementsOfRole(s.template, roles[fn])), fn).toEqual(allowed[fn]);
+      expect(actionsOf(statementsOfRole(s.template, roles[fn])), fn).toEqual([...allowed[fn]].sort());
     }
   });
 
@@ -290,20 +309,21 @@ describe('IAM, least privilege', () => {
     }
   });
 
-  it('no wildcard actions and no "*" resources', () => {
+  it('no wildcard actions, "*" resources only for X-Ray (which has no resource-level permissions)', () => {
     for (const [fn, role] of Object.entries(roleIds())) {
       for (const st of statementsOfRole(s.template, role)) {
         const actions = Array.isArray(st.Action) ? st.Action : [st.Action];
         expect(
-          actions.filter((a) => a.includes('*') && a !== 'kms:GenerateDataKey*' && a !== 'kms:ReEncrypt*'),
+          actions.filter((a) => a.includes('*')),
           fn,
         ).toEqual([]);
-        expect(JSON.stringify(st.Resource), fn).not.toBe('"*"');
+        if (JSON.stringify(st.Resource) === '"*"') {
+          expect(actions, fn).toEqual(['xray:PutTraceSegments', 'xray:PutTelemetryRecords']);
+        }
       }
-      // Only the basic execution role (logs) is attached as a managed policy.
+      // No managed policy (not even AWSLambdaBasicExecutionRole): logs go to the function's own group only.
       const roleProps = s.template.toJSON().Resources[role].Properties;
-      expect(JSON.stringify(roleProps.ManagedPolicyArns)).toContain('AWSLambdaBasicExecutionRole');
-      expect(roleProps.ManagedPolicyArns).toHaveLength(1);
+      expect(roleProps.ManagedPolicyArns).toBeUndefined();
     }
   });
 
@@ -377,20 +397,17 @@ describe('HTTP API', () => {
     }
   });
 
-  it('read routes and $default are public by default and reach the query function', () => {
+  it('read routes and $default require IAM by default and reach the query function', () => {
     const routes = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'));
     expect(routes).toHaveLength(READ_ROUTES.length + ADMIN_ROUTES.length + 1);
     for (const key of [...READ_ROUTES.map(routeKey), '$default']) {
       s.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: key,
-        AuthorizationType: 'NONE',
+        AuthorizationType: 'AWS_IAM',
       });
     }
-    // Only the two admin routes are IAM-protected; nothing that writes is public.
-    const iam = routes
-      .filter((r) => r.Properties.AuthorizationType === 'AWS_IAM')
-      .map((r) => r.Properties.RouteKey);
-    expect(iam.sort()).toEqual(ADMIN_ROUTES.map(routeKey).sort());
+    // Nothing is public.
+    expect(routes.filter((r) => r.Properties.AuthorizationType !== 'AWS_IAM')).toEqual([]);
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
@@ -535,10 +552,10 @@ describe('monitoring', () => {
 });
 
 describe('layer and events', () => {
-  it('the hnswlib layer targets Node.js 22 on x86_64', () => {
+  it('the hnswlib layer targets Node.js 24 on x86_64', () => {
     s.template.resourceCountIs('AWS::Lambda::LayerVersion', 1);
     s.template.hasResourceProperties('AWS::Lambda::LayerVersion', {
-      CompatibleRuntimes: ['nodejs22.x'],
+      CompatibleRuntimes: ['nodejs24.x'],
       CompatibleArchitectures: ['x86_64'],
     });
   });
@@ -553,6 +570,7 @@ describe('layer and events', () => {
       'BucketName',
       'TableName',
       'AdminInvokePolicyArn',
+      'ReadInvokePolicyArn',
       'FailedBuildsQueueUrl',
       'BuildFunctionName',
     ]) {
