@@ -39,7 +39,7 @@ export const METRIC = Object.freeze({
    * Emitted by functions/query/handler.ts (SnapshotCache onFailure).
    */
   snapshotLoadFailures: 'SnapshotLoadFailures',
-  /** build, admin (Count): the pointer of a space moved (functions/builder/handler.ts, functions/admin/handler.ts). */
+  /** build, admin (Count): the pointer of a space moved (functions/common/pointer-notifier.ts, for every switch). */
   pointerMoves: 'PointerMoves',
   /** query (Bytes): bytes downloaded by a load. */
   snapshotLoadBytes: 'SnapshotLoadBytes',

@@ -1,3 +1,5 @@
+// examples/als/: the implicit-ALS trainer and the Last.fm loader behind `vicinity train-als` and the demo.
+// Imports only node and functions/core; used by cli/ and local/demo.ts.
 /**
  * Implicit-feedback matrix factorisation by alternating least squares
  * (Hu, Koren, Volinsky: "Collaborative Filtering for Implicit Feedback Datasets", ICDM 2008).

@@ -1,3 +1,5 @@
+// adapters/: one file per outside thing (S3, DynamoDB, EventBridge, hnswlib + its file format, worker threads,
+// input readers). Implements core/ports.ts; may import core/ and contract.ts, never a function's folder.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 

@@ -1,3 +1,5 @@
+// core/: the pure domain — names, release schema, versions, pointer rules, activation, search, errors (kinds).
+// Imports only core/ and contract.ts: nothing from AWS, hnswlib, HTTP or node:fs; adapters implement ports.ts.
 import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
 import type { ChangedBy, HistoryEntry, Pointer } from './pointer';

@@ -1,3 +1,5 @@
+// local/standins/: one file per wire-protocol stand-in (s3rver, dynalite, DynamoDB Local) on loopback.
+// Imports only node and the stand-ins' packages; used by local/, the tests and the benchmarks.
 /**
  * Local wire-protocol stand-ins for S3 and DynamoDB, used by `npm start` and the integration tests.
  * The use-case code talks to them through the same SDK clients it uses against AWS.

@@ -1,3 +1,5 @@
+// query/explore/: the explorer page's read routes and their maths (PCA, sampling, prefix index).
+// May import core/, common/, snapshot/ and query/; the maths files import nothing but core/.
 /**
  * Read routes the explorer page needs (contract: "Explore routes"): a 2-D PCA projection of a
  * deterministic sample of a collection, and a prefix search over ids or a metadata field.
