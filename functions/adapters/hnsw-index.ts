@@ -164,8 +164,8 @@ export async function readIndexVectors(path: string, dims: number, count: number
     // Its own ArrayBuffer at offset 0, so element starts (multiples of `per`) stay 4-byte aligned.
     const buf = Buffer.from(new ArrayBuffer(perChunk * per));
     const floats = new Float32Array(buf.buffer);
-    for (let first = 0; first < count; first += perChunk) {
-      const n = Math.min(perChunk, count - first);
+    for (let first = 0; first < stored; first += perChunk) {
+      const n = Math.min(perChunk, stored - first);
       const { bytesRead } = await fh.read(buf, 0, n * per, HNSW_HEADER_BYTES + first * per);
       if (bytesRead !== n * per) throw new Error(`index file ${path} is shorter than its header says`);
       for (let j = 0; j < n; j++) {
