@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hnswEngine } from '../functions/adapters/hnsw-index';
-import { bruteForce } from '../functions/core/search';
+import { bruteForce, distance, tieAwareRecall } from '../functions/core/search';
 import { clusteredVectors } from '../local/synthetic';
 
 export const CACHE_DIR = process.env.VICINITY_BENCH_CACHE ?? join(tmpdir(), 'vicinity-bench-query');
@@ -119,15 +119,29 @@ export async function dataset(spec: DatasetSpec): Promise<Dataset> {
   };
 }
 
-export function recallAt10(truth: string[][], got: string[][]): number {
-  let hit = 0;
-  let total = 0;
+/**
+ * recall@10 counting ties (docs/contract.md, "Ties and duplicate vectors"): a returned id is a hit when
+ * its exact distance to the query is at most the exact 10th distance + ε. Ids are row numbers.
+ */
+export function recallAt10(
+  d: Pick<Dataset, 'vectors' | 'dims' | 'queries' | 'truth'>,
+  got: string[][],
+): number {
+  const dist = (q: number[], id: string) => {
+    const r = Number(id);
+    return distance('cosine', q, d.vectors.subarray(r * d.dims, (r + 1) * d.dims));
+  };
+  let sum = 0;
   got.forEach((g, i) => {
-    const t = new Set(truth[i]);
-    for (const id of g.slice(0, 10)) if (t.has(id)) hit++;
-    total += (truth[i] as string[]).length;
+    const q = d.queries[i] as number[];
+    const truth = (d.truth[i] as string[]).map((id) => dist(q, id)).sort((a, b) => a - b);
+    sum += tieAwareRecall(
+      g.slice(0, 10).map((id) => dist(q, id)),
+      truth,
+      10,
+    );
   });
-  return total ? hit / total : 1;
+  return got.length ? sum / got.length : 1;
 }
 
 export function percentile(xs: number[], p: number): number {

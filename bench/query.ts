@@ -260,7 +260,7 @@ async function inHandler(stack: LocalStack, d: Dataset, ef: number) {
   }
   const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
   return {
-    recall: r3(recallAt10(d.truth, got)),
+    recall: r3(recallAt10(d, got)),
     p50: r3(percentile(lat, 50)),
     p99: r3(percentile(lat, 99)),
     qps: Math.round(1000 / mean),
@@ -278,7 +278,7 @@ function hnswAlone(index: Hnsw.HierarchicalNSW, d: Dataset, ef: number) {
     lat.push(performance.now() - t);
     got.push(r.neighbors.map(String));
   }
-  return { recall: r3(recallAt10(d.truth, got)), p50: r3(percentile(lat, 50)), p99: r3(percentile(lat, 99)) };
+  return { recall: r3(recallAt10(d, got)), p50: r3(percentile(lat, 50)), p99: r3(percentile(lat, 99)) };
 }
 
 /** The HTTP client, in a worker thread so that it runs on the other core from the server. */
@@ -446,7 +446,7 @@ async function lance(d: Dataset) {
     const mean = lat.reduce((a, b) => a + b, 0) / lat.length;
     rows.push({
       ef,
-      recall: r3(recallAt10(d.truth, got)),
+      recall: r3(recallAt10(d, got)),
       p50: r3(percentile(lat, 50)),
       p99: r3(percentile(lat, 99)),
       qps: Math.round(1000 / mean),

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import type * as Hnsw from 'hnswlib-node';
 import type { IndexBuilder, IndexEngine, SearchHit, VectorIndex } from '../core/ports';
 import type { Metric } from '../core/release';
+import { GroupedIndex } from './grouped-index';
 
 // createRequire so Lambda's NODE_PATH (/opt/nodejs/node_modules, the layer) resolves the native addon;
 // ESM `import` ignores NODE_PATH.
@@ -49,7 +50,9 @@ export function checkHnswHeader(
 ): string[] {
   const problems: string[] = [];
   const per = hnswBytesPerElement(dims, M);
-  if (h.count !== count) problems.push(`holds ${h.count} elements, manifest says ${count}`);
+  // Fewer elements than items is a deduplicated segment (one element per distinct vector, GroupedIndex).
+  if (h.count > count || (h.count === 0 && count > 0))
+    problems.push(`holds ${h.count} elements, manifest says ${count}`);
   if (h.maxElements < h.count) problems.push(`capacity ${h.maxElements} is below its count ${h.count}`);
   if (h.bytesPerElement !== per)
     problems.push(`${h.bytesPerElement} bytes per element, expected ${per} (dims ${dims}, M ${M})`);
@@ -130,7 +133,8 @@ export const hnswEngine: IndexEngine = {
     const index = new hnswlib.HierarchicalNSW(metric as Hnsw.SpaceName, dims);
     await index.readIndex(path);
     index.setEf(ef); // readIndex resets ef to 10
-    return new HnswVectorIndex(index, dims, count);
+    if (header.count === count) return new HnswVectorIndex(index, dims, count);
+    return new GroupedIndex(new HnswVectorIndex(index, dims, header.count), count, index.getIdsList());
   },
 };
 
@@ -150,16 +154,18 @@ export async function readIndexVectors(path: string, dims: number, count: number
     const per = u64(24);
     const labelOffset = u64(32);
     const dataOffset = u64(40);
-    if (stored !== count || per % 4 !== 0 || dataOffset + 4 * dims > per) {
+    if (stored > count || per % 4 !== 0 || dataOffset + 4 * dims > per) {
       throw new Error(`index file ${path} does not have the layout its manifest describes`);
     }
     const out = new Float32Array(count * dims);
+    // A deduplicated segment stores one element per group; the other members take their group's vector.
+    const present = stored < count ? new Uint8Array(count) : undefined;
     const perChunk = Math.max(1, Math.floor((8 << 20) / per));
     // Its own ArrayBuffer at offset 0, so element starts (multiples of `per`) stay 4-byte aligned.
     const buf = Buffer.from(new ArrayBuffer(perChunk * per));
     const floats = new Float32Array(buf.buffer);
-    for (let first = 0; first < count; first += perChunk) {
-      const n = Math.min(perChunk, count - first);
+    for (let first = 0; first < stored; first += perChunk) {
+      const n = Math.min(perChunk, stored - first);
       const { bytesRead } = await fh.read(buf, 0, n * per, HNSW_HEADER_BYTES + first * per);
       if (bytesRead !== n * per) throw new Error(`index file ${path} is shorter than its header says`);
       for (let j = 0; j < n; j++) {
@@ -172,7 +178,14 @@ export async function readIndexVectors(path: string, dims: number, count: number
         const at = (base + dataOffset) / 4;
         const to = label * dims;
         for (let d = 0; d < dims; d++) out[to + d] = floats[at + d] as number;
+        if (present) present[label] = 1;
       }
+    }
+    if (present) {
+      // Members follow their representative (GroupedIndex): each copies the label before it.
+      if (count > 0 && !present[0]) throw new Error(`index file ${path} does not hold label 0`);
+      for (let label = 1; label < count; label++)
+        if (!present[label]) out.copyWithin(label * dims, (label - 1) * dims, label * dims);
     }
     return out;
   } finally {

@@ -12,11 +12,13 @@ const { parentPort, workerData: w } = require('node:worker_threads');
 const hnswlib = require(w.modulePath);
 const data = new Float32Array(w.buffer, 0, w.rows * w.dims);
 const index = new hnswlib.HierarchicalNSW(w.metric, w.dims);
-index.initIndex({ maxElements: Math.max(1, w.end - w.start), m: w.M, efConstruction: w.efConstruction, randomSeed: w.seed });
+const n = w.pointLabels ? w.pointLabels.length : w.end - w.start;
+index.initIndex({ maxElements: Math.max(1, n), m: w.M, efConstruction: w.efConstruction, randomSeed: w.seed });
 let last = Date.now();
-for (let r = w.start; r < w.end; r++) {
-  index.addPoint(Array.from(data.subarray(r * w.dims, (r + 1) * w.dims)), r - w.start);
-  if (Date.now() - last > 2000) { last = Date.now(); parentPort.postMessage({ added: r - w.start }); }
+for (let i = 0; i < n; i++) {
+  const r = w.pointLabels ? w.pointRows[i] : w.start + i;
+  index.addPoint(Array.from(data.subarray(r * w.dims, (r + 1) * w.dims)), w.pointLabels ? w.pointLabels[i] : i);
+  if (Date.now() - last > 2000) { last = Date.now(); parentPort.postMessage({ added: i }); }
 }
 index.writeIndexSync(w.path);
 parentPort.postMessage({ added: w.end - w.start, done: true });
@@ -28,6 +30,12 @@ export interface SegmentJob {
   start: number;
   end: number;
   path: string;
+  /**
+   * Only these points, when given: `rows[i]` of the table under label `labels[i]` (a deduplicated
+   * segment indexes one row per distinct vector; adapters/grouped-index.ts). Otherwise rows
+   * [start, end) under labels 0….
+   */
+  points?: { labels: Int32Array; rows: Int32Array };
 }
 
 export interface ParallelBuild {
@@ -66,6 +74,7 @@ export async function buildSegmentsInWorkers(b: ParallelBuild): Promise<void> {
                 start: job.start,
                 end: job.end,
                 path: job.path,
+                ...(job.points ? { pointLabels: job.points.labels, pointRows: job.points.rows } : {}),
               },
             });
             workers.push(worker);

@@ -53,7 +53,11 @@ export async function buildSnapshot(
     const t0 = Date.now();
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
     const t1 = Date.now();
-    const built = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
+    const {
+      segments: built,
+      duplicateGroups,
+      largestDuplicateGroup,
+    } = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
     const t2 = Date.now();
     const prev = await previous.collection(c.name, table.dims);
     const { recall, overlap, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
@@ -79,6 +83,8 @@ export async function buildSnapshot(
       efConstruction: c.efConstruction,
       ef: c.ef,
       segments: segments.length,
+      duplicateGroups,
+      largestDuplicateGroup,
       ...report,
     };
     Object.assign(timings, {
@@ -91,6 +97,7 @@ export async function buildSnapshot(
       ...ctx,
       collection: c.name,
       count: table.count,
+      ...(duplicateGroups ? { duplicateGroups, largestDuplicateGroup } : {}),
       recall,
       ...(overlap !== undefined ? { overlap } : {}),
     });

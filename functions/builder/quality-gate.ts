@@ -1,12 +1,12 @@
 import { availableParallelism } from 'node:os';
-import { exactNeighbours } from '../adapters/exact-workers';
+import { type ExactList, exactDistance, exactNeighbours } from '../adapters/exact-workers';
 import { ReleaseInvalidError } from '../core/errors';
 import type { CollectionSpec } from '../core/release';
-import { mergeNeighbours, overlapAt } from '../core/search';
+import { distance, mergeNeighbours, type Neighbour, tieAwareOverlap, tieAwareRecall } from '../core/search';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
 import type { BuildContext, BuildDeps } from './deps';
-import type { BuiltSegment } from './index-build';
+import { type BuiltSegment, rowOf } from './index-build';
 import type { PreviousCollection } from './previous-version';
 import type { VectorTable } from './vector-table';
 
@@ -31,6 +31,8 @@ interface Quality {
  * recall@10 of the built segments, searched together and merged exactly as the query side does,
  * against exact search, excluding each sampled item itself; and, when a previous version serves the
  * same collection, the overlap@10 of the new exact neighbour lists with the previous version's answers.
+ * Both count ties (core/search.ts tieAwareRecall, tieAwareOverlap): a returned item exactly as near as
+ * the true k-th neighbour is a hit, whichever of the tied items the exact search happened to list.
  */
 async function measureQuality(
   deps: Pick<BuildDeps, 'engine' | 'config'>,
@@ -49,64 +51,70 @@ async function measureQuality(
     table.dims,
     c.metric,
     rows,
-    k + 1,
+    k,
     Math.max(1, deps.config.buildWorkers || availableParallelism()),
   );
   const indexes = await Promise.all(
     built.map((s) => deps.engine.load(s.indexPath, c.metric, table.dims, s.count, c.M, c.ef)),
   );
-  let hits = 0;
-  let total = 0;
+  const vectors = table.vectors();
+  const l2 = c.metric === 'l2';
+  let recallSum = 0;
   let overlapSum = 0;
   let overlapN = 0;
   rows.forEach((row, i) => {
     const q = table.vector(row);
-    const truth = [...(exact[i] as Int32Array)].filter((r) => r >= 0 && r !== row).slice(0, k);
+    const truth = exact[i] as ExactList;
+    const truthList: Neighbour[] = [];
+    truth.rows.forEach((r, j) => {
+      if (r >= 0) truthList.push({ id: table.ids[r] as string, distance: truth.distances[j] as number });
+    });
     const lists = indexes.map((index, s) =>
-      index.search(q, k + 1, c.ef).map((h) => ({
-        id: table.ids[(built[s] as BuiltSegment).start + h.label] as string,
-        distance: h.distance,
-      })),
+      index.search(q, k + 1, c.ef).map((h) => {
+        const r = rowOf(built[s] as BuiltSegment, h.label);
+        return { id: table.ids[r] as string, row: r, distance: h.distance };
+      }),
     );
     const self = table.ids[row] as string;
-    const approx = new Set(
-      mergeNeighbours(lists, k + 1)
-        .filter((n) => n.id !== self)
-        .slice(0, k)
-        .map((n) => n.id),
+    const approx = mergeNeighbours(lists, k + 1)
+      .filter((n) => n.id !== self)
+      .slice(0, k);
+    recallSum += tieAwareRecall(
+      approx.map((n) => exactDistance(vectors, table.dims, l2, row, n.row)),
+      truthList.map((n) => n.distance),
+      k,
     );
-    for (const r of truth) if (approx.has(table.ids[r] as string)) hits++;
-    total += truth.length;
     const before = previous && neighboursIn(previous, self, k);
     if (before) {
-      overlapSum += overlapAt(
-        before,
-        truth.map((r) => table.ids[r] as string),
-        k,
-      );
+      overlapSum += tieAwareOverlap(before, truthList, k);
       overlapN++;
     }
   });
   return {
-    recall: total === 0 ? 1 : hits / total,
+    recall: rows.length === 0 ? 1 : recallSum / rows.length,
     ...(overlapN ? { overlap: overlapSum / overlapN } : { noOverlap: 'no sampled item is in both versions' }),
   };
 }
 
-/** An item's k nearest in a loaded (previous) version, itself left out; undefined if it is not there. */
-function neighboursIn(c: LoadedCollection, id: string, k: number): string[] | undefined {
+/**
+ * An item's k nearest in a loaded (previous) version, itself left out, with their distances recomputed
+ * in float64 as the exact workers compute them (so tied items compare equal across the two versions);
+ * undefined if it is not there.
+ */
+function neighboursIn(c: LoadedCollection, id: string, k: number): Neighbour[] | undefined {
   const ref = c.lookup(id);
   if (!ref) return undefined;
   const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);
   const lists = c.segments.map((s) =>
     s.index
       .search(v, k + 1, c.manifest.ef)
-      .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance })),
+      .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance, seg: s, label: h.label })),
   );
+  const metric = c.manifest.metric;
   return mergeNeighbours(lists, k + 1)
     .filter((n) => n.id !== id)
     .slice(0, k)
-    .map((n) => n.id);
+    .map((n) => ({ id: n.id, distance: distance(metric, v, n.seg.index.getVector(n.label)) }));
 }
 
 type QualityReport = Pick<CollectionReport, 'recallAt10' | 'overlapAt10' | 'overlapWith' | 'overlapSkipped'>;

@@ -5,7 +5,7 @@
  * CLI and the explorer page show the same numbers.
  */
 import { BadRequestError } from './errors';
-import { overlapAt } from './search';
+import { matchNeighbours, type Neighbour, overlapAt } from './search';
 
 export const DIFF_DEFAULTS = Object.freeze({ sample: 200, k: 10, top: 10 });
 export const DIFF_LIMITS = Object.freeze({ sample: 5000, k: 100, top: 100 });
@@ -15,15 +15,21 @@ export interface NeighbourPair {
   id: string;
   from: readonly string[];
   to: readonly string[];
+  /**
+   * Each neighbour's distance to the item in its own version, index for index with `from` and `to`.
+   * With both, tied neighbours count as shared (core/search.ts matchNeighbours); without, ids alone.
+   */
+  fromDistances?: readonly number[];
+  toDistances?: readonly number[];
 }
 
 export interface ItemDiff {
   id: string;
-  /** |from ∩ to| / k. */
+  /** |from ∩ to| / k, a neighbour of `to` tied (same distance within ε) with an unmatched one of `from` counting as shared. */
   overlap: number;
-  /** Neighbours in `from` that are gone in `to`, in `from`'s order. */
+  /** Neighbours in `from` that are gone in `to` (and not matched by a tie), in `from`'s order. */
   removed: string[];
-  /** Neighbours in `to` that were not in `from`, in `to`'s order. */
+  /** Neighbours in `to` that were not in `from` (and not matched by a tie), in `to`'s order. */
   added: string[];
 }
 
@@ -83,6 +89,19 @@ export interface DiffAnswer {
 export function itemDiff(pair: NeighbourPair, k: number): ItemDiff {
   const from = pair.from.slice(0, k);
   const to = pair.to.slice(0, k);
+  const fd = pair.fromDistances;
+  const td = pair.toDistances;
+  if (fd && td && fd.length >= from.length && td.length >= to.length) {
+    const a: Neighbour[] = from.map((id, i) => ({ id, distance: fd[i] as number }));
+    const b: Neighbour[] = to.map((id, i) => ({ id, distance: td[i] as number }));
+    const m = matchNeighbours(a, b);
+    return {
+      id: pair.id,
+      overlap: k === 0 ? 1 : round(m.shared / Math.min(k, Math.max(from.length, to.length, 1)), 4),
+      removed: m.onlyA.map((n) => n.id),
+      added: m.onlyB.map((n) => n.id),
+    };
+  }
   const inFrom = new Set(from);
   const inTo = new Set(to);
   return {

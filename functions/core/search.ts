@@ -96,13 +96,96 @@ export function bruteForce(
   return best.slice(0, k);
 }
 
-/** |A ∩ B| / k for two top-k id lists. */
+/** |A ∩ B| / k for two top-k id lists (ids only; see tieAwareOverlap for lists that carry distances). */
 export function overlapAt(a: readonly string[], b: readonly string[], k: number): number {
   if (k === 0) return 1;
   const set = new Set(a.slice(0, k));
   let hit = 0;
   for (const id of b.slice(0, k)) if (set.has(id)) hit++;
   return hit / Math.min(k, Math.max(a.length, b.length, 1));
+}
+
+/**
+ * How far apart two distances may be and still count as a tie: 1e-6 absolute below 1, 1e-6 relative
+ * above (ann-benchmarks' convention of a small ε on the k-th distance). Items with identical vectors
+ * have bit-identical distances; ε only absorbs summation-order rounding, so a genuinely different
+ * neighbour is never within it in practice.
+ */
+export const TIE_EPSILON = 1e-6;
+
+export function tieTolerance(d: number): number {
+  return TIE_EPSILON * Math.max(1, Math.abs(d));
+}
+
+export function sameDistance(a: number, b: number): boolean {
+  return Math.abs(a - b) <= tieTolerance(Math.max(Math.abs(a), Math.abs(b)));
+}
+
+/**
+ * recall@k counting ties: `got` are the exact distances (to the query) of the items a search returned,
+ * `truth` the exact k nearest distances, ascending. A returned item is a hit when its distance is at most
+ * the exact k-th distance + ε, so an item exactly as near as one of the true k is never a miss; one that
+ * is genuinely further away still is. Only the first k of `got` count; the result is hits / min(k, |truth|).
+ */
+export function tieAwareRecall(got: readonly number[], truth: readonly number[], k: number): number {
+  const n = Math.min(k, truth.length);
+  if (n === 0) return 1;
+  const kth = truth[n - 1] as number;
+  const limit = kth + tieTolerance(kth);
+  let hits = 0;
+  for (const d of got.slice(0, k)) if (d <= limit) hits++;
+  return Math.min(hits, n) / n;
+}
+
+/**
+ * overlap@k of two neighbour lists that carry distances (each to the query item in the version the list
+ * came from), counting tied neighbours as equivalent: first every item of B whose id is in A is matched
+ * to it; then the remaining items of A and B, each in ascending distance, are paired greedily when their
+ * distances are the same within ε (sameDistance). Each item of A is matched at most once. The result is
+ * matched / min(k, longer list), as overlapAt; with no ties it equals overlapAt.
+ */
+export function tieAwareOverlap(a: readonly Neighbour[], b: readonly Neighbour[], k: number): number {
+  if (k === 0) return 1;
+  return matchNeighbours(a.slice(0, k), b.slice(0, k)).shared / Math.min(k, Math.max(a.length, b.length, 1));
+}
+
+/**
+ * The matching behind tieAwareOverlap: how many items are shared, and which of A and B were left
+ * unmatched (in their lists' order) — the neighbours a diff calls removed and added.
+ */
+export function matchNeighbours(
+  a: readonly Neighbour[],
+  b: readonly Neighbour[],
+): { shared: number; onlyA: Neighbour[]; onlyB: Neighbour[] } {
+  const inB = new Set(b.map((n) => n.id));
+  const inA = new Set(a.map((n) => n.id));
+  const restA = a.filter((n) => !inB.has(n.id));
+  const restB = b.filter((n) => !inA.has(n.id));
+  let shared = b.length - restB.length;
+  const byDistance = (x: Neighbour, y: Neighbour) => x.distance - y.distance;
+  const sa = restA.map((n, i) => ({ n, i })).sort((x, y) => byDistance(x.n, y.n));
+  const sb = restB.map((n, i) => ({ n, i })).sort((x, y) => byDistance(x.n, y.n));
+  const usedA = new Set<number>();
+  const usedB = new Set<number>();
+  let i = 0;
+  let j = 0;
+  while (i < sa.length && j < sb.length) {
+    const x = sa[i] as { n: Neighbour; i: number };
+    const y = sb[j] as { n: Neighbour; i: number };
+    if (sameDistance(x.n.distance, y.n.distance)) {
+      usedA.add(x.i);
+      usedB.add(y.i);
+      shared++;
+      i++;
+      j++;
+    } else if (x.n.distance < y.n.distance) i++;
+    else j++;
+  }
+  return {
+    shared,
+    onlyA: restA.filter((_, idx) => !usedA.has(idx)),
+    onlyB: restB.filter((_, idx) => !usedB.has(idx)),
+  };
 }
 
 export interface LabelHit {

@@ -12,7 +12,16 @@ export interface CollectionReport {
   efConstruction: number;
   ef: number;
   segments: number;
+  /**
+   * Groups of two or more items with identical vectors (after normalisation for cosine), and the size
+   * of the largest (1 when every vector is distinct). Each group is indexed once and expanded to its
+   * items, in id order, at query time. Absent in versions built before it was reported.
+   */
+  duplicateGroups?: number;
+  largestDuplicateGroup?: number;
+  /** Tie-aware: a returned item as near as the exact 10th neighbour (within ε) is a hit. */
   recallAt10?: number;
+  /** Tie-aware: tied neighbours count as shared (core/search.ts tieAwareOverlap). */
   overlapAt10?: number;
   /** The version the overlap was measured against. */
   overlapWith?: string;

@@ -42,21 +42,22 @@ function* idsOf(c: LoadedCollection): Generator<string> {
   for (const s of c.segments) yield* s.ids;
 }
 
-/** The k nearest of `id` (from `source`) in `target`, best first, the item itself left out. */
+/** The k nearest of `id` (from `source`) in `target`, best first, the item itself left out, with distances. */
 async function neighbours(
   service: QueryService,
   source: LoadedCollection,
   target: LoadedCollection,
   id: string,
   params: SearchOptions,
-): Promise<string[]> {
+): Promise<{ ids: string[]; distances: number[] }> {
   const ref = source.lookup(id);
-  if (!ref) return [];
+  if (!ref) return { ids: [], distances: [] };
   const vector = (source.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(
     ref.label,
   );
   const exclude = new Set<string>(target === source ? [id] : []);
-  return (await service.search(target, vector, params, exclude)).map((r) => r.id);
+  const results = await service.search(target, vector, params, exclude);
+  return { ids: results.map((r) => r.id), distances: results.map((r) => r.distance) };
 }
 
 function shape(r: CollectionReport | undefined) {
@@ -135,11 +136,9 @@ async function diff(
     for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
     const pairs: NeighbourPair[] = [];
     for (const id of strideSample(both, p.sample)) {
-      pairs.push({
-        id,
-        from: await neighbours(service, fromSrc, fromTgt, id, search),
-        to: await neighbours(service, toSrc, toTgt, id, search),
-      });
+      const a = await neighbours(service, fromSrc, fromTgt, id, search);
+      const b = await neighbours(service, toSrc, toTgt, id, search);
+      pairs.push({ id, from: a.ids, to: b.ids, fromDistances: a.distances, toDistances: b.distances });
     }
     const summary = summariseDiff(pairs, p.k, p.top);
     timings.search = (timings.search ?? 0) + performance.now() - s0;

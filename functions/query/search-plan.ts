@@ -123,10 +123,8 @@ export class SearchPlanner {
     const want = Math.min(k, allowed);
     if (!predicate && excluded.size <= WIDEN_LIMIT) {
       const kk = k + excluded.size;
-      const got = seg.index
-        .search(vector, kk, Math.max(ef, kk))
-        .filter((h) => !excluded.has(h.label))
-        .slice(0, k);
+      // Not cut to k here: items tied with the k-th are settled by id in mergeNeighbours.
+      const got = seg.index.search(vector, kk, Math.max(ef, kk)).filter((h) => !excluded.has(h.label));
       if (got.length >= want) return hits(got);
     } else {
       for (const e of [ef, Math.min(MAX_EF, Math.max(ef, k) * 8)]) {
