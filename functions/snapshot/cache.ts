@@ -85,6 +85,19 @@ export interface CollectionOptions {
 const RANK = { other: 0, pinned: 1, previous: 2, active: 3 } as const;
 
 /**
+ * Whether a load of `loadRank` may evict an unheld collection of `victimRank` (besides those of its own
+ * version): anything unprotected, anything ranking below it, and — for active and previous versions,
+ * which may belong to other spaces — their peers. A pinned load never evicts another recent pin.
+ */
+function mayEvict(victimRank: number, loadRank: number): boolean {
+  return (
+    victimRank === RANK.other ||
+    victimRank < loadRank ||
+    (loadRank >= RANK.previous && victimRank <= loadRank)
+  );
+}
+
+/**
  * What an instance has loaded: manifests and collections by (space, version), fetched lazily per
  * collection, sha256-verified before any readIndex, within two budgets:
  * - memory: each load reserves its estimate (native hnswlib bytes from the manifest's count, dims and
@@ -435,7 +448,7 @@ export class SnapshotCache {
           rank: this.rank(e.space, e.version, now),
           size: e.collection?.memoryBytes() ?? 0,
         }))
-        .filter((v) => v.rank === RANK.other || v.rank < loadRank)
+        .filter((v) => mayEvict(v.rank, loadRank) || (v.e.space === space && v.e.version === version))
         .sort((a, b) => a.rank - b.rank || a.e.lastUsed - b.e.lastUsed);
       const freeable = victims.reduce((a, v) => a + v.size, 0);
       if (used - freeable + bytes > budget) {
@@ -631,7 +644,7 @@ export class SnapshotCache {
 
   /**
    * Drops least-recently-used collections over the budget — unpinned ones first, then pinned, then the
-   * previous version's — never the active version's, one a request holds, nor one loading.
+   * previous versions', then the active ones' — never one a request holds, nor one loading.
    */
   evict(): void {
     let total = this.memoryBytes() + this.memReserved;
@@ -640,7 +653,6 @@ export class SnapshotCache {
     const victims = [...this.entries.entries()]
       .filter(([, e]) => e.collection && e.inFlight === 0)
       .map(([k, e]) => ({ k, e, rank: this.rank(e.space, e.version, now) }))
-      .filter((v) => v.rank < RANK.active)
       .sort((a, b) => a.rank - b.rank || a.e.lastUsed - b.e.lastUsed);
     for (const { k, e } of victims) {
       if (total <= this.opts.memoryBudgetBytes) break;
