@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hnswEngine } from '../../../functions/adapters/hnsw-index';
+import { loadConfig } from '../../../functions/common/config';
 import { problemResponse } from '../../../functions/common/problem';
+import { ENV } from '../../../functions/contract';
 import type { BlobStore } from '../../../functions/core/ports';
 import type { SearchParams } from '../../../functions/core/query';
 import { requestContext } from '../../../functions/query/context';
@@ -196,5 +198,29 @@ describe('instance budgets on the in-memory ports', () => {
     expect(err).toMatchObject({ reason: 'disk-full', kind: 'unavailable' });
     expect(log.lines.filter((l) => l.message === 'snapshot load failed')).toEqual([]);
     expect((await ask(params)).version).toBe('v5');
+  });
+});
+
+describe('budget configuration', () => {
+  const base = { VICINITY_BUCKET: 'b', VICINITY_TABLE: 't' };
+  it('defaults the disk budget to 80% of the ephemeral storage (512 MB unless infra says more), and two pins', () => {
+    const c = loadConfig(base);
+    expect(c.diskBudgetBytes).toBe(Math.floor(512 * 0.8) * 1024 * 1024);
+    expect(c.maxPinnedVersions).toBe(2);
+    expect(c.pinWindowMs).toBe(300_000);
+    expect(loadConfig({ ...base, [ENV.ephemeralStorageMb]: '2048' }).diskBudgetBytes).toBe(
+      1638 * 1024 * 1024,
+    );
+    const set = loadConfig({
+      ...base,
+      [ENV.diskBudgetMb]: '100',
+      [ENV.maxPinnedVersions]: '0',
+      [ENV.pinWindowMs]: '1000',
+    });
+    expect(set).toMatchObject({
+      diskBudgetBytes: 100 * 1024 * 1024,
+      maxPinnedVersions: 0,
+      pinWindowMs: 1000,
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { hnswEngine } from '../../../functions/adapters/hnsw-index';
 import { NotFoundError, SnapshotUnavailableError } from '../../../functions/core/errors';
 import type { SearchParams } from '../../../functions/core/query';
@@ -159,10 +159,11 @@ describe('version fallback on the in-memory ports', () => {
     await expect(query.query(SPACE, 'tracks', vector, pinned, requestContext())).rejects.toBeInstanceOf(
       NotFoundError,
     );
-    // And the instance let go of it: memory and local files.
-    await new Promise((r) => setTimeout(r, 20));
+    // And the instance let go of it: memory at once, local files as soon as rm is done.
     expect(cache.loaded()).toEqual([]);
-    expect(existsSync(join(dir, ...snapshotPrefix(SPACE, 'v1').split('/')))).toBe(false);
+    await vi.waitFor(() =>
+      expect(existsSync(join(dir, ...snapshotPrefix(SPACE, 'v1').split('/')))).toBe(false),
+    );
   });
 
   it("falls back to the pointer's previous version on an instance that has served nothing yet", async () => {
