@@ -94,6 +94,14 @@ export const ENV = Object.freeze({
   pointerTtlMs: 'VICINITY_POINTER_TTL_MS',
   cacheDir: 'VICINITY_CACHE_DIR',
   memoryBudgetMb: 'VICINITY_MEMORY_BUDGET_MB',
+  /** Query: MB of snapshot files the instance's cache directory may hold (default 80% of the ephemeral storage). */
+  diskBudgetMb: 'VICINITY_DISK_BUDGET_MB',
+  /** Query: the function's configured ephemeral storage (/tmp) in MB, set by infra (default 512, Lambda's). */
+  ephemeralStorageMb: 'VICINITY_EPHEMERAL_STORAGE_MB',
+  /** Query: versions besides the active and previous one that pinned requests may keep loaded per instance. */
+  maxPinnedVersions: 'VICINITY_MAX_PINNED_VERSIONS',
+  /** Query: how long a pinned request keeps its version loaded and counted against the pin cap. */
+  pinWindowMs: 'VICINITY_PIN_WINDOW_MS',
   retainVersions: 'VICINITY_RETAIN_VERSIONS',
   retentionGraceMs: 'VICINITY_RETENTION_GRACE_MS',
   leaseMs: 'VICINITY_LEASE_MS',

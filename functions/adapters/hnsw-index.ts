@@ -63,13 +63,30 @@ export function checkHnswHeader(
 
 class HnswVectorIndex implements VectorIndex {
   private ef = -1;
+  private released = false;
   constructor(
     private readonly index: Hnsw.HierarchicalNSW,
     readonly dims: number,
     readonly count: number,
   ) {}
 
+  /**
+   * hnswlib-node has no free(): its index is deleted only when GC finalises the wrapper, and the addon
+   * never tells V8 about the native bytes, so GC feels no pressure to. `initIndex(1)` deletes the
+   * loaded index at once (leaving a 1-element one, ~2.6 MB of mutexes, until GC takes the wrapper).
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.index.initIndex(1);
+  }
+
+  private live(): void {
+    if (this.released) throw new Error('this index was evicted from memory; load the collection again');
+  }
+
   search(query: number[], k: number, ef: number, filter?: (label: number) => boolean): SearchHit[] {
+    this.live();
     const kk = Math.min(k, this.count);
     if (kk <= 0) return [];
     const e = Math.max(ef, kk);
@@ -86,6 +103,7 @@ class HnswVectorIndex implements VectorIndex {
   }
 
   getVector(label: number): number[] {
+    this.live();
     return this.index.getPoint(label);
   }
 }

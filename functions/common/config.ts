@@ -12,8 +12,17 @@ export interface Config {
   readonly pointerTtlMs: number;
   /** Where snapshot files are downloaded (Lambda: /tmp). */
   readonly cacheDir: string;
-  /** Bytes of loaded indexes an instance may hold before evicting the least recently used. */
+  /**
+   * Bytes loaded collections may take in an instance (native hnswlib indexes, parsed ids and metadata,
+   * derived data): a load that cannot fit after evicting what may go is a 503, never an OOM.
+   */
   readonly memoryBudgetBytes: number;
+  /** Bytes of snapshot files the cache directory may hold; least recently used versions' files go first. */
+  readonly diskBudgetBytes: number;
+  /** Distinct versions, besides each space's active and previous one, pinned requests may keep loaded. */
+  readonly maxPinnedVersions: number;
+  /** How long a pinned request protects its version (from eviction) and counts against maxPinnedVersions. */
+  readonly pinWindowMs: number;
   /** READY versions kept besides the active and previous one. */
   readonly retainVersions: number;
   /** Between marking a version DELETED and deleting its files: long enough for any activation in flight to land. */
@@ -55,6 +64,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     cacheDir: env[ENV.cacheDir] || join(tmpdir(), 'vicinity-cache'),
     // Leave room for the runtime and one snapshot being loaded next to the active one.
     memoryBudgetBytes: int(env, ENV.memoryBudgetMb, Math.floor(lambdaMb * 0.6)) * 1024 * 1024,
+    // Lambda's /tmp is 512 MB unless the function configures more (infra passes it); leave a fifth free.
+    diskBudgetBytes:
+      int(env, ENV.diskBudgetMb, Math.floor(int(env, ENV.ephemeralStorageMb, 512) * 0.8)) * 1024 * 1024,
+    maxPinnedVersions: int(env, ENV.maxPinnedVersions, 2),
+    pinWindowMs: int(env, ENV.pinWindowMs, 300_000),
     retainVersions: int(env, ENV.retainVersions, 5),
     retentionGraceMs: int(env, ENV.retentionGraceMs, 30_000),
     leaseMs: int(env, ENV.leaseMs, 60_000),

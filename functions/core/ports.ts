@@ -77,6 +77,11 @@ export interface VectorIndex {
   readonly count: number;
   search(query: number[], k: number, ef: number, filter?: (label: number) => boolean): SearchHit[];
   getVector(label: number): number[];
+  /**
+   * Frees the index's native memory now, when the cache evicts it (V8 never sees that memory, so waiting
+   * for GC could wait forever). Any later search or getVector throws instead of touching freed memory.
+   */
+  release?(): void;
 }
 
 export interface IndexBuilder {

@@ -27,6 +27,10 @@ export interface Resolved {
   space: string;
   version: string;
   generation?: number;
+  /** The pointer's previous version when the request read the pointer: the only fallback. */
+  previous?: string;
+  /** Named with `?version=` and neither the active nor the previous version: the pin cap applies. */
+  pinned?: boolean;
 }
 
 /** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */

@@ -16,6 +16,14 @@ export function createQueryHandler(deps: HandlerDeps) {
   const cache = new SnapshotCache(store, hnswEngine, {
     cacheDir: deps.config.cacheDir,
     memoryBudgetBytes: deps.config.memoryBudgetBytes,
+    diskBudgetBytes: deps.config.diskBudgetBytes,
+    maxPinnedVersions: deps.config.maxPinnedVersions,
+    pinWindowMs: deps.config.pinWindowMs,
+    // Objects missing from the bucket: a version retention deleted (404), or a broken snapshot (503).
+    versionGone: async (space, version) => {
+      const record = await registry.getVersion(space, version);
+      return !record || record.status === 'DELETED';
+    },
     log: asLog(obs.logger),
     onFailure: () => obs.metrics.addMetric(METRIC.snapshotLoadFailures, MetricUnit.Count, 1),
   });
@@ -71,7 +79,9 @@ export async function warmUp(q: ReturnType<typeof createQueryHandler>, e: WarmUp
   const started = performance.now();
   try {
     const manifest = await q.cache.manifest(e.space, e.version);
-    for (const name of Object.keys(manifest.collections)) await q.cache.collection(e.space, e.version, name);
+    // Released at once: a warmed collection is the cache's to evict like any other.
+    for (const name of Object.keys(manifest.collections))
+      (await q.cache.collection(e.space, e.version, name)).release();
     return { warmed: Object.keys(manifest.collections), ms: Math.round(performance.now() - started) };
   } catch (err) {
     return { warmed: [], error: (err as Error).message };

@@ -64,6 +64,8 @@ export class QueryService {
       pointerTtlMs: deps.pointerTtlMs,
       log: deps.log,
       superseded: (space, version) => deps.cache.drop(space, version),
+      roles: (space, active, previous) => deps.cache.setRoles(space, active, previous),
+      gone: (space, version) => void deps.cache.retire(space, version),
     });
     this.planner = new SearchPlanner(deps.cache);
   }
@@ -91,7 +93,7 @@ export class QueryService {
       );
     }
     const t0 = performance.now();
-    const held = await this.deps.cache.collection(r.space, r.version, name);
+    const held = await this.deps.cache.collection(r.space, r.version, name, { pinned: r.pinned === true });
     ctx.held.push(held.release);
     const { report } = held;
     if (!report.cached) {

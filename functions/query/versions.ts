@@ -3,17 +3,24 @@ import { assertName } from '../core/names';
 import type { Pointer } from '../core/pointer';
 import type { Log, Registry } from '../core/ports';
 import type { SearchParams } from '../core/query';
+import type { VersionRecord } from '../core/version';
+import { CapacityError } from '../snapshot/cache';
 import { type RequestContext, type Resolved, releaseHeld } from './context';
 
 export type VersionChoice = Pick<SearchParams, 'version' | 'consistency'>;
 
+/** Version records cached at most this many; past it, expired ones are dropped (hostile pins can't grow it). */
+const MAX_CACHED_RECORDS = 1000;
+
 /**
- * Which version a request reads: the pointer (cached for pointerTtlMs), a pinned READY version, or —
- * when the active snapshot cannot be served — the last version this instance served for the space.
+ * Which version a request reads: the pointer (cached for pointerTtlMs), a pinned READY version (its
+ * record cached for pointerTtlMs too), or — when the active snapshot cannot be served — the pointer's
+ * previous version, only while the registry says it is READY.
  */
 export class VersionResolver {
   private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
-  private readonly lastGood = new Map<string, string>();
+  private readonly records = new Map<string, { record: VersionRecord | undefined; at: number }>();
+  private readonly lastServed = new Map<string, string>();
 
   constructor(
     private readonly deps: {
@@ -22,6 +29,10 @@ export class VersionResolver {
       log: Log;
       /** The pointer moved on and the new version serves: the old version's memory may go. */
       superseded: (space: string, version: string) => void;
+      /** Told the pointer's active and previous version each time the pointer is read. */
+      roles?: (space: string, active: string | undefined, previous: string | undefined) => void;
+      /** The registry says the version is DELETED (or has no record): nothing of it may serve again. */
+      gone?: (space: string, version: string) => void;
     },
   ) {}
 
@@ -32,14 +43,34 @@ export class VersionResolver {
     const fresh = await this.deps.registry.getPointer(space, strong);
     const keep = cached && cached.pointer.generation > fresh.generation ? cached.pointer : fresh;
     this.pointers.set(space, { pointer: keep, at: Date.now() });
+    this.deps.roles?.(space, keep.version ?? undefined, keep.previous ?? undefined);
     return keep;
+  }
+
+  /** A version's record, from a cache trusted for pointerTtlMs (fresh when `strong`). */
+  async record(space: string, version: string, strong = false): Promise<VersionRecord | undefined> {
+    const key = `${space}/${version}`;
+    const now = Date.now();
+    const cached = this.records.get(key);
+    if (!strong && cached && now - cached.at < this.deps.pointerTtlMs) return cached.record;
+    const record = await this.deps.registry.getVersion(space, version);
+    if (this.records.size >= MAX_CACHED_RECORDS) {
+      for (const [k, c] of this.records) if (now - c.at >= this.deps.pointerTtlMs) this.records.delete(k);
+    }
+    if (this.records.size < MAX_CACHED_RECORDS) this.records.set(key, { record, at: now });
+    if (!record || record.status === 'DELETED') this.deps.gone?.(space, version);
+    return record;
   }
 
   /** Resolves the one version a request will read, once. */
   async resolve(space: string, params: VersionChoice): Promise<Resolved> {
     assertName('space', space);
+    const strong = params.consistency === 'strong';
     if (params.version) {
-      const v = await this.deps.registry.getVersion(space, params.version);
+      const [v, p] = await Promise.all([
+        this.record(space, params.version, strong),
+        this.pointer(space, strong),
+      ]);
       if (!v || v.status === 'DELETED') {
         throw new NotFoundError(
           `Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`,
@@ -47,22 +78,28 @@ export class VersionResolver {
       }
       if (v.status !== 'READY')
         throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
-      return { space, version: v.version };
+      return { space, version: v.version, pinned: v.version !== p.version && v.version !== p.previous };
     }
-    const p = await this.pointer(space, params.consistency === 'strong');
+    const p = await this.pointer(space, strong);
     if (!p.version) {
       const any = await this.deps.registry.listVersions(space, 1);
       throw new NotFoundError(
         any.versions.length ? `Space ${space} has no active version yet` : `Unknown space ${space}`,
       );
     }
-    return { space, version: p.version, generation: p.generation };
+    return {
+      space,
+      version: p.version,
+      generation: p.generation,
+      ...(p.previous ? { previous: p.previous } : {}),
+    };
   }
 
   /**
    * Runs `fn` on the one version the request resolves to. When the active version's snapshot cannot be
-   * served (checksum or load failure) an unpinned request is answered from the last version this
-   * instance served for the space — never a mix — and the broken one is only a 503 for pinned requests.
+   * served (checksum or load failure) an unpinned request is answered from the pointer's previous
+   * version — only while the registry says it is READY, never a mix — and the broken one is a 503 for
+   * pinned requests. An instance out of room (CapacityError) answers 503 and falls back to nothing.
    */
   async onVersion<T>(
     space: string,
@@ -75,28 +112,39 @@ export class VersionResolver {
       try {
         const out = await fn(r);
         if (!params.version) {
-          const before = this.lastGood.get(space);
-          this.lastGood.set(space, r.version);
+          const before = this.lastServed.get(space);
+          this.lastServed.set(space, r.version);
           // Its files stay for a rollback; only its memory goes.
           if (before && before !== r.version) this.deps.superseded(space, before);
         }
         return out;
       } catch (err) {
-        // A cold instance has served nothing yet: the pointer's previous version is the one that was serving.
-        const fallback =
-          this.lastGood.get(space) ?? (r.generation ? (await this.pointer(space)).previous : undefined);
+        const fallback = r.previous;
         if (
           !(err instanceof SnapshotUnavailableError) ||
+          err instanceof CapacityError ||
           params.version ||
           !fallback ||
           fallback === r.version
         )
           throw err;
-        this.deps.log.warn('active snapshot unavailable; serving the last good version', {
+        const record = await this.record(space, fallback);
+        if (record?.status !== 'READY') {
+          this.deps.log.warn('active snapshot unavailable and the previous version is not READY', {
+            space,
+            broken: r.version,
+            previous: fallback,
+            status: record?.status ?? 'absent',
+          });
+          throw err;
+        }
+        this.deps.log.warn("active snapshot unavailable; serving the pointer's previous version", {
           space,
           version: fallback,
           broken: r.version,
         });
+        // What the failed attempt held may go before the previous version loads.
+        releaseHeld(ctx);
         return await fn({ space, version: fallback });
       }
     } finally {

@@ -6,6 +6,9 @@ import type { SnapshotFile } from './manifest';
 
 export class ChecksumError extends Error {}
 
+/** The object is not in the bucket (e.g. retention deleted the version): not a corrupt file. */
+export class ObjectMissingError extends ChecksumError {}
+
 /** Runs `fn` over items with at most `limit` in flight. */
 export async function mapLimit<T, R>(
   items: readonly T[],
@@ -53,7 +56,7 @@ export async function fetchVerified(
     await mapLimit(file.parts, concurrency, async (part) => {
       if (part.bytes === 0) return;
       const body = await store.getStream(file.key, { offset: part.offset, bytes: part.bytes });
-      if (!body) throw new ChecksumError(`${file.key} is missing from the bucket`);
+      if (!body) throw new ObjectMissingError(`${file.key} is missing from the bucket`);
       const h = createHash('sha256');
       let pos = part.offset;
       for await (const chunk of body as AsyncIterable<Buffer>) {

@@ -1,5 +1,6 @@
 import { readIndexVectors } from '../adapters/hnsw-index';
 import type { VectorIndex } from '../core/ports';
+import { LOOKUP_BYTES_PER_ITEM } from './budget';
 import type { CollectionManifest } from './manifest';
 
 // A collection as loaded in memory, and what readers derive from its segments (budgeted with it).
@@ -30,15 +31,21 @@ export interface LoadedCollection {
   segments: LoadedSegment[];
   /** Bytes of the snapshot files it was loaded from. */
   bytes: number;
-  /** Memory it holds now: the files' bytes plus what filters and exact scans built since. */
+  /**
+   * Memory it holds now: hnswlib's native indexes (estimated from their parameters), the parsed ids and
+   * metadata (measured once at load), the id map once built, and what filters and exact scans built since.
+   */
   memoryBytes(): number;
   lookup(id: string): ItemRef | undefined;
 }
 
 /** id → segment and label, built on first use: a vector query never needs it, and 1M ids take ~0.3 s. */
-export function lazyLookup(segments: LoadedSegment[]): (id: string) => ItemRef | undefined {
+export function lazyLookup(segments: LoadedSegment[]): ((id: string) => ItemRef | undefined) & {
+  /** Heap the map takes once built (0 before). */
+  bytes(): number;
+} {
   let map: Map<string, number> | undefined;
-  return (id) => {
+  const lookup = (id: string) => {
     if (!map) {
       const m = new Map<string, number>();
       // Packs segment and label into one number so a 1M-item map stays small.
@@ -51,6 +58,7 @@ export function lazyLookup(segments: LoadedSegment[]): (id: string) => ItemRef |
     const v = map.get(id);
     return v === undefined ? undefined : { segment: Math.floor(v / 2 ** 32), label: v % 2 ** 32 };
   };
+  return Object.assign(lookup, { bytes: () => (map ? 64 + map.size * LOOKUP_BYTES_PER_ITEM : 0) });
 }
 
 /** The vectors of a segment as one flat array, read once from its index file; counted in the memory budget. */

@@ -162,6 +162,8 @@ export class QueryApi extends Construct {
         [ENV.table]: props.table.tableName,
         [ENV.eventBusName]: props.eventBus.eventBusName,
         [ENV.pointerTtlMs]: String(props.pointerTtlMs),
+        // The disk budget defaults to 80% of it (functions/common/config.ts).
+        [ENV.ephemeralStorageMb]: String(props.querySizing.ephemeralMb),
         ...(cors ? { [ENV.corsOrigins]: cors } : {}),
         ...(publicReads
           ? { [ENV.publicReads]: 'true', [ENV.publicMetadataFields]: publicMetadataFields.join(',') }

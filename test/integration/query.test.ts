@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bruteForce, normalise } from '../../functions/core/search';
+import { nativeIndexBytes } from '../../functions/snapshot/budget';
 import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
@@ -293,8 +294,9 @@ describe('memory budget', () => {
   const d = data();
 
   beforeAll(async () => {
-    // A budget below one collection: every load evicts whatever no request holds.
-    s = await testStack({ memoryBudgetBytes: 1 });
+    // A budget that holds any one of these collections but no two: each load reserves its estimate
+    // (hnswlib's native memory, parsed ids and metadata) and evicts whatever no request holds.
+    s = await testStack({ memoryBudgetBytes: Math.floor(1.6 * nativeIndexBytes(N_TRACKS, DIMS, 16)) });
     await s.publish('m', 'r1', d.files, d.json);
   });
   afterAll(async () => s?.dispose());
@@ -305,11 +307,14 @@ describe('memory budget', () => {
     expect(cache.loaded()).toEqual(['m/v1/users']);
     expect((await s.get('/v1/spaces/m/collections/tracks/items/t1')).status).toBe(200);
     expect(cache.loaded()).toEqual(['m/v1/tracks']);
-    // users (loaded second) must not evict tracks while this request still searches it.
+    // This request holds users while it needs tracks too: both cannot fit, and users is never evicted
+    // under it — the request is refused (503, Retry-After, why) instead of the instance going past its budget.
     const r = await s.get('/v1/spaces/m/collections/users/items/u1/similar?target=tracks&k=5');
-    expect(r.status).toBe(200);
-    expect(r.body.results).toHaveLength(5);
-    expect(cache.loaded().sort()).toEqual(['m/v1/tracks', 'm/v1/users']);
+    expect(r.status).toBe(503);
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(r.body).toMatchObject({ reason: 'memory-budget', detail: expect.stringMatching(/memory/) });
+    expect(cache.loaded()).toEqual(['m/v1/users']);
+    expect(cache.memoryBytes()).toBeLessThanOrEqual(Math.floor(1.6 * nativeIndexBytes(N_TRACKS, DIMS, 16)));
     // Once no request holds them, the next load evicts the least recently used.
     expect((await s.get('/v1/spaces/m/collections/raw/items/r1')).status).toBe(200);
     expect(cache.loaded()).toEqual(['m/v1/raw']);

@@ -1,9 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SnapshotUnavailableError } from '../../../functions/core/errors';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { hnswEngine } from '../../../functions/adapters/hnsw-index';
+import { NotFoundError, SnapshotUnavailableError } from '../../../functions/core/errors';
 import type { SearchParams } from '../../../functions/core/query';
 import { requestContext } from '../../../functions/query/context';
 import { QueryService } from '../../../functions/query/service';
-import { type Manifest, manifestKey } from '../../../functions/snapshot/manifest';
+import { SnapshotCache } from '../../../functions/snapshot/cache';
+import { type Manifest, manifestKey, snapshotPrefix } from '../../../functions/snapshot/manifest';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
 const SPACE = 'music';
@@ -44,7 +48,27 @@ describe('version fallback on the in-memory ports', () => {
     });
   }
 
-  it('answers unpinned requests from the last good version when the newly active snapshot is broken', async () => {
+  /** A cache wired as the query handler wires it: it asks the registry whether a missing version is gone. */
+  function wiredCache(dir = join(h.cacheDir, 'wired')) {
+    return new SnapshotCache(h.store, hnswEngine, {
+      cacheDir: dir,
+      memoryBudgetBytes: 1 << 30,
+      log: recordingLog(),
+      versionGone: async (space, version) => {
+        const r = await h.registry.getVersion(space, version);
+        return !r || r.status === 'DELETED';
+      },
+    });
+  }
+
+  /** What retention does: the record goes DELETED, then the snapshot's objects go. */
+  async function retire(version: string, objects = true): Promise<void> {
+    expect(await h.registry.transitionStatus(SPACE, version, 'READY', 'DELETED')).toBe(true);
+    if (objects)
+      await h.store.deleteKeys((await h.store.list(snapshotPrefix(SPACE, version))).map((o) => o.key));
+  }
+
+  it("answers unpinned requests from the pointer's previous version when the newly active snapshot is broken", async () => {
     await publishAndBuild('r1', 'a', 1);
     const log = recordingLog();
     const query = await service(log);
@@ -62,8 +86,84 @@ describe('version fallback on the in-memory ports', () => {
     expect(answer.results.every((r) => r.id.startsWith('a'))).toBe(true);
     expect(log.lines).toContainEqual({
       level: 'warn',
-      message: 'active snapshot unavailable; serving the last good version',
+      message: "active snapshot unavailable; serving the pointer's previous version",
     });
+  });
+
+  it("falls back to the pointer's previous version, not to the last version this instance served", async () => {
+    await publishAndBuild('r1', 'a', 1);
+    const query = await service();
+    expect((await query.query(SPACE, 'tracks', vector, params, requestContext())).version).toBe('v1');
+    // The pointer moves on twice while this instance serves nothing: v3 active, v2 previous.
+    await publishAndBuild('r2', 'b', 2);
+    await publishAndBuild('r3', 'c', 3);
+    await breakSnapshot('v3');
+    const answer = await query.query(SPACE, 'tracks', vector, params, requestContext());
+    expect(answer.version).toBe('v2');
+    expect(answer.results.every((r) => r.id.startsWith('b'))).toBe(true);
+  });
+
+  it('answers 503 rather than from a previous version the registry no longer calls READY', async () => {
+    await publishAndBuild('r1', 'a', 1);
+    await publishAndBuild('r2', 'b', 2);
+    const query = await service();
+    expect((await query.query(SPACE, 'tracks', vector, params, requestContext())).version).toBe('v2');
+    await publishAndBuild('r3', 'c', 3);
+    await breakSnapshot('v3');
+    expect((await query.query(SPACE, 'tracks', vector, params, requestContext())).version).toBe('v2');
+    // Retention (or an operator) marks the previous version DELETED: nothing may answer from it.
+    await retire('v2', false);
+    const after = query.query(SPACE, 'tracks', vector, params, requestContext());
+    await expect(after).rejects.toBeInstanceOf(SnapshotUnavailableError);
+    await expect(after).rejects.toMatchObject({ kind: 'unavailable' });
+  });
+
+  it('answers 404, never a cached 503, to a pinned request racing retention', async () => {
+    await publishAndBuild('r1', 'a', 1);
+    await publishAndBuild('r2', 'b', 2);
+    const cache = wiredCache();
+    // The resolver read v1 READY just before retention ran (a cached record, or a read racing it).
+    const stale = await h.registry.getVersion(SPACE, 'v1');
+    const registry = Object.create(h.registry) as typeof h.registry;
+    registry.getVersion = async (space, version) =>
+      version === 'v1' ? stale : h.registry.getVersion(space, version);
+    const query = new QueryService({ registry, cache, pointerTtlMs: 0, log: recordingLog() });
+    const pinned = { ...params, version: 'v1' };
+    await expect(query.query(SPACE, 'nope', vector, pinned, requestContext())).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await retire('v1');
+    // The files are gone and the registry says DELETED: 404, first through the download...
+    const first = query.query(SPACE, 'tracks', vector, pinned, requestContext());
+    await expect(first).rejects.toBeInstanceOf(NotFoundError);
+    await expect(first).rejects.toMatchObject({ kind: 'not-found', message: /deleted/ });
+    // ...then through the manifest; and nothing was cached as a broken snapshot.
+    const again = query.query(SPACE, 'tracks', vector, pinned, requestContext());
+    await expect(again).rejects.toBeInstanceOf(NotFoundError);
+    expect(cache.loaded()).toEqual([]);
+    expect((await query.query(SPACE, 'tracks', vector, params, requestContext())).version).toBe('v2');
+  });
+
+  it('stops answering from a version held in memory once the registry marks it DELETED', async () => {
+    await publishAndBuild('r1', 'a', 1);
+    await publishAndBuild('r2', 'b', 2);
+    const dir = join(h.cacheDir, 'held');
+    const cache = wiredCache(dir);
+    const query = new QueryService({ registry: h.registry, cache, pointerTtlMs: 50, log: recordingLog() });
+    const pinned = { ...params, version: 'v1' };
+    expect((await query.query(SPACE, 'tracks', vector, pinned, requestContext())).version).toBe('v1');
+    expect(cache.loaded()).toEqual([`${SPACE}/v1/tracks`]);
+    // Marked DELETED, its objects still in the bucket (retention's grace): within the TTL it is a 404.
+    await retire('v1', false);
+    await new Promise((r) => setTimeout(r, 60));
+    await expect(query.query(SPACE, 'tracks', vector, pinned, requestContext())).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    // And the instance let go of it: memory at once, local files as soon as rm is done.
+    expect(cache.loaded()).toEqual([]);
+    await vi.waitFor(() =>
+      expect(existsSync(join(dir, ...snapshotPrefix(SPACE, 'v1').split('/')))).toBe(false),
+    );
   });
 
   it("falls back to the pointer's previous version on an instance that has served nothing yet", async () => {
