@@ -64,16 +64,20 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
   const started = Date.now();
   let result: SnapshotResult;
   try {
+    // Everything up to READY races the deadline: whatever step hangs, the attempt stops in time.
     result = await untilAborted(
-      buildSnapshot(deps, event, ctx, work.path, guard, {
-        recorded: lease.record.inputEtags,
-        save: async (inputEtags) => {
-          await registry.setVersionFields(event.space, version, 'BUILDING', { inputEtags });
-        },
-      }),
+      (async () => {
+        const r = await buildSnapshot(deps, event, ctx, work.path, guard, {
+          recorded: lease.record.inputEtags,
+          save: async (inputEtags) => {
+            await registry.setVersionFields(event.space, version, 'BUILDING', { inputEtags });
+          },
+        });
+        await deps.beforeReady?.(version);
+        return r;
+      })(),
       deps.signal,
     );
-    await deps.beforeReady?.(version);
     await guard.confirm();
     const finished = await registry.finishVersion(event.space, version, deps.owner, {
       status: 'READY',
@@ -187,7 +191,7 @@ async function afterReady(
 async function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
   work.catch(() => undefined);
-  let onAbort = () => undefined as void;
+  let onAbort: () => void = () => undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => reject(new BuildAbortedError('the build reached its deadline and stopped'));
     if (signal.aborted) onAbort();
