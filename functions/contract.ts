@@ -19,6 +19,7 @@ export const SERVICE_NAME = Object.freeze({
   query: 'vicinity-query',
   admin: 'vicinity-admin',
   build: 'vicinity-build',
+  sweeper: 'vicinity-sweeper',
 } as const);
 
 export const METRIC = Object.freeze({
@@ -50,6 +51,13 @@ export const METRIC = Object.freeze({
   /** query (Count): a request found its collection loaded / had to load it. */
   cacheHit: 'CacheHit',
   cacheMiss: 'CacheMiss',
+  /**
+   * build (Count): an uploaded `incoming/…/release.json` whose key names no valid space (so no version
+   * can record it) was refused; the event also goes to the failed-builds queue (functions/builder/handler.ts).
+   */
+  releasesRefused: 'ReleasesRefused',
+  /** sweeper (Count): BUILDING versions the sweeper marked FAILED (functions/sweeper/handler.ts). */
+  buildsAbandoned: 'BuildsAbandoned',
   /** query, admin (Count): responses with a 5xx / 4xx status. */
   serverErrors: 'ServerErrors',
   clientErrors: 'ClientErrors',
@@ -62,12 +70,16 @@ export const EVENT_SOURCE = 'vicinity';
 
 /**
  * `detail-type` of the events (functions/core/ports.ts EventPublisher); `detail` carries at least
- * `space` and `version`.
+ * `space` and `version` (ReleaseRefused: `key` and `reason`, and `space` only when it is valid).
  */
 export const EVENT_DETAIL_TYPE = Object.freeze({
   versionReady: 'VersionReady',
   versionFailed: 'VersionFailed',
   pointerMoved: 'PointerMoved',
+  /** A READY version whose release asked to be activated was not (`reason`; e.g. it would need force). */
+  versionNotActivated: 'VersionNotActivated',
+  /** An uploaded release.json was refused before any version could record it (`key`, `reason`; no `version`). */
+  releaseRefused: 'ReleaseRefused',
 } as const);
 
 export type EventDetailType = (typeof EVENT_DETAIL_TYPE)[keyof typeof EVENT_DETAIL_TYPE];
@@ -122,6 +134,13 @@ export const ENV = Object.freeze({
   publicReads: 'VICINITY_PUBLIC_READS',
   /** With publicReads: comma-separated metadata fields anonymous callers may see (empty: none). */
   publicMetadataFields: 'VICINITY_PUBLIC_METADATA_FIELDS',
+  /**
+   * Sweeper: a BUILDING version under the attempts cap whose lease expired this long ago (or that never
+   * got a lease this long after it was created) is FAILED — no retry is coming. Default 3,600,000 (1 h).
+   */
+  sweepStaleMs: 'VICINITY_SWEEP_STALE_MS',
+  /** Local stack only: the sweeper's period (on AWS an EventBridge schedule, every 5 minutes). Default 60,000. */
+  sweepMs: 'VICINITY_SWEEP_MS',
 } as const);
 
 /** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */

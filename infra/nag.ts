@@ -76,6 +76,9 @@ export const NAG_REASON = Object.freeze({
   failedBuildsRedrive:
     'The failed-builds queue is itself the dead-letter destination of the build function; an operator ' +
     'inspects and replays its messages (docs/deploy.md), kept 14 days, and an alarm fires on arrival.',
+  sweeperDlq:
+    'The sweeper runs on a 5-minute schedule and each run redoes all its work: a failed or missed run is ' +
+    'made up by the next one, so there is nothing to keep in a dead-letter queue; its Errors show in CloudWatch.',
   accessLogBucket:
     'This is the server access log bucket of the data bucket; logging it would need yet another bucket ' +
     '(or log into itself, which S3 advises against as it loops).',

@@ -9,7 +9,9 @@ import type { BuildOutcome } from '../functions/builder/build-release';
 import { createBuildHandler } from '../functions/builder/handler';
 import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
+import { ENV } from '../functions/contract';
 import { createQueryHandler } from '../functions/query/handler';
+import { createSweepHandler } from '../functions/sweeper/handler';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
 import { forbidden, signatureProblem } from './sigv4-verifier';
@@ -38,6 +40,8 @@ export interface LocalStackOptions {
   adminAuth?: AdminAuth;
   /** Serves the explorer page and anything else outside /v1. */
   staticHandler?: Parameters<typeof lambdaRequestListener>[1];
+  /** The sweeper's period (ENV.sweepMs, default 60 s; 0: no sweeper). On AWS a 5-minute schedule. */
+  sweepMs?: number;
   log?: (line: string) => void;
 }
 
@@ -110,6 +114,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         }
       : adminHandler;
   const build = createBuildHandler(deps);
+  const sweepMs = opts.sweepMs ?? Number(process.env[ENV.sweepMs] || 60_000);
+  const sweeper = createSweepHandler(deps);
+  let sweeping: Promise<unknown> | undefined;
+  const sweepTimer =
+    sweepMs > 0
+      ? setInterval(() => {
+          // One sweep at a time, like the reserved-concurrency-1 function on AWS.
+          sweeping ??= sweeper({}, fakeContext('vicinity-sweeper', `sweep-${Date.now()}`))
+            .catch((err) => log(`sweep error: ${(err as Error).message}`))
+            .finally(() => {
+              sweeping = undefined;
+            });
+        }, sweepMs).unref()
+      : undefined;
 
   // Builds run one at a time, in event order, like a reserved-concurrency-1 build function.
   let chain: Promise<unknown> = Promise.resolve();
@@ -177,6 +195,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     },
     onBuild: (cb) => listeners.push(cb),
     stop: async () => {
+      clearInterval(sweepTimer);
+      await sweeping;
       await new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());

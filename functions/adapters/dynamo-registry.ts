@@ -255,16 +255,24 @@ export class DynamoRegistry implements Registry {
     }
   }
 
-  async renewLease(space: string, version: string, owner: string, until: number): Promise<boolean> {
+  async renewLease(
+    space: string,
+    version: string,
+    owner: string,
+    until: number,
+    now = Date.now(),
+  ): Promise<boolean> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
           UpdateExpression: 'SET leaseUntil = :u',
-          ConditionExpression: '#s = :building AND leaseOwner = :o',
+          // An attempt that wakes after its lease expired (a frozen Lambda environment thawed for the
+          // retry) must not take it back from the retry.
+          ConditionExpression: '#s = :building AND leaseOwner = :o AND leaseUntil >= :now',
           ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':u': until, ':o': owner, ':building': 'BUILDING' },
+          ExpressionAttributeValues: { ':u': until, ':o': owner, ':building': 'BUILDING', ':now': now },
         }),
       );
       return true;
@@ -296,6 +304,75 @@ export class DynamoRegistry implements Registry {
           Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
           UpdateExpression: `SET ${sets.join(', ')}`,
           ConditionExpression: '#s = :building AND leaseOwner = :o',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async failAbandoned(
+    space: string,
+    version: string,
+    now: number,
+    seenAttempts: number,
+    patch: Pick<VersionRecord, 'reason' | 'finishedAt'>,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET #s = :failed, reason = :r, finishedAt = :f, leaseUntil = :zero',
+          ConditionExpression: `#s = :building AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now) AND ${
+            seenAttempts === 0 ? 'attribute_not_exists(attempts)' : 'attempts = :a'
+          }`,
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':failed': 'FAILED',
+            ':building': 'BUILDING',
+            ':r': patch.reason ?? 'abandoned',
+            ':f': patch.finishedAt ?? new Date(now).toISOString(),
+            ':zero': 0,
+            ':now': now,
+            ...(seenAttempts === 0 ? {} : { ':a': seenAttempts }),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async setVersionFields(
+    space: string,
+    version: string,
+    status: VersionStatus,
+    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
+  ): Promise<boolean> {
+    const names: Record<string, string> = { '#s': 'status' };
+    const values: Record<string, unknown> = { ':status': status };
+    const sets: string[] = [];
+    Object.entries(fields).forEach(([k, v], i) => {
+      if (v === undefined) return;
+      names[`#f${i}`] = k;
+      values[`:v${i}`] = v;
+      sets.push(`#f${i} = :v${i}`);
+    });
+    if (!sets.length) return true;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: '#s = :status',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),

@@ -9,12 +9,43 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { BlobStore } from '../core/ports';
+import { BlobChangedError, type BlobStore, type ReadOptions } from '../core/ports';
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
+
+function isPreconditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === 'PreconditionFailed' || e?.$metadata?.httpStatusCode === 412;
+}
+
+/**
+ * A conditional GET: S3 answers 412 when the ETag differs; stand-ins that ignore If-Match (s3rver
+ * does) are caught by comparing the ETag of the response, which S3 sends on every GET, ranged or not.
+ */
+async function conditionalGet<T extends { ETag?: string }>(
+  key: string,
+  options: ReadOptions | undefined,
+  get: () => Promise<T>,
+): Promise<T> {
+  let r: T;
+  try {
+    r = await get();
+  } catch (err) {
+    if (options?.ifMatch && isPreconditionFailed(err)) throw new BlobChangedError(key, options.ifMatch);
+    throw err;
+  }
+  const etag = r.ETag?.replaceAll('"', '');
+  if (options?.ifMatch && etag && etag !== options.ifMatch) {
+    (r as { Body?: { destroy?: () => void } }).Body?.destroy?.();
+    throw new BlobChangedError(key, options.ifMatch, etag);
+  }
+  return r;
+}
+
+const quoted = (etag: string) => (etag.startsWith('"') ? etag : `"${etag}"`);
 
 /** BlobStore over S3 (or any S3 wire-compatible endpoint). */
 export class S3Store implements BlobStore {
@@ -33,9 +64,17 @@ export class S3Store implements BlobStore {
     }
   }
 
-  async getText(key: string): Promise<string | undefined> {
+  async getText(key: string, options?: ReadOptions): Promise<string | undefined> {
     try {
-      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const r = await conditionalGet(key, options, () =>
+        this.s3.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ...(options?.ifMatch ? { IfMatch: quoted(options.ifMatch) } : {}),
+          }),
+        ),
+      );
       return (await r.Body?.transformToString('utf-8')) ?? '';
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -43,14 +82,21 @@ export class S3Store implements BlobStore {
     }
   }
 
-  async getStream(key: string, range?: { offset: number; bytes: number }): Promise<Readable | undefined> {
+  async getStream(
+    key: string,
+    range?: { offset: number; bytes: number },
+    options?: ReadOptions,
+  ): Promise<Readable | undefined> {
     try {
-      const r = await this.s3.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.bytes - 1}` } : {}),
-        }),
+      const r = await conditionalGet(key, options, () =>
+        this.s3.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.bytes - 1}` } : {}),
+            ...(options?.ifMatch ? { IfMatch: quoted(options.ifMatch) } : {}),
+          }),
+        ),
       );
       return r.Body as Readable;
     } catch (err) {

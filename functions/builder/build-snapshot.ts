@@ -6,9 +6,17 @@ import type { CollectionManifest, Manifest } from '../snapshot/manifest';
 import { writeManifest, writeSegments } from '../snapshot/writer';
 import type { BuildContext, BuildDeps } from './deps';
 import { buildIndex } from './index-build';
-import { ingest, openRelease } from './ingest';
+import { type InputEtags, ingest, openRelease } from './ingest';
 import { previousVersion } from './previous-version';
 import { type QualityGate, qualityGate } from './quality-gate';
+
+/** What a build checks before each write: it was not aborted (deadline) and still holds its lease. */
+export interface BuildGuard {
+  /** Throws if the invocation was aborted or the lease is known lost. */
+  check(): void;
+  /** check(), then renews the lease now and throws if it is no longer held. */
+  confirm(): Promise<void>;
+}
 
 export interface SnapshotResult {
   spec: ReleaseSpec;
@@ -26,11 +34,12 @@ export async function buildSnapshot(
   event: ReleaseEvent,
   ctx: BuildContext,
   workDir: string,
-  leaseLost: () => boolean,
+  guard: BuildGuard,
+  inputs?: InputEtags,
 ): Promise<SnapshotResult> {
   const { store, config, log } = deps;
   const { space, version } = ctx;
-  const { spec, files } = await openRelease(deps, event, workDir);
+  const { spec, files } = await openRelease(deps, event, workDir, inputs);
   const quality: QualityGate = {
     minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
     sample: spec.quality.sample ?? config.qualitySample ?? QUALITY_DEFAULTS.sample,
@@ -50,6 +59,7 @@ export async function buildSnapshot(
 
   const previous = await previousVersion(deps, ctx, workDir);
   for (const c of spec.collections) {
+    guard.check();
     const t0 = Date.now();
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
     const t1 = Date.now();
@@ -62,7 +72,7 @@ export async function buildSnapshot(
     const prev = await previous.collection(c.name, table.dims);
     const { recall, overlap, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
     const t3 = Date.now();
-    if (leaseLost()) throw new Error('lost the build lease while building');
+    guard.check();
     const segments = await writeSegments(store, space, version, c.name, built);
     const t4 = Date.now();
     manifest.collections[c.name] = {
@@ -102,6 +112,8 @@ export async function buildSnapshot(
       ...(overlap !== undefined ? { overlap } : {}),
     });
   }
+  // The manifest makes the snapshot whole: written only while this attempt still holds the lease.
+  await guard.confirm();
   await writeManifest(store, manifest);
   return { spec, collections, timings, quality };
 }

@@ -31,8 +31,12 @@ export async function claimVersion(
 export interface Lease {
   /** Build attempts so far, this one included. */
   attempts: number;
-  /** True once a renewal found someone else holding it: the build must not write READY. */
+  /** The version record as the lease was taken (input ETags recorded by earlier attempts). */
+  record: VersionRecord;
+  /** True once a renewal found the lease gone (taken over, or expired): the build must not write READY. */
   lost(): boolean;
+  /** Renews the lease now and says whether it is still held (right before the manifest and READY). */
+  confirm(): Promise<boolean>;
   stop(): void;
   /** Gives the lease up now so a retry need not wait for it to expire. */
   release(): Promise<void>;
@@ -46,13 +50,17 @@ export async function takeLease(deps: ClaimDeps, ctx: BuildContext): Promise<Lea
   if (!leased) return undefined;
 
   let lost = false;
+  const renewNow = async (): Promise<boolean> => {
+    // Conditional on the lease not having expired: an attempt whose timer fires late (a frozen
+    // environment thawed) finds it gone instead of taking it back from whoever took over.
+    const ok = await registry.renewLease(space, version, owner, Date.now() + config.leaseMs, Date.now());
+    if (!ok) lost = true;
+    return ok;
+  };
   const renew = setInterval(
     () => {
-      registry
-        .renewLease(space, version, owner, Date.now() + config.leaseMs)
-        .then((ok) => {
-          if (!ok) lost = true;
-        })
+      if (lost) return;
+      renewNow()
         // A failed renewal is retried on the next tick; if they all fail the lease expires and
         // finishVersion refuses this builder, so nothing is written twice.
         .catch((err) => log.warn('lease renewal failed', { ...ctx, error: String(err) }));
@@ -63,11 +71,13 @@ export async function takeLease(deps: ClaimDeps, ctx: BuildContext): Promise<Lea
 
   return {
     attempts: leased.attempts ?? 1,
+    record: leased,
     lost: () => lost,
+    confirm: async () => !lost && (await renewNow()),
     stop: () => clearInterval(renew),
     async release() {
       try {
-        await registry.renewLease(space, version, owner, 0);
+        await registry.renewLease(space, version, owner, 0, Date.now());
       } catch (err) {
         // The retry then waits out the lease (≤ leaseMs) instead of starting at once; nothing else is lost.
         log.warn('could not release the build lease; the retry waits for it to expire', {

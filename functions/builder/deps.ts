@@ -24,10 +24,44 @@ export interface BuildDeps {
   /** Test hooks: called after the snapshot is complete and before READY, and before activation (to crash there). */
   beforeReady?: (version: string) => Promise<void>;
   beforeActivate?: (version: string) => Promise<void>;
+  /**
+   * Aborted when the invocation nears its deadline (middy's timeoutEarlyInMillis): the build stops
+   * before its next write, gives its lease up (or FAILS the version at the attempts cap) and throws,
+   * so Lambda retries it.
+   */
+  signal?: AbortSignal;
+  /**
+   * How long a delivery that finds another attempt holding a live lease waits for it to settle before
+   * throwing BuildBusyError (retryable). Default 20 s.
+   */
+  busyWaitMs?: number;
+}
+
+/** Retryable: another attempt holds a live lease on this version; the platform should deliver the event again. */
+export class BuildBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuildBusyError';
+  }
+}
+
+/** Retryable: the invocation reached its deadline; the build stopped and gave its lease up. */
+export class BuildAbortedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuildAbortedError';
+  }
 }
 
 export type BuildOutcome =
-  | { status: 'READY'; version: string; activation?: AutoActivation; built: boolean }
+  | {
+      status: 'READY';
+      version: string;
+      activation?: AutoActivation;
+      built: boolean;
+      /** What failed after READY (event, activation, retention): logged, kept in the record, never FAILED. */
+      errors?: string[];
+    }
   | { status: 'FAILED'; version: string; reason: string }
   | { status: 'BUSY'; version: string }
   | { status: 'SKIPPED'; version: string; reason: string };

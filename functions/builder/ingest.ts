@@ -2,32 +2,56 @@ import { mkdir, statfs } from 'node:fs/promises';
 import { readerFor } from '../adapters/readers/index';
 import { ProblemCollector, type ReleaseFiles } from '../adapters/readers/types';
 import { KEY_PREFIX } from '../contract';
-import { ReleaseInvalidError } from '../core/errors';
-import type { Log } from '../core/ports';
+import { ReleaseInvalidError, type ReleaseProblem } from '../core/errors';
+import { BlobChangedError, type Log } from '../core/ports';
 import { type CollectionSpec, parseRelease, type ReleaseSpec } from '../core/release';
 import type { ReleaseEvent } from '../core/version';
 import { type BuildContext, type BuildDeps, PROGRESS_MS } from './deps';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';
 
+/** Input ETags: those an earlier attempt recorded, and how to record the ones first seen now. */
+export interface InputEtags {
+  recorded?: Readonly<Record<string, string>>;
+  save(etags: Record<string, string>): Promise<void>;
+}
+
+const RELEASE_JSON = 'release.json';
+
 /**
  * The release as the build sees it: its parsed release.json and its folder, once every file it names
  * is there (waited for) and the work dir has room for the index files. A release that cannot be
  * built as given is a ReleaseInvalidError (the version FAILS; it is not retried).
+ *
+ * release.json is read as the ETag the event named; each data file's ETag is recorded in the version
+ * when first seen (so a retry reads the same bytes) and every later read is of that ETag.
  */
 export async function openRelease(
   deps: Pick<BuildDeps, 'store' | 'config'>,
   event: ReleaseEvent,
   workDir: string,
+  inputs: InputEtags = { save: async () => undefined },
 ): Promise<{ spec: ReleaseSpec; files: ReleaseFiles }> {
   const { store, config } = deps;
-  const text = await store.getText(event.key);
+  const recorded = inputs.recorded ?? {};
+  const releaseEtag = recorded[RELEASE_JSON] ?? event.etag;
+  let text: string | undefined;
+  try {
+    text = await store.getText(event.key, releaseEtag ? { ifMatch: releaseEtag } : undefined);
+  } catch (err) {
+    if (!(err instanceof BlobChangedError)) throw err;
+    throw changed(
+      RELEASE_JSON,
+      err,
+      'release.json was replaced after this event (the new upload has its own event)',
+    );
+  }
   if (text === undefined)
-    throw new ReleaseInvalidError([{ file: 'release.json', message: 'release.json is gone' }]);
+    throw new ReleaseInvalidError([{ file: RELEASE_JSON, message: 'release.json is gone' }]);
   const spec = parseRelease(text);
-  const files = s3ReleaseFiles(store, `${KEY_PREFIX.incoming}${event.space}/${event.release}/`);
+  const prefix = `${KEY_PREFIX.incoming}${event.space}/${event.release}/`;
   const named = spec.collections.flatMap((c) => c.files);
-  const { missing, bytes } = await waitForFiles(files, named, config.fileWaitMs);
+  const { missing, bytes } = await waitForFiles(s3ReleaseFiles(store, prefix), named, config.fileWaitMs);
   if (missing.length) {
     throw new ReleaseInvalidError(
       missing.map((file) => ({
@@ -36,9 +60,42 @@ export async function openRelease(
       })),
     );
   }
+  const etags: Record<string, string> = { ...recorded };
+  if (releaseEtag) etags[RELEASE_JSON] = releaseEtag;
+  const problems: ReleaseProblem[] = [];
+  for (const file of new Set(named)) {
+    const etag = (await store.head(prefix + file))?.etag;
+    if (!etag) continue;
+    const first = recorded[file];
+    if (first && first !== etag) {
+      problems.push({
+        file,
+        message: `changed after an earlier attempt of this build read it (ETag ${first}, now ${etag}); upload a new release instead of changing one`,
+      });
+    }
+    etags[file] ??= etag;
+  }
+  if (problems.length) throw new ReleaseInvalidError(problems);
+  if (Object.keys(etags).some((f) => recorded[f] === undefined)) await inputs.save(etags);
   await mkdir(workDir, { recursive: true });
   await checkDiskSpace(bytes, workDir);
-  return { spec, files };
+  return { spec, files: s3ReleaseFiles(store, prefix, etags) };
+}
+
+/** A file replaced while the build read it: the release is not what the event named; FAILED, not retried. */
+export function changed(file: string, err: BlobChangedError, message?: string): ReleaseInvalidError {
+  return new ReleaseInvalidError(
+    [
+      {
+        file,
+        message:
+          message ??
+          `changed while the build read it (ETag ${err.expected}${err.actual ? `, now ${err.actual}` : ''}); upload a new release instead of changing one`,
+      },
+    ],
+    1,
+    { cause: err },
+  );
 }
 
 async function checkDiskSpace(input: number, dir: string): Promise<void> {

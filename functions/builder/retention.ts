@@ -11,7 +11,7 @@ export interface RetentionDeps {
   graceMs: number;
 }
 
-async function allVersions(registry: Registry, space: string): Promise<VersionRecord[]> {
+export async function allVersions(registry: Registry, space: string): Promise<VersionRecord[]> {
   const out: VersionRecord[] = [];
   let before: string | undefined;
   do {
@@ -53,13 +53,28 @@ export async function applyRetention(deps: RetentionDeps, space: string): Promis
       log.warn('retention spared a version an activation chose meanwhile', { space, version });
       continue;
     }
-    const keys = (await deps.store.list(snapshotPrefix(space, version))).map((o) => o.key);
-    // The manifest goes first, so a half-deleted snapshot is never mistaken for a whole one.
-    const manifest = keys.filter((k) => k.endsWith('/manifest.json'));
-    await deps.store.deleteKeys(manifest);
-    await deps.store.deleteKeys(keys.filter((k) => !k.endsWith('/manifest.json')));
+    await deleteSnapshotFiles(deps, space, version);
     deleted.push(version);
-    log.info('retention deleted a snapshot', { space, version, files: keys.length });
   }
   return deleted;
+}
+
+/**
+ * Deletes the files of a DELETED version (the manifest first, so a half-deleted snapshot is never
+ * mistaken for a whole one) and records when (`filesDeletedAt`), so the sweeper, which finishes a
+ * retention run that died in its grace period, knows this one is done.
+ */
+export async function deleteSnapshotFiles(
+  deps: Pick<RetentionDeps, 'store' | 'registry' | 'log'>,
+  space: string,
+  version: string,
+  now = new Date(),
+): Promise<number> {
+  const keys = (await deps.store.list(snapshotPrefix(space, version))).map((o) => o.key);
+  const manifest = keys.filter((k) => k.endsWith('/manifest.json'));
+  await deps.store.deleteKeys(manifest);
+  await deps.store.deleteKeys(keys.filter((k) => !k.endsWith('/manifest.json')));
+  await deps.registry.setVersionFields(space, version, 'DELETED', { filesDeletedAt: now.toISOString() });
+  deps.log.info('retention deleted a snapshot', { space, version, files: keys.length });
+  return keys.length;
 }

@@ -2,20 +2,29 @@ import type { Readable } from 'node:stream';
 import type { ReleaseFiles } from '../adapters/readers/types';
 import type { BlobStore } from '../core/ports';
 
-/** A release folder in the bucket, as the readers see it. */
-export function s3ReleaseFiles(store: BlobStore, prefix: string): ReleaseFiles {
+/**
+ * A release folder in the bucket, as the readers see it. Files with an ETag in `etags` are read only
+ * as that ETag (If-Match, and the response's ETag compared): a file replaced mid-build throws
+ * BlobChangedError instead of mixing two uploads into one index.
+ */
+export function s3ReleaseFiles(
+  store: BlobStore,
+  prefix: string,
+  etags: Readonly<Record<string, string>> = {},
+): ReleaseFiles {
+  const options = (file: string) => (etags[file] ? { ifMatch: etags[file] } : undefined);
   return {
     async size(file) {
       return (await store.head(prefix + file))?.bytes;
     },
     async stream(file): Promise<Readable> {
-      const s = await store.getStream(prefix + file);
+      const s = await store.getStream(prefix + file, undefined, options(file));
       if (!s) throw new Error(`${file} disappeared from the release folder`);
       return s;
     },
     async range(file, offset, bytes) {
       if (bytes <= 0) return new Uint8Array(0);
-      const s = await store.getStream(prefix + file, { offset, bytes });
+      const s = await store.getStream(prefix + file, { offset, bytes }, options(file));
       if (!s) throw new Error(`${file} disappeared from the release folder`);
       const chunks: Buffer[] = [];
       for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);

@@ -69,12 +69,23 @@ export async function rollbackSpace(
 
 export type AutoActivation =
   | { activated: true; pointer: Pointer }
-  | { activated: false; pointer: Pointer; reason: string };
+  | {
+      activated: false;
+      pointer: Pointer;
+      reason: string;
+      /**
+       * Why, as a code: `not-newest` (not above highWater: a late or redelivered older build),
+       * `not-ready` (the version is not READY), `needs-force` (dims or metric differ from the active
+       * version: only an explicit activation with `force` may switch).
+       */
+      code: 'not-newest' | 'not-ready' | 'needs-force';
+    };
 
 /**
  * Activation after a build: monotonic, so a late or redelivered older build never takes over from a
- * newer release or undoes an operator's rollback. Retries lost races while it is still the newest.
- * `notifier` hears of the move (by `build`) once it is written.
+ * newer release or undoes an operator's rollback; and it passes the checks of an explicit activation
+ * without `force` (READY, same dims and metric as the active version). Retries lost races while it
+ * is still the newest. `notifier` hears of the move (by `build`) once it is written.
  */
 export async function autoActivate(
   registry: Registry,
@@ -89,8 +100,19 @@ export async function autoActivate(
       return {
         activated: false,
         pointer: current,
+        code: 'not-newest',
         reason: `${version} is not above the highest version ever activated (v${current.highWater})`,
       };
+    }
+    const target = await registry.getVersion(space, version);
+    if (!target) throw new NotFoundError(`Space ${space} has no version ${version}`);
+    const active = current.version ? await registry.getVersion(space, current.version) : undefined;
+    try {
+      assertActivatable(target, active, false);
+    } catch (err) {
+      if (!(err instanceof UnprocessableError)) throw err;
+      const code = target.status === 'READY' ? 'needs-force' : 'not-ready';
+      return { activated: false, pointer: current, code, reason: err.message };
     }
     const next = nextPointer(current, version, 'build', now);
     try {

@@ -7,15 +7,26 @@ export const MAX_ID_CHARS = 256;
 
 export type NameKind = 'space' | 'collection' | 'release';
 
+/**
+ * Release folder names are the producer's (`ModelV8`, `2026-11-30T10:00:00Z`, `r1.2`): letters of
+ * either case, digits, `.`, `_`, `-`, `:` and `+` (timestamps), starting with a letter or digit, at most
+ * 128 characters. All are safe in S3 keys and in DynamoDB sort keys (`RELEASE#{release}#{sequencer}`);
+ * `/` and `#` are not allowed.
+ */
+export const RELEASE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$/;
+
+export function isValidReleaseName(name: string): boolean {
+  return RELEASE_NAME_PATTERN.test(name);
+}
+
 export function isValidName(name: string): boolean {
   return NAME_PATTERN.test(name);
 }
 
 export function assertName(kind: NameKind, name: unknown): string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new BadRequestError(
-      `Invalid ${kind} name ${JSON.stringify(name)}: must match ${NAME_PATTERN.source}`,
-    );
+  const pattern = kind === 'release' ? RELEASE_NAME_PATTERN : NAME_PATTERN;
+  if (typeof name !== 'string' || !pattern.test(name)) {
+    throw new BadRequestError(`Invalid ${kind} name ${JSON.stringify(name)}: must match ${pattern.source}`);
   }
   return name;
 }

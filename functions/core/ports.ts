@@ -6,13 +6,41 @@ import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
 
+/** Conditions on a read: `ifMatch` reads the object only while its ETag (unquoted) is this one. */
+export interface ReadOptions {
+  ifMatch?: string;
+}
+
+/**
+ * A read with `ifMatch` found the object changed (S3's 412 PreconditionFailed, or a response whose
+ * ETag is not the one asked for): the object was replaced since its ETag was taken.
+ */
+export class BlobChangedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly expected: string,
+    readonly actual?: string,
+  ) {
+    super(`${key} changed while it was read (ETag ${expected} expected${actual ? `, now ${actual}` : ''})`);
+    this.name = 'BlobChangedError';
+  }
+}
+
 /** What the use cases need from object storage (S3 in AWS, s3rver locally). */
 export interface BlobStore {
   readonly bucket: string;
   head(key: string): Promise<{ bytes: number; etag?: string } | undefined>;
-  getText(key: string): Promise<string | undefined>;
-  /** A stream of the object (or of bytes [offset, offset+bytes) of it); undefined when missing. */
-  getStream(key: string, range?: { offset: number; bytes: number }): Promise<Readable | undefined>;
+  /** The object as UTF-8; undefined when missing. Throws BlobChangedError when `ifMatch` does not hold. */
+  getText(key: string, options?: ReadOptions): Promise<string | undefined>;
+  /**
+   * A stream of the object (or of bytes [offset, offset+bytes) of it); undefined when missing. Throws
+   * BlobChangedError when `ifMatch` does not hold.
+   */
+  getStream(
+    key: string,
+    range?: { offset: number; bytes: number },
+    options?: ReadOptions,
+  ): Promise<Readable | undefined>;
   putText(key: string, text: string, contentType?: string): Promise<void>;
   /** Streams a local file up (multipart above the part size), never holding it in memory. */
   putFile(key: string, path: string, contentType?: string): Promise<void>;
@@ -50,13 +78,37 @@ export interface Registry {
     until: number,
     now: number,
   ): Promise<VersionRecord | undefined>;
-  renewLease(space: string, version: string, owner: string, until: number): Promise<boolean>;
+  /**
+   * Extends the lease to `until` only while `owner` holds it and it has not expired at `now` (default:
+   * the wall clock): an attempt that wakes after its lease ran out never takes it back. `until` 0
+   * gives the lease up.
+   */
+  renewLease(space: string, version: string, owner: string, until: number, now?: number): Promise<boolean>;
   /** Ends a build (READY or FAILED) only while `owner` still holds the lease. */
   finishVersion(
     space: string,
     version: string,
     owner: string,
     patch: Partial<VersionRecord>,
+  ): Promise<boolean>;
+  /**
+   * The sweeper's verdict on a BUILDING version nobody is building: FAILED with `patch`, only if it is
+   * still BUILDING, its lease (if any) expired before `now`, and no attempt started since the sweeper
+   * read it (`attempts` still `seenAttempts`, 0 meaning never leased). False otherwise.
+   */
+  failAbandoned(
+    space: string,
+    version: string,
+    now: number,
+    seenAttempts: number,
+    patch: Pick<VersionRecord, 'reason' | 'finishedAt'>,
+  ): Promise<boolean>;
+  /** Sets `fields` on a version only while it is in `status`; false if it was not. */
+  setVersionFields(
+    space: string,
+    version: string,
+    status: VersionStatus,
+    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
   ): Promise<boolean>;
   /** Moves a version from one status to another only if it is still in `from`; false if it was not. */
   transitionStatus(space: string, version: string, from: VersionStatus, to: VersionStatus): Promise<boolean>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from './errors';
-import { isValidName } from './names';
+import { isValidName, isValidReleaseName, NAME_PATTERN, RELEASE_NAME_PATTERN } from './names';
 
 export const METRICS = ['cosine', 'ip', 'l2'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -172,9 +172,45 @@ export interface ReleaseKey {
 
 /** `incoming/{space}/{release}/release.json` → its parts, or undefined for any other key. */
 export function parseReleaseKey(key: string): ReleaseKey | undefined {
-  const m = /^incoming\/([^/]+)\/([^/]+)\/release\.json$/.exec(key);
-  if (!m) return undefined;
-  const [, space, release] = m as unknown as [string, string, string];
-  if (!isValidName(space) || !isValidName(release)) return undefined;
-  return { space, release, prefix: `${KEY_PREFIX.incoming}${space}/${release}/` };
+  const c = classifyReleaseKey(key);
+  return c?.kind === 'release' ? c.key : undefined;
+}
+
+/**
+ * What an uploaded `…/release.json` under `incoming/` is: a release (`release`), a release whose
+ * folder name the contract refuses in a valid space (`refused-release`: the build records a FAILED
+ * version saying why), or a key that names no space one could record it in (`refused`). Undefined for
+ * a key that is not a release.json under `incoming/` at all (nothing to say about it).
+ */
+export type ReleaseKeyClass =
+  | { kind: 'release'; key: ReleaseKey }
+  | { kind: 'refused-release'; space: string; release: string; reason: string }
+  | { kind: 'refused'; reason: string };
+
+export function classifyReleaseKey(key: string): ReleaseKeyClass | undefined {
+  if (!key.startsWith(KEY_PREFIX.incoming) || !(key === 'release.json' || key.endsWith('/release.json')))
+    return undefined;
+  const parts = key.slice(KEY_PREFIX.incoming.length).split('/');
+  if (parts.length !== 3) {
+    return {
+      kind: 'refused',
+      reason: `release.json must be at incoming/{space}/{release}/release.json, not at ${key}`,
+    };
+  }
+  const [space, release] = parts as [string, string, string];
+  if (!isValidName(space)) {
+    return {
+      kind: 'refused',
+      reason: `invalid space name ${JSON.stringify(space)} in ${key}: must match ${NAME_PATTERN.source}`,
+    };
+  }
+  if (!isValidReleaseName(release)) {
+    return {
+      kind: 'refused-release',
+      space,
+      release,
+      reason: `invalid release folder name ${JSON.stringify(release)}: must match ${RELEASE_NAME_PATTERN.source}`,
+    };
+  }
+  return { kind: 'release', key: { space, release, prefix: `${KEY_PREFIX.incoming}${space}/${release}/` } };
 }

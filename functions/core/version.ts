@@ -56,7 +56,27 @@ export interface VersionRecord {
   attempts?: number;
   /** From release.json: whether the build activates this version when READY. */
   autoActivate?: boolean;
+  /**
+   * The ETag of each input file (relative to the release folder, `release.json` included) when a build
+   * first saw it; every read, by every attempt, is of that ETag, so a file replaced mid-build fails it.
+   */
+  inputEtags?: Record<string, string>;
+  /** Why a READY version whose release asked to be activated was not (e.g. it would need `force`). */
+  notActivatedReason?: string;
+  /** When the status last changed by transitionStatus (retention, the sweeper). */
+  statusChangedAt?: string;
+  /** When retention (or the sweeper finishing it) deleted the files of a DELETED version. */
+  filesDeletedAt?: string;
+  /** What went wrong after READY (event, activation, retention); the version stays READY. */
+  afterReadyErrors?: string[];
 }
+
+/**
+ * Build attempts of one version: the attempt that takes the lease past this many marks the version
+ * FAILED at once, and the sweeper fails a version whose last attempt's lease expired at this count —
+ * however the attempts ended (error, deadline, kill, OOM).
+ */
+export const MAX_BUILD_ATTEMPTS = 3;
 
 /** The identity of one release event: the same key and sequencer always map to one version. */
 export interface ReleaseEvent {

@@ -8,6 +8,7 @@ import { HnswlibLayer } from '../constructs/hnswlib-layer';
 import { Monitoring } from '../constructs/monitoring';
 import { QueryApi } from '../constructs/query-api';
 import { Storage } from '../constructs/storage';
+import { Sweeper } from '../constructs/sweeper';
 import { acknowledge, NAG_REASON } from '../nag';
 
 /** Construct ID of CDK's singleton custom resource that sets S3 bucket notifications. */
@@ -32,6 +33,7 @@ export class VicinityStack extends Stack {
   readonly buildPipeline: BuildPipeline;
   readonly queryApi: QueryApi;
   readonly monitoring: Monitoring;
+  readonly sweeper: Sweeper;
   readonly warmUp?: WarmUp;
 
   constructor(scope: Construct, id: string, props: VicinityStackProps = {}) {
@@ -61,6 +63,15 @@ export class VicinityStack extends Stack {
       reservedConcurrency: config.buildReservedConcurrency,
       retryAttempts: config.buildRetryAttempts,
       retainVersions: config.retainVersions,
+      logRetention,
+      bundleAwsSdk: config.bundleAwsSdk,
+    });
+
+    this.sweeper = new Sweeper(this, 'Sweeper', {
+      bucket: this.storage.bucket,
+      table: this.storage.table,
+      eventBus,
+      layer,
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,
     });

@@ -198,7 +198,10 @@ describe('functions', () => {
   });
 
   it('the asynchronously invoked build function has an on-failure destination: the failed-builds queue', () => {
-    const configs = Object.values(s.template.findResources('AWS::Lambda::EventInvokeConfig'));
+    const configs = Object.values(s.template.findResources('AWS::Lambda::EventInvokeConfig')).filter(
+      // The sweeper's schedule invokes it asynchronously too; its config is asserted in sweeper.test.ts.
+      (c) => c.Properties.FunctionName.Ref !== s.idOf(s.stack.sweeper.fn.fn),
+    );
     expect(configs.map((c) => c.Properties)).toEqual([
       {
         FunctionName: { Ref: s.idOf(s.stack.buildPipeline.fn.fn) },
@@ -279,6 +282,15 @@ describe('cdk-nag: AWS Solutions and Serverless packs', () => {
     `AwsSolutions-IAM5[Resource::${api}${key.replace(' ', '').replace(/\{[^}]+\}/g, '*')}]`;
   const EXPECTED: [path: string, rule: string, reason: string][] = [
     ['Test/Storage/AccessLogs', 'AwsSolutions-S1', NAG_REASON.accessLogBucket],
+    ['Test/Sweeper/Schedule', 'Serverless-EventBusDLQ', NAG_REASON.sweeperDlq],
+    ['Test/Sweeper/Sweeper/Function', 'Serverless-LambdaAsyncFailureDestination', NAG_REASON.sweeperDlq],
+    ['Test/Sweeper/Sweeper/Function', 'Serverless-LambdaDLQ', NAG_REASON.sweeperDlq],
+    ['Test/Sweeper/Sweeper/Role', 'AwsSolutions-IAM5[Resource::*]', NAG_REASON.xray],
+    [
+      'Test/Sweeper/Sweeper/Role',
+      `AwsSolutions-IAM5[Resource::${bucket}/snapshots/*]`,
+      NAG_REASON.prefixObjects,
+    ],
     ['Test/BuildPipeline/FailedBuilds', 'AwsSolutions-SQS3', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/FailedBuilds', 'Serverless-SQSRedrivePolicy', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/Build/Function', 'Serverless-LambdaDLQ', NAG_REASON.buildDlq],

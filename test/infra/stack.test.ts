@@ -560,8 +560,9 @@ describe('layer and events', () => {
     });
   });
 
-  it('no warm-up rule unless asked for', () => {
-    s.template.resourceCountIs('AWS::Events::Rule', 0);
+  it('no warm-up rule unless asked for (the only rule is the sweeper schedule)', () => {
+    const rules = Object.values(s.template.findResources('AWS::Events::Rule'));
+    expect(rules.map((r) => r.Properties.ScheduleExpression)).toEqual(['rate(5 minutes)']);
   });
 
   it('outputs the API URL, bucket and admin policy', () => {

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { BlobStore } from '../../../functions/core/ports';
+import { BlobChangedError, type BlobStore, type ReadOptions } from '../../../functions/core/ports';
 
 /** S3Store.putFile's multipart part size (lib-storage Upload): larger files get a multipart ETag. */
 const PART_BYTES = 16 * 1024 * 1024;
@@ -62,13 +62,23 @@ export class MemoryBlobStore implements BlobStore {
     return o ? { bytes: o.bytes.length, etag: o.etag } : undefined;
   }
 
-  async getText(key: string): Promise<string | undefined> {
-    return this.objects.get(key)?.bytes.toString('utf8');
+  async getText(key: string, options?: ReadOptions): Promise<string | undefined> {
+    const o = this.objects.get(key);
+    if (o && options?.ifMatch && o.etag !== options.ifMatch)
+      throw new BlobChangedError(key, options.ifMatch, o.etag);
+    return o?.bytes.toString('utf8');
   }
 
-  async getStream(key: string, range?: { offset: number; bytes: number }): Promise<Readable | undefined> {
+  async getStream(
+    key: string,
+    range?: { offset: number; bytes: number },
+    options?: ReadOptions,
+  ): Promise<Readable | undefined> {
     const o = this.objects.get(key);
     if (!o) return undefined;
+    // S3 answers If-Match with 412 PreconditionFailed, which S3Store turns into BlobChangedError.
+    if (options?.ifMatch && o.etag !== options.ifMatch)
+      throw new BlobChangedError(key, options.ifMatch, o.etag);
     let bytes = o.bytes;
     // S3Store sends `Range: bytes=offset-(offset+bytes-1)`. A range ending before it starts is not a
     // valid byte-range-spec: HTTP (and S3) ignore it and send the whole object.

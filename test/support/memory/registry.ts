@@ -207,11 +207,19 @@ export class MemoryRegistry implements Registry {
     return stored(v);
   }
 
-  async renewLease(space: string, version: string, owner: string, until: number): Promise<boolean> {
+  async renewLease(
+    space: string,
+    version: string,
+    owner: string,
+    until: number,
+    now = this.clock().getTime(),
+  ): Promise<boolean> {
     const n = versionNumber(version);
     await request();
     const v = this.spaces.get(space)?.versions.get(n);
+    // `leaseUntil >= :now`: a missing leaseUntil fails the comparison, as in DynamoDB.
     if (v?.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
+    if (v.leaseUntil === undefined || v.leaseUntil < now) return false;
     v.leaseUntil = until;
     return true;
   }
@@ -235,6 +243,58 @@ export class MemoryRegistry implements Registry {
     for (const [k, value] of fields) updated[k] = stored(value);
     this.items(space).versions.set(n, updated as unknown as VersionRecord);
     return true;
+  }
+
+  async failAbandoned(
+    space: string,
+    version: string,
+    now: number,
+    seenAttempts: number,
+    patch: Pick<VersionRecord, 'reason' | 'finishedAt'>,
+  ): Promise<boolean> {
+    const n = versionNumber(version);
+    await request();
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== 'BUILDING') return false;
+    if (v.leaseUntil !== undefined && !(v.leaseUntil < now)) return false;
+    if (seenAttempts === 0 ? v.attempts !== undefined : v.attempts !== seenAttempts) return false;
+    const updated: VersionRecord = {
+      ...v,
+      status: 'FAILED',
+      reason: patch.reason ?? 'abandoned',
+      finishedAt: patch.finishedAt ?? new Date(now).toISOString(),
+      leaseUntil: 0,
+    };
+    this.items(space).versions.set(n, stored(updated));
+    return true;
+  }
+
+  async setVersionFields(
+    space: string,
+    version: string,
+    status: VersionStatus,
+    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
+  ): Promise<boolean> {
+    const n = versionNumber(version);
+    const set = Object.entries(fields).filter(([, value]) => value !== undefined);
+    if (!set.length) return true;
+    await request();
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== status) return false;
+    const updated: Record<string, unknown> = { ...v };
+    for (const [k, value] of set) updated[k] = stored(value);
+    this.items(space).versions.set(n, updated as unknown as VersionRecord);
+    return true;
+  }
+
+  // ---- Test helpers (not part of the port) ----
+
+  /** Changes a stored version as a crashed or foreign writer would have left it. */
+  poke(space: string, version: string, patch: Partial<VersionRecord>): void {
+    const n = versionNumber(version);
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (!v) throw new Error(`no version ${space}/${version}`);
+    this.items(space).versions.set(n, stored({ ...v, ...patch }));
   }
 
   async transitionStatus(

@@ -1,0 +1,138 @@
+// sweeper/: what no event will finish — abandoned builds, retention runs that died, activations lost after READY.
+// May import core/, builder/ (its use cases), snapshot/, common/ and contract.ts; never query/ or admin/.
+import { activateBuilt } from '../builder/activate-built';
+import { allVersions, deleteSnapshotFiles } from '../builder/retention';
+import { EVENT_DETAIL_TYPE } from '../contract';
+import type { BlobStore, EventPublisher, Log, PointerMoveNotifier, Registry } from '../core/ports';
+import { MAX_BUILD_ATTEMPTS, type VersionRecord } from '../core/version';
+
+export interface SweepDeps {
+  store: BlobStore;
+  registry: Registry;
+  log: Log;
+  events: EventPublisher;
+  moves?: PointerMoveNotifier;
+  now?: () => Date;
+  /**
+   * A BUILDING version under the attempts cap whose lease expired this long ago, or that never got a
+   * lease this long after its claim, has no retry coming: FAILED (ENV.sweepStaleMs; default 1 h).
+   */
+  staleMs: number;
+  /** Retention's grace period: a DELETED version older than this whose files remain is finished. */
+  graceMs: number;
+}
+
+export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
+
+export interface SweepReport {
+  /** BUILDING versions marked FAILED, with the reason. */
+  failed: { space: string; version: string; reason: string }[];
+  /** DELETED versions the pointer names (active or previous), restored to READY. */
+  restored: { space: string; version: string }[];
+  /** DELETED versions whose files a dead retention run left, now deleted. */
+  purged: { space: string; version: string }[];
+  /** READY versions whose automatic activation was lost after READY, now activated. */
+  activated: { space: string; version: string }[];
+  /** Spaces the sweep could not finish (it goes on with the others; the next sweep tries again). */
+  errors: { space: string; error: string }[];
+}
+
+/**
+ * One pass over every space. Idempotent and safe next to builds, retention and activations: every
+ * change is a conditional write that loses to anyone who moved first.
+ */
+export async function sweep(deps: SweepDeps): Promise<SweepReport> {
+  const report: SweepReport = { failed: [], restored: [], purged: [], activated: [], errors: [] };
+  for (const space of await deps.registry.listSpaces()) {
+    try {
+      await sweepSpace(deps, space, report);
+    } catch (err) {
+      deps.log.error('sweep of a space failed; the next sweep tries again', { space, error: String(err) });
+      report.errors.push({ space, error: String(err) });
+    }
+  }
+  return report;
+}
+
+/** Why a BUILDING version is abandoned at `now`, or undefined while a build may still finish it. */
+export function abandonedReason(v: VersionRecord, now: number, staleMs: number): string | undefined {
+  const attempts = v.attempts ?? 0;
+  const leaseUntil = v.leaseUntil;
+  if (leaseUntil !== undefined && leaseUntil >= now) return undefined;
+  if (attempts === 0) {
+    const created = Date.parse(v.createdAt);
+    if (now - created < staleMs) return undefined;
+    return `no build attempt took the lease within ${Math.round(staleMs / 1000)} s of the claim (the builder died between claiming and leasing)`;
+  }
+  const expired = new Date(leaseUntil ?? 0).toISOString();
+  if (attempts >= MAX_BUILD_ATTEMPTS) {
+    return `${attempts} build attempts ended without a result (deadline, kill or out of memory); the last lease expired at ${expired}`;
+  }
+  if (now - (leaseUntil ?? 0) < staleMs) return undefined;
+  return `attempt ${attempts} ended without a result and no retry came within ${Math.round(staleMs / 1000)} s (lease expired at ${expired})`;
+}
+
+async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): Promise<void> {
+  const { registry, log } = deps;
+  const clock = deps.now ?? (() => new Date());
+  const now = clock();
+  const versions = await allVersions(registry, space);
+  const pointer = await registry.getPointer(space);
+
+  for (const v of versions.filter((x) => x.status === 'BUILDING')) {
+    const reason = abandonedReason(v, now.getTime(), deps.staleMs);
+    if (!reason) continue;
+    const failed = await registry.failAbandoned(space, v.version, now.getTime(), v.attempts ?? 0, {
+      reason,
+      finishedAt: now.toISOString(),
+    });
+    if (!failed) continue;
+    log.error('sweeper FAILED an abandoned build', { space, version: v.version, reason });
+    report.failed.push({ space, version: v.version, reason });
+    await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, {
+      space,
+      version: v.version,
+      release: v.release,
+      reason,
+    });
+  }
+
+  for (const v of versions.filter((x) => x.status === 'DELETED' && !x.filesDeletedAt)) {
+    if (v.version === pointer.version || v.version === pointer.previous) {
+      // A retention run died after marking it, and an activation chose it meanwhile: never leave the
+      // active or previous version DELETED.
+      if (await registry.transitionStatus(space, v.version, 'DELETED', 'READY')) {
+        log.warn('sweeper restored a version the pointer names to READY', { space, version: v.version });
+        report.restored.push({ space, version: v.version });
+      }
+      continue;
+    }
+    const since = Date.parse(v.statusChangedAt ?? v.finishedAt ?? v.createdAt);
+    if (now.getTime() - since < deps.graceMs) continue; // a live retention run is still in its grace period
+    const fresh = await registry.getPointer(space);
+    if (v.version === fresh.version || v.version === fresh.previous) continue; // next sweep restores it
+    await deleteSnapshotFiles(deps, space, v.version, now);
+    log.warn('sweeper finished a retention run that died', { space, version: v.version });
+    report.purged.push({ space, version: v.version });
+  }
+
+  // An activation lost after READY (the build threw or died there): the newest READY version that asked
+  // for it, is above highWater, was never declined, and settled within staleMs.
+  const candidate = versions
+    .filter(
+      (v) =>
+        v.status === 'READY' &&
+        v.autoActivate !== false &&
+        v.notActivatedReason === undefined &&
+        v.number > pointer.highWater &&
+        now.getTime() - Date.parse(v.finishedAt ?? v.createdAt) < deps.staleMs,
+    )
+    .sort((a, b) => b.number - a.number)[0];
+  if (candidate) {
+    const activation = await activateBuilt({ ...deps, now: clock }, space, candidate.version);
+    if (activation.activated) {
+      log.warn('sweeper finished an activation lost after READY', { space, version: candidate.version });
+      report.activated.push({ space, version: candidate.version });
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import { Duration } from 'aws-cdk-lib';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { type IEventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import type { ILayerVersion } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { ENV, SERVICE_NAME } from '../../functions/contract';
+import { acknowledge, NAG_REASON } from '../nag';
+import { allowList, allowObjects, allowTable } from './grants';
+import { PREFIX } from './storage';
+import { VicinityFunction } from './vicinity-function';
+
+/** How often the sweeper runs on AWS. */
+export const SWEEP_PERIOD = Duration.minutes(5);
+
+export interface SweeperProps {
+  readonly bucket: Bucket;
+  readonly table: Table;
+  readonly eventBus: IEventBus;
+  readonly layer: ILayerVersion;
+  readonly logRetention: RetentionDays;
+  readonly bundleAwsSdk: boolean;
+  /** ENV.sweepStaleMs; unset: the function's default (1 h). */
+  readonly staleMs?: number;
+}
+
+/**
+ * An EventBridge schedule (every 5 minutes) → the sweeper function: FAILS builds nobody will finish,
+ * finishes retention runs that died, and activations lost after READY (functions/sweeper/). It may
+ * read and conditionally update the table, list and delete snapshot files, and put events — nothing else.
+ */
+export class Sweeper extends Construct {
+  readonly fn: VicinityFunction;
+  readonly rule: Rule;
+
+  constructor(scope: Construct, id: string, props: SweeperProps) {
+    super(scope, id);
+    this.fn = new VicinityFunction(this, 'Sweeper', {
+      entry: 'functions/sweeper/handler.ts',
+      description: 'Vicinity: fails abandoned builds, finishes dead retention runs and lost activations',
+      sizing: { memoryMb: 512, ephemeralMb: 512, timeoutSeconds: 240 },
+      layer: props.layer,
+      serviceName: SERVICE_NAME.sweeper,
+      logRetention: props.logRetention,
+      bundleAwsSdk: props.bundleAwsSdk,
+      // One sweep at a time: a slow sweep is not overtaken by the next schedule.
+      reservedConcurrentExecutions: 1,
+      environment: {
+        [ENV.bucket]: props.bucket.bucketName,
+        [ENV.table]: props.table.tableName,
+        [ENV.eventBusName]: props.eventBus.eventBusName,
+        ...(props.staleMs !== undefined ? { [ENV.sweepStaleMs]: String(props.staleMs) } : {}),
+      },
+    });
+    const fn = this.fn.fn;
+    // listSpaces/listVersions (Query), getPointer/getVersion (GetItem), conditional writes (UpdateItem),
+    // the pointer CAS of a finished activation (PutItem).
+    allowTable(fn, props.table, ['GetItem', 'Query', 'UpdateItem', 'PutItem']);
+    // Files of DELETED versions only: no reads of any object, no writes.
+    allowObjects(fn, props.bucket, [PREFIX.snapshots], ['DeleteObject']);
+    allowList(fn, props.bucket, [PREFIX.snapshots]);
+    props.eventBus.grantPutEventsTo(fn);
+
+    // A missed sweep is made up by the next one five minutes later: nothing to retry or keep.
+    fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
+    acknowledge(fn, 'Serverless-LambdaDLQ', NAG_REASON.sweeperDlq);
+    acknowledge(fn, 'Serverless-LambdaAsyncFailureDestination', NAG_REASON.sweeperDlq);
+    this.rule = new Rule(this, 'Schedule', {
+      description: 'Vicinity: run the sweeper',
+      schedule: Schedule.rate(SWEEP_PERIOD),
+    });
+    this.rule.addTarget(new LambdaFunction(fn, { retryAttempts: 0 }));
+    acknowledge(this.rule, 'Serverless-EventBusDLQ', NAG_REASON.sweeperDlq);
+  }
+}

@@ -1,0 +1,66 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV, SERVICE_NAME } from '../../functions/contract';
+import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
+
+let s: Synthesised;
+beforeAll(() => {
+  s = synth();
+});
+
+describe('sweeper', () => {
+  it('runs the sweeper function on an EventBridge schedule every 5 minutes, one run at a time', () => {
+    const fnId = s.idOf(s.stack.sweeper.fn.fn);
+    s.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      State: 'ENABLED',
+      Targets: [
+        { Arn: { 'Fn::GetAtt': [fnId, 'Arn'] }, Id: 'Target0', RetryPolicy: { MaximumRetryAttempts: 0 } },
+      ],
+    });
+    const fn = s.template.findResources('AWS::Lambda::Function')[fnId];
+    expect(fn?.Properties.ReservedConcurrentExecutions).toBe(1);
+    const env = fn?.Properties.Environment.Variables as Record<string, unknown>;
+    expect(env.POWERTOOLS_SERVICE_NAME).toBe(SERVICE_NAME.sweeper);
+    expect(Object.keys(env)).toEqual(expect.arrayContaining([ENV.bucket, ENV.table, ENV.eventBusName]));
+    // A missed sweep is made up by the next: Lambda does not retry it.
+    s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: fnId },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 300,
+    });
+    s.template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] },
+    });
+  });
+
+  it('may read and conditionally update the table, list and delete snapshot files, put events — nothing more', () => {
+    const roleId = s.idOf(s.stack.sweeper.fn.fn.role!);
+    const statements = statementsOfRole(s.template, roleId);
+    expect(actionsOf(statements)).toEqual(
+      [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+        'events:PutEvents',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        's3:DeleteObject',
+        's3:ListBucket',
+        'xray:PutTelemetryRecords',
+        'xray:PutTraceSegments',
+      ].sort(),
+    );
+    const bucketArn = { 'Fn::GetAtt': [s.idOf(s.stack.storage.bucket), 'Arn'] };
+    const deletes = statements.filter((st) => [st.Action].flat().includes('s3:DeleteObject'));
+    expect(deletes.map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [bucketArn, '/snapshots/*']] }]);
+    const lists = statements.filter((st) => [st.Action].flat().includes('s3:ListBucket'));
+    expect(lists.map((st) => st.Condition)).toEqual([{ StringLike: { 's3:prefix': ['snapshots/*'] } }]);
+    const table = statements.filter((st) => [st.Action].flat().some((a) => a.startsWith('dynamodb:')));
+    expect(table.map((st) => st.Resource)).toEqual([
+      { 'Fn::GetAtt': [s.idOf(s.stack.storage.table), 'Arn'] },
+    ]);
+  });
+});
