@@ -35,6 +35,10 @@ export interface Config {
   readonly buildWorkers: number;
   readonly corsOrigins: readonly string[];
   readonly eventBusName?: string;
+  /** readAuth=none: anonymous callers get public reads only (common/public-reads.ts). */
+  readonly publicReads: boolean;
+  /** With publicReads: the metadata fields anonymous callers may see. */
+  readonly publicMetadataFields: readonly string[];
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -82,6 +86,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       .map((s) => s.trim())
       .filter(Boolean),
     eventBusName: env[ENV.eventBusName] || undefined,
+    publicReads: env[ENV.publicReads] === 'true',
+    publicMetadataFields: (env[ENV.publicMetadataFields] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     ...overrides,
   };
   return Object.freeze(config);

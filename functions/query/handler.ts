@@ -3,6 +3,7 @@
 import { hnswEngine } from '../adapters/hnsw-index';
 import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
+import { publicReadsMiddleware } from '../common/public-reads';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { METRIC } from '../contract';
 import { SnapshotCache } from '../snapshot/cache';
@@ -56,7 +57,13 @@ export function createQueryHandler(deps: HandlerDeps) {
       obs.metrics.addMetric(s.cacheHit ? METRIC.cacheHit : METRIC.cacheMiss, MetricUnit.Count, 1);
     },
   });
-  return Object.assign(httpHandler(obs, deps.config, queryRouter(service, registry)), { service, cache });
+  const http = httpHandler(obs, deps.config, queryRouter(service, registry)).use(
+    publicReadsMiddleware({
+      enabled: deps.config.publicReads,
+      publicFields: deps.config.publicMetadataFields,
+    }),
+  );
+  return Object.assign(http, { service, cache });
 }
 
 /** What EventBridge sends after a pointer move when warm-up is on (infra/constructs/events.ts). */
