@@ -1,5 +1,6 @@
 // local/: the embedded default `npm start` runs — stand-ins, HTTP adapter, the same handlers as Lambda.
 // It may import functions/ and examples/als (the demo's trainer), never cli/; cli/ reads only info.ts.
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
@@ -30,11 +31,21 @@ async function main() {
   const stack = await startLocalStack({
     home,
     port,
+    // Stable stand-in ports (API port + 1 and + 2) so a saved AWS profile keeps working; 0 = any free.
+    s3Port: Number(process.env.VICINITY_S3_PORT ?? (port ? port + 1 : 0)),
+    dynamoPort: Number(process.env.VICINITY_DYNAMODB_PORT ?? (port ? port + 2 : 0)),
     adminAuth,
     staticHandler: createStaticHandler(),
     log: (l) => console.log(`[vicinity] ${l}`),
   });
   const { info } = stack;
+  // A ready-to-use AWS CLI v2 profile: AWS_CONFIG_FILE=.vicinity/aws-config aws --profile vicinity s3 ls
+  const creds = `aws_access_key_id = ${info.accessKeyId}\naws_secret_access_key = ${info.secretAccessKey}`;
+  const services = `s3 =\n  endpoint_url = ${info.s3Endpoint}\ndynamodb =\n  endpoint_url = ${info.dynamodbEndpoint}`;
+  await writeFile(
+    join(home, 'aws-config'),
+    `[profile vicinity]\nregion = ${info.region}\n${creds}\nservices = vicinity\n\n[services vicinity]\n${services}\n`,
+  );
   console.log(`Vicinity is running (started in ${Date.now() - t0} ms)
   Explorer:   ${info.apiUrl}/
   API:        ${info.apiUrl}/v1
