@@ -20,9 +20,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
 import { checkFile, formatReport } from '../layers/hnswlib/check-symbols';
-import { measureInit, readSynthesized, stageFunction } from './bundle-init';
+import { externalImports, measureInit, readSynthesized, stageFunction } from './bundle-init';
 import { PROJECT_ROOT } from './paths';
 
 const outDir = resolve(process.argv[2] ?? join(PROJECT_ROOT, 'cdk.out'));
@@ -38,22 +37,6 @@ const fail = (msg: string): void => {
   failures++;
   console.log(`FAIL ${msg}`);
 };
-
-/** Imports the bundle leaves unresolved (esbuild metafile, everything external). */
-async function externalImports(file: string): Promise<string[]> {
-  const result = await build({
-    entryPoints: [file],
-    bundle: true,
-    write: false,
-    metafile: true,
-    platform: 'node',
-    format: 'esm',
-    logLevel: 'silent',
-    external: ['*'],
-  });
-  const imports = Object.values(result.metafile.inputs).flatMap((i) => i.imports);
-  return [...new Set(imports.filter((i) => i.external).map((i) => i.path))];
-}
 
 function isBuiltin(spec: string): boolean {
   return spec.startsWith('node:') || builtinModules.includes(spec);
