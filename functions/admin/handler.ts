@@ -1,6 +1,6 @@
 // admin/: the state-changing HTTP API (activate, rollback) as a thin middy handler over core/activation.
 // May import core/, common/ and contract.ts; never query/, builder/ or snapshot/.
-import { z } from 'zod';
+import * as z from 'zod';
 import { json, parseJsonBody } from '../common/http';
 import { asLog, createObservability } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';

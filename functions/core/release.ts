@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from './errors';
 import { isValidName, isValidReleaseName, NAME_PATTERN, RELEASE_NAME_PATTERN } from './names';

@@ -1,4 +1,3 @@
-import openapi from '../../docs/openapi.json';
 import { json, parseJsonBody } from '../common/http';
 import { intOr, parseSearchQuery } from '../common/params';
 import { httpStatus, problemBody } from '../common/problem';
@@ -19,8 +18,12 @@ import { diffRoute } from './diff-route';
 import { exploreRoutes } from './explore/routes';
 import type { QueryService } from './service';
 
-/** The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json. */
-export const openapiDocument: Record<string, unknown> = openapi;
+/**
+ * The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json;
+ * loaded on its first request, so a cold start does not evaluate its ~30 KB.
+ */
+export const openapiDocument = async (): Promise<Record<string, unknown>> =>
+  (await import('../../docs/openapi.json')).default;
 
 const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 
@@ -39,7 +42,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     };
   return [
     { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
-    { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, openapiDocument) },
+    { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, await openapiDocument()) },
     {
       method: 'GET',
       path: '/v1/spaces',

@@ -58,9 +58,12 @@ describe('configuration from context', () => {
 });
 
 describe('bundling settings', () => {
-  it('leaves the SDK and the native addon to the runtime and the layer', () => {
-    expect(externalModules(false)).toEqual(['@aws-sdk/*', 'hnswlib-node']);
+  it('bundles the SDK by default; the native addon is always left to the layer', () => {
+    expect(DEFAULT_CONFIG.bundleAwsSdk).toBe(true);
     expect(externalModules(true)).toEqual(['hnswlib-node']);
+    // -c vicinity:bundleAwsSdk=false: the runtime's copy of the SDK.
+    expect(externalModules(false)).toEqual(['@aws-sdk/*', 'hnswlib-node']);
+    expect(configFromContext((k) => ({ 'vicinity:bundleAwsSdk': 'false' })[k]).bundleAwsSdk).toBe(false);
   });
 
   it('defines require for CommonJS dependencies inside the ESM bundle', () => {

@@ -12,17 +12,11 @@ import { assertItemId, assertName } from '../../core/names';
 import type { LoadedCollection } from '../../snapshot/cache';
 import { type RequestContext, type Resolved, served, withRequest } from '../context';
 import type { QueryService } from '../service';
-import { project, unitIfCosine } from './pca';
-import { PrefixIndexes } from './prefix-index';
-import {
-  PROJECTION_DEFAULT_SAMPLE,
-  PROJECTION_MAX_IDS,
-  PROJECTION_MAX_SAMPLE,
-  Projections,
-  pickFields,
-  scalarFields,
-} from './projection';
-import { flatOf, refOf } from './sampling';
+import { PROJECTION_DEFAULT_SAMPLE, PROJECTION_MAX_IDS, PROJECTION_MAX_SAMPLE } from './limits';
+import type { PrefixIndexes } from './prefix-index';
+import type { Projections } from './projection';
+
+type Maths = typeof import('./maths');
 
 export const PREFIX_DEFAULT_LIMIT = 20;
 export const PREFIX_MAX_LIMIT = 100;
@@ -35,8 +29,16 @@ const round = (v: number) => Math.round(v * 1e5) / 1e5;
  */
 export function exploreRoutes(service: QueryService): Route[] {
   const base = '/v1/spaces/{space}/collections/{collection}';
-  const projections = new Projections();
-  const prefixIndexes = new PrefixIndexes();
+  // The maths (PCA, sampling, prefix index) and its caches are loaded by the first explore request.
+  let loaded: Promise<Maths & { projections: Projections; prefixIndexes: PrefixIndexes }> | undefined;
+  const maths = () => {
+    loaded ??= import('./maths').then((m) => ({
+      ...m,
+      projections: new m.Projections(),
+      prefixIndexes: new m.PrefixIndexes(),
+    }));
+    return loaded;
+  };
 
   const open = async (
     params: Record<string, string>,
@@ -65,7 +67,8 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (ids.length > PROJECTION_MAX_IDS)
           throw new BadRequestError(`ids: at most ${PROJECTION_MAX_IDS} (got ${ids.length})`);
         for (const id of ids) assertItemId(id);
-        const { r, c } = await open(params, query, ctx);
+        const [{ r, c }, { projections, project, unitIfCosine, pickFields, scalarFields }] =
+          await Promise.all([open(params, query, ctx), maths()]);
         const known = c.manifest.metadataFields ?? [];
         let fields: string[];
         if (query.fields === undefined) fields = scalarFields(c);
@@ -141,7 +144,10 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (query.prefix.length > 256) throw new BadRequestError('prefix: at most 256 characters');
         const limit = intOr(query.limit, 'limit', 1, PREFIX_MAX_LIMIT, PREFIX_DEFAULT_LIMIT);
         const field = query.field ?? 'id';
-        const { r, c } = await open(params, query, ctx);
+        const [{ r, c }, { prefixIndexes, flatOf, refOf }] = await Promise.all([
+          open(params, query, ctx),
+          maths(),
+        ]);
         const known = c.manifest.metadataFields ?? [];
         if (field !== 'id' && !known.includes(field))
           throw new BadRequestError(
