@@ -10,6 +10,7 @@ import { createBuildHandler } from '../functions/builder/handler';
 import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
 import { createQueryHandler } from '../functions/query/handler';
+import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import {
   ensureBucket,
@@ -140,7 +141,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
     return undefined;
   };
-  const server: Server = createServer(lambdaRequestListener(pick, opts.staticHandler));
+  const server: Server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    lambdaRequestListener(pick, opts.staticHandler),
+  );
+  answerClientErrors(server);
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);

@@ -4,7 +4,9 @@
  * both read this route, so they show the same numbers.
  */
 import { json, serverTiming } from '../common/http';
+import { DIFF_QUERY_KEYS, parseDiffQuery } from '../common/params';
 import type { Route } from '../common/router';
+import type { WorkBudget } from '../core/budget';
 import {
   type CollectionDiff,
   type DiffAnswer,
@@ -13,7 +15,6 @@ import {
   type Labelled,
   labelOf,
   type NeighbourPair,
-  parseDiffQuery,
   strideSample,
   summariseDiff,
 } from '../core/diff';
@@ -49,6 +50,7 @@ async function neighbours(
   target: LoadedCollection,
   id: string,
   params: SearchOptions,
+  budget: WorkBudget,
 ): Promise<string[]> {
   const ref = source.lookup(id);
   if (!ref) return [];
@@ -56,7 +58,7 @@ async function neighbours(
     ref.label,
   );
   const exclude = new Set<string>(target === source ? [id] : []);
-  return (await service.search(target, vector, params, exclude)).map((r) => r.id);
+  return (await service.search(target, vector, params, exclude, budget)).map((r) => r.id);
 }
 
 function shape(r: CollectionReport | undefined) {
@@ -67,6 +69,7 @@ export function diffRoute(service: QueryService, registry: Registry): Route {
   return {
     method: 'GET',
     path: '/v1/spaces/{space}/diff',
+    query: DIFF_QUERY_KEYS,
     handler: withRequest((ctx, { params, query }) => diff(service, registry, params, query, ctx)),
   };
 }
@@ -137,8 +140,8 @@ async function diff(
     for (const id of strideSample(both, p.sample)) {
       pairs.push({
         id,
-        from: await neighbours(service, fromSrc, fromTgt, id, search),
-        to: await neighbours(service, toSrc, toTgt, id, search),
+        from: await neighbours(service, fromSrc, fromTgt, id, search, ctx.budget),
+        to: await neighbours(service, toSrc, toTgt, id, search, ctx.budget),
       });
     }
     const summary = summariseDiff(pairs, p.k, p.top);

@@ -1,6 +1,6 @@
 import openapi from '../../docs/openapi.json';
 import { json, parseJsonBody } from '../common/http';
-import { intOr, parseSearchQuery } from '../common/params';
+import { intOr, parseSearchQuery, SEARCH_QUERY_KEYS } from '../common/params';
 import { httpStatus, problemBody } from '../common/problem';
 import { createRouter, type Route, type RouteContext } from '../common/router';
 import { BadRequestError, NotFoundError } from '../core/errors';
@@ -38,7 +38,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       return served({ ...body }, ctx, t0);
     };
   return [
-    { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
+    { method: 'GET', path: '/v1/health', query: [], handler: async () => json(200, { status: 'ok' }) },
     { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, openapiDocument) },
     {
       method: 'GET',
@@ -77,6 +77,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/versions`,
+      query: ['limit', 'before'],
       handler: async ({ params, query }) => {
         const space = assertName('space', params.space);
         const limit = intOr(query.limit, 'limit', 1, 100, 20);
@@ -112,6 +113,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}`,
+      query: [...ITEM_QUERY_KEYS],
       handler: async ({ params, query }) => {
         const t0 = performance.now();
         const ctx = requestContext();
@@ -134,6 +136,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}/similar`,
+      query: [...SEARCH_QUERY_KEYS],
       handler: similar(({ query }) => parseSearchQuery(query)),
     },
     {
