@@ -37,8 +37,18 @@ export class MethodNotAllowedError extends VicinityError {
  * - a known path asked with another method is 405 with Allow; OPTIONS is 204 with Allow;
  * - a query parameter the route does not take is a 400 naming it.
  */
-export function createRouter(routes: readonly Route[]): (event: HttpEvent) => Promise<HttpResult> {
-  const compiled = routes.map((r) => ({ ...r, parts: r.path.split('/').slice(1) }));
+export function createRouter(
+  routes: readonly Route[],
+  /** Routes of the same API another function serves: they count for 405/Allow and OPTIONS, never dispatched here. */
+  elsewhere: readonly Pick<Route, 'method' | 'path'>[] = [],
+): (event: HttpEvent) => Promise<HttpResult> {
+  const foreign: Route[] = elsewhere.map((r) => ({
+    ...r,
+    handler: async () => {
+      throw new NotFoundError(`${r.method} ${r.path} is served by another function of this API`);
+    },
+  }));
+  const compiled = [...routes, ...foreign].map((r) => ({ ...r, parts: r.path.split('/').slice(1) }));
   return async (event) => {
     const method = event.requestContext?.http?.method ?? 'GET';
     const rawPath = event.rawPath ?? '/';

@@ -147,7 +147,8 @@ export const FLOAT32_MAX = 3.4028234663852886e38;
 /** What is wrong with the first value of a vector that is not a finite float32, or undefined. */
 export function vectorProblem(v: readonly number[]): { index: number; message: string } | undefined {
   for (let i = 0; i < v.length; i++) {
-    if (!Number.isFinite(Math.fround(v[i] as number)))
+    // |x| ≤ FLOAT32_MAX exactly as the document's schema says (NaN and ±Infinity fail it too).
+    if (!(Math.abs(v[i] as number) <= FLOAT32_MAX))
       return {
         index: i,
         message: `vector[${i}] is not a finite float32 (values must lie within ±${FLOAT32_MAX.toPrecision(8)})`,

@@ -178,6 +178,12 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
 
 const summary = versionSummary;
 
+/** The admin function's routes (functions/admin): the read router answers 405/OPTIONS on their paths too. */
+export const ADMIN_ROUTES = [
+  { method: 'POST', path: '/v1/spaces/{space}/activate' },
+  { method: 'POST', path: '/v1/spaces/{space}/rollback' },
+] as const;
+
 export function queryRouter(service: QueryService, registry: Registry) {
-  return createRouter(queryRoutes(service, registry));
+  return createRouter(queryRoutes(service, registry), ADMIN_ROUTES);
 }
