@@ -37,6 +37,16 @@ try {
   await time('32 × 3.4e38', '/v1/spaces/music/collections/artists/query', {
     vector: Array(32).fill(3.4e38),
   });
+  for (const q of ['to=v1', 'to=v1&k=82', 'to=v1&k=100&sample=100', 'to=v1&collection=artists']) {
+    const ms: number[] = [];
+    let status = 0;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      status = (await s.get(`/v1/spaces/music/diff?${q}`)).status;
+      ms.push(performance.now() - t0);
+    }
+    console.log(`diff ${q}: ${status} ${ms.map((m) => m.toFixed(1)).join(' / ')} ms`);
+  }
 } finally {
   await s.dispose();
 }

@@ -27,6 +27,9 @@ export const GRAPH_NS_PER_EF_DIM = 12;
 export const EXACT_NS_PER_DIM = 4;
 export const HNSW_NS_PER_VISIT = 2000;
 
+/** What any search costs besides its distances: planning, merging and building k results (25 units + k/2). */
+export const SEARCH_BASE_UNITS = 25;
+export const searchUnits = (k: number) => SEARCH_BASE_UNITS + Math.ceil(k / 2);
 export const graphUnits = (ef: number, dims: number) => Math.ceil((ef * dims * GRAPH_NS_PER_EF_DIM) / 1000);
 export const scanUnits = (rows: number, dims: number) => Math.ceil((rows * dims * EXACT_NS_PER_DIM) / 1000);
 export const filterUnits = (visits: number) => Math.ceil((visits * HNSW_NS_PER_VISIT) / 1000);

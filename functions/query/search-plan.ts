@@ -7,6 +7,7 @@ import {
   HNSW_NS_PER_VISIT,
   LIMITS,
   scanUnits,
+  searchUnits,
   WorkBudget,
 } from '../core/budget';
 import { BadRequestError } from '../core/errors';
@@ -111,6 +112,7 @@ export class SearchPlanner {
     budget: WorkBudget = new WorkBudget(),
   ): Promise<ScoredResult[]> {
     const { k } = params;
+    budget.charge(searchUnits(k), `a search of ${c.name} (k ${k})`);
     const ef = params.ef ?? c.manifest.ef;
     const predicate = compileFilter(params.filter, c.manifest.metadataFields);
     const excluded: Set<number>[] = c.segments.map(() => new Set<number>());
