@@ -51,13 +51,20 @@ export class WorkBudget {
   used = 0;
   constructor(readonly limit: number = LIMITS.requestWork) {}
 
+  /** Refuses, without charging, work that would not fit what is left of the budget. */
+  ensure(units: number, what: string): void {
+    if (this.used + units > this.limit) this.refuse(units, what);
+  }
+
   charge(units: number, what: string): void {
-    if (this.used + units > this.limit) {
-      throw new BudgetExceededError(
-        'requestWork',
-        `work budget: ${what} would bring this request's estimated search work to ${this.used + units} units, over the limit of ${this.limit} per request (contract: "Work budget"); ask for fewer or smaller searches (k, ef, batch queries, diff sample)`,
-      );
-    }
+    this.ensure(units, what);
     this.used += units;
+  }
+
+  private refuse(units: number, what: string): never {
+    throw new BudgetExceededError(
+      'requestWork',
+      `work budget: ${what} would bring this request's estimated search work to ${this.used + units} units, over the limit of ${this.limit} per request (contract: "Work budget"); ask for fewer or smaller searches (k, ef, batch queries, diff sample)`,
+    );
   }
 }

@@ -6,7 +6,7 @@
 import { json, serverTiming } from '../common/http';
 import { DIFF_QUERY_KEYS, parseDiffQuery } from '../common/params';
 import type { Route } from '../common/router';
-import type { WorkBudget } from '../core/budget';
+import { effectiveEf, graphUnits, searchUnits, type WorkBudget } from '../core/budget';
 import {
   type CollectionDiff,
   type DiffAnswer,
@@ -113,6 +113,16 @@ async function diff(
   }
   const names = p.collection !== undefined ? [p.collection] : common;
   const search: SearchOptions = { k: p.k, exclude: [], excludeSeen: false, includeMetadata: false };
+  const same = fromR.version === toR.version;
+  // Refused before any search when the sampled searches alone would go over the request's work budget.
+  let estimate = 0;
+  for (const name of names) {
+    const col = toCols[p.target ?? name] ?? fromCols[p.target ?? name];
+    const pairs = Math.min(p.sample, fromCols[name]?.count ?? 0, toCols[name]?.count ?? 0);
+    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, col?.count ?? 0);
+    estimate += (same ? 1 : 2) * pairs * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+  }
+  ctx.budget.ensure(estimate, `a diff of ${names.length} collection(s), ${p.sample} items sampled, k ${p.k}`);
 
   const load = async (r: Resolved, name: string) => service.collection(r, name, ctx);
   const collections: CollectionDiff[] = [];
@@ -138,11 +148,10 @@ async function diff(
     for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
     const pairs: NeighbourPair[] = [];
     for (const id of strideSample(both, p.sample)) {
-      pairs.push({
-        id,
-        from: await neighbours(service, fromSrc, fromTgt, id, search, ctx.budget),
-        to: await neighbours(service, toSrc, toTgt, id, search, ctx.budget),
-      });
+      const from = await neighbours(service, fromSrc, fromTgt, id, search, ctx.budget);
+      // A version against itself: the same lists, searched once.
+      const to = same ? from : await neighbours(service, toSrc, toTgt, id, search, ctx.budget);
+      pairs.push({ id, from, to });
     }
     const summary = summariseDiff(pairs, p.k, p.top);
     timings.search = (timings.search ?? 0) + performance.now() - s0;

@@ -21,6 +21,8 @@ const FUZZ_RUNS = Number(process.env.VICINITY_FUZZ_RUNS ?? 300);
 const SEED = 20_240_611;
 /** Per request on the demo-sized data (one retry absorbs a hiccup of the shared machine). */
 const SLOW_MS = 200;
+/** The warm reproducer (an exact scan of 17,632 × 32-d) on the quiet 2-core reference machine, with margin. */
+const REFERENCE_MS = 10;
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 type Json = Record<string, unknown>;
@@ -140,6 +142,11 @@ function conformance(method: string, path: string, r: Answer): string | undefine
     return ok(r.body) ? undefined : `404 body: ${ajv.errorsText(ok.errors)}`;
   }
   const item = doc.paths[template] as Record<string, Operation>;
+  // A method the path does not serve: 405, or 400 when the path itself is malformed (bad percent-encoding).
+  if (!item[m] && r.status === 400) {
+    const problem = validatorAt(pointer('components', 'schemas', 'Problem'));
+    return problem(r.body) ? undefined : `400 body: ${ajv.errorsText(problem.errors)}`;
+  }
   const op = item[m] ?? (r.status === 405 ? Object.values(item)[0] : undefined);
   if (!op) return `${method} ${template} is not documented and answered ${r.status}`;
   const key = String(r.status);
@@ -385,7 +392,8 @@ describe('the server matches docs/openapi.json, whatever it is sent', () => {
     );
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ limit: 'requestWork', max: LIMITS.requestWork });
-    expect(r.ms).toBeLessThan(SLOW_MS * 2);
+    // Refused once the budget is spent: a fraction of a second even on a loaded machine, not the old 7–20 s.
+    expect(r.ms).toBeLessThan(1500);
     const diff = await expectConforms('GET', `${sp}/diff?to=v1&sample=5000&k=100`);
     expect(diff.status).toBe(400);
     expect(String((diff.body as Json).detail)).toMatch(/work budget/);
@@ -431,41 +439,61 @@ describe('the server matches docs/openapi.json, whatever it is sent', () => {
     expect((await send('GET', '/v1/health')).status).toBe(200);
   });
 
-  it(`survives ${FUZZ_RUNS} requests generated from the document: no 5xx, all as documented, none slow`, async () => {
-    const statuses = new Map<number, number>();
-    const latencies: number[] = [];
-    const slowest: [number, string][] = [];
-    const failures: string[] = [];
-    await fc.assert(
-      fc.asyncProperty(requestArb(), async (q) => {
-        let r = await send(q.method, q.path, q.body, q.headers);
-        if (r.ms > SLOW_MS) r = await send(q.method, q.path, q.body, q.headers);
-        latencies.push(r.ms);
-        slowest.push([r.ms, `${q.method} ${q.path.slice(0, 120)} → ${r.status}`]);
-        slowest.sort((a, b) => b[0] - a[0]).splice(5);
-        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-        const wrong =
-          conformance(q.method, q.path, r) ??
-          (r.ms > SLOW_MS ? `took ${r.ms.toFixed(0)} ms twice` : undefined);
-        if (wrong)
-          failures.push(`${q.method} ${q.path.slice(0, 300)} ${q.body?.slice(0, 300) ?? ''}: ${wrong}`);
-        if (wrong) throw new Error(wrong);
-      }),
-      { seed: SEED, numRuns: FUZZ_RUNS, endOnFailure: true },
-    );
-    latencies.sort((a, b) => a - b);
-    const p = (q: number) =>
-      (latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number).toFixed(1);
-    console.log(
-      `fuzz: ${latencies.length} requests; statuses ${[...statuses]
-        .sort((a, b) => a[0] - b[0])
-        .map(([s, n]) => `${s}×${n}`)
-        .join(' ')}; latency p50 ${p(0.5)} p99 ${p(0.99)} max ${p(1)} ms`,
-    );
-    console.log(`slowest: ${slowest.map(([ms, what]) => `${ms.toFixed(0)} ms ${what}`).join('; ')}`);
-    expect(failures).toEqual([]);
-    expect((await send('GET', '/v1/health')).status).toBe(200);
-  });
+  it(
+    `survives ${FUZZ_RUNS} requests generated from the document: no 5xx, all as documented, none slow`,
+    async () => {
+      const statuses = new Map<number, number>();
+      const latencies: number[] = [];
+      const slowest: [number, string][] = [];
+      let maxSlowdown = 1;
+      const failures: string[] = [];
+      await fc.assert(
+        fc.asyncProperty(requestArb(), async (q) => {
+          let r = await send(q.method, q.path, q.body, q.headers);
+          // A generous retry: the 2-core machine is shared, so a slow answer is asked again after a pause.
+          for (let retry = 0; retry < 2 && r.ms > SLOW_MS; retry++) {
+            await new Promise((ok) => setTimeout(ok, 250));
+            r = await send(q.method, q.path, q.body, q.headers);
+          }
+          latencies.push(r.ms);
+          slowest.push([r.ms, `${q.method} ${q.path.slice(0, 120)} → ${r.status}`]);
+          slowest.sort((a, b) => b[0] - a[0]).splice(5);
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          let slow: string | undefined;
+          if (r.ms > SLOW_MS) {
+            // Still slow: is it this request, or the shared machine? A reference request (the warm exact
+            // scan of the reproducer, REFERENCE_MS when the machine is quiet) measures how loaded it is now.
+            const ref: number[] = [];
+            for (let i = 0; i < 5; i++) ref.push((await send('POST', `${artists}/query`, j(REPRO_QUERY))).ms);
+            const slowdown = Math.max(1, (ref.sort((a, b) => a - b)[2] as number) / REFERENCE_MS);
+            maxSlowdown = Math.max(maxSlowdown, slowdown);
+            if (r.ms > SLOW_MS * slowdown)
+              slow = `took ${r.ms.toFixed(0)} ms three times (machine slowdown ×${slowdown.toFixed(1)})`;
+          }
+          const wrong = conformance(q.method, q.path, r) ?? slow;
+          if (wrong)
+            failures.push(`${q.method} ${q.path.slice(0, 300)} ${q.body?.slice(0, 300) ?? ''}: ${wrong}`);
+          if (wrong) throw new Error(wrong);
+        }),
+        { seed: SEED, numRuns: FUZZ_RUNS, endOnFailure: true },
+      );
+      latencies.sort((a, b) => a - b);
+      const p = (q: number) =>
+        (latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number).toFixed(1);
+      console.log(
+        `fuzz: ${latencies.length} requests; statuses ${[...statuses]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${s}×${n}`)
+          .join(
+            ' ',
+          )}; latency p50 ${p(0.5)} p99 ${p(0.99)} max ${p(1)} ms; largest machine slowdown seen ×${maxSlowdown.toFixed(1)}`,
+      );
+      console.log(`slowest: ${slowest.map(([ms, what]) => `${ms.toFixed(0)} ms ${what}`).join('; ')}`);
+      expect(failures).toEqual([]);
+      expect((await send('GET', '/v1/health')).status).toBe(200);
+    },
+    120_000 + FUZZ_RUNS * 300,
+  );
 
   it('exercised every operation: an answer, a 400, a 405, and a 415 for each POST', () => {
     const missing = Object.entries(doc.paths).flatMap(([path, item]) => [
