@@ -15,6 +15,8 @@ export const LIMITS = Object.freeze({
   filterVisits: 40_000,
   /** Estimated search work of one request, in work units (1 unit ≈ 1 µs of search on the reference machine). */
   requestWork: 50_000,
+  /** A diff (an analysis route: two searches per sampled item) has twice a request's budget. */
+  diffWork: 100_000,
 });
 
 /**
@@ -49,7 +51,10 @@ export class BudgetExceededError extends BadRequestError {
 /** One request's budget of search work; each search charges it before it runs. */
 export class WorkBudget {
   used = 0;
-  constructor(readonly limit: number = LIMITS.requestWork) {}
+  constructor(
+    readonly limit: number = LIMITS.requestWork,
+    private readonly name: 'requestWork' | 'diffWork' = 'requestWork',
+  ) {}
 
   /** Refuses, without charging, work that would not fit what is left of the budget. */
   ensure(units: number, what: string): void {
@@ -63,7 +68,7 @@ export class WorkBudget {
 
   private refuse(units: number, what: string): never {
     throw new BudgetExceededError(
-      'requestWork',
+      this.name,
       `work budget: ${what} would bring this request's estimated search work to ${this.used + units} units, over the limit of ${this.limit} per request (contract: "Work budget"); ask for fewer or smaller searches (k, ef, batch queries, diff sample)`,
     );
   }

@@ -6,7 +6,7 @@
 import { json, serverTiming } from '../common/http';
 import { DIFF_QUERY_KEYS, parseDiffQuery } from '../common/params';
 import type { Route } from '../common/router';
-import { effectiveEf, graphUnits, searchUnits, type WorkBudget } from '../core/budget';
+import { effectiveEf, graphUnits, LIMITS, searchUnits, WorkBudget } from '../core/budget';
 import {
   type CollectionDiff,
   type DiffAnswer,
@@ -70,7 +70,10 @@ export function diffRoute(service: QueryService, registry: Registry): Route {
     method: 'GET',
     path: '/v1/spaces/{space}/diff',
     query: DIFF_QUERY_KEYS,
-    handler: withRequest((ctx, { params, query }) => diff(service, registry, params, query, ctx)),
+    handler: withRequest((ctx, { params, query }) => {
+      ctx.budget = new WorkBudget(LIMITS.diffWork, 'diffWork');
+      return diff(service, registry, params, query, ctx);
+    }),
   };
 }
 

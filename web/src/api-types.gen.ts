@@ -363,7 +363,7 @@ export interface components {
              * @description the work-budget limit a 400 is about
              * @enum {string}
              */
-            limit?: "efCeiling" | "scanRows" | "filterVisits" | "requestWork";
+            limit?: "efCeiling" | "scanRows" | "filterVisits" | "requestWork" | "diffWork";
             /** @description that limit's value */
             max?: number;
         };
