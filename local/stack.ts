@@ -12,6 +12,7 @@ import type { HandlerDeps } from '../functions/common/wiring';
 import { ENV } from '../functions/contract';
 import { createQueryHandler } from '../functions/query/handler';
 import { createSweepHandler } from '../functions/sweeper/handler';
+import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
 import { forbidden, signatureProblem } from './sigv4-verifier';
@@ -161,7 +162,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
     return undefined;
   };
-  const server: Server = createServer(lambdaRequestListener(pick, opts.staticHandler));
+  const server: Server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    lambdaRequestListener(pick, opts.staticHandler),
+  );
+  answerClientErrors(server);
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);

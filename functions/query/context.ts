@@ -1,6 +1,7 @@
 /** What one read request carries through the query use cases: its timings and the collections it holds. */
 import { type HttpResult, json, serverTiming } from '../common/http';
 import type { RouteContext, RouteHandler } from '../common/router';
+import { WorkBudget } from '../core/budget';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;
@@ -11,10 +12,12 @@ export interface RequestContext {
   held: (() => void)[];
   /** Whether every collection the request used was already in memory. */
   cacheHit: boolean;
+  /** The request's budget of search work (a batch's or a diff's searches all draw on it). */
+  budget: WorkBudget;
 }
 
 export function requestContext(): RequestContext {
-  return { timings: {}, held: [], cacheHit: true };
+  return { timings: {}, held: [], cacheHit: true, budget: new WorkBudget() };
 }
 
 /** Lets the cache evict the collections a request loaded once it is answered. */

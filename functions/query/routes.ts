@@ -1,5 +1,5 @@
 import { json, parseJsonBody } from '../common/http';
-import { intOr, parseSearchQuery } from '../common/params';
+import { intOr, parseSearchQuery, SEARCH_QUERY_KEYS } from '../common/params';
 import { httpStatus, problemBody } from '../common/problem';
 import { createRouter, type Route, type RouteContext } from '../common/router';
 import { BadRequestError, NotFoundError } from '../core/errors';
@@ -41,7 +41,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       return served({ ...body }, ctx, t0);
     };
   return [
-    { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
+    { method: 'GET', path: '/v1/health', query: [], handler: async () => json(200, { status: 'ok' }) },
     { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, await openapiDocument()) },
     {
       method: 'GET',
@@ -80,6 +80,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/versions`,
+      query: ['limit', 'before'],
       handler: async ({ params, query }) => {
         const space = assertName('space', params.space);
         const limit = intOr(query.limit, 'limit', 1, 100, 20);
@@ -115,6 +116,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}`,
+      query: [...ITEM_QUERY_KEYS],
       handler: async ({ params, query }) => {
         const t0 = performance.now();
         const ctx = requestContext();
@@ -137,6 +139,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}/similar`,
+      query: [...SEARCH_QUERY_KEYS],
       handler: similar(({ query }) => parseSearchQuery(query)),
     },
     {
@@ -178,6 +181,12 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
 
 const summary = versionSummary;
 
+/** The admin function's routes (functions/admin): the read router answers 405/OPTIONS on their paths too. */
+export const ADMIN_ROUTES = [
+  { method: 'POST', path: '/v1/spaces/{space}/activate' },
+  { method: 'POST', path: '/v1/spaces/{space}/rollback' },
+] as const;
+
 export function queryRouter(service: QueryService, registry: Registry) {
-  return createRouter(queryRoutes(service, registry));
+  return createRouter(queryRoutes(service, registry), ADMIN_ROUTES);
 }

@@ -1,3 +1,4 @@
+import { BudgetExceededError, type WorkBudget } from '../core/budget';
 import {
   BadRequestError,
   NotFoundError,
@@ -78,8 +79,14 @@ export class QueryService {
     return this.versions.resolve(space, params);
   }
 
-  search(c: LoadedCollection, vector: number[], params: SearchOptions, exclude: Set<string>) {
-    return this.planner.search(c, vector, params, exclude);
+  search(
+    c: LoadedCollection,
+    vector: number[],
+    params: SearchOptions,
+    exclude: Set<string>,
+    budget?: WorkBudget,
+  ) {
+    return this.planner.search(c, vector, params, exclude, budget);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
@@ -244,7 +251,13 @@ export class QueryService {
               : await this.queryOn(r, e.collection, e.vector as number[], e, ctx);
           outcomes.push({ ok: true, answer });
         } catch (err) {
-          if (err instanceof SnapshotUnavailableError || !(err instanceof VicinityError)) throw err;
+          // The batch's work budget is the whole request's: over it, the batch is one 400.
+          if (
+            err instanceof SnapshotUnavailableError ||
+            err instanceof BudgetExceededError ||
+            !(err instanceof VicinityError)
+          )
+            throw err;
           outcomes.push({ ok: false, error: err });
         }
       }

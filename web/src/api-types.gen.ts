@@ -16,7 +16,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["healthOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -33,7 +37,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["openapiOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -50,7 +58,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["listSpacesOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -67,7 +79,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getSpaceOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -84,7 +100,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["listVersionsOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -101,7 +121,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getVersionOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -118,7 +142,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["historyOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -135,7 +163,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["diffOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -152,7 +184,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getItemOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -170,7 +206,11 @@ export interface paths {
         /** the same, parameters in the body (exclude lists up to 10,000) */
         post: operations["similarPost"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["similarOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -187,7 +227,11 @@ export interface paths {
         /** a vector's nearest neighbours */
         post: operations["query"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["queryOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -204,7 +248,11 @@ export interface paths {
         /** up to 100 item or vector queries, all answered from one version, each with its own status */
         post: operations["batch"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["batchOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -221,7 +269,11 @@ export interface paths {
         /** switch the pointer to a READY version (compare-and-swap on expectedGeneration) */
         post: operations["activate"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["activateOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -238,7 +290,11 @@ export interface paths {
         /** activate `previous` (a second rollback goes forward again) */
         post: operations["rollback"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["rollbackOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -255,7 +311,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["projectionOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -272,7 +332,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["itemsByPrefixOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -281,7 +345,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description RFC 9457 problem details; some problems add fields (pointer, errors, field, version, allow). */
+        /** @description RFC 9457 problem details; some problems add fields (pointer, errors, field, version, limit, max). */
         Problem: {
             type: string;
             title: string;
@@ -295,6 +359,13 @@ export interface components {
             pointer?: components["schemas"]["Pointer"];
             version?: string;
             field?: string;
+            /**
+             * @description the work-budget limit a 400 is about
+             * @enum {string}
+             */
+            limit?: "efCeiling" | "scanRows" | "filterVisits" | "requestWork" | "diffWork";
+            /** @description that limit's value */
+            max?: number;
         };
         Name: string;
         VersionId: string;
@@ -420,9 +491,9 @@ export interface components {
         };
         Result: {
             id: string;
-            /** @description 1 − distance (cosine, ip) or −distance (l2): higher is more similar */
+            /** @description 1 − distance (cosine, ip) or −distance (l2): higher is more similar; always a finite number (a query whose distances overflow float32 is refused with a 400) */
             score: number;
-            /** @description hnswlib's: cosine 1 − cos, ip 1 − dot, l2 squared Euclidean */
+            /** @description hnswlib's: cosine 1 − cos, ip 1 − dot, l2 squared Euclidean; always a finite number. Equal distances are ordered by id (the smaller id string, by code units, first) */
             distance: number;
             metadata?: components["schemas"]["Metadata"];
         };
@@ -470,7 +541,7 @@ export interface components {
              */
             consistency: "eventual" | "strong";
         };
-        /** @description finite numbers, as many as the collection's dims */
+        /** @description numbers that are finite as float32 (|x| ≤ 3.4028234663852886e38, so 1e39 is refused with a 400 naming its index), as many as the collection's dims */
         Vector: number[];
         QueryBody: {
             vector: components["schemas"]["Vector"];
@@ -666,7 +737,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description malformed input: JSON, types, ranges, names, vector length, non-finite numbers, unknown filter field or operator, unknown parameter */
+        /** @description malformed input: JSON, types, ranges, names, vector length, a vector value that is not a finite float32 (`vector[3] is not a finite float32`), a query vector whose distances overflow float32, unknown filter field or operator, a query parameter the route does not take, or a request over a work-budget limit (the problem's `limit` and `max` name it; contract: "Work budget") */
         E400: {
             headers: {
                 [name: string]: unknown;
@@ -684,9 +755,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description method not allowed on this path (the Allow header lists those that are) */
+        /** @description a method this path does not serve: every path answers any method it does not document with 405 and an Allow header listing the methods it does */
         E405: {
             headers: {
+                Allow: components["headers"]["Allow"];
                 [name: string]: unknown;
             };
             content: {
@@ -729,6 +801,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description a request body that is not application/json (the Content-Type header must say application/json, parameters such as charset allowed) */
+        E415: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description space name */
@@ -741,7 +822,7 @@ export interface components {
         versionPath: components["schemas"]["VersionId"];
         /** @description number of results (1–1000) */
         k: number;
-        /** @description HNSW search breadth (1–10000) */
+        /** @description HNSW search breadth (1–10000; the search uses at most min(4096, item count)) */
         ef: number;
         /** @description search this collection of the same version with the item's vector; default the item's own collection (the item itself is left out) */
         target: components["schemas"]["Name"];
@@ -770,6 +851,8 @@ export interface components {
         "Vicinity-Version": components["schemas"]["VersionId"];
         /** @description parts of the request's time: load, download, verify, readIndex, parse, search, total */
         "Server-Timing": string;
+        /** @description the methods this path serves, OPTIONS included */
+        Allow: string;
     };
     pathItems: never;
 }
@@ -793,6 +876,28 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    healthOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     openapi: {
@@ -810,9 +915,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, unknown>;
+                    "application/json": {
+                        openapi: string;
+                        info?: Record<string, unknown>;
+                        paths: Record<string, unknown>;
+                        components?: Record<string, unknown>;
+                    };
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    openapiOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     listSpaces: {
@@ -833,6 +965,28 @@ export interface operations {
                     "application/json": components["schemas"]["SpaceList"];
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    listSpacesOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getSpace: {
@@ -858,6 +1012,30 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+        };
+    };
+    getSpaceOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     listVersions: {
@@ -887,6 +1065,30 @@ export interface operations {
                 };
             };
             400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    listVersionsOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getVersion: {
@@ -914,6 +1116,32 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+        };
+    };
+    getVersionOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description version id */
+                version: components["parameters"]["versionPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     history: {
@@ -936,6 +1164,30 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["History"];
                 };
+            };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    historyOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["E400"];
         };
@@ -980,8 +1232,32 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
+        };
+    };
+    diffOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getItem: {
@@ -1020,7 +1296,35 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    getItemOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     similar: {
@@ -1028,7 +1332,7 @@ export interface operations {
             query?: {
                 /** @description number of results (1–1000) */
                 k?: components["parameters"]["k"];
-                /** @description HNSW search breadth (1–10000) */
+                /** @description HNSW search breadth (1–10000; the search uses at most min(4096, item count)) */
                 ef?: components["parameters"]["ef"];
                 /** @description search this collection of the same version with the item's vector; default the item's own collection (the item itself is left out) */
                 target?: components["parameters"]["target"];
@@ -1071,6 +1375,7 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
         };
@@ -1108,9 +1413,38 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
+        };
+    };
+    similarOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     query: {
@@ -1144,8 +1478,35 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             503: components["responses"]["E503"];
+        };
+    };
+    queryOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     batch: {
@@ -1177,8 +1538,33 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             503: components["responses"]["E503"];
+        };
+    };
+    batchOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     activate: {
@@ -1208,9 +1594,34 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
+        };
+    };
+    activateOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     rollback: {
@@ -1240,9 +1651,34 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
+        };
+    };
+    rollbackOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     projection: {
@@ -1285,13 +1721,39 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    projectionOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     itemsByPrefix: {
         parameters: {
             query: {
-                /** @description the prefix (may be empty) */
+                /** @description the prefix: at least one character (an empty prefix is a 400) */
                 prefix: string;
                 /** @description id (default) or a metadata field */
                 field?: string;
@@ -1326,7 +1788,33 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    itemsByPrefixOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
 }

@@ -6,8 +6,10 @@
 import type { components, operations } from './api-types.gen';
 
 type Schemas = components['schemas'];
+/** The operations that answer data (every path also has an OPTIONS operation, `…Options`, answering 204). */
+type DataOp = Exclude<keyof operations, `${string}Options`>;
 /** The JSON body of an operation's 200 answer. */
-type Ok<Op extends keyof operations> = operations[Op]['responses'][200]['content']['application/json'];
+type Ok<Op extends DataOp> = operations[Op]['responses'][200]['content']['application/json'];
 /** An operation's query parameters. */
 type Query<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
 

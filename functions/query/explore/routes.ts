@@ -5,7 +5,7 @@
  * deterministic sample of a collection, and a prefix search over ids or a metadata field.
  * Both read one version, resolved once, and answer with it like every other data route.
  */
-import { intOr, listParam, type QueryString, rejectUnknownParams, versionParams } from '../../common/params';
+import { intOr, listParam, type QueryString, versionParams } from '../../common/params';
 import type { Route } from '../../common/router';
 import { BadRequestError } from '../../core/errors';
 import { assertItemId, assertName } from '../../core/names';
@@ -20,6 +20,9 @@ type Maths = typeof import('./maths');
 
 export const PREFIX_DEFAULT_LIMIT = 20;
 export const PREFIX_MAX_LIMIT = 100;
+
+const PROJECTION_QUERY_KEYS = ['sample', 'fields', 'ids', 'points', 'version', 'consistency'];
+const PREFIX_QUERY_KEYS = ['prefix', 'field', 'limit', 'version', 'consistency'];
 
 const round = (v: number) => Math.round(v * 1e5) / 1e5;
 
@@ -56,9 +59,9 @@ export function exploreRoutes(service: QueryService): Route[] {
     {
       method: 'GET',
       path: `${base}/projection`,
+      query: PROJECTION_QUERY_KEYS,
       handler: withRequest(async (ctx, { params, query }) => {
         const t0 = performance.now();
-        rejectUnknownParams(query, ['sample', 'fields', 'ids', 'points', 'version', 'consistency']);
         const sample = intOr(query.sample, 'sample', 1, PROJECTION_MAX_SAMPLE, PROJECTION_DEFAULT_SAMPLE);
         const points = query.points === undefined ? true : query.points === 'true';
         if (query.points !== undefined && query.points !== 'true' && query.points !== 'false')
@@ -137,10 +140,11 @@ export function exploreRoutes(service: QueryService): Route[] {
     {
       method: 'GET',
       path: `${base}/items`,
+      query: PREFIX_QUERY_KEYS,
       handler: withRequest(async (ctx, { params, query }) => {
         const t0 = performance.now();
-        rejectUnknownParams(query, ['prefix', 'field', 'limit', 'version', 'consistency']);
-        if (query.prefix === undefined) throw new BadRequestError('prefix: required (it may be empty)');
+        if (query.prefix === undefined || query.prefix === '')
+          throw new BadRequestError('prefix: required, at least one character');
         if (query.prefix.length > 256) throw new BadRequestError('prefix: at most 256 characters');
         const limit = intOr(query.limit, 'limit', 1, PREFIX_MAX_LIMIT, PREFIX_DEFAULT_LIMIT);
         const field = query.field ?? 'id';
