@@ -15,6 +15,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import type { S3Event, S3EventRecord } from 'aws-lambda';
 import type { BuildOutcome } from '../functions/builder/build-release';
+import { parseReleaseKey } from '../functions/core/release';
 
 /** One received S3 event record, as persisted in pending/ and failed/. */
 export interface QueuedEvent {
@@ -79,6 +80,8 @@ interface Tracked {
   state: 'pending' | 'running' | 'done' | 'failed';
   outcomes?: BuildOutcome[];
   error?: Error;
+  /** The pending/ file is on disk once this resolves. */
+  written?: Promise<void>;
 }
 
 interface Waiter {
@@ -104,7 +107,8 @@ export function releaseRecord(record: unknown): (S3EventRecord & { key: string }
   const key = r?.s3?.object?.key;
   if (!key || !r.eventName?.startsWith('ObjectCreated')) return undefined;
   const decoded = decodeURIComponent(key.replace(/\+/g, ' '));
-  if (!/^incoming\/[^/]+\/[^/]+\/release\.json$/.test(decoded)) return undefined;
+  // The same test the build handler applies: events it would ignore are not queued.
+  if (!parseReleaseKey(decoded)) return undefined;
   return Object.assign(r, { key: decoded });
 }
 
@@ -178,7 +182,7 @@ export class EventQueue {
     // Written in arrival order; delivery waits for the file, so nothing is handled before it is durable.
     const written = this.serialWrite(() => this.persist(this.pendingDir, event));
     this.tracked.push(t);
-    (t as Tracked & { written?: Promise<void> }).written = written;
+    t.written = written;
     await written;
     this.schedule();
   }
@@ -263,7 +267,10 @@ export class EventQueue {
     clearTimeout(this.wake);
     const now = Date.now();
     const waiting = this.tracked.filter((t) => t.state === 'pending');
-    if (waiting.length === 0) return this.checkIdle();
+    if (waiting.length === 0) {
+      this.checkIdle();
+      return;
+    }
     const due = waiting.find((t) => (t.event.notBefore ?? 0) <= now);
     if (!due) {
       // Only backoffs remain: wake when the earliest one is due.
@@ -279,7 +286,9 @@ export class EventQueue {
 
   private async deliver(t: Tracked): Promise<void> {
     const { event } = t;
-    await (t as Tracked & { written?: Promise<void> }).written;
+    await t.written?.catch((err: Error) =>
+      this.log(`delivering ${event.key} although its event could not be persisted: ${err.message}`),
+    );
     t.state = 'running';
     event.attempts += 1;
     delete event.notBefore;

@@ -46,6 +46,8 @@ export interface LocalStackOptions {
   delivery?: Pick<EventQueueOptions, 'maxAttempts' | 'retryDelaysMs'>;
   /** Test hooks handed to the build handler (e.g. to crash at a step). */
   buildHooks?: Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate'>>;
+  /** The build function's timeout (its Lambda context deadline); default 15 minutes. */
+  buildTimeoutMs?: number;
   /** Runs a build instead of the in-process handler (tests: a build in a child process that may die). */
   deliver?: (event: S3Event, attempt: number) => Promise<BuildOutcome[]>;
   /**
@@ -151,7 +153,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const deliver =
     opts.deliver ??
     ((event: S3Event) =>
-      buildHandler(event, fakeContext('vicinity-build', `build-${randomUUID()}`, BUILD_TIMEOUT_MS)));
+      buildHandler(
+        event,
+        fakeContext('vicinity-build', `build-${randomUUID()}`, opts.buildTimeoutMs ?? BUILD_TIMEOUT_MS),
+      ));
 
   // Builds run one at a time, in event order, like a reserved-concurrency-1 build function; every
   // event is on disk (VICINITY_HOME/events) before its build starts and until it settled.

@@ -52,7 +52,7 @@ export async function testStack(
   options: Partial<
     Pick<
       LocalStackOptions,
-      'adminAuth' | 'interpose' | 'deliver' | 'delivery' | 'buildHooks' | 'log' | 'home'
+      'adminAuth' | 'interpose' | 'deliver' | 'delivery' | 'buildHooks' | 'buildTimeoutMs' | 'log' | 'home'
     >
   > = {},
 ): Promise<TestStack> {
