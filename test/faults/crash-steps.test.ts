@@ -106,7 +106,7 @@ describe('a build SIGKILLed at each step, then redelivered from the persisted ev
       const release = `r${seed++}-${point.toLowerCase()}`;
       const r2 = itemsRelease(release, seed, 1500);
       const stream = clientStream(s.info.apiUrl, space);
-    await stream.servedBy(prev.version);
+      await stream.servedBy(prev.version);
 
       const key = `incoming/${space}/${release}/release.json`;
       crashPlan.set(key, point);
