@@ -14,7 +14,7 @@ export const LEASE_MS = 1500;
 /** Longer than a dead builder's lease, so the retry after a crash finds it lapsed. */
 export const RETRY_DELAYS_MS = [LEASE_MS + 700, LEASE_MS + 700];
 /** Fault-test stacks: short lease and file wait, small quality sample. */
-export const FAULT_CONFIG = { leaseMs: LEASE_MS, fileWaitMs: 2000, qualitySample: 50 };
+export const FAULT_CONFIG = { leaseMs: LEASE_MS, fileWaitMs: 2000, qualitySample: 50, retentionGraceMs: 300 };
 
 /** One collection `items` whose ids carry the release name, so an answer shows which release made it. */
 export function itemsRelease(release: string, seed: number, count = 3000) {
@@ -76,19 +76,20 @@ export function clientStream(apiUrl: string, space: string) {
       await sleep(20);
     }
   })();
-  let from = 0;
+  let from: number | undefined;
   return {
     answers,
     /**
      * Resolves once an answer names `version` (the query function trusts its cached pointer for up to
-     * its TTL, so a just-activated version shows a moment later); answers before it are dropped.
+     * its TTL, so a just-activated version shows a moment later); on the first call, the answers
+     * before it are dropped.
      */
     async servedBy(version: string, deadlineMs = 10_000): Promise<void> {
       const deadline = Date.now() + deadlineMs;
       for (;;) {
         const i = answers.findIndex((a) => a.version === version);
         if (i >= 0) {
-          from = i;
+          from ??= i;
           return;
         }
         if (!running || Date.now() > deadline)
@@ -99,7 +100,7 @@ export function clientStream(apiUrl: string, space: string) {
     async stop(): Promise<Answer[]> {
       running = false;
       await loop;
-      return answers.slice(from);
+      return answers.slice(from ?? 0);
     },
   };
 }

@@ -13,8 +13,10 @@ export type Fault =
 
 export interface FaultRule {
   fault: Fault;
-  /** How many matching requests get the fault; Infinity until cleared. */
+  /** How many matching requests get the fault; Infinity until cleared or `until`. */
   count: number;
+  /** Epoch ms after which the rule no longer applies ("for a while"). */
+  until?: number;
   /** Which requests: by method, path and (DynamoDB) X-Amz-Target; all when undefined. */
   match?: (req: { method: string; path: string; target?: string }) => boolean;
 }
@@ -73,7 +75,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       path: req.url ?? '/',
       target: req.headers['x-amz-target'] as string | undefined,
     };
-    const rule = rules.find((r) => r.count > 0 && (!r.match || r.match(info)));
+    const now = Date.now();
+    const rule = rules.find(
+      (r) => r.count > 0 && (r.until === undefined || now < r.until) && (!r.match || r.match(info)),
+    );
     if (!rule) return undefined;
     rule.count -= 1;
     return rule.fault;
