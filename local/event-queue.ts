@@ -223,7 +223,7 @@ export class EventQueue {
     return this.tracked.every((t) => t.state === 'done' || t.state === 'failed');
   }
 
-  /** Resolves when no event is pending or running (no sleeping: it follows the queue's state). */
+  /** Resolves when no event is pending or running (it follows the queue's state, no fixed wait). */
   idle(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.add(r));

@@ -71,7 +71,7 @@ export interface LocalStack {
   settled(key: string, opts?: SettledOptions): Promise<BuildOutcome[]>;
   /**
    * Resolves when every release.json uploaded through `deps.s3` has had its S3 event, and no event is
-   * pending or building. Real state, no sleeps; rejects after `timeoutMs` naming what is missing.
+   * pending or building. Real state, no fixed waits; rejects after `timeoutMs` naming what is missing.
    */
   idle(timeoutMs?: number): Promise<void>;
   /** Builds finished so far, in order. */

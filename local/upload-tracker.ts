@@ -1,7 +1,7 @@
 /**
  * Which release.json uploads made through the local stack's own S3 client still wait for their S3
  * event: s3rver sends it over IPC, possibly after the PutObject response. `idle()` waits on this
- * state instead of sleeping.
+ * state instead of a fixed wait.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { releaseRecord } from './event-queue';
