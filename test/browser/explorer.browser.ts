@@ -12,6 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, type Fixture, N_ARTISTS, startFixture } from './fixture';
 
 const haveChromium = existsSync(CHROMIUM);
+// In CI a missing browser is a failure, not a skip: a suite that skips itself there proves nothing.
+if (!haveChromium && process.env.CI) {
+  throw new Error(
+    `the explorer browser tests need Chromium at ${CHROMIUM} (CI is set, so they do not skip): install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH`,
+  );
+}
 if (!haveChromium) {
   console.warn(
     `SKIPPED the explorer browser tests: no Chromium at ${CHROMIUM}. Install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH; .ci/browser.sh does the former.`,
