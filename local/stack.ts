@@ -7,7 +7,7 @@ import type { S3Event } from 'aws-lambda';
 import { createDynamoClient, createS3Client } from '../functions/adapters/aws-clients';
 import { createAdminHandler } from '../functions/admin/handler';
 import type { BuildDeps, BuildOutcome } from '../functions/builder/build-release';
-import { createBuildHandler } from '../functions/builder/handler';
+import { BUILD_ABORT_MARGIN_MS, createBuildHandler } from '../functions/builder/handler';
 import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
 import { ENV } from '../functions/contract';
@@ -154,7 +154,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           return problem ? forbidden(problem, event.requestContext.requestId) : adminHandler(event, context);
         }
       : adminHandler;
-  const buildHandler = createBuildHandler({ ...deps, ...opts.buildHooks });
+  // A short test deadline gets a proportionally short abort margin (Lambda's 15 minutes keep 10 s).
+  const buildHandler = createBuildHandler({
+    ...deps,
+    ...opts.buildHooks,
+    ...(opts.buildTimeoutMs
+      ? { abortMarginMs: Math.min(BUILD_ABORT_MARGIN_MS, opts.buildTimeoutMs / 4) }
+      : {}),
+  });
   const deliver =
     opts.deliver ??
     ((event: S3Event) =>
