@@ -19,6 +19,7 @@ export const SERVICE_NAME = Object.freeze({
   query: 'vicinity-query',
   admin: 'vicinity-admin',
   build: 'vicinity-build',
+  tasks: 'vicinity-build-tasks',
 } as const);
 
 export const METRIC = Object.freeze({
@@ -53,6 +54,8 @@ export const METRIC = Object.freeze({
   /** query, admin (Count): responses with a 5xx / 4xx status. */
   serverErrors: 'ServerErrors',
   clientErrors: 'ClientErrors',
+  /** build tasks (Count): a partition/shard/finalize task failed for good and failed its version. */
+  buildTaskFailures: 'BuildTaskFailures',
 } as const);
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -114,10 +117,27 @@ export const ENV = Object.freeze({
   publicReads: 'VICINITY_PUBLIC_READS',
   /** With publicReads: comma-separated metadata fields anonymous callers may see (empty: none). */
   publicMetadataFields: 'VICINITY_PUBLIC_METADATA_FIELDS',
+  /** Lambda endpoint override (the local Lambda Invoke stand-in); the SDK reads the same name itself. */
+  lambdaEndpoint: 'AWS_ENDPOINT_URL_LAMBDA',
+  /** Name (or ARN) of the build-task function that runs partition, shard and finalize tasks. */
+  taskFunction: 'VICINITY_TASK_FUNCTION',
+  /** Memory of the task function (MB): the shard planner's index budget. */
+  taskMemoryMb: 'VICINITY_TASK_MEMORY_MB',
+  /** Most items in one shard when `"shards": "auto"` (default 2,000,000). */
+  maxShardItems: 'VICINITY_MAX_SHARD_ITEMS',
+  /** How long a version's task phase may take before its lease expires (ms, default 4 h). */
+  taskPhaseMs: 'VICINITY_TASK_PHASE_MS',
+  /**
+   * Test hook only: `<marker-file>:<collection>:<shard>` — that shard task SIGKILLs its own process once
+   * (the marker file records that it did). Never set in a deployment.
+   */
+  testKillShard: 'VICINITY_TEST_KILL_SHARD',
 } as const);
 
 /** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */
 export const KEY_PREFIX = Object.freeze({
   incoming: 'incoming/',
   snapshots: 'snapshots/',
+  /** Partition chunks and task results of sharded builds: `staging/{space}/{version}/…`, deleted when the version settles. */
+  staging: 'staging/',
 } as const);

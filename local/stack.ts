@@ -12,7 +12,9 @@ import type { HandlerDeps } from '../functions/common/wiring';
 import { createQueryHandler } from '../functions/query/handler';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
+import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
 import { forbidden, signatureProblem } from './sigv4-verifier';
+import type { LambdaStandIn } from './standins/lambda';
 import {
   ensureBucket,
   ensureTable,
@@ -39,6 +41,8 @@ export interface LocalStackOptions {
   /** Serves the explorer page and anything else outside /v1. */
   staticHandler?: Parameters<typeof lambdaRequestListener>[1];
   log?: (line: string) => void;
+  /** The Lambda Invoke stand-in running the build-task function (sharded collections). */
+  tasks?: LocalTasksOptions;
 }
 
 export interface LocalStack {
@@ -50,6 +54,8 @@ export interface LocalStack {
   /** Builds finished so far, in order. */
   outcomes: BuildOutcome[];
   onBuild(cb: (o: BuildOutcome) => void): void;
+  /** The Lambda Invoke stand-in (AWS_ENDPOINT_URL_LAMBDA) running the build tasks. */
+  lambda: LambdaStandIn;
   stop(): Promise<void>;
 }
 
@@ -73,8 +79,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     ? { endpoint: opts.dynamodbEndpoint, stop: async () => undefined }
     : await startDynalite({ path: join(home, 'dynamodb'), port: opts.dynamoPort ?? 0 });
 
+  const tasks = await startLocalTasks(opts.tasks ?? {}, log);
   const env = {
     ...process.env,
+    AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
     VICINITY_BUCKET: bucket,
     VICINITY_TABLE: table,
     AWS_REGION: LOCAL_REGION,
@@ -83,6 +91,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     VICINITY_CACHE_DIR: join(home, 'cache'),
   };
   const config = loadConfig(env, opts.config ?? {});
+  tasks.configure(config, env);
   const clientConfig = {
     region: LOCAL_REGION,
     s3Endpoint: s3Standin.endpoint,
@@ -173,15 +182,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       for (let i = 0; i < 3; i++) {
         await new Promise((r) => setTimeout(r, 150));
         await chain;
+        // A sharded release goes on in build tasks: idle once they are done too.
+        await tasks.lambda.idle();
       }
     },
     onBuild: (cb) => listeners.push(cb),
+    lambda: tasks.lambda,
     stop: async () => {
       await new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
       });
       await chain.catch(() => undefined);
+      await tasks.lambda.stop();
       deps.s3.destroy();
       deps.dynamo.destroy();
       await s3Standin.stop();

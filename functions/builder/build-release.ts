@@ -9,6 +9,7 @@ import { buildSnapshot } from './build-snapshot';
 import { claimVersion, type Lease, takeLease } from './claim';
 import type { BuildContext, BuildDeps, BuildOutcome } from './deps';
 import { applyRetention } from './retention';
+import { startShardedBuild } from './sharded/plan';
 
 export type { BuildDeps, BuildOutcome } from './deps';
 export { segmentCount } from './index-build';
@@ -41,6 +42,9 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
 
   const workDir = join(deps.config.cacheDir, 'build', `${event.space}-${version}-${process.pid}`);
   try {
+    // A release with a sharded collection is built by build tasks (builder/sharded/); this build plans them.
+    const dispatched = await startShardedBuild(deps, event, ctx, lease, workDir);
+    if (dispatched) return dispatched;
     const started = Date.now();
     const result = await buildSnapshot(deps, event, ctx, workDir, lease.lost);
     await deps.beforeReady?.(version);

@@ -12,6 +12,8 @@ export interface CollectionReport {
   efConstruction: number;
   ef: number;
   segments: number;
+  /** Sharded collections: the shard count (absent when unsharded). */
+  shards?: number;
   recallAt10?: number;
   overlapAt10?: number;
   /** The version the overlap was measured against. */
@@ -47,6 +49,24 @@ export interface VersionRecord {
   attempts?: number;
   /** From release.json: whether the build activates this version when READY. */
   autoActivate?: boolean;
+  /** Sharded builds: the fan-in state and progress while BUILDING (functions/builder/sharded/). */
+  tasks?: TaskState;
+}
+
+/**
+ * The fan-in of a sharded build, on its version record: totals, counters, and which tasks are done
+ * (task key → rows), each recorded once by a conditional update. Task keys: `p:{collection}:{i}` for
+ * partition i, `s:{collection}:{j}` for shard j.
+ */
+export interface TaskState {
+  partitions: number;
+  partitionsDone: number;
+  shards: number;
+  shardsDone: number;
+  /** Rows written by the partition tasks done so far. */
+  rows: number;
+  done: Record<string, number>;
+  attempts: Record<string, number>;
 }
 
 /** The identity of one release event: the same key and sequencer always map to one version. */

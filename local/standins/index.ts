@@ -14,3 +14,4 @@ export {
 export { type StartDynaliteOptions, startDynalite } from './dynalite';
 export { startDynamoDbLocal } from './dynamodb-local';
 export { type S3EventBatch, type S3StandIn, type StartS3Options, startS3 } from './s3rver';
+export { type FailedInvocation, type LambdaFunctionDef, type LambdaStandIn, startLambda } from './lambda';

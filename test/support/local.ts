@@ -30,7 +30,7 @@ export interface TestStack extends LocalStack {
 export async function testStack(
   config: Partial<Config> = {},
   dynamodbEndpoint?: string,
-  options: Pick<LocalStackOptions, 'adminAuth'> = {},
+  options: Pick<LocalStackOptions, 'adminAuth' | 'tasks'> = {},
 ): Promise<TestStack> {
   const home = await mkdtemp(join(tmpdir(), 'vicinity-stack-'));
   const stack = await startLocalStack({
