@@ -21,7 +21,10 @@ export interface LocalTasksOptions {
 export async function startLocalTasks(
   opts: LocalTasksOptions,
   log: (line: string) => void,
-): Promise<{ lambda: LambdaStandIn; configure(config: Config, env: Record<string, string | undefined>): void }> {
+): Promise<{
+  lambda: LambdaStandIn;
+  configure(config: Config, env: Record<string, string | undefined>): void;
+}> {
   const def: LambdaFunctionDef = { name: 'vicinity-build-tasks', module: TASK_HANDLER, env: {} };
   const lambda = await startLambda({
     functions: [def],

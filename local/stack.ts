@@ -10,11 +10,10 @@ import { createBuildHandler } from '../functions/builder/handler';
 import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
 import { createQueryHandler } from '../functions/query/handler';
+import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
-import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
 import { forbidden, signatureProblem } from './sigv4-verifier';
-import type { LambdaStandIn } from './standins/lambda';
 import {
   ensureBucket,
   ensureTable,
@@ -23,6 +22,7 @@ import {
   startDynalite,
   startS3,
 } from './standins';
+import type { LambdaStandIn } from './standins/lambda';
 
 export interface LocalStackOptions {
   /** Where s3rver files, dynalite's LevelDB and the snapshot cache live (VICINITY_HOME). */

@@ -348,7 +348,13 @@ export class DynamoRegistry implements Registry {
           UpdateExpression: 'SET leaseOwner = :to, leaseUntil = :u, tasks = :t',
           ConditionExpression: '#s = :building AND leaseOwner = :o',
           ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: { ':to': taskOwner, ':u': until, ':t': tasks, ':o': owner, ':building': 'BUILDING' },
+          ExpressionAttributeValues: {
+            ':to': taskOwner,
+            ':u': until,
+            ':t': tasks,
+            ':o': owner,
+            ':building': 'BUILDING',
+          },
         }),
       );
       return true;
@@ -398,7 +404,8 @@ export class DynamoRegistry implements Registry {
           TableName: this.table,
           Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
           UpdateExpression: `SET tasks.done.#k = :rows, tasks.#c = tasks.#c + :one${addRows}`,
-          ConditionExpression: '#s = :building AND attribute_exists(tasks) AND attribute_not_exists(tasks.done.#k)',
+          ConditionExpression:
+            '#s = :building AND attribute_exists(tasks) AND attribute_not_exists(tasks.done.#k)',
           ExpressionAttributeNames: {
             '#s': 'status',
             '#k': key,

@@ -46,7 +46,8 @@ export class LambdaInvoker {
         Payload: Buffer.from(JSON.stringify(payload)),
       }),
     );
-    if (r.StatusCode !== 202) throw new Error(`async invoke of ${this.functionName} answered ${r.StatusCode}`);
+    if (r.StatusCode !== 202)
+      throw new Error(`async invoke of ${this.functionName} answered ${r.StatusCode}`);
   }
 
   /** Invokes and waits; a function error is thrown as FunctionError. */

@@ -4,21 +4,29 @@ import { randomUUID } from 'node:crypto';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { hnswEngine } from '../adapters/hnsw-index';
-import { asLog, createObservability, injectLambdaContext, logMetrics, MetricUnit } from '../common/observability';
-import { pointerNotifier } from '../common/pointer-notifier';
-import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
-import { METRIC, SERVICE_NAME } from '../contract';
-import type { TaskDispatcher } from '../core/ports';
-import { type BuildTaskEvent, isBuildTaskEvent } from '../core/shard';
 import { lambdaTasks } from '../builder/sharded/layout';
 import { runBuildTask, type TaskOutcome } from '../builder/sharded/task-run';
+import {
+  asLog,
+  createObservability,
+  injectLambdaContext,
+  logMetrics,
+  MetricUnit,
+} from '../common/observability';
+import { pointerNotifier } from '../common/pointer-notifier';
+import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { ENV, METRIC, SERVICE_NAME } from '../contract';
+import type { TaskDispatcher } from '../core/ports';
+import { type BuildTaskEvent, isBuildTaskEvent } from '../core/shard';
 
 export function createTaskHandler(deps: HandlerDeps & { tasks?: TaskDispatcher }) {
   const obs = deps.obs ?? createObservability(SERVICE_NAME.tasks);
   const log = asLog(obs.logger);
   const { store, registry, events } = adapters(deps, log);
   const moves = pointerNotifier({ log, events, metrics: obs.metrics });
-  const tasks = deps.tasks ?? lambdaTasks(deps.config);
+  // Deployed, the function invokes itself: its name is AWS_LAMBDA_FUNCTION_NAME unless the env names one.
+  const self = process.env[ENV.taskFunction] || process.env.AWS_LAMBDA_FUNCTION_NAME;
+  const tasks = deps.tasks ?? lambdaTasks(self ? { ...deps.config, taskFunction: self } : deps.config);
   return middy<BuildTaskEvent, TaskOutcome>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
     .use(logMetrics(obs.metrics))

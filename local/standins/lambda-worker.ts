@@ -23,7 +23,9 @@ let handler: Promise<Handler> | undefined;
 
 function load(): Promise<Handler> {
   handler ??= import(pathToFileURL(modulePath).href).then((m) => {
-    const fn = (m as Record<string, unknown>)[exportName] ?? (m as { default?: Record<string, unknown> }).default?.[exportName];
+    const fn =
+      (m as Record<string, unknown>)[exportName] ??
+      (m as { default?: Record<string, unknown> }).default?.[exportName];
     if (typeof fn !== 'function') throw new Error(`${modulePath} exports no function ${exportName}`);
     return fn as Handler;
   });

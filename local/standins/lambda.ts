@@ -63,7 +63,9 @@ export interface LambdaStandIn {
   stop(): Promise<void>;
 }
 
-type Outcome = { ok: true; payload: unknown } | { ok: false; error: { errorType: string; errorMessage: string } };
+type Outcome =
+  | { ok: true; payload: unknown }
+  | { ok: false; error: { errorType: string; errorMessage: string } };
 
 interface Job {
   requestId: string;
@@ -117,24 +119,32 @@ class FunctionPool {
         child.once('exit', () => ok());
       }),
     };
-    child.on('message', (m: { type: string; id?: string; ok?: boolean; payload?: unknown; error?: Outcome }) => {
-      if (m.type !== 'result' || !w.busy || w.busy.id !== m.id) return;
-      const { job, timer } = w.busy;
-      clearTimeout(timer);
-      w.busy = undefined;
-      job.resolve(m.ok ? { ok: true, payload: m.payload } : { ok: false, error: m.error as never });
-      this.pump();
-    });
+    child.on(
+      'message',
+      (m: { type: string; id?: string; ok?: boolean; payload?: unknown; error?: Outcome }) => {
+        if (m.type !== 'result' || !w.busy || w.busy.id !== m.id) return;
+        const { job, timer } = w.busy;
+        clearTimeout(timer);
+        w.busy = undefined;
+        job.resolve(m.ok ? { ok: true, payload: m.payload } : { ok: false, error: m.error as never });
+        this.pump();
+      },
+    );
     child.once('exit', (code, signal) => {
       this.workers.delete(w);
       if (w.busy) {
         clearTimeout(w.busy.timer);
         const job = w.busy.job;
         w.busy = undefined;
-        this.log(`lambda ${this.def.name}: worker ${child.pid} exited (${signal ?? code}) during ${job.requestId}`);
+        this.log(
+          `lambda ${this.def.name}: worker ${child.pid} exited (${signal ?? code}) during ${job.requestId}`,
+        );
         job.resolve({
           ok: false,
-          error: { errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with error: ${signal ?? `exit status ${code}`}` },
+          error: {
+            errorType: 'Runtime.ExitError',
+            errorMessage: `Runtime exited with error: ${signal ?? `exit status ${code}`}`,
+          },
         });
       }
       this.pump();
@@ -237,11 +247,17 @@ export async function startLambda(opts: LambdaStandInOptions): Promise<LambdaSta
     const requestId = randomUUID();
     const m = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?(\?.*)?$/.exec(req.url ?? '');
     const send = (status: number, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId, ...headers });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'x-amzn-requestid': requestId,
+        ...headers,
+      });
       res.end(body);
     };
     if (req.method !== 'POST' || !m) {
-      return send(404, JSON.stringify({ message: 'Unknown operation' }), { 'x-amzn-errortype': 'UnknownOperationException' });
+      return send(404, JSON.stringify({ message: 'Unknown operation' }), {
+        'x-amzn-errortype': 'UnknownOperationException',
+      });
     }
     // The SDK sends a name, a partial ARN or a full ARN: the name is the part after "function:".
     const raw = decodeURIComponent(m[1] as string);

@@ -20,8 +20,12 @@ describe.each<DynamoBackend>(['dynalite', 'dynamodb-local'])('fan-in on %s', (ba
       createdAt: new Date().toISOString(),
     });
     await r.acquireLease('s', version, 'b', Date.now() + 60_000, Date.now());
-    expect(await r.startTasks('s', version, 'x', 't', Date.now() + 1e6, { partitions: 1, shards: 8 })).toBe(false);
-    expect(await r.startTasks('s', version, 'b', 't', Date.now() + 1e6, { partitions: 1, shards: 8 })).toBe(true);
+    expect(await r.startTasks('s', version, 'x', 't', Date.now() + 1e6, { partitions: 1, shards: 8 })).toBe(
+      false,
+    );
+    expect(await r.startTasks('s', version, 'b', 't', Date.now() + 1e6, { partitions: 1, shards: 8 })).toBe(
+      true,
+    );
     expect((await r.beginTask('s', version, 's:c:3'))?.attempts).toBe(1);
     expect((await r.beginTask('s', version, 's:c:3'))?.attempts).toBe(2);
     const p = await r.completeTask('s', version, 'p:c:0', 100);

@@ -36,7 +36,10 @@ function part(from: number, to: number, bad?: number): Buffer {
     ],
     columnData: [
       { name: 'id', data: rows },
-      { name: 'vector', data: rows.map((_, i) => (from + i === bad ? vec(from + i).slice(0, 3) : vec(from + i))) },
+      {
+        name: 'vector',
+        data: rows.map((_, i) => (from + i === bad ? vec(from + i).slice(0, 3) : vec(from + i))),
+      },
       { name: 'n', data: rows.map((_, i) => from + i) },
     ],
     codec: 'SNAPPY',
@@ -72,13 +75,13 @@ async function settled(s: TestStack, space: string, version: string, ms = 120_00
   for (;;) {
     const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
     if (r.status === 200 && r.body.status !== 'BUILDING') return r.body;
-    if (Date.now() > deadline) throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
     await new Promise((ok) => setTimeout(ok, 200));
   }
 }
 
-const topIds = (body: Record<string, unknown>) =>
-  ((body.results as { id: string }[]) ?? []).map((r) => r.id);
+const topIds = (body: Record<string, unknown>) => ((body.results as { id: string }[]) ?? []).map((r) => r.id);
 
 describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () => {
   let s: TestStack;
@@ -102,9 +105,18 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () =
     expect(existsSync(marker)).toBe(true);
     expect(s.lambda.failed).toEqual([]);
     const tasks = v.tasks as Record<string, number>;
-    expect(tasks).toMatchObject({ partitions: PARTS, partitionsDone: PARTS, shards: SHARDS, shardsDone: SHARDS, rows: N });
+    expect(tasks).toMatchObject({
+      partitions: PARTS,
+      partitionsDone: PARTS,
+      shards: SHARDS,
+      shardsDone: SHARDS,
+      rows: N,
+    });
     expect((v.tasks as { attempts: Record<string, number> }).attempts['s:items:5']).toBe(2);
-    const collections = v.collections as Record<string, { count: number; shards?: number; recallAt10: number }>;
+    const collections = v.collections as Record<
+      string,
+      { count: number; shards?: number; recallAt10: number }
+    >;
     expect(collections.items).toMatchObject({ count: N, shards: SHARDS });
     expect(collections.items?.recallAt10).toBeGreaterThanOrEqual(0.95);
     expect(collections.tags).toMatchObject({ count: small });
@@ -117,7 +129,9 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () =
     expect((history.body.history as unknown[]).length).toBe(1);
 
     // The manifest: every shard, each a list of segments, ids where the hash says.
-    const manifest = JSON.parse((await s.store.getText('snapshots/shop/v1/manifest.json')) as string) as Manifest;
+    const manifest = JSON.parse(
+      (await s.store.getText('snapshots/shop/v1/manifest.json')) as string,
+    ) as Manifest;
     const items = manifest.collections.items;
     expect(items?.sharding).toMatchObject({ hash: 'fnv1a64-utf8-mod', shards: SHARDS });
     expect(items?.sharding?.layout).toHaveLength(SHARDS);
@@ -125,7 +139,9 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () =
     for (const l of items?.sharding?.layout ?? []) {
       for (const segIndex of l.segments) {
         const seg = items?.segments[segIndex];
-        const segIds = JSON.parse((await s.store.getText(seg?.files.ids.key as string)) as string) as string[];
+        const segIds = JSON.parse(
+          (await s.store.getText(seg?.files.ids.key as string)) as string,
+        ) as string[];
         for (const id of segIds) expect(shardOf(id, SHARDS)).toBe(l.shard);
       }
     }
@@ -147,7 +163,11 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () =
       expect(a.status).toBe(200);
       expect(topIds(a.body)).toEqual(topIds(b.body));
       expect(topIds(a.body)).toHaveLength(10);
-      const byVector = await s.post('/v1/spaces/shop/collections/items/query', { vector: vec(q), k: 10, ef: 500 });
+      const byVector = await s.post('/v1/spaces/shop/collections/items/query', {
+        vector: vec(q),
+        k: 10,
+        ef: 500,
+      });
       expect(topIds(byVector.body)[0]).toBe(`item-${q}`);
     }
   }, 240_000);
@@ -172,7 +192,9 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () =
     const { fakeContext } = await import('../../local/http-adapter');
     const v1 = replay.body as { releaseKey: string; sequencer: string };
     const event = {
-      Records: [{ eventName: 'ObjectCreated:Put', s3: { object: { key: v1.releaseKey, sequencer: v1.sequencer } } }],
+      Records: [
+        { eventName: 'ObjectCreated:Put', s3: { object: { key: v1.releaseKey, sequencer: v1.sequencer } } },
+      ],
     };
     const build = createBuildHandler(s.deps);
     const [again] = await build(event as never, fakeContext('build', 'replay'));

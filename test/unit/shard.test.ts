@@ -62,7 +62,9 @@ describe('shard planning', () => {
     const perShard = Math.floor(shardIndexBudget(1024) / indexBytesPerItem(128, 16));
     expect(planShards({ ...small, requested: 'auto', rows: perShard })).toBe(1);
     expect(planShards({ ...small, requested: 'auto', rows: perShard + 1 })).toBe(2);
-    expect(planShards({ ...small, requested: 'auto', rows: 1_000_000 })).toBe(Math.ceil(1_000_000 / perShard));
+    expect(planShards({ ...small, requested: 'auto', rows: 1_000_000 })).toBe(
+      Math.ceil(1_000_000 / perShard),
+    );
   });
 });
 
@@ -87,8 +89,12 @@ describe('fan-in on the version record (in-memory registry, DynamoRegistry seman
   it('hands the lease to the task phase once; counts each task once; exactly one completer', async () => {
     const r = new MemoryRegistry();
     const v = await building(r);
-    expect(await r.startTasks('s', v, 'someone-else', 'tasks:v1', Date.now() + 1e6, { partitions: 2, shards: 3 })).toBe(false);
-    expect(await r.startTasks('s', v, 'builder', 'tasks:v1', Date.now() + 1e6, { partitions: 2, shards: 3 })).toBe(true);
+    expect(
+      await r.startTasks('s', v, 'someone-else', 'tasks:v1', Date.now() + 1e6, { partitions: 2, shards: 3 }),
+    ).toBe(false);
+    expect(
+      await r.startTasks('s', v, 'builder', 'tasks:v1', Date.now() + 1e6, { partitions: 2, shards: 3 }),
+    ).toBe(true);
     // A redelivered event cannot take the lease the tasks hold.
     expect(await r.acquireLease('s', v, 'builder-2', Date.now() + 1e6, Date.now())).toBeUndefined();
 
@@ -100,7 +106,9 @@ describe('fan-in on the version record (in-memory registry, DynamoRegistry seman
     expect(again?.recorded).toBe(false);
     expect(again?.record.tasks).toMatchObject({ partitionsDone: 1, rows: 10 });
 
-    const shards = await Promise.all(['s:c:0', 's:c:1', 's:c:2', 's:c:1'].map((k) => r.completeTask('s', v, k, 5)));
+    const shards = await Promise.all(
+      ['s:c:0', 's:c:1', 's:c:2', 's:c:1'].map((k) => r.completeTask('s', v, k, 5)),
+    );
     const completers = shards.filter((x) => x?.recorded && x.record.tasks?.shardsDone === 3);
     expect(completers).toHaveLength(1);
     expect(shards.filter((x) => x?.recorded)).toHaveLength(3);

@@ -16,6 +16,7 @@ import { writeManifest } from '../../snapshot/writer';
 import { activateBuilt } from '../activate-built';
 import { previousVersion } from '../previous-version';
 import { applyRetention } from '../retention';
+import type { TaskRun } from './layout';
 import {
   deleteStaging,
   QUALITY_K,
@@ -26,7 +27,6 @@ import {
   type ShardResult,
   shardResultKey,
 } from './layout';
-import type { TaskRun } from './layout';
 
 /** An item's k nearest in a loaded (previous) version, itself left out; undefined if it is not there. */
 function neighboursIn(c: LoadedCollection, id: string, k: number): string[] | undefined {
@@ -34,7 +34,9 @@ function neighboursIn(c: LoadedCollection, id: string, k: number): string[] | un
   if (!ref) return undefined;
   const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);
   const lists = c.segments.map((s) =>
-    s.index.search(v, k + 1, c.manifest.ef).map((h) => ({ id: s.ids[h.label] as string, distance: h.distance })),
+    s.index
+      .search(v, k + 1, c.manifest.ef)
+      .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance })),
   );
   return mergeNeighbours(lists, k + 1)
     .filter((n) => n.id !== id)
@@ -159,10 +161,14 @@ export async function finalizeVersion(run: TaskRun, plan: ShardedPlan, workDir: 
           ? { overlapSkipped: skipped }
           : {}),
     };
-    const slowest = Math.max(...results.map((r) => r.timings.readMs + r.timings.indexMs + r.timings.qualityMs + r.timings.uploadMs));
+    const slowest = Math.max(
+      ...results.map((r) => r.timings.readMs + r.timings.indexMs + r.timings.qualityMs + r.timings.uploadMs),
+    );
     timings[`${cp.name}.slowestShardMs`] = slowest;
     timings[`${cp.name}.maxShardIndexMs`] = Math.max(...results.map((r) => r.timings.indexMs));
-    timings[`${cp.name}.maxShardRssMb`] = Math.round(Math.max(...results.map((r) => r.peakRssBytes)) / 2 ** 20);
+    timings[`${cp.name}.maxShardRssMb`] = Math.round(
+      Math.max(...results.map((r) => r.peakRssBytes)) / 2 ** 20,
+    );
     log.info('sharded collection built', { ...ctx, collection: cp.name, count, shards: cp.shards, recall });
   }
 
@@ -200,7 +206,9 @@ export async function finalizeVersion(run: TaskRun, plan: ShardedPlan, workDir: 
   await applyRetention(
     { ...deps, keep: deps.config.retainVersions, graceMs: deps.config.retentionGraceMs },
     space,
-  ).catch((err) => log.warn('retention failed; will run again after the next build', { ...ctx, error: String(err) }));
+  ).catch((err) =>
+    log.warn('retention failed; will run again after the next build', { ...ctx, error: String(err) }),
+  );
   await deleteStaging(store, space, version).catch((err) =>
     log.warn('could not delete staging; the sweeper removes it', { ...ctx, error: String(err) }),
   );

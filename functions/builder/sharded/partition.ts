@@ -9,6 +9,7 @@ import { ProblemCollector } from '../../adapters/readers/types';
 import { ReleaseInvalidError } from '../../core/errors';
 import { fnv1a64, shardOf } from '../../core/shard';
 import { s3ReleaseFiles } from '../s3-release-files';
+import type { TaskRun } from './layout';
 import {
   encodeChunk,
   type PartitionResult,
@@ -17,7 +18,6 @@ import {
   type SampleItem,
   type ShardedPlan,
 } from './layout';
-import type { TaskRun } from './layout';
 
 /** Buffered vectors of all shards together before the fullest is flushed. */
 const BUFFER_BYTES = 64 * 1024 * 1024;

@@ -22,7 +22,8 @@ import { lambdaTasks, planKey, type ShardedCollectionPlan, type ShardedPlan } fr
 
 /** Rows of a collection: exact for raw and Parquet (footers), estimated from bytes for JSONL. */
 export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Promise<number> {
-  if (c.format === 'raw') return Math.floor(((await files.size(c.files[0] as string)) ?? 0) / (4 * (c.dims ?? 1)));
+  if (c.format === 'raw')
+    return Math.floor(((await files.size(c.files[0] as string)) ?? 0) / (4 * (c.dims ?? 1)));
   let rows = 0;
   for (const f of c.files) {
     const size = (await files.size(f)) ?? 0;
@@ -106,7 +107,11 @@ export async function startShardedBuild(
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
     const built = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
     const prev = await previous.collection(c.name, table.dims);
-    const { recall: _r, overlap: _o, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
+    const {
+      recall: _r,
+      overlap: _o,
+      ...report
+    } = await qualityGate(deps, c, table, built, quality, prev, ctx);
     if (lease.lost()) throw new Error('lost the build lease while building');
     const segments = await writeSegments(store, space, version, c.name, built);
     unsharded.manifest[c.name] = {
@@ -159,7 +164,14 @@ export async function startShardedBuild(
   const tasks = deps.tasks ?? lambdaTasks(config);
   for (const c of sharded) {
     for (let i = 0; i < c.partitions.length; i++) {
-      await tasks.dispatch({ vicinity: 'build-task', kind: 'partition', space, version, collection: c.name, index: i });
+      await tasks.dispatch({
+        vicinity: 'build-task',
+        kind: 'partition',
+        space,
+        version,
+        collection: c.name,
+        index: i,
+      });
     }
   }
   log.info('sharded build dispatched', {

@@ -5,8 +5,7 @@
  * `snapshots/{space}/{version}/{collection}/shard-{j}/seg-i/`, and measures, for the release's sampled
  * query vectors, exact and HNSW top-11 over its own slice for the distributed quality gate.
  */
-import { writeFileSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProblemCollector } from '../../adapters/readers/types';
 import { ENV } from '../../contract';
@@ -15,6 +14,7 @@ import { bruteForce, mergeNeighbours, type Neighbour, normalise } from '../../co
 import { writeSegments } from '../../snapshot/writer';
 import { buildIndex } from '../index-build';
 import { VectorTable } from '../vector-table';
+import type { TaskRun } from './layout';
 import {
   decodeChunk,
   QUALITY_K,
@@ -27,7 +27,6 @@ import {
   shardPiecesPrefix,
   shardResultKey,
 } from './layout';
-import type { TaskRun } from './layout';
 
 /** Test hook (ENV.testKillShard = `marker:collection:shard`): SIGKILL this process once, mid-task. */
 function maybeKillForTest(collection: string, shard: number): void {
@@ -93,7 +92,8 @@ export async function runShard(
         line: header.lines[i] as number,
       });
     }
-    if (run.remainingMs() < 10_000) throw new Error(`shard ${shard} of ${collection}: deadline near while reading`);
+    if (run.remainingMs() < 10_000)
+      throw new Error(`shard ${shard} of ${collection}: deadline near while reading`);
   }
   if (!problems.ok) throw new ReleaseInvalidError(problems.problems, problems.count);
   seen.clear();

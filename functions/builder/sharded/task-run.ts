@@ -52,7 +52,11 @@ export async function runBuildTask(
   const { registry, log } = deps;
   const { space, version } = task;
   const key = taskKey(task);
-  const workDir = join(deps.config.cacheDir, 'tasks', `${space}-${version}-${key.replaceAll(':', '_')}-${randomUUID()}`);
+  const workDir = join(
+    deps.config.cacheDir,
+    'tasks',
+    `${space}-${version}-${key.replaceAll(':', '_')}-${randomUUID()}`,
+  );
   const run: TaskRun = {
     deps,
     tasks,
@@ -74,9 +78,11 @@ export async function runBuildTask(
 
   const begun =
     task.kind === 'finalize'
-      ? await registry.getVersion(space, version).then((record) =>
-          record?.status === 'BUILDING' && record.tasks ? { attempts: 1, done: false, record } : undefined,
-        )
+      ? await registry
+          .getVersion(space, version)
+          .then((record) =>
+            record?.status === 'BUILDING' && record.tasks ? { attempts: 1, done: false, record } : undefined,
+          )
       : await registry.beginTask(space, version, key);
   if (!begun) return { status: 'SKIPPED', key, reason: 'the version is not BUILDING with tasks' };
   let plan: ShardedPlan | undefined;
@@ -131,7 +137,11 @@ export async function runBuildTask(
       await failVersion(deps, task, plan, reason);
       return { status: 'FAILED', key, reason };
     }
-    log.error('build task failed; Lambda retries it', { ...ctx, attempts: begun.attempts, error: String(err) });
+    log.error('build task failed; Lambda retries it', {
+      ...ctx,
+      attempts: begun.attempts,
+      error: String(err),
+    });
     throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
@@ -143,7 +153,9 @@ async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
   const { deps, space, version } = run;
   for (const cp of plan.sharded) {
     const parts = await Promise.all(
-      cp.partitions.map((_, i) => readJson<PartitionResult>(deps.store, partitionResultKey(space, version, cp.name, i))),
+      cp.partitions.map((_, i) =>
+        readJson<PartitionResult>(deps.store, partitionResultKey(space, version, cp.name, i)),
+      ),
     );
     const withRows = parts.filter((p) => p.rows > 0);
     const dims = withRows[0]?.dims;
@@ -157,14 +169,23 @@ async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
       ]);
     }
     if (!withRows.length) {
-      throw new ReleaseInvalidError([{ file: cp.partitions[0]?.[0] as string, message: `collection ${cp.name} is empty` }]);
+      throw new ReleaseInvalidError([
+        { file: cp.partitions[0]?.[0] as string, message: `collection ${cp.name} is empty` },
+      ]);
     }
     const sample = sortSample(parts.flatMap((p) => p.sample)).slice(0, plan.quality.sample) as SampleItem[];
     await deps.store.putText(queriesKey(space, version, cp.name), JSON.stringify(sample));
   }
   for (const cp of plan.sharded) {
     for (let j = 0; j < cp.shards; j++) {
-      await run.tasks.dispatch({ vicinity: 'build-task', kind: 'shard', space, version, collection: cp.name, index: j });
+      await run.tasks.dispatch({
+        vicinity: 'build-task',
+        kind: 'shard',
+        space,
+        version,
+        collection: cp.name,
+        index: j,
+      });
     }
   }
 }
@@ -187,7 +208,12 @@ async function failVersion(
   });
   if (!ok) return;
   deps.log.warn('sharded build FAILED', { space, version, reason });
-  await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, { space, version, release: plan?.event.release, reason });
+  await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, {
+    space,
+    version,
+    release: plan?.event.release,
+    reason,
+  });
   await deleteStaging(deps.store, space, version).catch((err) =>
     deps.log.warn('could not delete staging; the sweeper removes it', { space, version, error: String(err) }),
   );

@@ -23,12 +23,7 @@ import {
   type Pointer,
 } from '../../../functions/core/pointer';
 import type { Registry, VersionPage } from '../../../functions/core/ports';
-import type {
-  ReleaseEvent,
-  TaskState,
-  VersionRecord,
-  VersionStatus,
-} from '../../../functions/core/version';
+import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../../../functions/core/version';
 
 /** The largest version number DynamoRegistry's 12-digit sort keys can hold. */
 const MAX_VERSION = 999_999_999_999;
@@ -269,7 +264,10 @@ export class MemoryRegistry implements Registry {
     const v = this.spaces.get(space)?.versions.get(n);
     if (v?.status !== 'BUILDING' || !v.tasks) return undefined;
     const attempts = (v.tasks.attempts[key] ?? 0) + 1;
-    const updated = stored({ ...v, tasks: { ...v.tasks, attempts: { ...v.tasks.attempts, [key]: attempts } } });
+    const updated = stored({
+      ...v,
+      tasks: { ...v.tasks, attempts: { ...v.tasks.attempts, [key]: attempts } },
+    });
     this.items(space).versions.set(n, updated);
     return { attempts, done: key in updated.tasks.done, record: stored(updated) };
   }
