@@ -109,7 +109,7 @@ export async function runShard(
       exact: queries.map(() => []),
       approx: queries.map(() => []),
       timings: { readMs: t1 - t0, indexMs: 0, qualityMs: 0, uploadMs: 0 },
-      peakRssBytes: process.memoryUsage().rss,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
     await deps.store.putText(shardResultKey(space, version, collection, shard), JSON.stringify(empty));
     return empty;
@@ -146,7 +146,7 @@ export async function runShard(
     exact,
     approx,
     timings: { readMs: t1 - t0, indexMs: t2 - t1, qualityMs: t3 - t2, uploadMs: t4 - t3 },
-    peakRssBytes: process.memoryUsage().rss,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
   await deps.store.putText(shardResultKey(space, version, collection, shard), JSON.stringify(result));
   return result;
