@@ -61,23 +61,29 @@ function partFile(ids: string[], vectors: Float32Array, from: number, to: number
 }
 
 function runBuild(env: NodeJS.ProcessEnv, event: unknown) {
-  return new Promise<{ wallMs: number; maxRssMb: number; outcomes: { status: string }[] }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/build-child.ts', JSON.stringify(event)], {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? ''));
-      } catch {
-        reject(new Error(`build child exited ${code}: ${out.slice(-2000)}`));
-      }
-    });
-  });
+  return new Promise<{ wallMs: number; maxRssMb: number; outcomes: { status: string }[] }>(
+    (resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'bench/build-child.ts', JSON.stringify(event)],
+        {
+          env,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.on('exit', (code) => {
+        try {
+          resolve(JSON.parse(out.trim().split('\n').pop() ?? ''));
+        } catch {
+          reject(new Error(`build child exited ${code}: ${out.slice(-2000)}`));
+        }
+      });
+    },
+  );
 }
 
 async function main() {
@@ -85,7 +91,12 @@ async function main() {
   const bucket = 'bench';
   const s3 = await startS3({ directory: join(home, 's3'), buckets: [bucket] });
   const ddb = await startDynalite({});
-  const client = { region: LOCAL_REGION, s3Endpoint: s3.endpoint, dynamodbEndpoint: ddb.endpoint, credentials: LOCAL_CREDENTIALS };
+  const client = {
+    region: LOCAL_REGION,
+    s3Endpoint: s3.endpoint,
+    dynamodbEndpoint: ddb.endpoint,
+    credentials: LOCAL_CREDENTIALS,
+  };
   const s3Client = createS3Client(client);
   const ddbClient = createDynamoClient(client);
   await ensureBucket(s3Client, bucket);
@@ -119,7 +130,9 @@ async function main() {
     names.push(name);
     const body = partFile(ids, data.vectors, p * per, Math.min(N, (p + 1) * per));
     for (const shards of SHARD_COUNTS) {
-      await s3Client.send(new PutObjectCommand({ Bucket: bucket, Key: `incoming/s${shards}/r1/${name}`, Body: body }));
+      await s3Client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: `incoming/s${shards}/r1/${name}`, Body: body }),
+      );
     }
   }
 
@@ -135,7 +148,9 @@ async function main() {
           Body: JSON.stringify({ collections: { items: { files: names, metric: 'cosine', shards } } }),
         }),
       );
-      const event = { Records: [{ eventName: 'ObjectCreated:Put', s3: { object: { key, sequencer: '1' } } }] };
+      const event = {
+        Records: [{ eventName: 'ObjectCreated:Put', s3: { object: { key, sequencer: '1' } } }],
+      };
       const load = loadavg()[0];
       const started = Date.now();
       const build = await runBuild(env, event);
@@ -152,7 +167,9 @@ async function main() {
         shards,
         status: v?.status,
         wholeBuildS: Number(wholeS.toFixed(1)),
-        slowestTaskS: Number(((shards === 1 ? build.wallMs : (t['items.slowestShardMs'] ?? 0)) / 1000).toFixed(1)),
+        slowestTaskS: Number(
+          ((shards === 1 ? build.wallMs : (t['items.slowestShardMs'] ?? 0)) / 1000).toFixed(1),
+        ),
         peakRssMbPerTask: Math.round(shards === 1 ? build.maxRssMb : (t['items.maxShardRssMb'] ?? 0)),
         recallAt10: v?.collections?.items?.recallAt10,
         pool: shards === 1 ? 1 : POOL,
