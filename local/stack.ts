@@ -13,6 +13,7 @@ import type { HandlerDeps } from '../functions/common/wiring';
 import { ENV } from '../functions/contract';
 import { createQueryHandler } from '../functions/query/handler';
 import { createSweepHandler } from '../functions/sweeper/handler';
+import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
 import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
 import { EventQueue, type EventQueueOptions, releaseRecord, type SettledOptions } from './event-queue';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
@@ -26,6 +27,7 @@ import {
   startDynalite,
   startS3,
 } from './standins';
+import type { LambdaStandIn } from './standins/lambda';
 import { UploadTracker } from './upload-tracker';
 
 export interface LocalStackOptions {
@@ -60,6 +62,8 @@ export interface LocalStackOptions {
    * the query, admin and build functions use. Bucket and table setup still go straight to the stand-in.
    */
   interpose?: (service: 's3' | 'dynamodb', endpoint: string) => Promise<string>;
+  /** The Lambda Invoke stand-in running the build-task function (sharded collections). */
+  tasks?: LocalTasksOptions;
 }
 
 export interface LocalStack {
@@ -82,6 +86,8 @@ export interface LocalStack {
   /** Builds finished so far, in order. */
   outcomes: BuildOutcome[];
   onBuild(cb: (o: BuildOutcome) => void): void;
+  /** The Lambda Invoke stand-in (AWS_ENDPOINT_URL_LAMBDA) running the build tasks. */
+  lambda: LambdaStandIn;
   stop(): Promise<void>;
 }
 
@@ -110,8 +116,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const dynamodbEndpoint = opts.interpose
     ? await opts.interpose('dynamodb', dynamo.endpoint)
     : dynamo.endpoint;
+  const tasks = await startLocalTasks(opts.tasks ?? {}, log);
   const env = {
     ...process.env,
+    AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
     VICINITY_BUCKET: bucket,
     VICINITY_TABLE: table,
     AWS_REGION: LOCAL_REGION,
@@ -120,6 +128,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     VICINITY_CACHE_DIR: join(home, 'cache'),
   };
   const config = loadConfig(env, opts.config ?? {});
+  tasks.configure(config, env);
   const credentials = { ...LOCAL_CREDENTIALS };
   const deps: HandlerDeps = {
     config,
@@ -253,8 +262,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     idle: async (timeoutMs = 60_000) => {
       await uploads.allReceived(timeoutMs);
       await queue.idle();
+      // A sharded release goes on in build tasks: idle once they are done too.
+      await tasks.lambda.idle();
     },
     onBuild: (cb) => listeners.push(cb),
+    lambda: tasks.lambda,
     stop: async () => {
       clearInterval(sweepTimer);
       await sweeping;
@@ -263,6 +275,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         server.close(() => r());
       });
       await queue.stop();
+      await tasks.lambda.stop();
       deps.s3.destroy();
       deps.dynamo.destroy();
       await s3Standin.stop();

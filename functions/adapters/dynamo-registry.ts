@@ -11,7 +11,7 @@ import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
 import type { Registry, VersionPage } from '../core/ports';
-import type { ReleaseEvent, VersionRecord, VersionStatus } from '../core/version';
+import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../core/version';
 
 const pad = (n: number) => String(n).padStart(12, '0');
 const spacePk = (space: string) => `SPACE#${space}`;
@@ -405,6 +405,100 @@ export class DynamoRegistry implements Registry {
     } catch (err) {
       if (isConditionFailure(err)) return false;
       throw err;
+    }
+  }
+
+  async startTasks(
+    space: string,
+    version: string,
+    owner: string,
+    taskOwner: string,
+    until: number,
+    totals: { partitions: number; shards: number },
+  ): Promise<boolean> {
+    const tasks: TaskState = { ...totals, partitionsDone: 0, shardsDone: 0, rows: 0, done: {}, attempts: {} };
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET leaseOwner = :to, leaseUntil = :u, tasks = :t',
+          ConditionExpression: '#s = :building AND leaseOwner = :o',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':to': taskOwner,
+            ':u': until,
+            ':t': tasks,
+            ':o': owner,
+            ':building': 'BUILDING',
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async beginTask(
+    space: string,
+    version: string,
+    key: string,
+  ): Promise<{ attempts: number; done: boolean; record: VersionRecord } | undefined> {
+    try {
+      const r = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: 'SET tasks.attempts.#k = if_not_exists(tasks.attempts.#k, :zero) + :one',
+          ConditionExpression: '#s = :building AND attribute_exists(tasks)',
+          ExpressionAttributeNames: { '#s': 'status', '#k': key },
+          ExpressionAttributeValues: { ':building': 'BUILDING', ':zero': 0, ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const record = strip<VersionRecord>(r.Attributes ?? {});
+      const t = record.tasks as TaskState;
+      return { attempts: t.attempts[key] ?? 1, done: key in t.done, record };
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async completeTask(
+    space: string,
+    version: string,
+    key: string,
+    rows: number,
+  ): Promise<{ recorded: boolean; record: VersionRecord } | undefined> {
+    const counter = key.startsWith('p:') ? 'partitionsDone' : 'shardsDone';
+    const addRows = key.startsWith('p:') ? ', tasks.#rows = tasks.#rows + :rows' : '';
+    try {
+      const r = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: `SET tasks.done.#k = :rows, tasks.#c = tasks.#c + :one${addRows}`,
+          ConditionExpression:
+            '#s = :building AND attribute_exists(tasks) AND attribute_not_exists(tasks.done.#k)',
+          ExpressionAttributeNames: {
+            '#s': 'status',
+            '#k': key,
+            '#c': counter,
+            ...(addRows ? { '#rows': 'rows' } : {}),
+          },
+          ExpressionAttributeValues: { ':building': 'BUILDING', ':one': 1, ':rows': rows },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { recorded: true, record: strip<VersionRecord>(r.Attributes ?? {}) };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const record = await this.getVersion(space, version);
+      if (record?.status !== 'BUILDING' || !record.tasks || !(key in record.tasks.done)) return undefined;
+      return { recorded: false, record };
     }
   }
 

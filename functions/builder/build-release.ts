@@ -15,6 +15,7 @@ import {
 } from './deps';
 import { changed } from './ingest';
 import { applyRetention } from './retention';
+import { startShardedBuild } from './sharded/plan';
 import { cleanStaleWorkDirs, newWorkDir, workRoot } from './work-dir';
 
 export type { BuildDeps, BuildOutcome } from './deps';
@@ -64,6 +65,9 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
   const started = Date.now();
   let result: SnapshotResult;
   try {
+    // A release with a sharded collection is built by build tasks (builder/sharded/); this build plans them.
+    const dispatched = await untilAborted(startShardedBuild(deps, event, ctx, lease, work.path), deps.signal);
+    if (dispatched) return dispatched;
     // Everything up to READY races the deadline: whatever step hangs, the attempt stops in time.
     result = await untilAborted(
       (async () => {

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
 import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
+import type { BuildTaskEvent } from './shard';
 import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
 
 /** Conditions on a read: `ifMatch` reads the object only while its ETag (unquoted) is this one. */
@@ -113,6 +114,35 @@ export interface Registry {
   /** Moves a version from one status to another only if it is still in `from`; false if it was not. */
   transitionStatus(space: string, version: string, from: VersionStatus, to: VersionStatus): Promise<boolean>;
 
+  /**
+   * Sharded builds: hands the build lease from `owner` to `taskOwner` (until `until`) and starts the
+   * fan-in state with these totals; false unless the version is BUILDING under `owner`'s lease.
+   */
+  startTasks(
+    space: string,
+    version: string,
+    owner: string,
+    taskOwner: string,
+    until: number,
+    totals: { partitions: number; shards: number },
+  ): Promise<boolean>;
+  /** Counts one more attempt of task `key`; undefined unless the version is BUILDING with tasks. */
+  beginTask(
+    space: string,
+    version: string,
+    key: string,
+  ): Promise<{ attempts: number; done: boolean; record: VersionRecord } | undefined>;
+  /**
+   * Records task `key` done with `rows` (one conditional update: idempotent per key). `recorded` is
+   * false when it was already done; undefined when the version is no longer BUILDING with tasks.
+   */
+  completeTask(
+    space: string,
+    version: string,
+    key: string,
+    rows: number,
+  ): Promise<{ recorded: boolean; record: VersionRecord } | undefined>;
+
   registerSpace(space: string, now: Date): Promise<void>;
   listSpaces(): Promise<string[]>;
   getPointers(spaces: string[]): Promise<Pointer[]>;
@@ -194,6 +224,11 @@ export interface PointerMove {
  */
 export interface PointerMoveNotifier {
   onPointerMoved(move: PointerMove): Promise<void>;
+}
+
+/** Starts build tasks of sharded collections (asynchronous Lambda invokes of the task function). */
+export interface TaskDispatcher {
+  dispatch(task: BuildTaskEvent): Promise<void>;
 }
 
 /** For callers with nobody to tell (benchmarks, some tests). */

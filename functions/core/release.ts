@@ -37,6 +37,8 @@ const collectionSchema = z
     efConstruction: z.number().int().min(10).max(2000).optional(),
     ef: z.number().int().min(1).max(10000).optional(),
     segments: z.number().int().min(1).max(64).optional(),
+    /** Shards of the collection: 1–256, or "auto" (default; docs/contract.md). */
+    shards: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -86,6 +88,8 @@ export interface CollectionSpec {
   efConstruction: number;
   ef: number;
   segments?: number;
+  /** Requested shard count; "auto" picks one shard unless the collection is too large for one task. */
+  shards?: number | 'auto';
 }
 
 export interface ReleaseSpec {
@@ -158,6 +162,7 @@ export function parseRelease(text: string, file = 'release.json'): ReleaseSpec {
       efConstruction: c.efConstruction ?? INDEX_DEFAULTS.efConstruction,
       ef: c.ef ?? INDEX_DEFAULTS.ef,
       segments: c.segments,
+      shards: c.shards ?? 'auto',
     });
   }
   if (problems.length) throw new ReleaseInvalidError(problems.slice(0, 10), problems.length);

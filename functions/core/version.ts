@@ -12,6 +12,8 @@ export interface CollectionReport {
   efConstruction: number;
   ef: number;
   segments: number;
+  /** Sharded collections: the shard count (absent when unsharded). */
+  shards?: number;
   /**
    * Groups of two or more items with identical vectors (after normalisation for cosine), and the size
    * of the largest (1 when every vector is distinct). Each group is indexed once and expanded to its
@@ -69,6 +71,24 @@ export interface VersionRecord {
   filesDeletedAt?: string;
   /** What went wrong after READY (event, activation, retention); the version stays READY. */
   afterReadyErrors?: string[];
+  /** Sharded builds: the fan-in state and progress while BUILDING (functions/builder/sharded/). */
+  tasks?: TaskState;
+}
+
+/**
+ * The fan-in of a sharded build, on its version record: totals, counters, and which tasks are done
+ * (task key → rows), each recorded once by a conditional update. Task keys: `p:{collection}:{i}` for
+ * partition i, `s:{collection}:{j}` for shard j.
+ */
+export interface TaskState {
+  partitions: number;
+  partitionsDone: number;
+  shards: number;
+  shardsDone: number;
+  /** Rows written by the partition tasks done so far. */
+  rows: number;
+  done: Record<string, number>;
+  attempts: Record<string, number>;
 }
 
 /**

@@ -275,6 +275,7 @@ describe('IAM, least privilege', () => {
       'dynamodb:Query',
       'dynamodb:UpdateItem',
       'events:PutEvents',
+      'lambda:InvokeFunction',
       ...base,
       's3:AbortMultipartUpload',
       's3:DeleteObject',
@@ -341,14 +342,18 @@ describe('IAM, least privilege', () => {
     expect(statementsWith(st, 'dynamodb:GetItem').map((x) => x.Resource)).toEqual([tableArn()]);
   });
 
-  it('build: reads incoming/ and snapshots/, writes and deletes snapshots/ only', () => {
+  it('build: reads incoming/ and snapshots/, writes and deletes snapshots/, writes staging/ (the sharded plan)', () => {
     const st = statementsOfRole(s.template, roleIds().build);
     expect(statementsWith(st, 's3:GetObject').map((x) => x.Resource)).toEqual([
       [objectsArn('incoming/'), objectsArn('snapshots/')],
     ]);
-    for (const write of ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload']) {
+    for (const write of ['s3:DeleteObject', 's3:AbortMultipartUpload']) {
       expect(statementsWith(st, write).map((x) => x.Resource)).toEqual([objectsArn('snapshots/')]);
     }
+    expect(statementsWith(st, 's3:PutObject').map((x) => x.Resource)).toEqual([
+      objectsArn('snapshots/'),
+      objectsArn('staging/'),
+    ]);
     expect(statementsWith(st, 's3:ListBucket')[0]?.Condition).toEqual({
       StringLike: { 's3:prefix': ['incoming/*', 'snapshots/*'] },
     });
@@ -521,7 +526,8 @@ describe('monitoring', () => {
       Namespace: 'AWS/ApiGateway',
       MetricName: '5xx',
     });
-    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 11);
+    // 11 + the failed-build-tasks alarm (test/infra/build-tasks.test.ts).
+    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
   });
 
   it('every alarm notifies the alarm topic and treats missing data as OK', () => {

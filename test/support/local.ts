@@ -52,7 +52,15 @@ export async function testStack(
   options: Partial<
     Pick<
       LocalStackOptions,
-      'adminAuth' | 'interpose' | 'deliver' | 'delivery' | 'buildHooks' | 'buildTimeoutMs' | 'log' | 'home'
+      | 'adminAuth'
+      | 'tasks'
+      | 'interpose'
+      | 'deliver'
+      | 'delivery'
+      | 'buildHooks'
+      | 'buildTimeoutMs'
+      | 'log'
+      | 'home'
     >
   > = {},
 ): Promise<TestStack> {

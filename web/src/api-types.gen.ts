@@ -405,6 +405,8 @@ export interface components {
             segments?: number;
             recallAt10?: number;
             overlapAt10?: number;
+            /** @description Sharded collections: the shard count (item → shard = FNV-1a 64 of the id's UTF-8 bytes mod shards). */
+            shards?: number;
         };
         /** @enum {string} */
         VersionStatus: "BUILDING" | "READY" | "FAILED" | "DELETED";
@@ -465,6 +467,20 @@ export interface components {
             problemCount?: number;
             attempts?: number;
             autoActivate?: boolean;
+            /** @description Sharded builds: progress and fan-in while BUILDING (partition and shard tasks done/total, rows so far; per-task done rows and attempts, keyed p:{collection}:{i} / s:{collection}:{j}). */
+            tasks?: {
+                partitions: number;
+                partitionsDone: number;
+                shards: number;
+                shardsDone: number;
+                rows: number;
+                done?: {
+                    [key: string]: number;
+                };
+                attempts?: {
+                    [key: string]: number;
+                };
+            };
         };
         History: {
             space: components["schemas"]["Name"];

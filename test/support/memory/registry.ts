@@ -23,7 +23,7 @@ import {
   type Pointer,
 } from '../../../functions/core/pointer';
 import type { Registry, VersionPage } from '../../../functions/core/ports';
-import type { ReleaseEvent, VersionRecord, VersionStatus } from '../../../functions/core/version';
+import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../../../functions/core/version';
 
 /** The largest version number DynamoRegistry's 12-digit sort keys can hold. */
 const MAX_VERSION = 999_999_999_999;
@@ -295,6 +295,62 @@ export class MemoryRegistry implements Registry {
     const v = this.spaces.get(space)?.versions.get(n);
     if (!v) throw new Error(`no version ${space}/${version}`);
     this.items(space).versions.set(n, stored({ ...v, ...patch }));
+  }
+
+  async startTasks(
+    space: string,
+    version: string,
+    owner: string,
+    taskOwner: string,
+    until: number,
+    totals: { partitions: number; shards: number },
+  ): Promise<boolean> {
+    await request();
+    const n = versionNumber(version);
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== 'BUILDING' || v.leaseOwner !== owner) return false;
+    const tasks: TaskState = { ...totals, partitionsDone: 0, shardsDone: 0, rows: 0, done: {}, attempts: {} };
+    this.items(space).versions.set(n, stored({ ...v, leaseOwner: taskOwner, leaseUntil: until, tasks }));
+    return true;
+  }
+
+  async beginTask(
+    space: string,
+    version: string,
+    key: string,
+  ): Promise<{ attempts: number; done: boolean; record: VersionRecord } | undefined> {
+    await request();
+    const n = versionNumber(version);
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== 'BUILDING' || !v.tasks) return undefined;
+    const attempts = (v.tasks.attempts[key] ?? 0) + 1;
+    const updated = stored({
+      ...v,
+      tasks: { ...v.tasks, attempts: { ...v.tasks.attempts, [key]: attempts } },
+    });
+    this.items(space).versions.set(n, updated);
+    return { attempts, done: key in updated.tasks.done, record: stored(updated) };
+  }
+
+  async completeTask(
+    space: string,
+    version: string,
+    key: string,
+    rows: number,
+  ): Promise<{ recorded: boolean; record: VersionRecord } | undefined> {
+    await request();
+    const n = versionNumber(version);
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== 'BUILDING' || !v.tasks) return undefined;
+    if (key in v.tasks.done) return { recorded: false, record: stored(v) };
+    const t = { ...v.tasks, done: { ...v.tasks.done, [key]: rows } };
+    if (key.startsWith('p:')) {
+      t.partitionsDone++;
+      t.rows += rows;
+    } else t.shardsDone++;
+    const updated = stored({ ...v, tasks: t });
+    this.items(space).versions.set(n, updated);
+    return { recorded: true, record: stored(updated) };
   }
 
   async transitionStatus(
