@@ -159,6 +159,22 @@ export const ENV = Object.freeze({
    * (the marker file records that it did). Never set in a deployment.
    */
   testKillShard: 'VICINITY_TEST_KILL_SHARD',
+  /**
+   * Query router: the prefix of the shard-slot functions' names (`{prefix}{i}`, i in 0…shardSlots−1).
+   * Unset: no slot functions, and a sharded collection is searched in-process (all its segments).
+   */
+  slotFunctionPrefix: 'VICINITY_SLOT_FUNCTION_PREFIX',
+  /** Router and slots: how many shard-slot functions the stack defines (shard j → slot j mod shardSlots). */
+  shardSlots: 'VICINITY_SHARD_SLOTS',
+  /** Slot function: which slot this function is (0…shardSlots−1). */
+  slot: 'VICINITY_SLOT',
+  /** Router: ms before a slot call gets its hedged retry until that slot's p95 is known (default 1,000). */
+  slotHedgeMs: 'VICINITY_SLOT_HEDGE_MS',
+  /**
+   * Test hook only: `<marker-file>:<slot>` — while the marker file exists, that slot function SIGKILLs its
+   * own process on every invocation. Never set in a deployment.
+   */
+  testKillSlot: 'VICINITY_TEST_KILL_SLOT',
 } as const);
 
 /** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */

@@ -45,6 +45,10 @@ export interface Config {
   readonly taskMemoryMb: number;
   readonly maxShardItems: number;
   readonly taskPhaseMs: number;
+  /** Scatter-gather: the slot functions' name prefix (unset: sharded collections are searched in-process). */
+  readonly slotFunctionPrefix?: string;
+  readonly shardSlots: number;
+  readonly slotHedgeMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -102,6 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     taskMemoryMb: int(env, ENV.taskMemoryMb, 3008),
     maxShardItems: int(env, ENV.maxShardItems, 2_000_000),
     taskPhaseMs: int(env, ENV.taskPhaseMs, 4 * 3600_000),
+    slotFunctionPrefix: env[ENV.slotFunctionPrefix] || undefined,
+    shardSlots: int(env, ENV.shardSlots, 8),
+    slotHedgeMs: int(env, ENV.slotHedgeMs, 1000),
     ...overrides,
   };
   return Object.freeze(config);

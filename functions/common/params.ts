@@ -84,6 +84,7 @@ export const SEARCH_QUERY_KEYS: ReadonlySet<string> = new Set([
   'excludeSeen',
   'filter',
   'includeMetadata',
+  'allowPartial',
   'version',
   'consistency',
 ]);
@@ -119,6 +120,7 @@ export function parseSearchQuery(
       excludeSeen: boolParam(q, 'excludeSeen', false),
       filter,
       includeMetadata: boolParam(q, 'includeMetadata', true),
+      allowPartial: boolParam(q, 'allowPartial', false),
       version: q.version,
       consistency,
     },

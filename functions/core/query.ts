@@ -25,6 +25,8 @@ export interface SearchParams {
   excludeSeen: boolean;
   filter?: Filter;
   includeMetadata: boolean;
+  /** Sharded collections only: accept an answer that names the shards that did not answer. */
+  allowPartial?: boolean;
   version?: string;
   consistency: 'eventual' | 'strong';
 }
@@ -128,6 +130,8 @@ const searchFields = {
   excludeSeen: z.boolean().default(false),
   filter: filterSchema.optional(),
   includeMetadata: z.boolean().default(true),
+  /** Sharded collections: answer from the shards that answered, naming the missing ones (default: 503). */
+  allowPartial: z.boolean().default(false),
 };
 
 const versionFields = {

@@ -43,7 +43,15 @@ export function served(
   t0: number,
 ): HttpResult {
   ctx.timings.total = performance.now() - t0;
-  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(ctx.timings) });
+  const missing = body.missingShards as { collection: string; shard: number }[] | undefined;
+  return json(200, body, {
+    'vicinity-version': body.version,
+    'server-timing': serverTiming(ctx.timings),
+    // allowPartial on a sharded collection: the shards the answer lacks, as collection/shard.
+    ...(missing?.length
+      ? { 'vicinity-missing-shards': missing.map((m) => `${m.collection}/${m.shard}`).join(',') }
+      : {}),
+  });
 }
 
 /** A route handler given a fresh request context, whose held collections are released when it answers. */

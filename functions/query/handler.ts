@@ -9,6 +9,7 @@ import { METRIC } from '../contract';
 import { SnapshotCache } from '../snapshot/cache';
 import { queryRouter } from './routes';
 import { QueryService } from './service';
+import { lambdaShardRouter } from './shards/lambda-slots';
 
 /** The read API: middy wiring around the query use cases. */
 export function createQueryHandler(deps: HandlerDeps) {
@@ -33,6 +34,7 @@ export function createQueryHandler(deps: HandlerDeps) {
     cache,
     pointerTtlMs: deps.config.pointerTtlMs,
     log: asLog(obs.logger),
+    shards: lambdaShardRouter(deps.config, cache, asLog(obs.logger)),
     onLoad: (l) => {
       obs.metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
       if (l.bytes !== undefined) obs.metrics.addMetric(METRIC.snapshotLoadBytes, MetricUnit.Bytes, l.bytes);

@@ -20,6 +20,8 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
+import { localSide } from './shards/local-side';
+import type { MissingShard, ShardRouter } from './shards/router';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { type VersionChoice, VersionResolver } from './versions';
 
@@ -30,6 +32,8 @@ export interface SearchAnswer {
   target?: string;
   id?: string;
   results: ScoredResult[];
+  /** allowPartial on a sharded collection: the shards that did not answer. */
+  missingShards?: MissingShard[];
 }
 
 export type BatchOutcome = { ok: true; answer: SearchAnswer } | { ok: false; error: VicinityError };
@@ -58,6 +62,8 @@ export class QueryService {
       log: Log;
       onLoad?: (what: { space: string; version: string; collection: string } & LoadReport) => void;
       onServed?: (what: ServedInfo) => void;
+      /** Scatter-gather over the shard slots; absent: sharded collections are searched in-process. */
+      shards?: ShardRouter;
     },
   ) {
     this.versions = new VersionResolver({
@@ -139,6 +145,10 @@ export class QueryService {
     params: SearchOptions,
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
+    const sharded = await this.shardedAnswer(r, collection, params.target ?? collection, (router) =>
+      router.similar(r, collection, id, params, ctx, localSide(this)),
+    );
+    if (sharded) return { ...sharded, target: params.target ?? collection, id };
     const source = await this.collection(r, collection, ctx);
     const target =
       params.target && params.target !== collection ? await this.collection(r, params.target, ctx) : source;
@@ -200,6 +210,10 @@ export class QueryService {
         `target: applies to item queries; a vector query searches the collection it is sent to (${collection})`,
       );
     }
+    const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
+      router.query(r, collection, vector, params, ctx),
+    );
+    if (sharded) return sharded;
     const c = await this.collection(r, collection, ctx);
     if (vector.length !== c.manifest.dims) {
       throw new BadRequestError(
@@ -238,7 +252,13 @@ export class QueryService {
     }
     const out = await this.versions.onVersion(space, body, ctx, async (r) => {
       const outcomes: BatchOutcome[] = [];
-      for (const p of parsed) {
+      const viaShards = await this.shardedBatch(r, parsed, ctx);
+      for (const [i, p] of parsed.entries()) {
+        const routed = viaShards.get(i);
+        if (routed) {
+          outcomes.push(routed);
+          continue;
+        }
         if ('error' in p) {
           outcomes.push({ ok: false, error: p.error });
           continue;
@@ -277,6 +297,19 @@ export class QueryService {
   ) {
     const id = assertItemId(rawId);
     const answer = await this.versions.onVersion(space, params, ctx, async (r) => {
+      const router = this.deps.shards;
+      const m = router ? await this.deps.cache.manifest(r.space, r.version) : undefined;
+      if (m && router?.sharded(m, collection)) {
+        const got = await router.item(r, collection, id, ctx);
+        return {
+          space,
+          version: r.version,
+          collection,
+          id,
+          metadata: got.metadata,
+          ...(includeVector ? { vector: got.vector.map(shortestFloat32), normalised: m.collections[collection]?.metric === 'cosine' } : {}),
+        };
+      }
       const c = await this.collection(r, collection, ctx);
       const ref = c.lookup(id);
       if (!ref)
@@ -304,6 +337,64 @@ export class QueryService {
     });
     this.deps.onServed?.({ space, version: answer.version, collection, cacheHit: ctx.cacheHit });
     return answer;
+  }
+
+  /** A sharded collection on either side, with slot functions configured: the router answers. */
+  private async shardedAnswer(
+    r: Resolved,
+    collection: string,
+    target: string,
+    run: (router: ShardRouter) => Promise<{ results: ScoredResult[]; missingShards?: MissingShard[] }>,
+  ): Promise<SearchAnswer | undefined> {
+    const router = this.deps.shards;
+    if (!router) return undefined;
+    const m = await this.deps.cache.manifest(r.space, r.version);
+    if (!router.sharded(m, collection) && !router.sharded(m, target)) return undefined;
+    const a = await run(router);
+    return { space: r.space, version: r.version, collection, ...a };
+  }
+
+  /** The batch entries that touch a sharded collection, answered by the router in one call per slot. */
+  private async shardedBatch(
+    r: Resolved,
+    parsed: ({ entry: BatchEntry } | { error: VicinityError })[],
+    ctx: RequestContext,
+  ): Promise<Map<number, BatchOutcome>> {
+    const out = new Map<number, BatchOutcome>();
+    const router = this.deps.shards;
+    if (!router) return out;
+    const m = await this.deps.cache.manifest(r.space, r.version);
+    const picked: { i: number; entry: BatchEntry }[] = [];
+    for (const [i, p] of parsed.entries())
+      if ('entry' in p && (router.sharded(m, p.entry.collection) || router.sharded(m, p.entry.target)))
+        picked.push({ i, entry: p.entry });
+    if (!picked.length) return out;
+    const got = await router.batch(
+      r,
+      picked.map((p) => p.entry),
+      ctx,
+      localSide(this),
+    );
+    picked.forEach(({ i, entry }, j) => {
+      const g = got[j];
+      if (!g) return;
+      out.set(
+        i,
+        g.ok
+          ? {
+              ok: true,
+              answer: {
+                space: r.space,
+                version: r.version,
+                collection: entry.collection,
+                ...(entry.item !== undefined ? { target: entry.target ?? entry.collection, id: entry.item } : {}),
+                ...g.answer,
+              },
+            }
+          : g,
+      );
+    });
+    return out;
   }
 
   private served(answer: SearchAnswer, collection: string, k: number, ctx: RequestContext): void {

@@ -72,6 +72,11 @@ export interface SnapshotCacheOptions {
    * bucket then mean "no such version" (404), not a broken snapshot. Without it, missing means broken.
    */
   versionGone?: (space: string, version: string) => Promise<boolean>;
+  /**
+   * What this instance sees of a manifest (a shard slot: only its own shards' segments of each sharded
+   * collection), applied once as the manifest is read; every load and budget then follows the view.
+   */
+  view?: (manifest: Manifest) => Manifest;
   /** Free bytes on the cache directory's file system (default: statfs). */
   freeBytes?: (dir: string) => Promise<number>;
 }
@@ -149,7 +154,8 @@ export class SnapshotCache {
             `The snapshot of ${space} ${version} has no manifest in the bucket`,
           );
         }
-        return JSON.parse(text) as Manifest;
+        const m = JSON.parse(text) as Manifest;
+        return this.opts.view ? this.opts.view(m) : m;
       });
       // The caller sees the rejection through `p`; this only keeps a failed read from being cached.
       p.catch(() => this.manifests.delete(key));

@@ -1,0 +1,523 @@
+/**
+ * Scatter-gather over the shard slots: the query function's side of a sharded collection. The version was
+ * resolved once (context.ts `Resolved`) and goes with every slot call; each slot answers its own top k
+ * over its shards; the router merges them with the unsharded rule (mergeNeighbours: distance, then id),
+ * so ids, order and scores are those of one instance holding every segment.
+ *
+ * Faults: a slot call that errors, or has not answered after that slot's observed p95 (a fixed bound
+ * until enough calls were seen), gets one hedged retry; still failing, the request is a 503 naming the
+ * missing shards — or, with `allowPartial`, an answer from the other shards that names them.
+ */
+import { BadRequestError, NotFoundError, UnprocessableError, VicinityError } from '../../core/errors';
+import type { Log } from '../../core/ports';
+import type { BatchEntry, SearchParams } from '../../core/query';
+import { mergeNeighbours, type ScoredResult, scoreOf } from '../../core/search';
+import { shardOf } from '../../core/shard';
+import type { CollectionManifest, Manifest } from '../../snapshot/manifest';
+import type { RequestContext, Resolved } from '../context';
+import type { SearchOptions } from '../search-plan';
+import {
+  fromWire,
+  type SlotHit,
+  type SlotOp,
+  type SlotOpResult,
+  type SlotRequest,
+  type SlotResponse,
+  shardsOfSlot,
+  slotOf,
+} from './protocol';
+
+/** A shard no slot answered for. */
+export interface MissingShard {
+  collection: string;
+  shard: number;
+  slot: number;
+}
+
+/** Shards that could not be reached after the hedged retry: 503, naming them. */
+export class ShardsUnavailableError extends VicinityError {
+  constructor(missing: MissingShard[], version: string) {
+    super(
+      'unavailable',
+      'shards-unavailable',
+      'Shards unavailable',
+      `No answer from ${describe(missing)} of version ${version} after a retry; the answer would be partial (send allowPartial=true to accept one that names the missing shards)`,
+      { extras: { retryAfter: 2, version, missingShards: missing } },
+    );
+  }
+}
+
+function describe(missing: MissingShard[]): string {
+  const by = new Map<string, number[]>();
+  for (const m of missing) by.set(m.collection, [...(by.get(m.collection) ?? []), m.shard]);
+  return [...by].map(([c, s]) => `${c} shard${s.length > 1 ? 's' : ''} ${s.join(', ')}`).join('; ');
+}
+
+/** The item a similar query starts from. */
+export interface ItemVector {
+  vector: number[];
+  metadata: Record<string, unknown> | null;
+  seen?: string[];
+}
+
+/** What the router asks of the in-process path for an unsharded collection on the other side of a query. */
+export interface LocalSide {
+  item(r: Resolved, collection: string, id: string, seenField: string | undefined, ctx: RequestContext): Promise<ItemVector>;
+  search(
+    r: Resolved,
+    collection: string,
+    vector: number[],
+    params: SearchOptions,
+    exclude: Set<string>,
+    ctx: RequestContext,
+  ): Promise<ScoredResult[]>;
+}
+
+export interface ShardRouterDeps {
+  shardSlots: number;
+  /** One synchronous invoke of a slot function (the Lambda adapter; tests: anything). */
+  invoke(slot: number, req: SlotRequest): Promise<SlotResponse>;
+  manifest(space: string, version: string): Promise<Manifest>;
+  /** Hedge after this long until a slot has enough observed calls for its own p95. */
+  hedgeMs: number;
+  /** A slot call (both attempts) gives up after this long. */
+  deadlineMs?: number;
+  log: Log;
+}
+
+export interface ShardedAnswer {
+  results: ScoredResult[];
+  missingShards?: MissingShard[];
+}
+
+type CallOutcome = { ok: true; results: SlotOpResult[] } | { ok: false; error: string };
+
+/** A search of one collection, planned for the scatter. */
+interface SearchJob {
+  collection: string;
+  cm: CollectionManifest;
+  vector: number[];
+  params: SearchOptions;
+  exclude: Set<string>;
+  /** slot → index of this job's op in that slot's ops. */
+  at: Map<number, number>;
+}
+
+const SAMPLES = 64;
+const MIN_SAMPLES = 20;
+
+export class ShardRouter {
+  private readonly latencies = new Map<number, number[]>();
+
+  constructor(private readonly deps: ShardRouterDeps) {}
+
+  /** Whether a collection of this version is answered by the slots. */
+  sharded(m: Manifest, collection: string | undefined): boolean {
+    return collection !== undefined && !!m.collections[collection]?.sharding;
+  }
+
+  /** A vector query of a sharded collection. */
+  async query(
+    r: Resolved,
+    collection: string,
+    vector: number[],
+    params: SearchOptions & { allowPartial?: boolean },
+    ctx: RequestContext,
+  ): Promise<ShardedAnswer> {
+    const m = await this.deps.manifest(r.space, r.version);
+    const cm = m.collections[collection] as CollectionManifest;
+    if (vector.length !== cm.dims) {
+      throw new BadRequestError(
+        `vector has ${vector.length} values, collection ${collection} has ${cm.dims} dims`,
+      );
+    }
+    const [out] = await this.searchMany(r, [{ collection, vector, params, exclude: new Set(params.exclude) }], ctx);
+    return unwrap(out as SearchOutcome, r, params.allowPartial);
+  }
+
+  /** Neighbours of an item: its vector from its own shard's slot (or in-process), then the fan-out. */
+  async similar(
+    r: Resolved,
+    collection: string,
+    id: string,
+    params: SearchOptions & { allowPartial?: boolean },
+    ctx: RequestContext,
+    local: LocalSide,
+  ): Promise<ShardedAnswer> {
+    const [out] = await this.similarMany(r, [{ collection, id, params }], ctx, local);
+    return unwrap(out as SearchOutcome, r, params.allowPartial);
+  }
+
+  /** One item of a sharded collection (GET …/items/{id}), from its shard's slot. */
+  async item(r: Resolved, collection: string, id: string, ctx: RequestContext): Promise<ItemVector> {
+    const m = await this.deps.manifest(r.space, r.version);
+    const cm = m.collections[collection] as CollectionManifest;
+    const shard = shardOf(id, cm.sharding?.shards ?? 1);
+    const slot = slotOf(shard, this.deps.shardSlots);
+    const a = (await this.scatter(r, new Map([[slot, [{ op: 'item', collection, id } as SlotOp]]]), ctx)).get(
+      slot,
+    ) as CallOutcome;
+    if (!a.ok) throw new ShardsUnavailableError([{ collection, shard, slot }], r.version);
+    const res = a.results[0] as SlotOpResult;
+    if (!res.ok) throw fromWire(res.problem);
+    if (!('item' in res)) throw new Error(`slot ${slot} answered an item lookup with hits`);
+    return res.item;
+  }
+
+  /**
+   * A batch's entries, in order: one call per slot for every item lookup, then one call per slot for
+   * every search (at most two rounds whatever the batch holds). Each entry has its own outcome.
+   */
+  async batch(
+    r: Resolved,
+    entries: BatchEntry[],
+    ctx: RequestContext,
+    local: LocalSide,
+  ): Promise<({ ok: true; answer: ShardedAnswer } | { ok: false; error: VicinityError })[]> {
+    const m = await this.deps.manifest(r.space, r.version);
+    const outcomes: ({ ok: true; answer: ShardedAnswer } | { ok: false; error: VicinityError })[] = [];
+    const items: { i: number; collection: string; id: string; params: BatchEntry }[] = [];
+    const vectors: { i: number; collection: string; vector: number[]; params: BatchEntry }[] = [];
+    for (const [i, e] of entries.entries()) {
+      if (e.item !== undefined) items.push({ i, collection: e.collection, id: e.item, params: e });
+      else {
+        const cm = m.collections[e.collection];
+        if (e.target !== undefined) {
+          outcomes[i] = {
+            ok: false,
+            error: new BadRequestError(
+              `target: applies to item queries; a vector query searches the collection it is sent to (${e.collection})`,
+            ),
+          };
+        } else if (!cm) outcomes[i] = { ok: false, error: noCollection(r, m, e.collection) };
+        else if ((e.vector as number[]).length !== cm.dims)
+          outcomes[i] = {
+            ok: false,
+            error: new BadRequestError(
+              `vector has ${(e.vector as number[]).length} values, collection ${e.collection} has ${cm.dims} dims`,
+            ),
+          };
+        else vectors.push({ i, collection: e.collection, vector: e.vector as number[], params: e });
+      }
+    }
+    const [sim, vec] = await Promise.all([
+      this.similarMany(r, items, ctx, local),
+      this.searchMany(
+        r,
+        vectors.map((v) => ({ ...v, exclude: new Set(v.params.exclude) })),
+        ctx,
+      ),
+    ]);
+    const put = (i: number, o: SearchOutcome, allowPartial: boolean) => {
+      try {
+        outcomes[i] = { ok: true, answer: unwrap(o, r, allowPartial) };
+      } catch (err) {
+        if (!(err instanceof VicinityError)) throw err;
+        outcomes[i] = { ok: false, error: err };
+      }
+    };
+    items.forEach((x, j) => put(x.i, sim[j] as SearchOutcome, x.params.allowPartial));
+    vectors.forEach((x, j) => put(x.i, vec[j] as SearchOutcome, x.params.allowPartial));
+    return outcomes;
+  }
+
+  private async similarMany(
+    r: Resolved,
+    queries: { collection: string; id: string; params: SearchOptions }[],
+    ctx: RequestContext,
+    local: LocalSide,
+  ): Promise<SearchOutcome[]> {
+    if (queries.length === 0) return [];
+    const m = await this.deps.manifest(r.space, r.version);
+    const out: SearchOutcome[] = [];
+    // Round 1: the items' vectors, one call per slot.
+    const calls = new Map<number, SlotOp[]>();
+    const where: ({ slot: number; at: number } | undefined)[] = [];
+    const localItems: (Promise<ItemVector> | undefined)[] = [];
+    for (const [i, q] of queries.entries()) {
+      const source = m.collections[q.collection];
+      const target = q.params.target ?? q.collection;
+      const tm = m.collections[target];
+      if (!source || !tm) {
+        out[i] = { error: noCollection(r, m, source ? target : q.collection) };
+        continue;
+      }
+      if (tm.dims !== source.dims) {
+        out[i] = {
+          error: new UnprocessableError(
+            `Collection ${target} has ${tm.dims} dims, ${q.collection} has ${source.dims}: they cannot be compared`,
+            { extras: { version: r.version } },
+          ),
+        };
+        continue;
+      }
+      if (q.params.excludeSeen && !m.seenField) {
+        out[i] = {
+          error: new BadRequestError(
+            `excludeSeen: release ${r.version} of ${r.space} names no seenField, so there is nothing to exclude`,
+          ),
+        };
+        continue;
+      }
+      const seenField = q.params.excludeSeen ? m.seenField : undefined;
+      if (!source.sharding) {
+        const p = local.item(r, q.collection, q.id, seenField, ctx);
+        p.catch(() => undefined);
+        localItems[i] = p;
+        continue;
+      }
+      const slot = slotOf(shardOf(q.id, source.sharding.shards), this.deps.shardSlots);
+      const ops = calls.get(slot) ?? [];
+      ops.push({ op: 'item', collection: q.collection, id: q.id, ...(seenField ? { seenField } : {}) });
+      calls.set(slot, ops);
+      where[i] = { slot, at: ops.length - 1 };
+    }
+    const answers = await this.scatter(r, calls, ctx);
+    // Round 2: the searches, one call per slot for all of them.
+    const searches: (SearchInput & { i: number })[] = [];
+    for (const [i, q] of queries.entries()) {
+      if (out[i]) continue;
+      let item: ItemVector;
+      try {
+        const w = where[i];
+        if (w) {
+          const a = answers.get(w.slot) as CallOutcome;
+          if (!a.ok) {
+            const source = m.collections[q.collection] as CollectionManifest;
+            const shard = shardOf(q.id, source.sharding?.shards ?? 1);
+            // Without the item's own shard there is nothing to search from: 503 even with allowPartial.
+            throw new ShardsUnavailableError([{ collection: q.collection, shard, slot: w.slot }], r.version);
+          }
+          const res = a.results[w.at] as SlotOpResult;
+          if (!res.ok) throw fromWire(res.problem);
+          if (!('item' in res)) throw new Error(`slot ${w.slot} answered an item lookup with hits`);
+          item = res.item;
+        } else item = await (localItems[i] as Promise<ItemVector>);
+      } catch (err) {
+        if (!(err instanceof VicinityError)) throw err;
+        out[i] = { error: err };
+        continue;
+      }
+      const target = q.params.target ?? q.collection;
+      const exclude = new Set(q.params.exclude);
+      if (target === q.collection) exclude.add(q.id);
+      for (const s of item.seen ?? []) exclude.add(s);
+      searches.push({ i, collection: target, vector: item.vector, params: q.params, exclude });
+    }
+    const sharded = searches.filter((s) => m.collections[s.collection]?.sharding);
+    const found = await this.searchMany(r, sharded, ctx);
+    sharded.forEach((s, j) => {
+      out[s.i] = found[j] as SearchOutcome;
+    });
+    for (const s of searches.filter((x) => !m.collections[x.collection]?.sharding)) {
+      try {
+        out[s.i] = { results: await local.search(r, s.collection, s.vector, s.params, s.exclude, ctx) };
+      } catch (err) {
+        if (!(err instanceof VicinityError)) throw err;
+        out[s.i] = { error: err };
+      }
+    }
+    return out;
+  }
+
+  /** Searches of sharded collections, one call per slot for all of them, each merged to its top k. */
+  private async searchMany(r: Resolved, inputs: SearchInput[], ctx: RequestContext): Promise<SearchOutcome[]> {
+    if (inputs.length === 0) return [];
+    const m = await this.deps.manifest(r.space, r.version);
+    const calls = new Map<number, SlotOp[]>();
+    const jobs: SearchJob[] = inputs.map((s) => {
+      const cm = m.collections[s.collection] as CollectionManifest;
+      const shards = cm.sharding?.shards ?? 1;
+      const slots = Math.min(shards, this.deps.shardSlots);
+      // Each slot gets only the exclusions that live in its shards.
+      const excludeBySlot = new Map<number, string[]>();
+      for (const id of s.exclude) {
+        const slot = slotOf(shardOf(id, shards), this.deps.shardSlots);
+        excludeBySlot.set(slot, [...(excludeBySlot.get(slot) ?? []), id]);
+      }
+      const at = new Map<number, number>();
+      for (let slot = 0; slot < slots; slot++) {
+        const ops = calls.get(slot) ?? [];
+        const ex = excludeBySlot.get(slot);
+        ops.push({
+          op: 'search',
+          collection: s.collection,
+          vector: s.vector,
+          k: s.params.k,
+          ...(s.params.ef !== undefined ? { ef: s.params.ef } : {}),
+          ...(s.params.filter !== undefined ? { filter: s.params.filter } : {}),
+          ...(ex ? { exclude: ex } : {}),
+          includeMetadata: s.params.includeMetadata,
+        });
+        calls.set(slot, ops);
+        at.set(slot, ops.length - 1);
+      }
+      return { ...s, cm, at };
+    });
+    const answers = await this.scatter(r, calls, ctx);
+    return jobs.map((job): SearchOutcome => {
+      const lists: SlotHit[][] = [];
+      const missing: MissingShard[] = [];
+      const shards = job.cm.sharding?.shards ?? 1;
+      for (const [slot, at] of job.at) {
+        const a = answers.get(slot) as CallOutcome;
+        if (!a.ok) {
+          for (const shard of shardsOfSlot(slot, shards, this.deps.shardSlots))
+            missing.push({ collection: job.collection, shard, slot });
+          continue;
+        }
+        const res = a.results[at] as SlotOpResult;
+        if (!res.ok) return { error: fromWire(res.problem) };
+        if (!('hits' in res)) return { error: new Error(`slot ${slot} answered a search with an item`) };
+        lists.push(res.hits);
+      }
+      const metric = job.cm.metric;
+      const results = mergeNeighbours(lists, job.params.k).map((h) => {
+        const out: ScoredResult = { id: h.id, score: scoreOf(metric, h.distance), distance: h.distance };
+        if (job.params.includeMetadata) out.metadata = h.metadata ?? null;
+        return out;
+      });
+      return missing.length ? { results, missing } : { results };
+    });
+  }
+
+  /** One call per slot, in parallel, each with its hedged retry. */
+  private async scatter(
+    r: Resolved,
+    calls: Map<number, SlotOp[]>,
+    ctx: RequestContext,
+  ): Promise<Map<number, CallOutcome>> {
+    const out = new Map<number, CallOutcome>();
+    if (calls.size === 0) return out;
+    const t0 = performance.now();
+    await Promise.all(
+      [...calls].map(async ([slot, ops]) => {
+        const req: SlotRequest = {
+          vicinity: 'slot',
+          slot,
+          shardSlots: this.deps.shardSlots,
+          space: r.space,
+          version: r.version,
+          ...(r.pinned ? { pinned: true } : {}),
+          ops,
+        };
+        try {
+          const res = await this.call(slot, req);
+          if (res.version !== r.version || res.slot !== slot)
+            throw new Error(`slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`);
+          // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
+          if ('problem' in res) throw fromWire(res.problem);
+          if (res.results.length !== ops.length)
+            throw new Error(`slot ${slot} answered ${res.results.length} of ${ops.length} operations`);
+          out.set(slot, { ok: true, results: res.results });
+        } catch (err) {
+          if (err instanceof VicinityError && err.kind !== 'unavailable') throw err;
+          this.deps.log.warn('shard slot unavailable', {
+            space: r.space,
+            version: r.version,
+            slot,
+            error: (err as Error).message,
+          });
+          out.set(slot, { ok: false, error: (err as Error).message });
+        }
+      }),
+    );
+    ctx.timings.shards = (ctx.timings.shards ?? 0) + performance.now() - t0;
+    return out;
+  }
+
+  /** When a call to this slot gets its hedged retry: its p95 once known, the fixed bound before. */
+  hedgeAfter(slot: number): number {
+    const l = this.latencies.get(slot);
+    if (!l || l.length < MIN_SAMPLES) return this.deps.hedgeMs;
+    const sorted = [...l].sort((a, b) => a - b);
+    return Math.max(20, sorted[Math.floor(sorted.length * 0.95)] as number);
+  }
+
+  private observe(slot: number, ms: number): void {
+    const l = this.latencies.get(slot) ?? [];
+    l.push(ms);
+    if (l.length > SAMPLES) l.shift();
+    this.latencies.set(slot, l);
+  }
+
+  /**
+   * A slot call with one hedged retry: the second attempt starts when the first fails, or has not
+   * answered after hedgeAfter(slot); the first success wins. A slot's own 'unavailable' answer (out
+   * of room, a snapshot it could not verify) counts as a failure.
+   */
+  private call(slot: number, req: SlotRequest): Promise<SlotResponse> {
+    const started = performance.now();
+    const deadlineMs = this.deps.deadlineMs ?? 25_000;
+    return new Promise((resolve, reject) => {
+      let launched = 0;
+      let failed = 0;
+      let done = false;
+      const errors: string[] = [];
+      const finish = () => {
+        done = true;
+        clearTimeout(hedge);
+        clearTimeout(deadline);
+      };
+      const launch = () => {
+        launched++;
+        this.deps.invoke(slot, req).then(
+          (res) => {
+            if ('problem' in res && res.problem.kind === 'unavailable') throw fromWire(res.problem);
+            if (done) return;
+            finish();
+            this.observe(slot, performance.now() - started);
+            resolve(res);
+          },
+        ).catch((err: unknown) => {
+          errors.push((err as Error).message);
+          failed++;
+          if (done) return;
+          if (launched < 2) {
+            clearTimeout(hedge);
+            launch();
+          } else if (failed >= 2) {
+            finish();
+            reject(new Error(`slot ${slot}: ${errors.join('; ')}`));
+          }
+        });
+      };
+      const hedge = setTimeout(() => {
+        if (!done && launched < 2) launch();
+      }, this.hedgeAfter(slot));
+      const deadline = setTimeout(() => {
+        if (done) return;
+        finish();
+        reject(new Error(`slot ${slot}: no answer within ${deadlineMs} ms`));
+      }, deadlineMs);
+      launch();
+    });
+  }
+}
+
+interface SearchInput {
+  collection: string;
+  vector: number[];
+  params: SearchOptions;
+  exclude: Set<string>;
+}
+
+type SearchOutcome = { results: ScoredResult[]; missing?: MissingShard[] } | { error: Error };
+
+function unwrap(o: SearchOutcome, r: Resolved, allowPartial = false): ShardedAnswer {
+  if ('error' in o) throw o.error;
+  if (o.missing?.length) {
+    if (!allowPartial) throw new ShardsUnavailableError(o.missing, r.version);
+    return { results: o.results, missingShards: o.missing };
+  }
+  return { results: o.results };
+}
+
+function noCollection(r: Resolved, m: Manifest, name: string): NotFoundError {
+  return new NotFoundError(
+    `Space ${r.space} version ${r.version} has no collection ${name} (it has ${Object.keys(m.collections).join(', ')})`,
+    { extras: { version: r.version } },
+  );
+}
+
+export type { SearchParams };
