@@ -21,13 +21,15 @@ export interface LocalTasksOptions {
 export async function startLocalTasks(
   opts: LocalTasksOptions,
   log: (line: string) => void,
+  /** More functions behind the same stand-in (the shard slots, local/shard-slots.ts), configured later. */
+  more: LambdaFunctionDef[] = [],
 ): Promise<{
   lambda: LambdaStandIn;
   configure(config: Config, env: Record<string, string | undefined>): void;
 }> {
   const def: LambdaFunctionDef = { name: 'vicinity-build-tasks', module: TASK_HANDLER, env: {} };
   const lambda = await startLambda({
-    functions: [def],
+    functions: [def, ...more],
     concurrency: opts.concurrency,
     retryDelayMs: opts.retryDelayMs,
     log,

@@ -18,6 +18,7 @@ import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
 import { EventQueue, type EventQueueOptions, releaseRecord, type SettledOptions } from './event-queue';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
+import { type LocalSlotsOptions, localSlots } from './shard-slots';
 import { forbidden, signatureProblem } from './sigv4-verifier';
 import {
   ensureBucket,
@@ -64,6 +65,8 @@ export interface LocalStackOptions {
   interpose?: (service: 's3' | 'dynamodb', endpoint: string) => Promise<string>;
   /** The Lambda Invoke stand-in running the build-task function (sharded collections). */
   tasks?: LocalTasksOptions;
+  /** Shard-slot functions on the same stand-in; the query function then scatter-gathers sharded collections. */
+  slots?: LocalSlotsOptions;
 }
 
 export interface LocalStack {
@@ -116,7 +119,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const dynamodbEndpoint = opts.interpose
     ? await opts.interpose('dynamodb', dynamo.endpoint)
     : dynamo.endpoint;
-  const tasks = await startLocalTasks(opts.tasks ?? {}, log);
+  const slots = localSlots(opts.slots);
+  const tasks = await startLocalTasks(opts.tasks ?? {}, log, slots.defs);
   const env = {
     ...process.env,
     AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
@@ -126,9 +130,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     AWS_ENDPOINT_URL_S3: s3Endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,
     VICINITY_CACHE_DIR: join(home, 'cache'),
+    ...slots.routerEnv,
   };
   const config = loadConfig(env, opts.config ?? {});
   tasks.configure(config, env);
+  slots.configure(config, env, tasks.lambda.endpoint);
   const credentials = { ...LOCAL_CREDENTIALS };
   const deps: HandlerDeps = {
     config,

@@ -20,9 +20,9 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
+import { type SearchOptions, SearchPlanner } from './search-plan';
 import { localSide } from './shards/local-side';
 import type { MissingShard, ShardRouter } from './shards/router';
-import { type SearchOptions, SearchPlanner } from './search-plan';
 import { type VersionChoice, VersionResolver } from './versions';
 
 export interface SearchAnswer {
@@ -307,7 +307,12 @@ export class QueryService {
           collection,
           id,
           metadata: got.metadata,
-          ...(includeVector ? { vector: got.vector.map(shortestFloat32), normalised: m.collections[collection]?.metric === 'cosine' } : {}),
+          ...(includeVector
+            ? {
+                vector: got.vector.map(shortestFloat32),
+                normalised: m.collections[collection]?.metric === 'cosine',
+              }
+            : {}),
         };
       }
       const c = await this.collection(r, collection, ctx);
@@ -387,7 +392,9 @@ export class QueryService {
                 space: r.space,
                 version: r.version,
                 collection: entry.collection,
-                ...(entry.item !== undefined ? { target: entry.target ?? entry.collection, id: entry.item } : {}),
+                ...(entry.item !== undefined
+                  ? { target: entry.target ?? entry.collection, id: entry.item }
+                  : {}),
                 ...g.answer,
               },
             }

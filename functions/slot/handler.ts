@@ -35,14 +35,17 @@ function killHook(slot: number): void {
   const hook = process.env[ENV.testKillSlot];
   if (!hook) return;
   const at = hook.lastIndexOf(':');
-  if (Number(hook.slice(at + 1)) === slot && existsSync(hook.slice(0, at))) process.kill(process.pid, 'SIGKILL');
+  if (Number(hook.slice(at + 1)) === slot && existsSync(hook.slice(0, at)))
+    process.kill(process.pid, 'SIGKILL');
 }
 
 export const handler = lazyHandler<unknown, SlotResponse>(() => {
   const slot = Number(process.env[ENV.slot]);
   const shardSlots = Number(process.env[ENV.shardSlots]);
   if (!Number.isInteger(slot) || !Number.isInteger(shardSlots) || slot < 0 || slot >= shardSlots)
-    throw new Error(`${ENV.slot}=${process.env[ENV.slot]} of ${ENV.shardSlots}=${process.env[ENV.shardSlots]}`);
+    throw new Error(
+      `${ENV.slot}=${process.env[ENV.slot]} of ${ENV.shardSlots}=${process.env[ENV.shardSlots]}`,
+    );
   const fn = createSlotHandler(depsFromEnv(), slot, shardSlots);
   return async (event) => {
     killHook(slot);

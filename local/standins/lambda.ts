@@ -30,6 +30,8 @@ export interface LambdaFunctionDef {
   memoryMb?: number;
   timeoutMs?: number;
   env?: Record<string, string | undefined>;
+  /** Worker processes of this function (default: the stand-in's concurrency). */
+  concurrency?: number;
 }
 
 export interface LambdaStandInOptions {
@@ -208,7 +210,9 @@ export async function startLambda(opts: LambdaStandInOptions): Promise<LambdaSta
   const size = Math.max(1, opts.concurrency ?? availableParallelism());
   const retries = opts.retries ?? 2;
   const retryDelayMs = opts.retryDelayMs ?? 500;
-  const pools = new Map(opts.functions.map((f) => [f.name, new FunctionPool(f, size, log)]));
+  const pools = new Map(
+    opts.functions.map((f) => [f.name, new FunctionPool(f, Math.max(1, f.concurrency ?? size), log)]),
+  );
   const failed: FailedInvocation[] = [];
   const invocations: LambdaStandIn['invocations'] = [];
   let inFlight = 0;

@@ -54,6 +54,7 @@ export async function testStack(
       LocalStackOptions,
       | 'adminAuth'
       | 'tasks'
+      | 'slots'
       | 'interpose'
       | 'deliver'
       | 'delivery'

@@ -26,9 +26,12 @@ export function localSide(service: LocalCollections): LocalSide {
       const c = await service.collection(r, collection, ctx);
       const ref = c.lookup(id);
       if (!ref) {
-        throw new NotFoundError(`No item ${JSON.stringify(id)} in ${r.space}/${collection} (version ${r.version})`, {
-          extras: { version: r.version },
-        });
+        throw new NotFoundError(
+          `No item ${JSON.stringify(id)} in ${r.space}/${collection} (version ${r.version})`,
+          {
+            extras: { version: r.version },
+          },
+        );
       }
       const seg = c.segments[ref.segment] as LoadedSegment;
       const metadata = seg.meta?.[ref.label] ?? null;

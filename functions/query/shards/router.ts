@@ -62,7 +62,13 @@ export interface ItemVector {
 
 /** What the router asks of the in-process path for an unsharded collection on the other side of a query. */
 export interface LocalSide {
-  item(r: Resolved, collection: string, id: string, seenField: string | undefined, ctx: RequestContext): Promise<ItemVector>;
+  item(
+    r: Resolved,
+    collection: string,
+    id: string,
+    seenField: string | undefined,
+    ctx: RequestContext,
+  ): Promise<ItemVector>;
   search(
     r: Resolved,
     collection: string,
@@ -131,7 +137,11 @@ export class ShardRouter {
         `vector has ${vector.length} values, collection ${collection} has ${cm.dims} dims`,
       );
     }
-    const [out] = await this.searchMany(r, [{ collection, vector, params, exclude: new Set(params.exclude) }], ctx);
+    const [out] = await this.searchMany(
+      r,
+      [{ collection, vector, params, exclude: new Set(params.exclude) }],
+      ctx,
+    );
     return unwrap(out as SearchOutcome, r, params.allowPartial);
   }
 
@@ -321,7 +331,11 @@ export class ShardRouter {
   }
 
   /** Searches of sharded collections, one call per slot for all of them, each merged to its top k. */
-  private async searchMany(r: Resolved, inputs: SearchInput[], ctx: RequestContext): Promise<SearchOutcome[]> {
+  private async searchMany(
+    r: Resolved,
+    inputs: SearchInput[],
+    ctx: RequestContext,
+  ): Promise<SearchOutcome[]> {
     if (inputs.length === 0) return [];
     const m = await this.deps.manifest(r.space, r.version);
     const calls = new Map<number, SlotOp[]>();
@@ -404,7 +418,9 @@ export class ShardRouter {
         try {
           const res = await this.call(slot, req);
           if (res.version !== r.version || res.slot !== slot)
-            throw new Error(`slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`);
+            throw new Error(
+              `slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`,
+            );
           // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
           if ('problem' in res) throw fromWire(res.problem);
           if (res.results.length !== ops.length)
@@ -461,26 +477,27 @@ export class ShardRouter {
       };
       const launch = () => {
         launched++;
-        this.deps.invoke(slot, req).then(
-          (res) => {
+        this.deps
+          .invoke(slot, req)
+          .then((res) => {
             if ('problem' in res && res.problem.kind === 'unavailable') throw fromWire(res.problem);
             if (done) return;
             finish();
             this.observe(slot, performance.now() - started);
             resolve(res);
-          },
-        ).catch((err: unknown) => {
-          errors.push((err as Error).message);
-          failed++;
-          if (done) return;
-          if (launched < 2) {
-            clearTimeout(hedge);
-            launch();
-          } else if (failed >= 2) {
-            finish();
-            reject(new Error(`slot ${slot}: ${errors.join('; ')}`));
-          }
-        });
+          })
+          .catch((err: unknown) => {
+            errors.push((err as Error).message);
+            failed++;
+            if (done) return;
+            if (launched < 2) {
+              clearTimeout(hedge);
+              launch();
+            } else if (failed >= 2) {
+              finish();
+              reject(new Error(`slot ${slot}: ${errors.join('; ')}`));
+            }
+          });
       };
       const hedge = setTimeout(() => {
         if (!done && launched < 2) launch();

@@ -20,9 +20,7 @@ import {
 export class SlotService {
   private readonly planner: SearchPlanner;
 
-  constructor(
-    private readonly deps: { cache: SnapshotCache; slot: number; shardSlots: number },
-  ) {
+  constructor(private readonly deps: { cache: SnapshotCache; slot: number; shardSlots: number }) {
     this.planner = new SearchPlanner(deps.cache);
   }
 
@@ -110,9 +108,12 @@ export class SlotService {
   private item(c: LoadedCollection, op: SlotItemOp): SlotOpResult {
     const ref = c.lookup(op.id);
     if (!ref) {
-      throw new NotFoundError(`No item ${JSON.stringify(op.id)} in ${c.space}/${c.name} (version ${c.version})`, {
-        extras: { version: c.version },
-      });
+      throw new NotFoundError(
+        `No item ${JSON.stringify(op.id)} in ${c.space}/${c.name} (version ${c.version})`,
+        {
+          extras: { version: c.version },
+        },
+      );
     }
     const seg = c.segments[ref.segment] as LoadedSegment;
     const metadata = seg.meta?.[ref.label] ?? null;
