@@ -56,7 +56,7 @@ function sameAnswer(a: Record<string, unknown>, b: Record<string, unknown>) {
   const x = hits(a);
   const y = hits(b);
   expect(x.map((h) => h.id)).toEqual(y.map((h) => h.id));
-  x.forEach((h, i) => expect(h.score).toBeCloseTo((y[i] as Hit).score, 6));
+  for (const [i, h] of x.entries()) expect(h.score).toBeCloseTo((y[i] as Hit).score, 6);
 }
 
 describe('sharded collections by scatter-gather over shard slots (Lambda Invoke stand-in)', () => {

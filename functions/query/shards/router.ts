@@ -226,8 +226,8 @@ export class ShardRouter {
         outcomes[i] = { ok: false, error: err };
       }
     };
-    items.forEach((x, j) => put(x.i, sim[j] as SearchOutcome, x.params.allowPartial));
-    vectors.forEach((x, j) => put(x.i, vec[j] as SearchOutcome, x.params.allowPartial));
+    for (const [j, x] of items.entries()) put(x.i, sim[j] as SearchOutcome, x.params.allowPartial);
+    for (const [j, x] of vectors.entries()) put(x.i, vec[j] as SearchOutcome, x.params.allowPartial);
     return outcomes;
   }
 
