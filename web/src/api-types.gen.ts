@@ -521,6 +521,8 @@ export interface components {
             id?: string;
             /** @description best first, ties by id */
             results: components["schemas"]["Result"][];
+            /** @description allowPartial on a sharded collection: the shards that did not answer (the results come from the others) */
+            missingShards?: components["schemas"]["MissingShard"][];
         };
         Scalar: string | number | boolean | null;
         Condition: components["schemas"]["Scalar"] | {
@@ -549,6 +551,11 @@ export interface components {
             filter?: components["schemas"]["Filter"];
             /** @default true */
             includeMetadata: boolean;
+            /**
+             * @description sharded collections: answer from the shards that answered, naming the missing ones, instead of a 503
+             * @default false
+             */
+            allowPartial: boolean;
             /** @description pin a READY version */
             version?: components["schemas"]["VersionId"];
             /**
@@ -576,6 +583,11 @@ export interface components {
             filter?: components["schemas"]["Filter"];
             /** @default true */
             includeMetadata: boolean;
+            /**
+             * @description sharded collections: answer from the shards that answered, naming the missing ones, instead of a 503
+             * @default false
+             */
+            allowPartial: boolean;
             /** @description pin a READY version */
             version?: components["schemas"]["VersionId"];
             /**
@@ -605,6 +617,11 @@ export interface components {
             filter?: components["schemas"]["Filter"];
             /** @default true */
             includeMetadata: boolean;
+            /**
+             * @description sharded collections: answer from the shards that answered, naming the missing ones, instead of a 503
+             * @default false
+             */
+            allowPartial: boolean;
         };
         BatchBody: {
             /** @description at most 100 queries asking for at most 10,000 results in all */
@@ -627,6 +644,8 @@ export interface components {
                 target?: components["schemas"]["Name"];
                 id?: string;
                 results: components["schemas"]["Result"][];
+                /** @description the entry's allowPartial on a sharded collection: the shards that did not answer */
+                missingShards?: components["schemas"]["MissingShard"][];
             } | {
                 status: number;
                 problem: components["schemas"]["Problem"];
@@ -751,6 +770,11 @@ export interface components {
                 metadata: components["schemas"]["Metadata"];
             }[];
         };
+        MissingShard: {
+            collection: components["schemas"]["Name"];
+            shard: number;
+            slot: number;
+        };
     };
     responses: {
         /** @description malformed input: JSON, types, ranges, names, vector length, a vector value that is not a finite float32 (`vector[3] is not a finite float32`), a query vector whose distances overflow float32, unknown filter field or operator, a query parameter the route does not take, or a request over a work-budget limit (the problem's `limit` and `max` name it; contract: "Work budget") */
@@ -808,7 +832,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description the needed snapshot failed verification or loading; retry after Retry-After seconds */
+        /** @description the needed snapshot failed verification or loading, or (type shards-unavailable, with missingShards) shards of a sharded collection did not answer after a retry; retry after Retry-After seconds */
         E503: {
             headers: {
                 [name: string]: unknown;
@@ -860,6 +884,8 @@ export interface components {
         limit: number;
         /** @description versions older than this one */
         before: components["schemas"]["VersionId"];
+        /** @description sharded collections: when a shard did not answer after a retry, answer from the others and name the missing shards (missingShards, Vicinity-Missing-Shards) instead of a 503 */
+        allowPartial: boolean;
     };
     requestBodies: never;
     headers: {
@@ -869,6 +895,8 @@ export interface components {
         "Server-Timing": string;
         /** @description the methods this path serves, OPTIONS included */
         Allow: string;
+        /** @description with allowPartial=true on a sharded collection: the shards the answer lacks, comma-separated collection/shard */
+        "Vicinity-Missing-Shards": string;
     };
     pathItems: never;
 }
@@ -1360,6 +1388,8 @@ export interface operations {
                 filter?: components["parameters"]["filter"];
                 /** @description false omits metadata from results */
                 includeMetadata?: components["parameters"]["includeMetadata"];
+                /** @description sharded collections: when a shard did not answer after a retry, answer from the others and name the missing shards (missingShards, Vicinity-Missing-Shards) instead of a 503 */
+                allowPartial?: components["parameters"]["allowPartial"];
                 /** @description pin a READY version (unknown or DELETED → 404) */
                 version?: components["parameters"]["version"];
                 /** @description strong reads the pointer fresh */
@@ -1383,6 +1413,7 @@ export interface operations {
                 headers: {
                     "Vicinity-Version": components["headers"]["Vicinity-Version"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Vicinity-Missing-Shards": components["headers"]["Vicinity-Missing-Shards"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1421,6 +1452,7 @@ export interface operations {
                 headers: {
                     "Vicinity-Version": components["headers"]["Vicinity-Version"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Vicinity-Missing-Shards": components["headers"]["Vicinity-Missing-Shards"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1486,6 +1518,7 @@ export interface operations {
                 headers: {
                     "Vicinity-Version": components["headers"]["Vicinity-Version"];
                     "Server-Timing": components["headers"]["Server-Timing"];
+                    "Vicinity-Missing-Shards": components["headers"]["Vicinity-Missing-Shards"];
                     [name: string]: unknown;
                 };
                 content: {
