@@ -35,6 +35,8 @@ export interface VicinityConfig {
   readonly tableDeletionProtection: boolean;
   /** Query function: default 2048 MB, 2048 MB /tmp, 25 s (below API Gateway's 29 s integration limit). */
   readonly query: FunctionSizing;
+  /** Query-shard slot functions (shard j of a sharded collection → slot j mod shardSlots). Default 8, 1–64. */
+  readonly shardSlots: number;
   /** Admin function (activate, rollback): default 1024 MB, 512 MB /tmp, 25 s. */
   readonly admin: FunctionSizing;
   /** Build function: default 3008 MB, 10240 MB /tmp, 900 s. Raise memory to 10240 MB for large releases. */
@@ -94,6 +96,7 @@ export const DEFAULT_CONFIG: VicinityConfig = Object.freeze({
   retainData: true,
   tableDeletionProtection: true,
   query: Object.freeze({ memoryMb: 2048, ephemeralMb: 2048, timeoutSeconds: 25 }),
+  shardSlots: 8,
   admin: Object.freeze({ memoryMb: 1024, ephemeralMb: 512, timeoutSeconds: 25 }),
   build: Object.freeze({ memoryMb: 3008, ephemeralMb: 10240, timeoutSeconds: 900 }),
   buildRetryAttempts: 2,
@@ -197,6 +200,7 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
     retainData: bool(get, 'retainData', d.retainData),
     tableDeletionProtection: bool(get, 'tableDeletionProtection', d.tableDeletionProtection),
     query: sizing(get, 'query', d.query, apiMax),
+    shardSlots: num(get, 'shardSlots', d.shardSlots, 1, 64),
     admin: sizing(get, 'admin', d.admin, apiMax),
     build: sizing(get, 'build', d.build, 900),
     buildReservedConcurrency: optNum(get, 'buildReservedConcurrency', 1, 1000),

@@ -52,6 +52,8 @@ export interface VicinityFunctionProps {
   readonly logRetention: RetentionDays;
   readonly bundleAwsSdk: boolean;
   readonly reservedConcurrentExecutions?: number;
+  /** An explicit function name (the shard slots: the query function finds them by prefix). */
+  readonly functionName?: string;
 }
 
 /**
@@ -98,6 +100,7 @@ export class VicinityFunction extends Construct {
       layers: [props.layer],
       logGroup: this.logGroup,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      ...(props.functionName ? { functionName: props.functionName } : {}),
       // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
       tracing: Tracing.ACTIVE,
       environment: {

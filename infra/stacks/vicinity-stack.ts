@@ -9,6 +9,7 @@ import { resolveEventBus, WarmUp } from '../constructs/events';
 import { HnswlibLayer } from '../constructs/hnswlib-layer';
 import { Monitoring } from '../constructs/monitoring';
 import { QueryApi } from '../constructs/query-api';
+import { ShardSlots } from '../constructs/shard-slots';
 import { Storage } from '../constructs/storage';
 import { Sweeper } from '../constructs/sweeper';
 import { acknowledge, NAG_REASON } from '../nag';
@@ -34,6 +35,7 @@ export class VicinityStack extends Stack {
   readonly storage: Storage;
   readonly buildPipeline: BuildPipeline;
   readonly buildTasks: BuildTasks;
+  readonly shardSlots: ShardSlots;
   readonly queryApi: QueryApi;
   readonly monitoring: Monitoring;
   readonly sweeper: Sweeper;
@@ -108,6 +110,18 @@ export class VicinityStack extends Stack {
       throttleRateLimit: config.throttleRateLimit,
       throttleBurstLimit: config.throttleBurstLimit,
       corsOrigins: config.corsOrigins,
+      logRetention,
+      bundleAwsSdk: config.bundleAwsSdk,
+    });
+
+    this.shardSlots = new ShardSlots(this, 'ShardSlots', {
+      bucket: this.storage.bucket,
+      table: this.storage.table,
+      key: this.storage.key,
+      layer,
+      query: this.queryApi.query.fn,
+      shardSlots: config.shardSlots,
+      sizing: config.query,
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,
     });

@@ -3,6 +3,7 @@
  * destinations, the newest runtime, and cdk-nag's AWS Solutions and Serverless packs with zero
  * unacknowledged findings, each acknowledgement carrying its reason.
  */
+
 import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { Runtime } from 'aws-cdk-lib/aws-lambda';
@@ -12,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract';
 import { configFromContext, DEFAULT_CONFIG } from '../../infra/config';
 import { ADMIN_ROUTES, PUBLIC_READS_WARNING_ID, readRouteKeys } from '../../infra/constructs/query-api';
+import { SLOT_DLQ_REASON } from '../../infra/constructs/shard-slots';
 import { LAMBDA_RUNTIME } from '../../infra/constructs/vicinity-function';
 import { addNagChecks, MIN_REASON_LENGTH, NAG_REASON, nagPacks } from '../../infra/nag';
 import { BUCKET_NOTIFICATIONS_HANDLER_ID, VicinityStack } from '../../infra/stacks/vicinity-stack';
@@ -359,6 +361,15 @@ describe('cdk-nag: AWS Solutions and Serverless packs', () => {
         routeArn(k),
         NAG_REASON.executeApi,
       ]),
+    ...Array.from({ length: 8 }, (_, i): [string, string, string][] => [
+      [`Test/ShardSlots/Slot${i}/Function`, 'Serverless-LambdaDLQ', SLOT_DLQ_REASON],
+      [`Test/ShardSlots/Slot${i}/Role`, 'AwsSolutions-IAM5[Resource::*]', NAG_REASON.xray],
+      [
+        `Test/ShardSlots/Slot${i}/Role`,
+        `AwsSolutions-IAM5[Resource::${bucket}/snapshots/*]`,
+        NAG_REASON.prefixObjects,
+      ],
+    ]).flat(),
   ];
 
   let defaultAcks: Map<string, string> | undefined;

@@ -255,6 +255,8 @@ describe('IAM, least privilege', () => {
       'dynamodb:GetItem',
       'dynamodb:Query',
       ...base,
+      // Scatter-gather: the shard-slot functions only (test/infra/shard-slots.test.ts).
+      'lambda:InvokeFunction',
       's3:GetObject',
       's3:ListBucket',
     ],
