@@ -29,12 +29,13 @@ export function createQueryHandler(deps: HandlerDeps) {
     log: asLog(obs.logger),
     onFailure: () => obs.metrics.addMetric(METRIC.snapshotLoadFailures, MetricUnit.Count, 1),
   });
+  const shards = lambdaShardRouter(deps.config, cache, asLog(obs.logger));
   const service = new QueryService({
     registry,
     cache,
     pointerTtlMs: deps.config.pointerTtlMs,
     log: asLog(obs.logger),
-    shards: lambdaShardRouter(deps.config, cache, asLog(obs.logger)),
+    shards,
     onLoad: (l) => {
       obs.metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
       if (l.bytes !== undefined) obs.metrics.addMetric(METRIC.snapshotLoadBytes, MetricUnit.Bytes, l.bytes);
@@ -65,7 +66,7 @@ export function createQueryHandler(deps: HandlerDeps) {
       publicFields: deps.config.publicMetadataFields,
     }),
   );
-  return Object.assign(http, { service, cache });
+  return Object.assign(http, { service, cache, shards });
 }
 
 /** What EventBridge sends after a pointer move when warm-up is on (infra/constructs/events.ts). */
@@ -88,10 +89,19 @@ export async function warmUp(q: ReturnType<typeof createQueryHandler>, e: WarmUp
   const started = performance.now();
   try {
     const manifest = await q.cache.manifest(e.space, e.version);
+    // With shard slots, a sharded collection is warmed in its slots (each loads only its shards).
+    const local = Object.keys(manifest.collections).filter(
+      (name) => !(q.shards && manifest.collections[name]?.sharding),
+    );
+    const slots = q.shards?.prewarm(e.space, e.version);
     // Released at once: a warmed collection is the cache's to evict like any other.
-    for (const name of Object.keys(manifest.collections))
-      (await q.cache.collection(e.space, e.version, name)).release();
-    return { warmed: Object.keys(manifest.collections), ms: Math.round(performance.now() - started) };
+    for (const name of local) (await q.cache.collection(e.space, e.version, name)).release();
+    const sharded = await slots;
+    return {
+      warmed: [...local, ...(sharded?.collections ?? [])],
+      ...(sharded?.failedSlots.length ? { failedSlots: sharded.failedSlots } : {}),
+      ms: Math.round(performance.now() - started),
+    };
   } catch (err) {
     return { warmed: [], error: (err as Error).message };
   }

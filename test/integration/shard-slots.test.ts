@@ -162,6 +162,11 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
     });
     expect(current.body.version).toBe('v2');
     expect(hits(current.body)).toEqual(hits(currentFlat.body));
+    // Warm-up after the pointer moved: sharded collections are warmed in their slots, not in the router.
+    const { warmUp } = await import('../../functions/query/handler');
+    const warmed = await warmUp(s.query, { vicinity: 'warm-up', slot: 0, space: 'sh', version: 'v2' });
+    expect(warmed).toMatchObject({ warmed: ['flat', 'items'] });
+    expect(s.query.cache.loaded().some((k) => k.endsWith('/items'))).toBe(false);
   }, 180_000);
 
   it('a killed slot worker gives 503 naming its shards, allowPartial answers naming them, then it recovers', async () => {

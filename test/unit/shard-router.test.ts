@@ -141,6 +141,57 @@ describe('shard slots: router', () => {
     expect(partial.results.map((x) => x.id)).toEqual(['s2-a', 's0-a', 's0-b']);
   });
 
+  it('a batch too large for one invoke payload goes to a slot in several calls, answers in order', async () => {
+    const sizes: number[] = [];
+    const q = new ShardRouter({
+      shardSlots: 3,
+      hedgeMs: 50,
+      maxPayloadBytes: 400,
+      invoke: async (slot, req) => {
+        sizes.push(req.ops.length);
+        return {
+          slot,
+          version: req.version,
+          results: req.ops.map((op) => ({
+            ok: true as const,
+            hits: [{ id: `k${(op as SlotSearchOp).k}-s${slot}`, distance: slot }],
+          })),
+        };
+      },
+      manifest: async () => manifest,
+      log: silent,
+    });
+    const entries = Array.from({ length: 12 }, (_, i) => ({
+      collection: 'c',
+      vector: [i, i],
+      k: i + 1,
+      exclude: [],
+      excludeSeen: false,
+      includeMetadata: false,
+      allowPartial: false,
+    }));
+    const out = await q.batch(r, entries, requestContext(), {} as never);
+    expect(out.map((o) => (o.ok ? o.answer.results[0]?.id : 'error'))).toEqual(
+      entries.map((e) => `k${e.k}-s0`),
+    );
+    expect(sizes.length).toBeGreaterThan(3);
+    expect(Math.max(...sizes)).toBeLessThan(12);
+  });
+
+  it('prewarm asks every slot holding shards to load them', async () => {
+    const seen: SlotRequest[] = [];
+    const q = router(async (slot, req) => {
+      seen.push(req);
+      return { slot, version: req.version, results: req.ops.map(() => ({ ok: true as const, hits: [] })) };
+    });
+    expect(await q.prewarm('s', 'v3')).toEqual({ collections: ['c'], failedSlots: [] });
+    expect(seen.map((x) => [x.slot, x.ops]).sort()).toEqual([
+      [0, [{ op: 'warm', collection: 'c' }]],
+      [1, [{ op: 'warm', collection: 'c' }]],
+      [2, [{ op: 'warm', collection: 'c' }]],
+    ]);
+  });
+
   it('a slot answering for another version is never merged', async () => {
     const q = router(async (slot, req) => ({
       ...answer(slot, req),

@@ -33,7 +33,13 @@ export interface SlotItemOp {
   seenField?: string;
 }
 
-export type SlotOp = SlotSearchOp | SlotItemOp;
+/** Load the slot's shards of a collection and answer nothing (prewarm after a pointer move). */
+export interface SlotWarmOp {
+  op: 'warm';
+  collection: string;
+}
+
+export type SlotOp = SlotSearchOp | SlotItemOp | SlotWarmOp;
 
 export interface SlotRequest {
   vicinity: 'slot';

@@ -88,6 +88,8 @@ export interface ShardRouterDeps {
   hedgeMs: number;
   /** A slot call (both attempts) gives up after this long. */
   deadlineMs?: number;
+  /** Request payload per slot call (default MAX_PAYLOAD_BYTES, under Lambda's 6 MB). */
+  maxPayloadBytes?: number;
   log: Log;
 }
 
@@ -107,6 +109,28 @@ interface SearchJob {
   exclude: Set<string>;
   /** slot → index of this job's op in that slot's ops. */
   at: Map<number, number>;
+}
+
+/** Under Lambda's 6 MB synchronous request payload, with room for the request's envelope. */
+export const MAX_PAYLOAD_BYTES = 5 * 1024 * 1024;
+
+/** Ops in consecutive groups of at most `max` bytes of JSON (an op larger than that goes alone). */
+export function splitOps(ops: SlotOp[], max: number): SlotOp[][] {
+  const out: SlotOp[][] = [];
+  let cur: SlotOp[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const b = Buffer.byteLength(JSON.stringify(op)) + 1;
+    if (cur.length && bytes + b > max) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(op);
+    bytes += b;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
 
 const SAMPLES = 64;
@@ -156,6 +180,25 @@ export class ShardRouter {
   ): Promise<ShardedAnswer> {
     const [out] = await this.similarMany(r, [{ collection, id, params }], ctx, local);
     return unwrap(out as SearchOutcome, r, params.allowPartial);
+  }
+
+  /**
+   * Prewarm after a pointer move: every slot that serves a shard of a sharded collection of the version
+   * loads its shards. Best effort: returns the sharded collections and the slots that did not answer.
+   */
+  async prewarm(space: string, version: string): Promise<{ collections: string[]; failedSlots: number[] }> {
+    const m = await this.deps.manifest(space, version);
+    const calls = new Map<number, SlotOp[]>();
+    const collections: string[] = [];
+    for (const [name, c] of Object.entries(m.collections)) {
+      if (!c.sharding) continue;
+      collections.push(name);
+      for (let slot = 0; slot < Math.min(c.sharding.shards, this.deps.shardSlots); slot++)
+        calls.set(slot, [...(calls.get(slot) ?? []), { op: 'warm', collection: name }]);
+    }
+    const ctx = { timings: {}, held: [], cacheHit: true } as unknown as RequestContext;
+    const out = await this.scatter({ space, version }, calls, ctx);
+    return { collections, failedSlots: [...out].filter(([, o]) => !o.ok).map(([slot]) => slot) };
   }
 
   /** One item of a sharded collection (GET …/items/{id}), from its shard's slot. */
@@ -406,26 +449,31 @@ export class ShardRouter {
     const t0 = performance.now();
     await Promise.all(
       [...calls].map(async ([slot, ops]) => {
-        const req: SlotRequest = {
-          vicinity: 'slot',
+        const base = {
+          vicinity: 'slot' as const,
           slot,
           shardSlots: this.deps.shardSlots,
           space: r.space,
           version: r.version,
           ...(r.pinned ? { pinned: true } : {}),
-          ops,
         };
         try {
-          const res = await this.call(slot, req);
-          if (res.version !== r.version || res.slot !== slot)
-            throw new Error(
-              `slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`,
-            );
-          // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
-          if ('problem' in res) throw fromWire(res.problem);
-          if (res.results.length !== ops.length)
-            throw new Error(`slot ${slot} answered ${res.results.length} of ${ops.length} operations`);
-          out.set(slot, { ok: true, results: res.results });
+          // Lambda takes at most 6 MB of request payload: a large batch goes to a slot in several calls.
+          const parts = await Promise.all(
+            splitOps(ops, this.deps.maxPayloadBytes ?? MAX_PAYLOAD_BYTES).map(async (part) => {
+              const res = await this.call(slot, { ...base, ops: part });
+              if (res.version !== r.version || res.slot !== slot)
+                throw new Error(
+                  `slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`,
+                );
+              // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
+              if ('problem' in res) throw fromWire(res.problem);
+              if (res.results.length !== part.length)
+                throw new Error(`slot ${slot} answered ${res.results.length} of ${part.length} operations`);
+              return res.results;
+            }),
+          );
+          out.set(slot, { ok: true, results: parts.flat() });
         } catch (err) {
           if (err instanceof VicinityError && err.kind !== 'unavailable') throw err;
           this.deps.log.warn('shard slot unavailable', {

@@ -56,7 +56,8 @@ export class SlotService {
       for (const op of req.ops) {
         try {
           const c = await load(op.collection);
-          results.push(op.op === 'search' ? await this.search(c, op, budget) : this.item(c, op));
+          if (op.op === 'warm') results.push({ ok: true, hits: [] });
+          else results.push(op.op === 'search' ? await this.search(c, op, budget) : this.item(c, op));
         } catch (err) {
           if (!(err instanceof VicinityError)) throw err;
           results.push({ ok: false, problem: toWire(err) });
