@@ -166,6 +166,8 @@ export const ENV = Object.freeze({
   slotFunctionPrefix: 'VICINITY_SLOT_FUNCTION_PREFIX',
   /** Router and slots: how many shard-slot functions the stack defines (shard j → slot j mod shardSlots). */
   shardSlots: 'VICINITY_SHARD_SLOTS',
+  /** Build: the slot functions' memory (MB); set, a release whose busiest slot would not fit is refused. */
+  slotMemoryMb: 'VICINITY_SLOT_MEMORY_MB',
   /** Slot function: which slot this function is (0…shardSlots−1). */
   slot: 'VICINITY_SLOT',
   /** Router: ms before a slot call gets its hedged retry until that slot's p95 is known (default 1,000). */

@@ -44,6 +44,8 @@ export function localSlots(opts: LocalSlotsOptions | undefined): {
     routerEnv: {
       [ENV.slotFunctionPrefix]: LOCAL_SLOT_PREFIX,
       [ENV.shardSlots]: String(opts.shardSlots),
+      // The build refuses a release whose busiest slot would not fit (core/slot-capacity.ts).
+      [ENV.slotMemoryMb]: String(opts.memoryMb ?? 1024),
       ...(opts.hedgeMs !== undefined ? { [ENV.slotHedgeMs]: String(opts.hedgeMs) } : {}),
     },
     configure(config, env, endpoint) {

@@ -49,6 +49,8 @@ export interface Config {
   readonly slotFunctionPrefix?: string;
   readonly shardSlots: number;
   readonly slotHedgeMs: number;
+  /** Build: the slot functions' memory, MB (unset: no slot capacity check). */
+  readonly slotMemoryMb?: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -109,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     slotFunctionPrefix: env[ENV.slotFunctionPrefix] || undefined,
     shardSlots: int(env, ENV.shardSlots, 8),
     slotHedgeMs: int(env, ENV.slotHedgeMs, 1000),
+    slotMemoryMb: env[ENV.slotMemoryMb] ? int(env, ENV.slotMemoryMb, 0) : undefined,
     ...overrides,
   };
   return Object.freeze(config);

@@ -28,6 +28,8 @@ export interface ShardSlotsProps {
   readonly layer: ILayerVersion;
   /** The query function (router): it may invoke exactly these functions, and is told their names. */
   readonly query: LambdaFunction;
+  /** The build function: told the slot count and memory, it refuses releases whose busiest slot would not fit. */
+  readonly build?: LambdaFunction;
   /** How many slots (default 8, at most 64). */
   readonly shardSlots: number;
   /** Each slot's sizing (default: the query function's). */
@@ -89,5 +91,7 @@ export class ShardSlots extends Construct {
     );
     props.query.addEnvironment(ENV.slotFunctionPrefix, this.prefix);
     props.query.addEnvironment(ENV.shardSlots, String(n));
+    props.build?.addEnvironment(ENV.shardSlots, String(n));
+    props.build?.addEnvironment(ENV.slotMemoryMb, String(props.sizing.memoryMb));
   }
 }

@@ -120,6 +120,7 @@ export class VicinityStack extends Stack {
       key: this.storage.key,
       layer,
       query: this.queryApi.query.fn,
+      build: this.buildPipeline.fn.fn,
       shardSlots: config.shardSlots,
       sizing: config.query,
       logRetention,

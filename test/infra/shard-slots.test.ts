@@ -29,6 +29,14 @@ describe('shard slots', () => {
     }
   });
 
+  it('the build function is told the slot count and memory (it refuses releases whose busiest slot would not fit)', () => {
+    const build = fns()[s.idOf(s.stack.buildPipeline.fn.fn)];
+    expect(build?.Properties.Environment.Variables).toMatchObject({
+      [ENV.shardSlots]: '8',
+      [ENV.slotMemoryMb]: String(s.config.query.memoryMb),
+    });
+  });
+
   it('the query function may invoke exactly the slot functions', () => {
     const st = statementsOfRole(s.template, s.idOf(s.stack.queryApi.query.role));
     const invoke = withAction(st, 'lambda:InvokeFunction');

@@ -6,9 +6,11 @@
 import { join } from 'node:path';
 import { parquetMetadataAsync } from 'hyparquet';
 import type { ReleaseFiles } from '../../adapters/readers/types';
+import { ReleaseInvalidError } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
 import { type CollectionSpec, QUALITY_DEFAULTS, type ReleaseSpec } from '../../core/release';
 import { estimateJsonlRows, planShards } from '../../core/shard';
+import { slotCapacityProblem } from '../../core/slot-capacity';
 import type { CollectionReport, ReleaseEvent } from '../../core/version';
 import type { CollectionManifest } from '../../snapshot/manifest';
 import { writeSegments } from '../../snapshot/writer';
@@ -65,7 +67,34 @@ export async function shardCounts(
       }),
     );
   }
+  await refuseOverSlots(deps, spec, files, out);
   return [...out.values()].some((n) => n > 1) ? out : undefined;
+}
+
+/** With shard slots sized (ENV.slotMemoryMb), a sharded collection whose busiest slot cannot hold its shards is refused. */
+async function refuseOverSlots(
+  deps: Pick<BuildDeps, 'config'>,
+  spec: ReleaseSpec,
+  files: ReleaseFiles,
+  counts: Map<string, number>,
+): Promise<void> {
+  const { slotMemoryMb, shardSlots } = deps.config;
+  if (!slotMemoryMb) return;
+  for (const c of spec.collections) {
+    const shards = counts.get(c.name) ?? 1;
+    if (shards <= 1) continue;
+    const problem = slotCapacityProblem({
+      collection: c.name,
+      rows: await estimateRows(c, files),
+      shards,
+      shardSlots,
+      dims: c.dims ?? 128,
+      M: c.M,
+      // The slot's cache budget: the same share of its memory as the query function's (common/config.ts).
+      slotBudgetBytes: Math.floor(slotMemoryMb * 0.6) * 1024 * 1024,
+    });
+    if (problem) throw new ReleaseInvalidError([{ file: 'release.json', message: problem }]);
+  }
 }
 
 /** The partitions of a collection: one per input file (raw input is one part: its vectors and ids). */
