@@ -15,7 +15,8 @@ const N = 600;
 const SHARDS = 6;
 const SLOTS = 4;
 const ids = Array.from({ length: N }, (_, i) => `item-${i}`);
-const meta = (i: number) => ({ g: i % 3, n: i });
+/** Each item has "seen" its nearest ids by number (excludeSeen). */
+const meta = (i: number) => ({ g: i % 3, n: i, seen: [`item-${(i + 1) % N}`, `item-${(i + 3) % N}`] });
 
 function dataset(seed: number) {
   const d = clusteredVectors(N, DIMS, 8, seed);
@@ -26,6 +27,7 @@ function dataset(seed: number) {
 }
 
 const release = {
+  seenField: 'seen',
   collections: {
     items: { file: 'items.jsonl', metric: 'cosine', shards: SHARDS },
     flat: { file: 'items.jsonl', metric: 'cosine' },
@@ -106,6 +108,12 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
     expect(hits(fa.body)).toHaveLength(12);
     sameAnswer(fa.body, fb.body);
     for (const r of fa.body.results as { metadata: { g: number } }[]) expect(r.metadata.g).toBe(1);
+    // excludeSeen: the seen list comes from the item's slot, each id excluded in its own shard.
+    const seenA = await s.get(`${base}/items/items/item-30/similar?k=10&ef=600&excludeSeen=true`);
+    const seenB = await s.get(`${base}/flat/items/item-30/similar?k=10&ef=600&excludeSeen=true`);
+    expect(seenA.status, JSON.stringify(seenA.body)).toBe(200);
+    sameAnswer(seenA.body, seenB.body);
+    for (const id of ['item-31', 'item-33']) expect(hits(seenA.body).map((h) => h.id)).not.toContain(id);
     // item lookup from the id's shard's slot
     const item = await s.get(`${base}/items/items/item-77?include=vector`);
     expect(item.body).toMatchObject({ id: 'item-77', metadata: { n: 77 }, version: 'v1', normalised: true });
