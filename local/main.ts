@@ -6,6 +6,7 @@ import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
 import { DEMO_ARTIST, DEMO_USER, publishMusicDemo } from './demo';
 import type { AdminAuth } from './info';
+import { demoSlots, publishShardedDemo, SHARDED_DEMO_SPACE } from './sharded-demo';
 import { startLocalStack } from './stack';
 import { createStaticHandler } from './static';
 
@@ -37,6 +38,8 @@ async function main() {
     adminAuth,
     staticHandler: createStaticHandler(),
     log: (l) => console.log(`[vicinity] ${l}`),
+    // VICINITY_DEMO=sharded: shard-slot functions serve sharded collections by scatter-gather.
+    slots: demoSlots(),
   });
   const { info } = stack;
   // A ready-to-use AWS CLI v2 profile: AWS_CONFIG_FILE=.vicinity/aws-config aws --profile vicinity s3 ls
@@ -79,6 +82,14 @@ ${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature 
         `(ALS trained in ${seconds(demo.trainMs)}, files written in ${seconds(demo.writeMs)}, ` +
         `uploaded in ${seconds(demo.uploadMs)}, built in ${seconds(record?.timings?.totalMs ?? Date.now() - uploaded)}; ` +
         `${seconds(Date.now() - published)} for the demo, ${seconds(Date.now() - t0)} from start).`,
+    );
+  }
+  if (demoSlots() && !(await registry.listSpaces()).includes(SHARDED_DEMO_SPACE)) {
+    console.log(`Publishing space "${SHARDED_DEMO_SPACE}" (20,000 points in 8 shards over the shard slots)…`);
+    await publishShardedDemo(new S3Store(stack.deps.s3, info.bucket));
+    await stack.idle(300_000);
+    console.log(
+      `Try: curl -s '${info.apiUrl}/v1/spaces/${SHARDED_DEMO_SPACE}/collections/points/items/p1/similar?k=5'`,
     );
   }
   const spaces = await registry.listSpaces();

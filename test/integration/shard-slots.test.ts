@@ -177,6 +177,17 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
     expect(s.query.cache.loaded().some((k) => k.endsWith('/items'))).toBe(false);
   }, 180_000);
 
+  it('the VICINITY_DEMO=sharded space builds in 8 shards and answers through the slots', async () => {
+    const { publishShardedDemo, SHARDED_DEMO_SPACE } = await import('../../local/sharded-demo');
+    await publishShardedDemo(s.store, 3000, 16);
+    await s.idle(120_000);
+    const r = await s.get(`/v1/spaces/${SHARDED_DEMO_SPACE}/collections/points/items/p1/similar?k=5`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(hits(r.body)).toHaveLength(5);
+    const v = await s.get(`/v1/spaces/${SHARDED_DEMO_SPACE}/versions/v1`);
+    expect(v.body).toMatchObject({ status: 'READY', collections: { points: { shards: 8 } } });
+  }, 180_000);
+
   it('a killed slot worker gives 503 naming its shards, allowPartial answers naming them, then it recovers', async () => {
     const base = '/v1/spaces/sh/collections/items';
     const q = { vector: v1.vec(8), k: 10, ef: 600 };
