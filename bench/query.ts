@@ -676,4 +676,5 @@ async function render() {
 }
 
 if (process.argv.includes('--render')) await render();
+else if (process.argv.includes('--sharded')) await (await import('./query-sharded')).benchSharded();
 else await main();
