@@ -44,6 +44,7 @@ export async function buildSnapshot(
     minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
     sample: spec.quality.sample ?? config.qualitySample ?? QUALITY_DEFAULTS.sample,
     minOverlap: spec.quality.minOverlap ?? null,
+    recallTarget: spec.quality.recallTarget ?? QUALITY_DEFAULTS.recallTarget,
   };
   const timings: Record<string, number> = {};
   const collections: Record<string, CollectionReport> = {};
@@ -70,7 +71,7 @@ export async function buildSnapshot(
     } = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
     const t2 = Date.now();
     const prev = await previous.collection(c.name, table.dims);
-    const { recall, overlap, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
+    const { recall, overlap, ef, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
     const t3 = Date.now();
     guard.check();
     const segments = await writeSegments(store, space, version, c.name, built);
@@ -81,7 +82,9 @@ export async function buildSnapshot(
       count: table.count,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
+      ...(report.efSource ? { efSource: report.efSource } : {}),
+      ...(report.recallCurve ? { recallCurve: report.recallCurve } : {}),
       metadataFields: [...table.metadataFields].sort(),
       segments,
     } satisfies CollectionManifest;
@@ -91,7 +94,7 @@ export async function buildSnapshot(
       metric: c.metric,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
       segments: segments.length,
       duplicateGroups,
       largestDuplicateGroup,
@@ -109,6 +112,10 @@ export async function buildSnapshot(
       count: table.count,
       ...(duplicateGroups ? { duplicateGroups, largestDuplicateGroup } : {}),
       recall,
+      ef,
+      ...(report.efSource === 'tuned'
+        ? { recallCurve: report.recallCurve?.map((p) => `${p.ef}:${p.recall}`).join(' ') }
+        : {}),
       ...(overlap !== undefined ? { overlap } : {}),
     });
   }

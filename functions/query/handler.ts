@@ -32,6 +32,7 @@ export function createQueryHandler(deps: HandlerDeps) {
     registry,
     cache,
     pointerTtlMs: deps.config.pointerTtlMs,
+    switchGraceMs: deps.config.switchGraceMs,
     log: asLog(obs.logger),
     onLoad: (l) => {
       obs.metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);

@@ -57,6 +57,8 @@ export class QueryService {
       log: Log;
       onLoad?: (what: { space: string; version: string; collection: string } & LoadReport) => void;
       onServed?: (what: ServedInfo) => void;
+      /** See VersionResolver: 0 or absent, requests wait for a new version's load. */
+      switchGraceMs?: number;
     },
   ) {
     this.versions = new VersionResolver({
@@ -66,6 +68,19 @@ export class QueryService {
       superseded: (space, version) => deps.cache.drop(space, version),
       roles: (space, active, previous) => deps.cache.setRoles(space, active, previous),
       gone: (space, version) => void deps.cache.retire(space, version),
+      switchGraceMs: deps.switchGraceMs,
+      warmer: {
+        loaded: (space, version) => deps.cache.loadedNames(space, version),
+        load: async (space, version, names) => {
+          for (const name of names) {
+            const held = await deps.cache.collection(space, version, name);
+            held.release();
+            const { report } = held;
+            if (!report.cached && report.bytes !== undefined)
+              deps.onLoad?.({ space, version, collection: name, ...report });
+          }
+        },
+      },
     });
     this.planner = new SearchPlanner(deps.cache);
   }

@@ -9,6 +9,25 @@ import { type RequestContext, type Resolved, releaseHeld } from './context';
 
 export type VersionChoice = Pick<SearchParams, 'version' | 'consistency'>;
 
+/** A pointer move this instance is riding out on the version it had loaded (switchGraceMs). */
+interface Switch {
+  from: string;
+  to: string;
+  since: number;
+  /** The new version's collections are loaded: requests go to it from now on. */
+  done: boolean;
+  /** Loading them failed: requests go to it and meet the failure (and its fallback) themselves. */
+  failed: boolean;
+}
+
+/** What the resolver needs of the snapshot cache to ride out a switch. */
+export interface SwitchWarmer {
+  /** Names of the version's collections loaded now. */
+  loaded(space: string, version: string): string[];
+  /** Loads these collections of the version (in the background: nothing waits for it). */
+  load(space: string, version: string, names: string[]): Promise<void>;
+}
+
 /** Version records cached at most this many; past it, expired ones are dropped (hostile pins can't grow it). */
 const MAX_CACHED_RECORDS = 1000;
 
@@ -21,6 +40,7 @@ export class VersionResolver {
   private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
   private readonly records = new Map<string, { record: VersionRecord | undefined; at: number }>();
   private readonly lastServed = new Map<string, string>();
+  private readonly switches = new Map<string, Switch>();
 
   constructor(
     private readonly deps: {
@@ -33,6 +53,13 @@ export class VersionResolver {
       roles?: (space: string, active: string | undefined, previous: string | undefined) => void;
       /** The registry says the version is DELETED (or has no record): nothing of it may serve again. */
       gone?: (space: string, version: string) => void;
+      /**
+       * How long, after the pointer moves, an instance that has the old version loaded keeps answering
+       * eventual, unpinned requests from it while the new one loads in the background (0 or absent: they
+       * wait for the load). Each answer names the version it came from; none mixes them.
+       */
+      switchGraceMs?: number;
+      warmer?: SwitchWarmer;
     },
   ) {}
 
@@ -96,6 +123,58 @@ export class VersionResolver {
   }
 
   /**
+   * The version this instance served last, when the pointer moved past it and the grace applies: the
+   * request is eventual and unpinned, this instance has collections of the old version loaded that the
+   * new one has not loaded yet, and the switch began less than switchGraceMs ago. The first such
+   * request starts loading the new version's collections in the background; once they are loaded (or
+   * the load failed, or the grace ran out) requests go to the new version.
+   */
+  private graceVersion(space: string, r: Resolved, params: VersionChoice): Resolved | undefined {
+    const { switchGraceMs: graceMs = 0, warmer } = this.deps;
+    if (graceMs <= 0 || !warmer || params.version || params.consistency === 'strong') return undefined;
+    const from = this.lastServed.get(space);
+    if (!from || from === r.version) {
+      this.switches.delete(space);
+      return undefined;
+    }
+    let sw = this.switches.get(space);
+    if (!sw || sw.to !== r.version || sw.from !== from) {
+      const had = warmer.loaded(space, from);
+      if (had.length === 0) return undefined;
+      const have = new Set(warmer.loaded(space, r.version));
+      const missing = had.filter((n) => !have.has(n));
+      if (missing.length === 0) return undefined;
+      const s: Switch = { from, to: r.version, since: Date.now(), done: false, failed: false };
+      sw = s;
+      this.switches.set(space, s);
+      this.deps.log.info('version switch: serving the loaded version while the new one loads', {
+        space,
+        version: from,
+        next: r.version,
+        collections: missing,
+        graceMs,
+      });
+      warmer.load(space, r.version, missing).then(
+        () => {
+          s.done = true;
+        },
+        (err) => {
+          s.failed = true;
+          this.deps.log.warn('version switch: loading the new version failed; requests go to it', {
+            space,
+            version: r.version,
+            error: String(err),
+          });
+        },
+      );
+    }
+    if (sw.done || sw.failed || Date.now() - sw.since >= graceMs) return undefined;
+    // The old version must still be in memory (a load may have evicted it): else it is no shortcut.
+    if (warmer.loaded(space, from).length === 0) return undefined;
+    return { space, version: from };
+  }
+
+  /**
    * Runs `fn` on the one version the request resolves to. When the active version's snapshot cannot be
    * served (checksum or load failure) an unpinned request is answered from the pointer's previous
    * version — only while the registry says it is READY, never a mix — and the broken one is a 503 for
@@ -109,6 +188,17 @@ export class VersionResolver {
   ): Promise<T> {
     try {
       const r = await this.resolve(space, params);
+      const old = this.graceVersion(space, r, params);
+      if (old) {
+        try {
+          return await fn(old);
+        } catch (err) {
+          // The old version could not answer after all: the request goes to the new one.
+          if (!(err instanceof SnapshotUnavailableError) || err instanceof CapacityError) throw err;
+          releaseHeld(ctx);
+          this.switches.delete(space);
+        }
+      }
       try {
         const out = await fn(r);
         if (!params.version) {

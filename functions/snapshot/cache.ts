@@ -183,6 +183,15 @@ export class SnapshotCache {
     return [...this.entries.entries()].filter(([, e]) => e.collection).map(([k]) => k);
   }
 
+  /** Names of a version's collections loaded now (loads in flight not counted). */
+  loadedNames(space: string, version: string): string[] {
+    const out: string[] = [];
+    for (const [k, e] of this.entries)
+      if (e.collection && e.space === space && e.version === version)
+        out.push(k.slice(space.length + version.length + 2));
+    return out;
+  }
+
   /** Versions pinned within the pin window that are neither active nor previous, as space/version. */
   pinnedVersions(): string[] {
     const now = Date.now();
