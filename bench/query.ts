@@ -11,7 +11,7 @@
  * and docs/performance.md.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,9 @@ import { S3Store } from '../functions/adapters/s3-store';
 import type { HttpEvent } from '../functions/common/http';
 import { activateVersion } from '../functions/core/activation';
 import { exactOverLabels, normalise } from '../functions/core/search';
+import { requestContext } from '../functions/query/context';
 import { FilterIndex } from '../functions/query/filter-index';
+import { queryRouter } from '../functions/query/routes';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
 import { digestFile } from '../functions/snapshot/digest';
@@ -341,6 +343,104 @@ async function overHttp(stack: LocalStack, d: Dataset, ef: number, concurrency: 
     p99: r3(percentile(lat, 99)),
     qps: Math.round((HTTP_REQUESTS * 1000) / out.wallMs),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service's own cost per query, by layer: hnswlib alone → the use case (version, collection,
+// planner, result objects with metadata) → the route (body parse, validation, JSON response) → the
+// whole middy handler (Powertools context, metrics, access log, CORS, problem+json). Interleaved
+// rounds, each layer's p50 the median over rounds, so machine noise hits every layer alike.
+
+const OVERHEAD_ROUNDS = 5;
+
+async function overhead(stack: LocalStack, d: Dataset, index: Hnsw.HierarchicalNSW, ef = 80) {
+  const name = collectionName(d);
+  const path = `/v1/spaces/${SPACE}/collections/${name}/query`;
+  const bodies = bodiesFor(d, ef);
+  const vectors = bodies.map((b) => (JSON.parse(b) as { vector: number[] }).vector);
+  const service = stack.query.service;
+  const route = queryRouter(service, new DynamoRegistry(stack.deps.dynamo, stack.info.table));
+  const ctx = fakeContext('vicinity-query', 'bench');
+  const params = {
+    k: 10,
+    ef,
+    exclude: [],
+    excludeSeen: false,
+    includeMetadata: true,
+    consistency: 'eventual' as const,
+  };
+  const layers: Record<string, (i: number) => Promise<unknown> | unknown> = {
+    hnswlib: (i) => index.searchKnn(vectors[i] as number[], 10),
+    useCase: (i) => service.query(SPACE, name, vectors[i] as number[], params, requestContext()),
+    route: (i) => route(queryEvent(path, bodies[i] as string, i)),
+    handler: (i) => stack.query(queryEvent(path, bodies[i] as string, i), ctx),
+  };
+  index.setEf(ef);
+  const p50s: Record<string, number[]> = {};
+  const all: Record<string, number[]> = {};
+  for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+    for (const [layer, fn] of Object.entries(layers)) {
+      for (let i = 0; i < 100; i++) await fn(i % bodies.length);
+      const lat: number[] = [];
+      for (let i = 0; i < bodies.length; i++) {
+        const t = performance.now();
+        await fn(i);
+        lat.push(performance.now() - t);
+      }
+      (p50s[layer] ??= []).push(percentile(lat, 50));
+      (all[layer] ??= []).push(...lat);
+    }
+  }
+  const us = (ms: number) => Math.round(ms * 1000 * 10) / 10;
+  const p50 = Object.fromEntries(Object.entries(p50s).map(([k, v]) => [k, us(percentile(v, 50))]));
+  const p99 = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, us(percentile(v, 99))]));
+  return {
+    ef,
+    p50us: p50,
+    p99us: p99,
+    breakdownUs: {
+      useCase: r2((p50.useCase ?? 0) - (p50.hnswlib ?? 0)),
+      route: r2((p50.route ?? 0) - (p50.useCase ?? 0)),
+      middy: r2((p50.handler ?? 0) - (p50.route ?? 0)),
+      total: r2((p50.handler ?? 0) - (p50.hnswlib ?? 0)),
+    },
+  };
+}
+
+/** `--overhead`: only the per-layer breakdown (and HTTP at ef 80), for profiling runs (`node --cpu-prof`). */
+async function overheadOnly() {
+  const specs = DATASETS.filter((s) => (quick ? s.n < 1_000_000 : true)).filter(
+    (s) => !process.argv.includes('--1m') || s.n >= 1_000_000,
+  );
+  const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-query-stack-'));
+  const stack = await startLocalStack({ home, port: 0 });
+  const out: Record<string, unknown>[] = [];
+  try {
+    const datasets: Dataset[] = [];
+    for (const spec of specs) datasets.push(await dataset(spec));
+    const version = await publishSnapshot(stack, datasets);
+    for (const d of datasets) {
+      const raw = new hnswlib.HierarchicalNSW('cosine', d.dims);
+      await raw.readIndex(d.indexPath);
+      const o = await overhead(stack, d, raw);
+      const http1 = await overHttp(stack, d, 80, 1);
+      out.push({ dataset: d.name, ...o, http1 });
+      log(`${d.name}: ${JSON.stringify({ ...o, http1 })}`);
+      stack.query.cache.drop(SPACE, version);
+    }
+  } finally {
+    await stack.stop();
+    await rm(home, { recursive: true, force: true });
+  }
+  const file = join('bench', 'results', 'overhead.json');
+  const prior = await readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, unknown>)
+    .catch(() => ({}));
+  const label = process.argv.find((a) => a.startsWith('--label='))?.slice(8) ?? 'after';
+  await writeFile(
+    file,
+    `${JSON.stringify({ ...prior, [label]: { at: new Date().toISOString(), loadAverage: START_LOAD, results: out } }, null, 2)}\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -676,4 +776,5 @@ async function render() {
 }
 
 if (process.argv.includes('--render')) await render();
+else if (process.argv.includes('--overhead')) await overheadOnly();
 else await main();

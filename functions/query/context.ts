@@ -1,5 +1,5 @@
 /** What one read request carries through the query use cases: its timings and the collections it holds. */
-import { type HttpResult, json, serverTiming } from '../common/http';
+import { type HttpResult, json, LOG_KEYS, serverTiming } from '../common/http';
 import type { RouteContext, RouteHandler } from '../common/router';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
@@ -11,6 +11,8 @@ export interface RequestContext {
   held: (() => void)[];
   /** Whether every collection the request used was already in memory. */
   cacheHit: boolean;
+  /** What the request served (space, version, collection, k, cache), for its access log line. */
+  logKeys?: Record<string, unknown>;
 }
 
 export function requestContext(): RequestContext {
@@ -40,7 +42,12 @@ export function served(
   t0: number,
 ): HttpResult {
   ctx.timings.total = performance.now() - t0;
-  return json(200, body, { 'vicinity-version': body.version, 'server-timing': serverTiming(ctx.timings) });
+  const res = json(200, body, {
+    'vicinity-version': body.version,
+    'server-timing': serverTiming(ctx.timings),
+  });
+  if (ctx.logKeys) res[LOG_KEYS] = ctx.logKeys;
+  return res;
 }
 
 /** A route handler given a fresh request context, whose held collections are released when it answers. */

@@ -265,7 +265,7 @@ export class QueryService {
       }
       return { space: r.space, version: r.version, outcomes };
     });
-    this.deps.onServed?.({ space, version: out.version, k: total, cacheHit: ctx.cacheHit });
+    this.report({ space, version: out.version, k: total, cacheHit: ctx.cacheHit }, ctx);
     return out;
   }
 
@@ -304,17 +304,23 @@ export class QueryService {
           : {}),
       };
     });
-    this.deps.onServed?.({ space, version: answer.version, collection, cacheHit: ctx.cacheHit });
+    this.report({ space, version: answer.version, collection, cacheHit: ctx.cacheHit }, ctx);
     return answer;
   }
 
   private served(answer: SearchAnswer, collection: string, k: number, ctx: RequestContext): void {
-    this.deps.onServed?.({
-      space: answer.space,
-      version: answer.version,
-      collection,
-      k,
-      cacheHit: ctx.cacheHit,
-    });
+    this.report({ space: answer.space, version: answer.version, collection, k, cacheHit: ctx.cacheHit }, ctx);
+  }
+
+  /** What the request served: for its access log line (through ctx) and the handler's metrics. */
+  private report(s: ServedInfo, ctx: RequestContext): void {
+    ctx.logKeys = {
+      space: s.space,
+      version: s.version,
+      ...(s.collection ? { collection: s.collection } : {}),
+      ...(s.k !== undefined ? { k: s.k } : {}),
+      cache: s.cacheHit ? 'hit' : 'miss',
+    };
+    this.deps.onServed?.(s);
   }
 }
