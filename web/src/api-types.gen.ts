@@ -330,10 +330,30 @@ export interface components {
             metric: components["schemas"]["Metric"];
             M: number;
             efConstruction: number;
+            /** @description The serving ef (a request's own ef overrides it): tuned by the build's quality gate to the recall target, or the release's own. */
             ef: number;
             segments?: number;
+            /** @description Tie-aware recall@10 on the quality gate sample, at ef. */
             recallAt10?: number;
             overlapAt10?: number;
+            /**
+             * @description How ef was chosen: tuned by the quality gate (the smallest ef on its ladder reaching recallTarget), or set in release.json. Absent in versions built before tuning.
+             * @enum {string}
+             */
+            efSource?: "tuned" | "release";
+            /** @description The recall@10 the gate tuned ef for (absent when the release set ef). */
+            recallTarget?: number;
+            /** @description False when even the ladder's cap stayed below recallTarget (it still reached minRecall): ef is then the smallest with the best recall measured. */
+            recallTargetMet?: boolean;
+            /** @description The quality gate measurements, ascending ef: up to the first ef reaching recallTarget and one step more (or the cap). One point when the release set ef. */
+            recallCurve?: components["schemas"]["RecallPoint"][];
+        };
+        RecallPoint: {
+            ef: number;
+            /** @description Tie-aware recall@10 on the sample at this ef. */
+            recall: number;
+            /** @description Mean search time per sampled query at this ef, in microseconds, on the build machine. */
+            usPerQuery: number;
         };
         /** @enum {string} */
         VersionStatus: "BUILDING" | "READY" | "FAILED" | "DELETED";
