@@ -33,6 +33,7 @@ import { digestFile } from '../functions/snapshot/digest';
 import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/snapshot/manifest';
 import { fakeContext } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
+import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
   CACHE_DIR,
   DATASETS,
@@ -63,94 +64,6 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const hnswlib = createRequire(import.meta.url)('hnswlib-node') as typeof Hnsw;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
-const SPACE = 'bench';
-const collectionName = (d: Dataset) => (d.n >= 1_000_000 ? 'd1m' : 'd100k');
-
-// ---------------------------------------------------------------------------------------------
-// Publishing the cached index as a real snapshot in the S3 stand-in, and a READY, active version.
-
-async function uploadFile(store: S3Store, key: string, path: string): Promise<SnapshotFile> {
-  const d = await digestFile(path);
-  await store.putFile(key, path);
-  return { key, bytes: d.bytes, sha256: d.sha256, parts: d.parts };
-}
-
-async function publishSnapshot(stack: LocalStack, datasets: Dataset[]): Promise<string> {
-  const store = new S3Store(stack.deps.s3, stack.info.bucket);
-  const registry = new DynamoRegistry(stack.deps.dynamo, stack.info.table);
-  const now = new Date();
-  const { version } = await registry.claimRelease(
-    { space: SPACE, release: 'bench', key: `incoming/${SPACE}/bench/release.json`, sequencer: '1' },
-    now,
-  );
-  const number = Number(version.slice(1));
-  await registry.ensureVersion({
-    space: SPACE,
-    version,
-    number,
-    status: 'BUILDING',
-    release: 'bench',
-    releaseKey: `incoming/${SPACE}/bench/release.json`,
-    sequencer: '1',
-    createdAt: now.toISOString(),
-  });
-  await registry.acquireLease(SPACE, version, 'bench', Date.now() + 3_600_000, Date.now());
-  const collections: Record<string, CollectionManifest> = {};
-  for (const d of datasets) {
-    const name = collectionName(d);
-    const prefix = `snapshots/${SPACE}/${version}/${name}/seg-0/`;
-    const idsPath = join(d.dir, 'ids.json');
-    const metaPath = join(d.dir, 'meta.json');
-    await writeFile(idsPath, JSON.stringify(d.ids));
-    await writeFile(metaPath, JSON.stringify(d.meta));
-    log(`uploading ${name} to the S3 stand-in`);
-    const [index, ids, meta] = await Promise.all([
-      uploadFile(store, `${prefix}index.hnsw`, d.indexPath),
-      uploadFile(store, `${prefix}ids.json`, idsPath),
-      uploadFile(store, `${prefix}meta.json`, metaPath),
-    ]);
-    collections[name] = {
-      metric: 'cosine',
-      dims: d.dims,
-      count: d.n,
-      M,
-      efConstruction: EF_CONSTRUCTION,
-      ef: 80,
-      metadataFields: ['b'],
-      segments: [{ count: d.n, files: { index, ids, meta } }],
-    };
-  }
-  const manifest: Manifest = {
-    format: 1,
-    space: SPACE,
-    version,
-    createdAt: now.toISOString(),
-    release: 'bench',
-    collections,
-  };
-  await store.putText(`snapshots/${SPACE}/${version}/manifest.json`, JSON.stringify(manifest));
-  await registry.finishVersion(SPACE, version, 'bench', {
-    status: 'READY',
-    finishedAt: new Date().toISOString(),
-    collections: Object.fromEntries(
-      Object.entries(collections).map(([k, c]) => [
-        k,
-        {
-          count: c.count,
-          dims: c.dims,
-          metric: c.metric,
-          M,
-          efConstruction: EF_CONSTRUCTION,
-          ef: c.ef,
-          segments: 1,
-        },
-      ]),
-    ),
-  });
-  await registry.registerSpace(SPACE, now);
-  await activateVersion(registry, { space: SPACE, version, expectedGeneration: 0, by: 'cli' });
-  return version;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Cold load: the service's path against a plain download + plain readIndex.

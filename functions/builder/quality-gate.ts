@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { type ExactList, exactDistance, exactNeighbours } from '../adapters/exact-workers';
 import { ReleaseInvalidError } from '../core/errors';
-import { type CollectionSpec, EF_LADDER, QUALITY_DEFAULTS } from '../core/release';
+import { type CollectionSpec, EF_LADDER, INDEX_DEFAULTS, QUALITY_DEFAULTS } from '../core/release';
 import { distance, mergeNeighbours, type Neighbour, tieAwareOverlap, tieAwareRecall } from '../core/search';
 import type { CollectionReport, RecallPoint, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
@@ -192,7 +192,8 @@ function neighboursIn(c: LoadedCollection, id: string, k: number): Neighbour[] |
   const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);
   const lists = c.segments.map((s) =>
     s.index
-      .search(v, k + 1, c.manifest.ef)
+      // At least the default ef: overlap measures how the data moved, not a tuned ef's approximation.
+      .search(v, k + 1, Math.max(c.manifest.ef, INDEX_DEFAULTS.ef))
       .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance, seg: s, label: h.label })),
   );
   const metric = c.manifest.metric;
