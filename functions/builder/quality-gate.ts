@@ -249,7 +249,7 @@ export async function qualityGate(
     throw new ReleaseInvalidError([
       {
         file: where,
-        message: `collection ${c.name}: recall@10 ${q.recall.toFixed(3)} at ef ${q.ef} is below the minimum ${gate.minRecall} (M=${c.M}, efConstruction=${c.efConstruction}; ${formatCurve(q.curve)}); ${advice}`,
+        message: `collection ${c.name}: recall@10 ${q.recall.toFixed(3)} is below the minimum ${gate.minRecall} (ef=${q.ef}, M=${c.M}, efConstruction=${c.efConstruction}; ${formatCurve(q.curve)}); ${advice}`,
       },
     ]);
   }
