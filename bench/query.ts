@@ -22,15 +22,13 @@ import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { hnswEngine } from '../functions/adapters/hnsw-index';
 import { S3Store } from '../functions/adapters/s3-store';
 import type { HttpEvent } from '../functions/common/http';
-import { activateVersion } from '../functions/core/activation';
 import { exactOverLabels, normalise } from '../functions/core/search';
 import { requestContext } from '../functions/query/context';
 import { FilterIndex } from '../functions/query/filter-index';
 import { queryRouter } from '../functions/query/routes';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
-import { digestFile } from '../functions/snapshot/digest';
-import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/snapshot/manifest';
+import type { Manifest } from '../functions/snapshot/manifest';
 import { fakeContext } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
 import { collectionName, publishSnapshot, SPACE } from './publish';
@@ -318,8 +316,12 @@ async function overhead(
         const t = performance.now();
         await fn(i);
         const ms = performance.now() - t;
-        (lat[layer] ??= []).push(ms);
-        if (layer !== 'hnswlib') (own[layer] ??= []).push(ms - searchMs);
+        lat[layer] = lat[layer] ?? [];
+        lat[layer].push(ms);
+        if (layer !== 'hnswlib') {
+          own[layer] = own[layer] ?? [];
+          own[layer].push(ms - searchMs);
+        }
       }
     }
   }

@@ -110,7 +110,9 @@ describe('the quality gate tunes ef to the recall target', () => {
       'r1',
       { 'ids.txt': ids },
       {
-        collections: { a: { vectors: 'v.f32', ids: 'ids.txt', dims: 96, metric: 'l2', M: 2, efConstruction: 10 } },
+        collections: {
+          a: { vectors: 'v.f32', ids: 'ids.txt', dims: 96, metric: 'l2', M: 2, efConstruction: 10 },
+        },
         quality: { minRecall: 1 },
       },
     );
