@@ -33,25 +33,32 @@ export function createRouter(routes: readonly Route[]): (event: HttpEvent) => Pr
   return async (event) => {
     const method = event.requestContext?.http?.method ?? 'GET';
     const raw = (event.rawPath ?? '/').split('/').filter(Boolean);
+    // Decoded once per request (not once per route tried); a bad one is a 400 when a route reaches it.
+    const got: (string | null)[] = raw.map((seg) => {
+      try {
+        return decodeURIComponent(seg);
+      } catch {
+        return null;
+      }
+    });
     const allowed: string[] = [];
     for (const r of compiled) {
       if (r.parts.length !== raw.length) continue;
-      const params: Record<string, string> = {};
       let ok = true;
       for (let i = 0; i < raw.length && ok; i++) {
         const want = r.parts[i] as string;
-        let got: string;
-        try {
-          got = decodeURIComponent(raw[i] as string);
-        } catch {
+        if (got[i] === null)
           throw new BadRequestError(`Path segment ${JSON.stringify(raw[i])} is not valid percent-encoding`);
-        }
-        if (want.startsWith('{')) params[want.slice(1, -1)] = got;
-        else ok = want === got;
+        ok = want.startsWith('{') || want === got[i];
       }
       if (!ok) continue;
       allowed.push(r.method);
       if (r.method !== method) continue;
+      const params: Record<string, string> = {};
+      for (let i = 0; i < raw.length; i++) {
+        const want = r.parts[i] as string;
+        if (want.startsWith('{')) params[want.slice(1, -1)] = got[i] as string;
+      }
       return r.handler({ event, params, query: { ...(event.queryStringParameters ?? {}) } });
     }
     if (allowed.length) {
