@@ -66,7 +66,8 @@ export interface paths {
         get: operations["getSpace"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** delete a space: it answers 404 at once; the sweeper deletes its snapshots, records and (includeInputs) uploads */
+        delete: operations["deleteSpace"];
         options?: never;
         head?: never;
         patch?: never;
@@ -151,7 +152,8 @@ export interface paths {
         get: operations["getItem"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** erase an item (and optionally more ids of the collection) from every answer of every version at once, and from stored snapshots within purgeWithinHours */
+        delete: operations["eraseItem"];
         options?: never;
         head?: never;
         patch?: never;
@@ -277,6 +279,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/spaces/{space}/collections/{collection}/items/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** lift an erasure (re-consent); the item comes back with the next release */
+        post: operations["restoreItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/spaces/{space}/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** erasures of a space with their status */
+        get: operations["listErasures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -334,6 +370,8 @@ export interface components {
             segments?: number;
             recallAt10?: number;
             overlapAt10?: number;
+            /** @description items of the release left out because their ids are erased */
+            erasedDropped?: number;
         };
         /** @enum {string} */
         VersionStatus: "BUILDING" | "READY" | "FAILED" | "DELETED";
@@ -394,6 +432,10 @@ export interface components {
             problemCount?: number;
             attempts?: number;
             autoActivate?: boolean;
+            /** @description how many times a purge rewrote this snapshot */
+            manifestGeneration?: number;
+            purgedThrough?: number;
+            purgeSwitchedAt?: string;
         };
         History: {
             space: components["schemas"]["Name"];
@@ -664,6 +706,58 @@ export interface components {
                 metadata: components["schemas"]["Metadata"];
             }[];
         };
+        /** @enum {string} */
+        ErasureStatus: "ERASED" | "PURGED" | "RESTORED";
+        Erasure: {
+            space: components["schemas"]["Name"];
+            collection: components["schemas"]["Name"];
+            id: string;
+            status: components["schemas"]["ErasureStatus"];
+            erasedAt: string;
+            by: string;
+            reason?: string;
+            purgedAt?: string;
+            restoredAt?: string;
+            restoredBy?: string;
+            restoreReason?: string;
+            incomingReleases?: string[];
+        };
+        EraseBody: {
+            reason?: string;
+            by?: string;
+            /** @description more ids of the same collection */
+            ids?: string[];
+        };
+        RestoreBody: {
+            reason?: string;
+            by?: string;
+        };
+        EraseAnswer: {
+            space: string;
+            collection: string;
+            erasures: components["schemas"]["Erasure"][];
+            erasure?: components["schemas"]["Erasure"];
+            erasureCounter: number;
+        };
+        ErasureList: {
+            space: string;
+            erasures: components["schemas"]["Erasure"][];
+        };
+        DeleteSpaceBody: {
+            expectedGeneration: number;
+            includeInputs?: boolean;
+            by?: string;
+        };
+        SpaceDeletion: {
+            space: string;
+            deletion: {
+                space: string;
+                requestedAt: string;
+                by: string;
+                includeInputs: boolean;
+                generation: number;
+            };
+        };
     };
     responses: {
         /** @description malformed input: JSON, types, ranges, names, vector length, non-finite numbers, unknown filter field or operator, unknown parameter */
@@ -860,6 +954,36 @@ export interface operations {
             404: components["responses"]["E404"];
         };
     };
+    deleteSpace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteSpaceBody"];
+            };
+        };
+        responses: {
+            /** @description the deletion mark */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpaceDeletion"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            409: components["responses"]["E409"];
+        };
+    };
     listVersions: {
         parameters: {
             query?: {
@@ -1021,6 +1145,40 @@ export interface operations {
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
             503: components["responses"]["E503"];
+        };
+    };
+    eraseItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EraseBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure records */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseAnswer"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            413: components["responses"]["E413"];
         };
     };
     similar: {
@@ -1327,6 +1485,68 @@ export interface operations {
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
             503: components["responses"]["E503"];
+        };
+    };
+    restoreItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RestoreBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure record, RESTORED */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        space: string;
+                        erasure: components["schemas"]["Erasure"];
+                    };
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+        };
+    };
+    listErasures: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["ErasureStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description erasures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureList"];
+                };
+            };
+            400: components["responses"]["E400"];
         };
     };
 }
