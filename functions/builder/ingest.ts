@@ -121,6 +121,8 @@ export async function ingest(
   maxLineBytes: number,
   log: Log,
   ctx: BuildContext,
+  /** Ids erased from this collection (left out, counted in `dropped.count`), and every erased id with the seen field (stripped from it). */
+  erasure?: { ids?: Set<string>; all?: Set<string>; seenField?: string; dropped: { count: number } },
 ): Promise<VectorTable> {
   const problems = new ProblemCollector(10);
   // id → where it was first seen, packed as file index · 2^32 + line: a number, not a string, per row.
@@ -145,6 +147,16 @@ export async function ingest(
       continue;
     }
     seen.set(row.id, fi * 2 ** 32 + row.line);
+    if (erasure?.ids?.has(row.id)) {
+      // Erased (core/erasure.ts): never indexed again until restored.
+      erasure.dropped.count++;
+      continue;
+    }
+    const seenList = erasure?.seenField && erasure.all?.size ? row.metadata?.[erasure.seenField] : undefined;
+    if (Array.isArray(seenList) && row.metadata && erasure?.seenField && erasure.all) {
+      const all = erasure.all;
+      row.metadata[erasure.seenField] = seenList.filter((s) => !all.has(String(s)));
+    }
     table ??= new VectorTable(row.vector.length, c.metric === 'cosine');
     table.push(row);
     if (Date.now() - lastLog > PROGRESS_MS) {

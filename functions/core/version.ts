@@ -32,6 +32,8 @@ export interface CollectionReport {
    * was not applied), or the previous version's snapshot could not be read.
    */
   overlapSkipped?: string;
+  /** Items of the release left out because their ids are erased (core/erasure.ts). */
+  erasedDropped?: number;
 }
 
 export interface VersionRecord {
@@ -46,6 +48,12 @@ export interface VersionRecord {
   createdAt: string;
   finishedAt?: string;
   manifestKey?: string;
+  /** How many times a purge rewrote this version's snapshot (absent: never); its manifest is then `manifestKey`. */
+  manifestGeneration?: number;
+  /** The space's `erasureAdded` counter this version was last checked and purged against. */
+  purgedThrough?: number;
+  /** When a purge last switched the manifest (objects it no longer names go a grace period later). */
+  purgeSwitchedAt?: string;
   collections?: Record<string, CollectionReport>;
   timings?: Record<string, number>;
   quality?: { minRecall: number; sample: number; minOverlap?: number | null };

@@ -2,6 +2,7 @@
 import { type HttpResult, json, serverTiming } from '../common/http';
 import type { RouteContext, RouteHandler } from '../common/router';
 import { WorkBudget } from '../core/budget';
+import type { ErasureState } from './erasures';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;
@@ -34,6 +35,10 @@ export interface Resolved {
   previous?: string;
   /** Named with `?version=` and neither the active nor the previous version: the pin cap applies. */
   pinned?: boolean;
+  /** The space's erasure list as of the pointer read: applied to every collection the request opens. */
+  erasures?: ErasureState;
+  /** The manifest the version is served from (a purge switches it); the default key when absent. */
+  manifestKey?: string;
 }
 
 /** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */

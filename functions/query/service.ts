@@ -20,6 +20,7 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
+import { searchable, withErased } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { type VersionChoice, VersionResolver } from './versions';
 
@@ -79,6 +80,7 @@ export class QueryService {
     return this.versions.resolve(space, params);
   }
 
+  /** A search of `c` (a collection opened by `collection`, so erased ids are excluded inside the search). */
   search(
     c: LoadedCollection,
     vector: number[],
@@ -86,13 +88,13 @@ export class QueryService {
     exclude: Set<string>,
     budget?: WorkBudget,
   ) {
-    return this.planner.search(c, vector, params, exclude, budget);
+    return this.planner.search(searchable(c), vector, params, withErased(exclude, c), budget);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
   async collection(r: Resolved, name: string, ctx: RequestContext): Promise<LoadedCollection> {
     assertName('collection', name);
-    const manifest = await this.deps.cache.manifest(r.space, r.version);
+    const manifest = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
     if (!Object.hasOwn(manifest.collections, name)) {
       throw new NotFoundError(
         `Space ${r.space} version ${r.version} has no collection ${name} (it has ${Object.keys(manifest.collections).join(', ')})`,
@@ -100,7 +102,10 @@ export class QueryService {
       );
     }
     const t0 = performance.now();
-    const held = await this.deps.cache.collection(r.space, r.version, name, { pinned: r.pinned === true });
+    const held = await this.deps.cache.collection(r.space, r.version, name, {
+      pinned: r.pinned === true,
+      ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}),
+    });
     ctx.held.push(held.release);
     const { report } = held;
     if (!report.cached) {
@@ -114,7 +119,8 @@ export class QueryService {
       if (report.bytes !== undefined)
         this.deps.onLoad?.({ space: r.space, version: r.version, collection: name, ...report });
     }
-    return held.collection;
+    // Erased ids are neither found nor returned, in every version (query/erasures.ts).
+    return this.versions.erasures.view(held.collection, r.erasures);
   }
 
   async similar(
@@ -162,7 +168,7 @@ export class QueryService {
     const exclude = new Set(params.exclude);
     if (target === source) exclude.add(id);
     if (params.excludeSeen) {
-      const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
+      const seenField = (await this.deps.cache.manifest(r.space, r.version, r.manifestKey)).seenField;
       if (!seenField)
         throw new BadRequestError(
           `excludeSeen: release ${r.version} of ${r.space} names no seenField, so there is nothing to exclude`,
@@ -170,7 +176,13 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.planner.timed(target, vector, params, exclude, ctx);
+    const results = await this.planner.timed(
+      searchable(target),
+      vector,
+      params,
+      withErased(exclude, target),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, target: target.name, id, results };
   }
 
@@ -206,7 +218,13 @@ export class QueryService {
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.planner.timed(c, vector, params, new Set(params.exclude), ctx);
+    const results = await this.planner.timed(
+      searchable(c),
+      vector,
+      params,
+      withErased(new Set(params.exclude), c),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, results };
   }
 

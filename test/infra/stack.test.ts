@@ -260,6 +260,7 @@ describe('IAM, least privilege', () => {
     ],
     admin: [
       'dynamodb:BatchGetItem',
+      'dynamodb:BatchWriteItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:Query',
@@ -392,6 +393,10 @@ describe('HTTP API', () => {
     expect(ADMIN_ROUTES.map(routeKey)).toEqual([
       'POST /v1/spaces/{space}/activate',
       'POST /v1/spaces/{space}/rollback',
+      'DELETE /v1/spaces/{space}/collections/{collection}/items/{id}',
+      'POST /v1/spaces/{space}/collections/{collection}/items/{id}/restore',
+      'GET /v1/spaces/{space}/erasures',
+      'DELETE /v1/spaces/{space}',
     ]);
     for (const r of ADMIN_ROUTES) {
       s.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
@@ -448,6 +453,10 @@ describe('HTTP API', () => {
   });
 
   it('a managed policy grants execute-api:Invoke on the admin routes only', () => {
+    const route = (method: string, path: string) =>
+      Match.objectLike({
+        'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(`/\\*/${method}${path}$`)])],
+      });
     s.template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
       PolicyDocument: {
         Statement: [
@@ -455,18 +464,12 @@ describe('HTTP API', () => {
             Effect: 'Allow',
             Action: 'execute-api:Invoke',
             Resource: [
-              Match.objectLike({
-                'Fn::Join': [
-                  '',
-                  Match.arrayWith([Match.stringLikeRegexp('/\\*/POST/v1/spaces/\\*/activate$')]),
-                ],
-              }),
-              Match.objectLike({
-                'Fn::Join': [
-                  '',
-                  Match.arrayWith([Match.stringLikeRegexp('/\\*/POST/v1/spaces/\\*/rollback$')]),
-                ],
-              }),
+              route('POST', '/v1/spaces/\\*/activate'),
+              route('POST', '/v1/spaces/\\*/rollback'),
+              route('DELETE', '/v1/spaces/\\*/collections/\\*/items/\\*'),
+              route('POST', '/v1/spaces/\\*/collections/\\*/items/\\*/restore'),
+              route('GET', '/v1/spaces/\\*/erasures'),
+              route('DELETE', '/v1/spaces/\\*'),
             ],
           },
         ],
