@@ -17,7 +17,8 @@ function random(n: number, dims: number, seed: number, ints = false): Float32Arr
 /** What a cosine index holds: every row normalised (bruteForce expects that, the oracle does not). */
 function normalisedRows(v: Float32Array, dims: number): Float32Array {
   const out = new Float32Array(v.length);
-  for (let r = 0; r * dims < v.length; r++) out.set(normalise(v.subarray(r * dims, (r + 1) * dims)), r * dims);
+  for (let r = 0; r * dims < v.length; r++)
+    out.set(normalise(v.subarray(r * dims, (r + 1) * dims)), r * dims);
   return out;
 }
 
