@@ -245,14 +245,29 @@ describe.each(BACKENDS)('serving through switches (local HTTP server, pointer on
 
   it('keeps an old active version and its previous one when newer READY versions pile up', async () => {
     // The active version is not the newest here, so only an explicit "keep the active version" spares it.
-    // Break seen: functions/builder/retention.ts `keep` without `pointer.version` — v1 is DELETED, fails here;
-    // without `pointer.previous` — v2 is DELETED, fails here.
+    // Break seen: functions/builder/retention.ts `keep` without `pointer.version` — the grace re-check restores
+    // v1 to READY, but its statusChangedAt moved: fails here; without `pointer.previous` likewise for v2.
     const ret = unique('old-active');
     await s.publish(ret, 'r1', simpleRelease('o1-', 1), tracksOnly());
     await s.publish(ret, 'r2', simpleRelease('o2-', 2), tracksOnly());
     const back = await s.post(`/v1/spaces/${ret}/activate`, { version: 'v1', expectedGeneration: 2 });
     expect(back.body.pointer).toMatchObject({ version: 'v1', previous: 'v2', generation: 3 });
+    const registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
+    const changed = async () =>
+      Promise.all(
+        ['v1', 'v2'].map(async (v) => {
+          const r = (await registry.getVersion(ret, v)) as
+            | { status?: string; statusChangedAt?: string }
+            | undefined;
+          return [r?.status, r?.statusChangedAt ?? 'never'];
+        }),
+      );
+    const before = await changed();
     for (let i = 3; i <= 5; i++) await s.publish(ret, `r${i}`, simpleRelease(`o${i}-`, i), tracksOnly(false));
+    // Never even marked DELETED for a moment (the grace-period re-check would restore them to READY, but an
+    // activation or a pinned read in between would have been refused).
+    expect(before.map(([status]) => status)).toEqual(['READY', 'READY']);
+    expect(await changed()).toEqual(before);
     const versions = (await s.get(`/v1/spaces/${ret}/versions`)).body.versions as {
       version: string;
       status: string;
