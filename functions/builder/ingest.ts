@@ -10,7 +10,7 @@ import { type BuildContext, type BuildDeps, PROGRESS_MS } from './deps';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';
 
-/** Input ETags: those an earlier attempt recorded, and how to record the ones first seen now. */
+/** Input ETags: those recorded when the build (this attempt or an earlier one) first saw them, and how to record new ones. */
 export interface InputEtags {
   recorded?: Readonly<Record<string, string>>;
   save(etags: Record<string, string>): Promise<void>;
@@ -70,7 +70,7 @@ export async function openRelease(
     if (first && first !== etag) {
       problems.push({
         file,
-        message: `changed after an earlier attempt of this build read it (ETag ${first}, now ${etag}); upload a new release instead of changing one`,
+        message: `changed while the build read it (first seen as ETag ${first}, now ${etag}); upload a new release instead of changing one`,
       });
     }
     etags[file] ??= etag;

@@ -3,7 +3,7 @@
  * answer of every version from the moment the erasure is recorded (query/erasures.ts), and purged from
  * every retained snapshot within `purgeWithinHours` (sweeper/purge.ts). Pure rules and shapes only.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BadRequestError } from './errors';
 import { assertItemId, assertName } from './names';
 

@@ -327,6 +327,7 @@ describe('build function: formats, refusals and the quality gate', () => {
       admin({
         rawPath: `/v1/spaces/${space}/${action}`,
         requestContext: { http: { method: 'POST' } },
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
       } as unknown as HttpEvent);
     expect((await post('rollback', { expectedGeneration: 2 })).statusCode).toBe(200);

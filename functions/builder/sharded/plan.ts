@@ -4,7 +4,6 @@
  * partition task per input part.
  */
 import { join } from 'node:path';
-import { parquetMetadataAsync } from 'hyparquet';
 import type { ReleaseFiles } from '../../adapters/readers/types';
 import type { TaskDispatcher } from '../../core/ports';
 import { type CollectionSpec, QUALITY_DEFAULTS, type ReleaseSpec } from '../../core/release';
@@ -15,7 +14,7 @@ import { writeSegments } from '../../snapshot/writer';
 import type { Lease } from '../claim';
 import type { BuildContext, BuildDeps, BuildOutcome } from '../deps';
 import { buildIndex } from '../index-build';
-import { ingest, openRelease } from '../ingest';
+import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
 import { lambdaTasks, planKey, type ShardedCollectionPlan, type ShardedPlan } from './layout';
@@ -28,6 +27,8 @@ export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Prom
   for (const f of c.files) {
     const size = (await files.size(f)) ?? 0;
     if (c.format === 'parquet') {
+      // Loaded on first use: only releases with Parquet collections need it (cold start).
+      const { parquetMetadataAsync } = await import('hyparquet');
       const meta = await parquetMetadataAsync({
         byteLength: size,
         slice: async (start, end) => {
@@ -85,10 +86,11 @@ export async function startShardedBuild(
   ctx: BuildContext,
   lease: Lease,
   workDir: string,
+  inputs?: InputEtags,
 ): Promise<BuildOutcome | undefined> {
   const { store, registry, config, log } = deps;
   const { space, version } = ctx;
-  const { spec, files } = await openRelease(deps, event, workDir);
+  const { spec, files } = await openRelease(deps, event, workDir, inputs);
   const counts = await shardCounts(deps, spec, files);
   if (!counts) return undefined;
   const started = Date.now();
