@@ -4,14 +4,17 @@ import { configDefaults, defineConfig } from 'vitest/config';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 /**
- * Three projects, each file in exactly one of them, so `vitest run` runs everything once:
+ * Four projects, each file in exactly one of them, so `vitest run` runs everything once:
  * - unit: test/unit, on in-memory ports (test/support/memory): no stand-in is started;
  * - infra: test/infra, CDK synth and the layer: no stand-in either;
+ * - faults: test/faults, fault injection (crashes, a fault proxy); each file starts its own local
+ *   stacks, so no shared stand-in either;
  * - integration: every other test file, against the stand-ins (s3rver, dynalite, DynamoDB Local)
  *   that test/support/global-setup.ts starts, only when this project has a test to run.
  */
 const UNIT = 'test/unit/**/*.test.ts';
 const INFRA = 'test/infra/**/*.test.ts';
+const FAULTS = 'test/faults/**/*.test.ts';
 
 export default defineConfig({
   test: {
@@ -23,12 +26,13 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'unit', include: [UNIT] } },
       { extends: true, test: { name: 'infra', include: [INFRA] } },
+      { extends: true, test: { name: 'faults', include: [FAULTS] } },
       {
         extends: true,
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, UNIT, INFRA],
+          exclude: [...configDefaults.exclude, UNIT, INFRA, FAULTS],
           globalSetup: ['test/support/global-setup.ts'],
         },
       },

@@ -4,6 +4,7 @@
  * input format (the real readers, streaming from S3), and a whole build (parse + index + quality gate +
  * snapshot upload) by the build handler in its own process, with its peak RSS.
  * Writes bench/results/build.json and prints a markdown table.
+ * `-- --sharded`: 1 shard vs 8 shards on build tasks (bench/build-sharded.ts).
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -295,4 +296,5 @@ function runChild(
   });
 }
 
-await main();
+if (process.argv.includes('--sharded')) await import('./build-sharded');
+else await main();

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { activateVersion } from '../functions/core/activation';
+import { requestContext } from '../functions/query/context';
 import { startLocalStack } from '../local/stack';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import { DATASETS, dataset, percentile } from './query-data';
@@ -90,7 +91,7 @@ async function run(switchGraceMs: number, spec: (typeof DATASETS)[number]) {
         collectionName(d),
         d.queries[i] as number[],
         { k: 10, exclude: [], excludeSeen: false, includeMetadata: true, consistency: 'eventual' },
-        { timings: {}, held: [], cacheHit: true },
+        requestContext(),
       );
     const w = new Worker(CLIENT, {
       eval: true,

@@ -20,6 +20,7 @@ export const SERVICE_NAME = Object.freeze({
   admin: 'vicinity-admin',
   build: 'vicinity-build',
   sweeper: 'vicinity-sweeper',
+  tasks: 'vicinity-build-tasks',
 } as const);
 
 export const METRIC = Object.freeze({
@@ -61,6 +62,8 @@ export const METRIC = Object.freeze({
   /** query, admin (Count): responses with a 5xx / 4xx status. */
   serverErrors: 'ServerErrors',
   clientErrors: 'ClientErrors',
+  /** build tasks (Count): a partition/shard/finalize task failed for good and failed its version. */
+  buildTaskFailures: 'BuildTaskFailures',
 } as const);
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];
@@ -147,10 +150,27 @@ export const ENV = Object.freeze({
   sweepStaleMs: 'VICINITY_SWEEP_STALE_MS',
   /** Local stack only: the sweeper's period (on AWS an EventBridge schedule, every 5 minutes). Default 60,000. */
   sweepMs: 'VICINITY_SWEEP_MS',
+  /** Lambda endpoint override (the local Lambda Invoke stand-in); the SDK reads the same name itself. */
+  lambdaEndpoint: 'AWS_ENDPOINT_URL_LAMBDA',
+  /** Name (or ARN) of the build-task function that runs partition, shard and finalize tasks. */
+  taskFunction: 'VICINITY_TASK_FUNCTION',
+  /** Memory of the task function (MB): the shard planner's index budget. */
+  taskMemoryMb: 'VICINITY_TASK_MEMORY_MB',
+  /** Most items in one shard when `"shards": "auto"` (default 2,000,000). */
+  maxShardItems: 'VICINITY_MAX_SHARD_ITEMS',
+  /** How long a version's task phase may take before its lease expires (ms, default 4 h). */
+  taskPhaseMs: 'VICINITY_TASK_PHASE_MS',
+  /**
+   * Test hook only: `<marker-file>:<collection>:<shard>` — that shard task SIGKILLs its own process once
+   * (the marker file records that it did). Never set in a deployment.
+   */
+  testKillShard: 'VICINITY_TEST_KILL_SHARD',
 } as const);
 
 /** Storage key prefixes in the bucket: producers upload under `incoming/`, builds write `snapshots/`. */
 export const KEY_PREFIX = Object.freeze({
   incoming: 'incoming/',
   snapshots: 'snapshots/',
+  /** Partition chunks and task results of sharded builds: `staging/{space}/{version}/…`, deleted when the version settles. */
+  staging: 'staging/',
 } as const);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -5,13 +6,16 @@ import { join, resolve } from 'node:path';
 import type { S3Event } from 'aws-lambda';
 import { createDynamoClient, createS3Client } from '../functions/adapters/aws-clients';
 import { createAdminHandler } from '../functions/admin/handler';
-import type { BuildOutcome } from '../functions/builder/build-release';
-import { createBuildHandler } from '../functions/builder/handler';
+import type { BuildDeps, BuildOutcome } from '../functions/builder/build-release';
+import { BUILD_ABORT_MARGIN_MS, createBuildHandler } from '../functions/builder/handler';
 import { type Config, loadConfig } from '../functions/common/config';
 import type { HandlerDeps } from '../functions/common/wiring';
 import { ENV } from '../functions/contract';
 import { createQueryHandler } from '../functions/query/handler';
 import { createSweepHandler } from '../functions/sweeper/handler';
+import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
+import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
+import { EventQueue, type EventQueueOptions, releaseRecord, type SettledOptions } from './event-queue';
 import { BUILD_TIMEOUT_MS, fakeContext, type HttpLambda, lambdaRequestListener } from './http-adapter';
 import { type AdminAuth, LOCAL_INFO_FILE, type LocalInfo } from './info';
 import { forbidden, signatureProblem } from './sigv4-verifier';
@@ -23,6 +27,8 @@ import {
   startDynalite,
   startS3,
 } from './standins';
+import type { LambdaStandIn } from './standins/lambda';
+import { UploadTracker } from './upload-tracker';
 
 export interface LocalStackOptions {
   /** Where s3rver files, dynalite's LevelDB and the snapshot cache live (VICINITY_HOME). */
@@ -43,22 +49,56 @@ export interface LocalStackOptions {
   /** The sweeper's period (ENV.sweepMs, default 60 s; 0: no sweeper). On AWS a 5-minute schedule. */
   sweepMs?: number;
   log?: (line: string) => void;
+  /** Retries of the persisted event queue (defaults: 3 attempts, 60 s then 120 s apart, as Lambda's async queue). */
+  delivery?: Pick<EventQueueOptions, 'maxAttempts' | 'retryDelaysMs'>;
+  /** Test hooks handed to the build handler (e.g. to crash at a step). */
+  buildHooks?: Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate'>>;
+  /** The build function's timeout (its Lambda context deadline); default 15 minutes. */
+  buildTimeoutMs?: number;
+  /** Runs a build instead of the in-process handler (tests: a build in a child process that may die). */
+  deliver?: (event: S3Event, attempt: number) => Promise<BuildOutcome[]>;
+  /**
+   * Puts something between the handlers and a stand-in (tests: a fault proxy); returns the endpoint
+   * the query, admin and build functions use. Bucket and table setup still go straight to the stand-in.
+   */
+  interpose?: (service: 's3' | 'dynamodb', endpoint: string) => Promise<string>;
+  /** The Lambda Invoke stand-in running the build-task function (sharded collections). */
+  tasks?: LocalTasksOptions;
 }
 
 export interface LocalStack {
   info: LocalInfo;
   deps: HandlerDeps;
   query: ReturnType<typeof createQueryHandler>;
-  /** Resolves when every build triggered so far has finished. */
-  idle(): Promise<void>;
+  /** The persisted S3 event queue (VICINITY_HOME/events). */
+  events: EventQueue;
+  /**
+   * Resolves with the build outcomes of `key`'s release event once it was delivered and handled
+   * (`etag`: the ETag PutObject returned; `after`: `events.cursor()` taken before the upload); rejects
+   * with the build's error once its attempts are exhausted, or with a timeout error naming the key.
+   */
+  settled(key: string, opts?: SettledOptions): Promise<BuildOutcome[]>;
+  /**
+   * Resolves when every release.json uploaded through `deps.s3` has had its S3 event, and no event is
+   * pending or building. Real state, no fixed waits; rejects after `timeoutMs` naming what is missing.
+   */
+  idle(timeoutMs?: number): Promise<void>;
   /** Builds finished so far, in order. */
   outcomes: BuildOutcome[];
   onBuild(cb: (o: BuildOutcome) => void): void;
+  /** The Lambda Invoke stand-in (AWS_ENDPOINT_URL_LAMBDA) running the build tasks. */
+  lambda: LambdaStandIn;
   stop(): Promise<void>;
 }
 
 /** The routes the CDK stack puts behind HttpIamAuthorizer (ADMIN_ROUTES in infra/constructs/query-api.ts). */
 const ADMIN_ROUTE = /^\/v1\/spaces\/[^/]+\/(activate|rollback)\/?$/;
+/** Erasure and space deletion (admin/erasure.ts): also behind IAM in AWS. */
+const ERASURE_ROUTE: Record<string, RegExp> = {
+  DELETE: /^\/v1\/spaces\/[^/]+(\/collections\/[^/]+\/items\/[^/]+)?\/?$/,
+  POST: /^\/v1\/spaces\/[^/]+\/collections\/[^/]+\/items\/[^/]+\/restore\/?$/,
+  GET: /^\/v1\/spaces\/[^/]+\/erasures\/?$/,
+};
 
 /**
  * The embedded default: S3 and DynamoDB stand-ins on loopback, the same handlers Lambda runs, an
@@ -77,29 +117,45 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     ? { endpoint: opts.dynamodbEndpoint, stop: async () => undefined }
     : await startDynalite({ path: join(home, 'dynamodb'), port: opts.dynamoPort ?? 0 });
 
+  // The handlers reach the stand-ins through `interpose` when given (a fault proxy in tests).
+  const s3Endpoint = opts.interpose ? await opts.interpose('s3', s3Standin.endpoint) : s3Standin.endpoint;
+  const dynamodbEndpoint = opts.interpose
+    ? await opts.interpose('dynamodb', dynamo.endpoint)
+    : dynamo.endpoint;
+  const tasks = await startLocalTasks(opts.tasks ?? {}, log);
   const env = {
     ...process.env,
+    AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
     VICINITY_BUCKET: bucket,
     VICINITY_TABLE: table,
     AWS_REGION: LOCAL_REGION,
-    AWS_ENDPOINT_URL_S3: s3Standin.endpoint,
-    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_ENDPOINT_URL_S3: s3Endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodbEndpoint,
     VICINITY_CACHE_DIR: join(home, 'cache'),
   };
   const config = loadConfig(env, opts.config ?? {});
-  const clientConfig = {
+  tasks.configure(config, env);
+  const credentials = { ...LOCAL_CREDENTIALS };
+  const deps: HandlerDeps = {
+    config,
+    s3: createS3Client({ region: LOCAL_REGION, s3Endpoint, dynamodbEndpoint, credentials }),
+    dynamo: createDynamoClient({ region: LOCAL_REGION, s3Endpoint, dynamodbEndpoint, credentials }),
+  };
+  const setup = {
     region: LOCAL_REGION,
     s3Endpoint: s3Standin.endpoint,
     dynamodbEndpoint: dynamo.endpoint,
-    credentials: { ...LOCAL_CREDENTIALS },
+    credentials,
   };
-  const deps: HandlerDeps = {
-    config,
-    s3: createS3Client(clientConfig),
-    dynamo: createDynamoClient(clientConfig),
-  };
-  await ensureBucket(deps.s3, bucket);
-  await ensureTable(deps.dynamo, table);
+  const setupS3 = createS3Client(setup);
+  const setupDynamo = createDynamoClient(setup);
+  try {
+    await ensureBucket(setupS3, bucket);
+    await ensureTable(setupDynamo, table);
+  } finally {
+    setupS3.destroy();
+    setupDynamo.destroy();
+  }
 
   const query = createQueryHandler(deps);
   const adminHandler = createAdminHandler(deps) as HttpLambda;
@@ -113,7 +169,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           return problem ? forbidden(problem, event.requestContext.requestId) : adminHandler(event, context);
         }
       : adminHandler;
-  const build = createBuildHandler(deps);
+  // A short test deadline gets a proportionally short abort margin (Lambda's 15 minutes keep 10 s).
+  const buildHandler = createBuildHandler({
+    ...deps,
+    ...opts.buildHooks,
+    ...(opts.buildTimeoutMs
+      ? { abortMarginMs: Math.min(BUILD_ABORT_MARGIN_MS, opts.buildTimeoutMs / 4) }
+      : {}),
+  });
+  const deliver =
+    opts.deliver ??
+    ((event: S3Event) =>
+      buildHandler(
+        event,
+        fakeContext('vicinity-build', `build-${randomUUID()}`, opts.buildTimeoutMs ?? BUILD_TIMEOUT_MS),
+      ));
   const sweepMs = opts.sweepMs ?? Number(process.env[ENV.sweepMs] || 60_000);
   const sweeper = createSweepHandler(deps);
   let sweeping: Promise<unknown> | undefined;
@@ -129,39 +199,47 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         }, sweepMs).unref()
       : undefined;
 
-  // Builds run one at a time, in event order, like a reserved-concurrency-1 build function.
-  let chain: Promise<unknown> = Promise.resolve();
+  // Builds run one at a time, in event order, like a reserved-concurrency-1 build function; every
+  // event is on disk (VICINITY_HOME/events) before its build starts and until it settled.
   const outcomes: BuildOutcome[] = [];
   const listeners: ((o: BuildOutcome) => void)[] = [];
+  const queue = await EventQueue.open({
+    dir: join(home, 'events'),
+    ...opts.delivery,
+    log,
+    deliver: async (event, attempt) => {
+      const results = await deliver(event, attempt);
+      for (const o of results ?? []) {
+        outcomes.push(o);
+        for (const l of listeners) l(o);
+      }
+      return results ?? [];
+    },
+  });
+  const uploads = new UploadTracker();
+  uploads.watch(deps.s3);
   s3Standin.onEvent((event) => {
-    const records = (event.Records ?? []) as S3Event['Records'];
-    if (
-      !records.some(
-        (r) => r.s3?.object?.key?.endsWith('release.json') && r.eventName?.startsWith('ObjectCreated'),
-      )
-    ) {
-      return;
+    for (const raw of event.Records ?? []) {
+      const record = releaseRecord(raw);
+      if (!record) continue;
+      uploads.received(record.key, record.s3.object.eTag);
+      queue
+        .enqueue(record)
+        .catch((err) => log(`could not persist the event of ${record.key}: ${(err as Error).message}`));
     }
-    chain = chain
-      .then(() =>
-        build(event as S3Event, fakeContext('vicinity-build', `build-${Date.now()}`, BUILD_TIMEOUT_MS)),
-      )
-      .then((results) => {
-        for (const o of results ?? []) {
-          outcomes.push(o);
-          log(`build ${o.status} ${o.version}${'reason' in o ? `: ${o.reason}` : ''}`);
-          for (const l of listeners) l(o);
-        }
-      })
-      .catch((err) => log(`build error: ${(err as Error).message}`));
   });
 
   const pick = (method: string, path: string): { name: string; fn: HttpLambda } | undefined => {
     if (method === 'POST' && ADMIN_ROUTE.test(path)) return { name: 'vicinity-admin', fn: admin };
+    if (ERASURE_ROUTE[method]?.test(path)) return { name: 'vicinity-admin', fn: admin };
     if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
     return undefined;
   };
-  const server: Server = createServer(lambdaRequestListener(pick, opts.staticHandler));
+  const server: Server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES },
+    lambdaRequestListener(pick, opts.staticHandler),
+  );
+  answerClientErrors(server);
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -186,14 +264,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     deps,
     query,
     outcomes,
-    idle: async () => {
-      // Events can arrive just after an upload returns; settle twice.
-      for (let i = 0; i < 3; i++) {
-        await new Promise((r) => setTimeout(r, 150));
-        await chain;
-      }
+    events: queue,
+    settled: (key, o) => queue.settled(key, o),
+    idle: async (timeoutMs = 60_000) => {
+      await uploads.allReceived(timeoutMs);
+      await queue.idle();
+      // A sharded release goes on in build tasks: idle once they are done too.
+      await tasks.lambda.idle();
     },
     onBuild: (cb) => listeners.push(cb),
+    lambda: tasks.lambda,
     stop: async () => {
       clearInterval(sweepTimer);
       await sweeping;
@@ -201,7 +281,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         server.closeAllConnections();
         server.close(() => r());
       });
-      await chain.catch(() => undefined);
+      await queue.stop();
+      await tasks.lambda.stop();
       deps.s3.destroy();
       deps.dynamo.destroy();
       await s3Standin.stop();

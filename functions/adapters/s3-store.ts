@@ -8,7 +8,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+
 import { BlobChangedError, type BlobStore, type ReadOptions } from '../core/ports';
 
 function isNotFound(err: unknown): boolean {
@@ -112,6 +112,8 @@ export class S3Store implements BlobStore {
   }
 
   async putFile(key: string, path: string, contentType = 'application/octet-stream'): Promise<void> {
+    // Loaded on first use: only the build uploads files, so the query and admin functions never load it.
+    const { Upload } = await import('@aws-sdk/lib-storage');
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: createReadStream(path), ContentType: contentType },

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { allErased, erasedIds } from '../core/erasure';
 import type { ReleaseSpec } from '../core/release';
 import { QUALITY_DEFAULTS } from '../core/release';
 import type { CollectionReport, ReleaseEvent } from '../core/version';
@@ -59,10 +60,25 @@ export async function buildSnapshot(
   };
 
   const previous = await previousVersion(deps, ctx, workDir);
+  // Erasures in force: their ids are left out of this build (and counted), whatever the release holds.
+  const erased = erasedIds(await deps.registry.listErasures(space));
+  const every = allErased(erased);
   for (const c of spec.collections) {
     guard.check();
     const t0 = Date.now();
-    const table = await ingest(c, files, config.maxLineBytes, log, ctx);
+    const dropped = { count: 0 };
+    const table = await ingest(c, files, config.maxLineBytes, log, ctx, {
+      ids: erased.get(c.name),
+      all: every,
+      ...(spec.seenField ? { seenField: spec.seenField } : {}),
+      dropped,
+    });
+    if (dropped.count)
+      log.info('erased ids left out of the build', {
+        ...ctx,
+        collection: c.name,
+        erasedDropped: dropped.count,
+      });
     const t1 = Date.now();
     const {
       segments: built,
@@ -98,6 +114,7 @@ export async function buildSnapshot(
       segments: segments.length,
       duplicateGroups,
       largestDuplicateGroup,
+      ...(dropped.count ? { erasedDropped: dropped.count } : {}),
       ...report,
     };
     Object.assign(timings, {

@@ -7,6 +7,7 @@ import type {
   Log,
   PointerMoveNotifier,
   Registry,
+  TaskDispatcher,
 } from '../core/ports';
 
 export interface BuildDeps {
@@ -21,6 +22,8 @@ export interface BuildDeps {
   /** Identifies this builder in leases (Lambda: the request id). */
   owner: string;
   now?: () => Date;
+  /** Sharded builds: starts build tasks (default: asynchronous Invoke of the task function). */
+  tasks?: TaskDispatcher;
   /** Test hooks: called after the snapshot is complete and before READY, and before activation (to crash there). */
   beforeReady?: (version: string) => Promise<void>;
   beforeActivate?: (version: string) => Promise<void>;
@@ -64,6 +67,8 @@ export type BuildOutcome =
     }
   | { status: 'FAILED'; version: string; reason: string }
   | { status: 'BUSY'; version: string }
+  /** A sharded release: its tasks are queued; the last shard task finalizes the version. */
+  | { status: 'DISPATCHED'; version: string; partitions: number; shards: number }
   | { status: 'SKIPPED'; version: string; reason: string };
 
 /** What every log line of one build carries. */

@@ -41,6 +41,12 @@ export interface Config {
   readonly publicReads: boolean;
   /** With publicReads: the metadata fields anonymous callers may see. */
   readonly publicMetadataFields: readonly string[];
+  /** Sharded builds: the Lambda endpoint override (local stand-in) and the task function's name. */
+  readonly lambdaEndpoint?: string;
+  readonly taskFunction: string;
+  readonly taskMemoryMb: number;
+  readonly maxShardItems: number;
+  readonly taskPhaseMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -94,6 +100,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean),
+    lambdaEndpoint: env[ENV.lambdaEndpoint] || undefined,
+    taskFunction: env[ENV.taskFunction] || 'vicinity-build-tasks',
+    taskMemoryMb: int(env, ENV.taskMemoryMb, 3008),
+    maxShardItems: int(env, ENV.maxShardItems, 2_000_000),
+    taskPhaseMs: int(env, ENV.taskPhaseMs, 4 * 3600_000),
     ...overrides,
   };
   return Object.freeze(config);

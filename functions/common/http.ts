@@ -2,7 +2,7 @@
 // observability, wiring. May import core, adapters and contract; never a function's folder (query, admin, builder).
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { BadRequestError, PayloadTooLargeError } from '../core/errors';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors';
 
 export type HttpEvent = APIGatewayProxyEventV2;
 /**
@@ -26,7 +26,15 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   };
 }
 
-/** The JSON body, or the problem with it: 413 over the limit, 400 when empty (if required) or not JSON. */
+/** Whether a Content-Type header names application/json (parameters such as charset=utf-8 allowed). */
+export function isJsonMediaType(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
+}
+
+/**
+ * The JSON body, or the problem with it: 413 over the limit, 415 when a body comes in another media
+ * type than application/json, 400 when empty (if required) or not JSON.
+ */
 export function parseJsonBody(event: HttpEvent, required = true): unknown {
   const raw = event.body ?? '';
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
@@ -34,6 +42,12 @@ export function parseJsonBody(event: HttpEvent, required = true): unknown {
   if (bytes > MAX_BODY_BYTES) {
     throw new PayloadTooLargeError(
       `The request body is ${bytes} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
+    );
+  }
+  const type = event.headers?.['content-type'];
+  if (raw.length > 0 && !isJsonMediaType(type)) {
+    throw new UnsupportedMediaTypeError(
+      `The request body is ${type ? JSON.stringify(type.slice(0, 80)) : 'of no declared type'}; send it as application/json (Content-Type: application/json)`,
     );
   }
   if (text.trim() === '') {

@@ -2,6 +2,7 @@
  * Query strings → typed requests: the edge's half of validation (integers, booleans, JSON in a
  * parameter, lists, unknown names). Ranges and shapes are then checked by the core's schemas.
  */
+import { DIFF_DEFAULTS, DIFF_LIMITS } from '../core/diff';
 import { BadRequestError } from '../core/errors';
 import { assertVersion } from '../core/names';
 import {
@@ -24,7 +25,7 @@ export function rejectUnknownParams(q: QueryString, known: Iterable<string>): vo
   const unknown = Object.keys(q).filter((key) => !names.includes(key));
   if (unknown.length) {
     throw new BadRequestError(
-      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map(clip).join(', ')}; known: ${names.join(', ')}`,
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map(clip).join(', ')}; ${names.length ? `this route takes: ${names.join(', ')}` : 'this route takes none'}`,
     );
   }
 }
@@ -123,4 +124,43 @@ export function parseSearchQuery(
     },
     'query',
   );
+}
+
+export const DIFF_QUERY_KEYS = ['from', 'to', 'sample', 'k', 'top', 'collection', 'target'] as const;
+
+export interface DiffParams {
+  from?: string;
+  to: string;
+  sample: number;
+  k: number;
+  top: number;
+  collection?: string;
+  target?: string;
+}
+
+/** Reads `from`, `to`, `sample`, `k`, `top`, `collection`, `target` from a query string. */
+export function parseDiffQuery(q: Record<string, string | undefined>): DiffParams {
+  rejectUnknownParams(q, DIFF_QUERY_KEYS);
+  const int = (key: 'sample' | 'k' | 'top', min: number): number => {
+    const raw = q[key];
+    if (raw === undefined || raw === '') return DIFF_DEFAULTS[key];
+    if (!/^\d+$/.test(raw.trim()))
+      throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw.slice(0, 40))}`);
+    const n = Number(raw);
+    const max = DIFF_LIMITS[key];
+    if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+  if (!q.to) throw new BadRequestError('to: required (the candidate version, e.g. to=v2)');
+  if (q.target !== undefined && q.collection === undefined)
+    throw new BadRequestError('target: needs collection (compare collection → target neighbours)');
+  return {
+    ...(q.from ? { from: q.from } : {}),
+    to: q.to,
+    sample: int('sample', 1),
+    k: int('k', 1),
+    top: int('top', 0),
+    ...(q.collection !== undefined ? { collection: q.collection } : {}),
+    ...(q.target !== undefined ? { target: q.target } : {}),
+  };
 }

@@ -11,6 +11,7 @@ export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = {
   'method-not-allowed': 405,
   conflict: 409,
   'payload-too-large': 413,
+  'unsupported-media-type': 415,
   unprocessable: 422,
   internal: 500,
   unavailable: 503,

@@ -1,5 +1,6 @@
 import { BadRequestError, NotFoundError, VicinityError } from '../core/errors';
 import type { HttpEvent, HttpResult } from './http';
+import { rejectUnknownParams } from './params';
 
 export interface RouteContext {
   event: HttpEvent;
@@ -13,6 +14,8 @@ export type RouteHandler = (ctx: RouteContext) => Promise<HttpResult>;
 export interface Route {
   method: string;
   path: string;
+  /** The query parameters the route takes; any other is a 400 naming it. Absent: none at all. */
+  query?: readonly string[];
   handler: RouteHandler;
 }
 
@@ -27,49 +30,63 @@ export class MethodNotAllowedError extends VicinityError {
  * The dispatcher of every HTTP function's route table. Not @middy/http-router: that one matches the
  * gateway's decoded path and answers no 405/Allow. This one matches rawPath split into segments and
  * percent-decodes each itself, so an item id with "/" (sent as %2F) stays one segment.
+ *
+ * One rule per concern, the same on every route (contract: "Requests"):
+ * - only canonical paths match: an empty segment (a trailing or doubled slash) matches nothing, so
+ *   `/v1/spaces/` and `//v1//spaces` are 404;
+ * - a known path asked with another method is 405 with Allow; OPTIONS is 204 with Allow;
+ * - a query parameter the route does not take is a 400 naming it.
  */
-export function createRouter(routes: readonly Route[]): (event: HttpEvent) => Promise<HttpResult> {
-  const compiled = routes.map((r) => ({ ...r, parts: r.path.split('/').filter(Boolean) }));
+export function createRouter(
+  routes: readonly Route[],
+  /** Routes of the same API another function serves: they count for 405/Allow and OPTIONS, never dispatched here. */
+  elsewhere: readonly Pick<Route, 'method' | 'path'>[] = [],
+): (event: HttpEvent) => Promise<HttpResult> {
+  const foreign: Route[] = elsewhere.map((r) => ({
+    ...r,
+    handler: async () => {
+      throw new NotFoundError(`${r.method} ${r.path} is served by another function of this API`);
+    },
+  }));
+  const compiled = [...routes, ...foreign].map((r) => ({ ...r, parts: r.path.split('/').slice(1) }));
   return async (event) => {
     const method = event.requestContext?.http?.method ?? 'GET';
-    const raw = (event.rawPath ?? '/').split('/').filter(Boolean);
-    // Decoded once per request (not once per route tried); a bad one is a 400 when a route reaches it.
-    const got: (string | null)[] = raw.map((seg) => {
-      try {
-        return decodeURIComponent(seg);
-      } catch {
-        return null;
-      }
-    });
+    const rawPath = event.rawPath ?? '/';
+    const raw = rawPath.startsWith('/') ? rawPath.slice(1).split('/') : [];
     const allowed: string[] = [];
     for (const r of compiled) {
       if (r.parts.length !== raw.length) continue;
+      const params: Record<string, string> = {};
       let ok = true;
       for (let i = 0; i < raw.length && ok; i++) {
         const want = r.parts[i] as string;
-        if (got[i] === null)
-          throw new BadRequestError(`Path segment ${JSON.stringify(raw[i])} is not valid percent-encoding`);
-        ok = want.startsWith('{') || want === got[i];
+        const segment = raw[i] as string;
+        if (segment === '') {
+          ok = false;
+          break;
+        }
+        let got: string;
+        try {
+          got = decodeURIComponent(segment);
+        } catch {
+          throw new BadRequestError(`Path segment ${JSON.stringify(segment)} is not valid percent-encoding`);
+        }
+        if (want.startsWith('{')) params[want.slice(1, -1)] = got;
+        else ok = want === got;
       }
       if (!ok) continue;
       allowed.push(r.method);
       if (r.method !== method) continue;
-      const params: Record<string, string> = {};
-      for (let i = 0; i < raw.length; i++) {
-        const want = r.parts[i] as string;
-        if (want.startsWith('{')) params[want.slice(1, -1)] = got[i] as string;
-      }
-      return r.handler({ event, params, query: { ...(event.queryStringParameters ?? {}) } });
+      const query = { ...(event.queryStringParameters ?? {}) };
+      rejectUnknownParams(query, r.query ?? []);
+      return r.handler({ event, params, query });
     }
     if (allowed.length) {
       const allow = [...new Set([...allowed, 'OPTIONS'])].join(', ');
       // A CORS preflight (or a plain OPTIONS): what the path allows; corsMiddleware adds the CORS part.
       if (method === 'OPTIONS') return { statusCode: 204, headers: { allow }, body: '' };
-      throw new MethodNotAllowedError(
-        `${method} is not allowed on ${event.rawPath}; allowed: ${allow}`,
-        allow,
-      );
+      throw new MethodNotAllowedError(`${method} is not allowed on ${rawPath}; allowed: ${allow}`, allow);
     }
-    throw new NotFoundError(`No route for ${method} ${event.rawPath}`);
+    throw new NotFoundError(`No route for ${method} ${rawPath.slice(0, 200)}`);
   };
 }

@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createDynamoClient, createS3Client } from '../adapters/aws-clients';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
-import { createEventBridgeClient, EventBridgePublisher } from '../adapters/event-bus';
+import { EventBridgePublisher } from '../adapters/event-bus';
 import { S3Store } from '../adapters/s3-store';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
@@ -30,9 +30,9 @@ export function adapters(deps: HandlerDeps, log: Log = silentLog) {
   return {
     store: new S3Store(deps.s3, deps.config.bucket),
     registry: new DynamoRegistry(deps.dynamo, deps.config.table),
-    // No bus configured (the local stack) means no lifecycle events.
+    // No bus configured (the local stack) means no lifecycle events. The client is loaded on the first event.
     events: deps.config.eventBusName
-      ? new EventBridgePublisher(createEventBridgeClient(deps.config.region), deps.config.eventBusName, log)
+      ? new EventBridgePublisher(deps.config.region, deps.config.eventBusName, log)
       : noEvents,
   };
 }

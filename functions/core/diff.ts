@@ -4,7 +4,6 @@
  * reads before activating a candidate. Pure: the query side fetches the lists (diff-route.ts), the
  * CLI and the explorer page show the same numbers.
  */
-import { BadRequestError } from './errors';
 import { matchNeighbours, type Neighbour, overlapAt } from './search';
 
 export const DIFF_DEFAULTS = Object.freeze({ sample: 200, k: 10, top: 10 });
@@ -196,47 +195,4 @@ export function labelOf(metadata: Record<string, unknown> | null | undefined): s
     if (typeof v === 'string' && v !== '') return v;
   }
   return undefined;
-}
-
-export interface DiffParams {
-  from?: string;
-  to: string;
-  sample: number;
-  k: number;
-  top: number;
-  collection?: string;
-  target?: string;
-}
-
-/** Reads `from`, `to`, `sample`, `k`, `top`, `collection`, `target` from a query string. */
-export function parseDiffQuery(q: Record<string, string | undefined>): DiffParams {
-  const known = new Set(['from', 'to', 'sample', 'k', 'top', 'collection', 'target']);
-  const unknown = Object.keys(q).filter((key) => !known.has(key));
-  if (unknown.length) {
-    throw new BadRequestError(
-      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => JSON.stringify(u.slice(0, 40))).join(', ')}; known: ${[...known].join(', ')}`,
-    );
-  }
-  const int = (key: 'sample' | 'k' | 'top', min: number): number => {
-    const raw = q[key];
-    if (raw === undefined || raw === '') return DIFF_DEFAULTS[key];
-    if (!/^\d+$/.test(raw.trim()))
-      throw new BadRequestError(`${key}: expected an integer, got ${JSON.stringify(raw.slice(0, 40))}`);
-    const n = Number(raw);
-    const max = DIFF_LIMITS[key];
-    if (n < min || n > max) throw new BadRequestError(`${key}: must be between ${min} and ${max}, got ${n}`);
-    return n;
-  };
-  if (!q.to) throw new BadRequestError('to: required (the candidate version, e.g. to=v2)');
-  if (q.target !== undefined && q.collection === undefined)
-    throw new BadRequestError('target: needs collection (compare collection → target neighbours)');
-  return {
-    ...(q.from ? { from: q.from } : {}),
-    to: q.to,
-    sample: int('sample', 1),
-    k: int('k', 1),
-    top: int('top', 0),
-    ...(q.collection !== undefined ? { collection: q.collection } : {}),
-    ...(q.target !== undefined ? { target: q.target } : {}),
-  };
 }

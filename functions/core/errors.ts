@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'method-not-allowed'
   | 'conflict'
   | 'payload-too-large'
+  | 'unsupported-media-type'
   | 'unprocessable'
   | 'unavailable'
   | 'internal';
@@ -62,6 +63,13 @@ export class ConflictError extends VicinityError {
 export class PayloadTooLargeError extends VicinityError {
   constructor(detail: string, options: ErrorOptions = {}) {
     super('payload-too-large', 'payload-too-large', 'Payload too large', detail, options);
+  }
+}
+
+/** A request body in a media type the route does not take (every body is application/json). */
+export class UnsupportedMediaTypeError extends VicinityError {
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('unsupported-media-type', 'unsupported-media-type', 'Unsupported media type', detail, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { BadRequestError } from './errors';
 import { itemIdProblem, NAME_PATTERN, parseVersion } from './names';
 
@@ -141,7 +141,26 @@ const versionFields = {
  */
 export const searchBodySchema = z.object({ ...searchFields, ...versionFields }).strict();
 
-/** A vector: finite numbers only (JSON has no NaN, but 1e999 parses to Infinity). */
+/** The largest finite float32: vectors are stored, and HNSW compares them, in float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** What is wrong with the first value of a vector that is not a finite float32, or undefined. */
+export function vectorProblem(v: readonly number[]): { index: number; message: string } | undefined {
+  for (let i = 0; i < v.length; i++) {
+    // |x| ≤ FLOAT32_MAX exactly as the document's schema says (NaN and ±Infinity fail it too).
+    if (!(Math.abs(v[i] as number) <= FLOAT32_MAX))
+      return {
+        index: i,
+        message: `vector[${i}] is not a finite float32 (values must lie within ±${FLOAT32_MAX.toPrecision(8)})`,
+      };
+  }
+  return undefined;
+}
+
+/**
+ * A vector: numbers that are finite *as float32* (JSON has no NaN, but 1e999 parses to Infinity and
+ * 1e39 is a finite double that becomes Infinity in float32).
+ */
 export const vectorSchema = z
   .array(z.number({ message: 'must be a finite number' }), {
     message: 'vector must be an array of numbers',
@@ -149,8 +168,8 @@ export const vectorSchema = z
   .min(1, { message: 'vector is empty' })
   .max(MAX_VECTOR_DIMS, { message: `vector has more than ${MAX_VECTOR_DIMS} values` })
   .superRefine((v, ctx) => {
-    const bad = v.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) ctx.addIssue({ code: 'custom', message: 'must be a finite number', path: [bad] });
+    const bad = vectorProblem(v);
+    if (bad) ctx.addIssue({ code: 'custom', message: bad.message, path: [bad.index] });
   });
 
 export const queryBodySchema = z.object({ vector: vectorSchema, ...searchFields, ...versionFields }).strict();
@@ -176,15 +195,21 @@ export const batchBodySchema = z
 
 export type BatchEntry = z.infer<typeof batchEntrySchema>;
 
+/** `filter.genre.in[0]`, `vector[3]`: a path as a person writes it. */
+function pathText(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}
+
 /** A readable one-line account of a zod error, each issue named by its path (`filter.genre.eq: …`). */
 export function zodDetail(error: z.ZodError, where = 'request'): string {
   const text = error.issues.slice(0, 5).map((i) => {
-    const at = i.path.length ? i.path.map(String).join('.') : where;
+    const at = i.path.length ? pathText(i.path) : where;
     if (i.code === 'unrecognized_keys') {
       const keys = i.keys.map((k) => JSON.stringify(k)).join(', ');
       return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${keys}`;
     }
-    return `${at}: ${i.message}`;
+    // A message that names its own place (`vector[3] is not …`) is not prefixed again.
+    return i.message.startsWith(`${at} `) ? i.message : `${at}: ${i.message}`;
   });
   const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
   return text.join('; ') + more;

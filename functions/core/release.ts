@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from './errors';
 import { isValidName, isValidReleaseName, NAME_PATTERN, RELEASE_NAME_PATTERN } from './names';
@@ -50,6 +50,8 @@ const collectionSchema = z
     /** Overrides the release-wide quality.recallTarget for this collection. */
     recallTarget: z.number().gt(0).max(1).optional(),
     segments: z.number().int().min(1).max(64).optional(),
+    /** Shards of the collection: 1–256, or "auto" (default; docs/contract.md). */
+    shards: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -105,6 +107,8 @@ export interface CollectionSpec {
   /** This collection's own recall target, if release.json set one (else the release-wide one). */
   recallTarget?: number;
   segments?: number;
+  /** Requested shard count; "auto" picks one shard unless the collection is too large for one task. */
+  shards?: number | 'auto';
 }
 
 export interface ReleaseSpec {
@@ -179,6 +183,7 @@ export function parseRelease(text: string, file = 'release.json'): ReleaseSpec {
       efExplicit: c.ef !== undefined,
       ...(c.recallTarget !== undefined ? { recallTarget: c.recallTarget } : {}),
       segments: c.segments,
+      shards: c.shards ?? 'auto',
     });
   }
   if (problems.length) throw new ReleaseInvalidError(problems.slice(0, 10), problems.length);

@@ -67,33 +67,11 @@ export function bruteForce(
   allow?: (row: number) => boolean,
 ): Neighbour[] {
   const q = metric === 'cosine' ? normalise(query) : query;
-  const n = ids.length;
-  const best: Neighbour[] = [];
-  let worst = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < n; r++) {
-    if (allow && !allow(r)) continue;
-    const off = r * dims;
-    let acc = 0;
-    if (metric === 'l2') {
-      for (let i = 0; i < dims; i++) {
-        const d = (vectors[off + i] as number) - (q[i] as number);
-        acc += d * d;
-      }
-    } else {
-      for (let i = 0; i < dims; i++) acc += (vectors[off + i] as number) * (q[i] as number);
-      acc = 1 - acc;
-    }
-    if (best.length < k || acc <= worst) {
-      best.push({ id: ids[r] as string, distance: acc });
-      if (best.length > k * 4 + 16) {
-        best.sort(compareNeighbours);
-        best.length = k;
-        worst = (best[k - 1] as Neighbour).distance;
-      }
-    }
-  }
-  best.sort(compareNeighbours);
-  return best.slice(0, k);
+  const labels = Int32Array.from({ length: ids.length }, (_, i) => i);
+  return exactOverLabels(metric, dims, vectors, labels, q, k, allow, ids).map((h) => ({
+    id: ids[h.label] as string,
+    distance: h.distance,
+  }));
 }
 
 /** |A ∩ B| / k for two top-k id lists (ids only; see tieAwareOverlap for lists that carry distances). */
@@ -193,10 +171,86 @@ export interface LabelHit {
   distance: number;
 }
 
+/** Whether hit `a` ranks after hit `b`: larger distance, or the same distance and the larger id. */
+function worse(a: LabelHit, b: LabelHit, ids: readonly string[] | undefined): boolean {
+  if (a.distance !== b.distance) return a.distance > b.distance;
+  if (!ids) return a.label > b.label;
+  const x = ids[a.label] as string;
+  const y = ids[b.label] as string;
+  return x > y;
+}
+
+/**
+ * The k best hits seen so far, as a bounded max-heap (the worst kept hit on top): each candidate costs
+ * O(1) when it cannot enter and O(log k) when it can, whatever the ties. Ties are broken by id (the
+ * smaller id string, by code units, wins; by label when no ids are given), the same rule as
+ * `compareNeighbours`, so a scan, a graph search and a merge across segments agree.
+ */
+export class TopK {
+  private readonly heap: LabelHit[] = [];
+  constructor(
+    private readonly k: number,
+    private readonly ids?: readonly string[],
+  ) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  /** Offers one candidate; returns whether it was kept. */
+  offer(label: number, distance: number): boolean {
+    const h = this.heap;
+    if (this.k <= 0) return false;
+    if (h.length < this.k) {
+      h.push({ label, distance });
+      this.up(h.length - 1);
+      return true;
+    }
+    const top = h[0] as LabelHit;
+    const cand = { label, distance };
+    if (!worse(top, cand, this.ids)) return false;
+    h[0] = cand;
+    this.down(0);
+    return true;
+  }
+
+  /** The kept hits, best first. */
+  sorted(): LabelHit[] {
+    const ids = this.ids;
+    return [...this.heap].sort((a, b) => (worse(a, b, ids) ? 1 : worse(b, a, ids) ? -1 : 0));
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(h[i] as LabelHit, h[p] as LabelHit, this.ids)) return;
+      [h[i], h[p]] = [h[p] as LabelHit, h[i] as LabelHit];
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    const n = h.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && worse(h[l] as LabelHit, h[m] as LabelHit, this.ids)) m = l;
+      if (r < n && worse(h[r] as LabelHit, h[m] as LabelHit, this.ids)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m] as LabelHit, h[i] as LabelHit];
+      i = m;
+    }
+  }
+}
+
 /**
  * Exact k-nearest over chosen rows (labels) of a flat row-major array — the scan used when a filter
  * or exclusion allows so few items that HNSW's filter callback would cost more. `query` must already
- * be normalised for cosine (the rows of a cosine index are).
+ * be normalised for cosine (the rows of a cosine index are). `ids` (by label) break ties: the smaller
+ * id wins. O(n·dims + n·log k) whatever the ties.
  */
 export function exactOverLabels(
   metric: Metric,
@@ -206,9 +260,9 @@ export function exactOverLabels(
   query: ArrayLike<number>,
   k: number,
   allow?: (label: number) => boolean,
+  ids?: readonly string[],
 ): LabelHit[] {
-  const best: LabelHit[] = [];
-  let worst = Number.POSITIVE_INFINITY;
+  const best = new TopK(k, ids);
   const l2 = metric === 'l2';
   const q = Float64Array.from(query as ArrayLike<number>);
   for (let i = 0; i < labels.length; i++) {
@@ -225,24 +279,9 @@ export function exactOverLabels(
       for (let d = 0; d < dims; d++) acc += (vectors[off + d] as number) * (q[d] as number);
       acc = 1 - acc;
     }
-    if (best.length < k || acc <= worst) {
-      best.push({ label, distance: acc });
-      if (best.length >= k * 4 + 16) worst = keepBest(best, k);
-    }
+    best.offer(label, acc);
   }
-  keepBest(best, k);
-  return best;
-}
-
-/** Sorts and cuts to the k best, keeping any ties with the k-th (the caller breaks them by id); returns the k-th distance. */
-function keepBest(best: LabelHit[], k: number): number {
-  best.sort((a, b) => a.distance - b.distance);
-  if (best.length <= k) return Number.POSITIVE_INFINITY;
-  const kth = (best[k - 1] as LabelHit).distance;
-  let cut = k;
-  while (cut < best.length && (best[cut] as LabelHit).distance === kth) cut++;
-  best.length = cut;
-  return kth;
+  return best.sorted();
 }
 
 /** The shortest decimal that reads back as the same float32 (0.1 rather than 0.10000000149011612). */

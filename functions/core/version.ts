@@ -24,6 +24,8 @@ export interface CollectionReport {
   efConstruction: number;
   ef: number;
   segments: number;
+  /** Sharded collections: the shard count (absent when unsharded). */
+  shards?: number;
   /**
    * Groups of two or more items with identical vectors (after normalisation for cosine), and the size
    * of the largest (1 when every vector is distinct). Each group is indexed once and expanded to its
@@ -50,6 +52,8 @@ export interface CollectionReport {
    * was not applied), or the previous version's snapshot could not be read.
    */
   overlapSkipped?: string;
+  /** Items of the release left out because their ids are erased (core/erasure.ts). */
+  erasedDropped?: number;
 }
 
 export interface VersionRecord {
@@ -64,6 +68,12 @@ export interface VersionRecord {
   createdAt: string;
   finishedAt?: string;
   manifestKey?: string;
+  /** How many times a purge rewrote this version's snapshot (absent: never); its manifest is then `manifestKey`. */
+  manifestGeneration?: number;
+  /** The space's `erasureAdded` counter this version was last checked and purged against. */
+  purgedThrough?: number;
+  /** When a purge last switched the manifest (objects it no longer names go a grace period later). */
+  purgeSwitchedAt?: string;
   collections?: Record<string, CollectionReport>;
   timings?: Record<string, number>;
   quality?: { minRecall: number; sample: number; minOverlap?: number | null; recallTarget?: number };
@@ -89,6 +99,24 @@ export interface VersionRecord {
   filesDeletedAt?: string;
   /** What went wrong after READY (event, activation, retention); the version stays READY. */
   afterReadyErrors?: string[];
+  /** Sharded builds: the fan-in state and progress while BUILDING (functions/builder/sharded/). */
+  tasks?: TaskState;
+}
+
+/**
+ * The fan-in of a sharded build, on its version record: totals, counters, and which tasks are done
+ * (task key → rows), each recorded once by a conditional update. Task keys: `p:{collection}:{i}` for
+ * partition i, `s:{collection}:{j}` for shard j.
+ */
+export interface TaskState {
+  partitions: number;
+  partitionsDone: number;
+  shards: number;
+  shardsDone: number;
+  /** Rows written by the partition tasks done so far. */
+  rows: number;
+  done: Record<string, number>;
+  attempts: Record<string, number>;
 }
 
 /**

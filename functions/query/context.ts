@@ -1,6 +1,8 @@
 /** What one read request carries through the query use cases: its timings and the collections it holds. */
 import { type HttpResult, json, LOG_KEYS, serverTiming } from '../common/http';
 import type { RouteContext, RouteHandler } from '../common/router';
+import { WorkBudget } from '../core/budget';
+import type { ErasureState } from './erasures';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;
@@ -13,10 +15,12 @@ export interface RequestContext {
   cacheHit: boolean;
   /** What the request served (space, version, collection, k, cache), for its access log line. */
   logKeys?: Record<string, unknown>;
+  /** The request's budget of search work (a batch's or a diff's searches all draw on it). */
+  budget: WorkBudget;
 }
 
 export function requestContext(): RequestContext {
-  return { timings: {}, held: [], cacheHit: true };
+  return { timings: {}, held: [], cacheHit: true, budget: new WorkBudget() };
 }
 
 /** Lets the cache evict the collections a request loaded once it is answered. */
@@ -33,6 +37,10 @@ export interface Resolved {
   previous?: string;
   /** Named with `?version=` and neither the active nor the previous version: the pin cap applies. */
   pinned?: boolean;
+  /** The space's erasure list as of the pointer read: applied to every collection the request opens. */
+  erasures?: ErasureState;
+  /** The manifest the version is served from (a purge switches it); the default key when absent. */
+  manifestKey?: string;
 }
 
 /** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */

@@ -4,7 +4,9 @@
  * both read this route, so they show the same numbers.
  */
 import { json, serverTiming } from '../common/http';
+import { DIFF_QUERY_KEYS, parseDiffQuery } from '../common/params';
 import type { Route } from '../common/router';
+import { effectiveEf, graphUnits, LIMITS, searchUnits, WorkBudget } from '../core/budget';
 import {
   type CollectionDiff,
   type DiffAnswer,
@@ -13,7 +15,6 @@ import {
   type Labelled,
   labelOf,
   type NeighbourPair,
-  parseDiffQuery,
   strideSample,
   summariseDiff,
 } from '../core/diff';
@@ -49,6 +50,7 @@ async function neighbours(
   target: LoadedCollection,
   id: string,
   params: SearchOptions,
+  budget: WorkBudget,
 ): Promise<{ ids: string[]; distances: number[] }> {
   const ref = source.lookup(id);
   if (!ref) return { ids: [], distances: [] };
@@ -56,7 +58,7 @@ async function neighbours(
     ref.label,
   );
   const exclude = new Set<string>(target === source ? [id] : []);
-  const results = await service.search(target, vector, params, exclude);
+  const results = await service.search(target, vector, params, exclude, budget);
   return { ids: results.map((r) => r.id), distances: results.map((r) => r.distance) };
 }
 
@@ -68,7 +70,11 @@ export function diffRoute(service: QueryService, registry: Registry): Route {
   return {
     method: 'GET',
     path: '/v1/spaces/{space}/diff',
-    handler: withRequest((ctx, { params, query }) => diff(service, registry, params, query, ctx)),
+    query: DIFF_QUERY_KEYS,
+    handler: withRequest((ctx, { params, query }) => {
+      ctx.budget = new WorkBudget(LIMITS.diffWork, 'diffWork');
+      return diff(service, registry, params, query, ctx);
+    }),
   };
 }
 
@@ -111,6 +117,16 @@ async function diff(
   }
   const names = p.collection !== undefined ? [p.collection] : common;
   const search: SearchOptions = { k: p.k, exclude: [], excludeSeen: false, includeMetadata: false };
+  const same = fromR.version === toR.version;
+  // Refused before any search when the sampled searches alone would go over the request's work budget.
+  let estimate = 0;
+  for (const name of names) {
+    const col = toCols[p.target ?? name] ?? fromCols[p.target ?? name];
+    const pairs = Math.min(p.sample, fromCols[name]?.count ?? 0, toCols[name]?.count ?? 0);
+    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, col?.count ?? 0);
+    estimate += (same ? 1 : 2) * pairs * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+  }
+  ctx.budget.ensure(estimate, `a diff of ${names.length} collection(s), ${p.sample} items sampled, k ${p.k}`);
 
   const load = async (r: Resolved, name: string) => service.collection(r, name, ctx);
   const collections: CollectionDiff[] = [];
@@ -136,8 +152,9 @@ async function diff(
     for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
     const pairs: NeighbourPair[] = [];
     for (const id of strideSample(both, p.sample)) {
-      const a = await neighbours(service, fromSrc, fromTgt, id, search);
-      const b = await neighbours(service, toSrc, toTgt, id, search);
+      const a = await neighbours(service, fromSrc, fromTgt, id, search, ctx.budget);
+      // A version against itself: the same lists, searched once.
+      const b = same ? a : await neighbours(service, toSrc, toTgt, id, search, ctx.budget);
       pairs.push({ id, from: a.ids, to: b.ids, fromDistances: a.distances, toDistances: b.distances });
     }
     const summary = summariseDiff(pairs, p.k, p.top);

@@ -1,6 +1,5 @@
-import openapi from '../../docs/openapi.json';
 import { json, parseJsonBody } from '../common/http';
-import { intOr, parseSearchQuery } from '../common/params';
+import { intOr, parseSearchQuery, SEARCH_QUERY_KEYS } from '../common/params';
 import { httpStatus, problemBody } from '../common/problem';
 import { createRouter, type Route, type RouteContext } from '../common/router';
 import { BadRequestError, NotFoundError } from '../core/errors';
@@ -8,6 +7,7 @@ import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import {
   batchBodySchema,
+  FLOAT32_MAX,
   MAX_VECTOR_DIMS,
   parseSearchBody,
   parseWith,
@@ -21,8 +21,12 @@ import { diffRoute } from './diff-route';
 import { exploreRoutes } from './explore/routes';
 import type { QueryService } from './service';
 
-/** The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json. */
-export const openapiDocument: Record<string, unknown> = openapi;
+/**
+ * The OpenAPI 3.1 document of the whole HTTP API (docs/openapi.json), served at /v1/openapi.json;
+ * loaded on its first request, so a cold start does not evaluate its ~30 KB.
+ */
+export const openapiDocument = async (): Promise<Record<string, unknown>> =>
+  (await import('../../docs/openapi.json')).default;
 
 const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 
@@ -40,8 +44,8 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       return served({ ...body }, ctx, t0);
     };
   return [
-    { method: 'GET', path: '/v1/health', handler: async () => json(200, { status: 'ok' }) },
-    { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, openapiDocument) },
+    { method: 'GET', path: '/v1/health', query: [], handler: async () => json(200, { status: 'ok' }) },
+    { method: 'GET', path: '/v1/openapi.json', handler: async () => json(200, await openapiDocument()) },
     {
       method: 'GET',
       path: '/v1/spaces',
@@ -79,6 +83,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/versions`,
+      query: ['limit', 'before'],
       handler: async ({ params, query }) => {
         const space = assertName('space', params.space);
         const limit = intOr(query.limit, 'limit', 1, 100, 20);
@@ -114,6 +119,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}`,
+      query: [...ITEM_QUERY_KEYS],
       handler: async ({ params, query }) => {
         const t0 = performance.now();
         const ctx = requestContext();
@@ -136,6 +142,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     {
       method: 'GET',
       path: `${base}/collections/{collection}/items/{id}/similar`,
+      query: [...SEARCH_QUERY_KEYS],
       handler: similar(({ query }) => parseSearchQuery(query)),
     },
     {
@@ -187,7 +194,7 @@ export function parseQueryBody(raw: unknown): ReturnType<typeof queryBodySchema.
     const { vector, ...rest } = raw as Record<string, unknown>;
     if (Array.isArray(vector) && vector.length >= 1 && vector.length <= MAX_VECTOR_DIMS) {
       let ok = true;
-      for (let i = 0; i < vector.length && ok; i++) ok = Number.isFinite(vector[i]);
+      for (let i = 0; i < vector.length && ok; i++) ok = Math.abs(vector[i] as number) <= FLOAT32_MAX; // float32-finite, as vectorSchema says
       if (ok) {
         const r = searchBodySchema.safeParse(rest);
         if (r.success) return { vector: vector as number[], ...r.data };
@@ -197,6 +204,12 @@ export function parseQueryBody(raw: unknown): ReturnType<typeof queryBodySchema.
   return parseWith(queryBodySchema, raw, 'body');
 }
 
+/** The admin function's routes (functions/admin): the read router answers 405/OPTIONS on their paths too. */
+export const ADMIN_ROUTES = [
+  { method: 'POST', path: '/v1/spaces/{space}/activate' },
+  { method: 'POST', path: '/v1/spaces/{space}/rollback' },
+] as const;
+
 export function queryRouter(service: QueryService, registry: Registry) {
-  return createRouter(queryRoutes(service, registry));
+  return createRouter(queryRoutes(service, registry), ADMIN_ROUTES);
 }

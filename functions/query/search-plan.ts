@@ -1,4 +1,17 @@
-import { compileFilter, MAX_EF, type Predicate, type SearchParams } from '../core/query';
+import {
+  BudgetExceededError,
+  EXACT_NS_PER_DIM,
+  effectiveEf,
+  filterUnits,
+  graphUnits,
+  HNSW_NS_PER_VISIT,
+  LIMITS,
+  scanUnits,
+  searchUnits,
+  WorkBudget,
+} from '../core/budget';
+import { BadRequestError } from '../core/errors';
+import { compileFilter, FLOAT32_MAX, type Predicate, type SearchParams } from '../core/query';
 import {
   exactOverLabels,
   type LabelHit,
@@ -16,6 +29,8 @@ import {
 import type { RequestContext } from './context';
 import { segmentFilters } from './filter-index';
 
+export { EXACT_NS_PER_DIM, HNSW_NS_PER_VISIT };
+
 /** The search fields of a request; the version was chosen before planning starts. */
 export type SearchOptions = Omit<SearchParams, 'version' | 'consistency'>;
 
@@ -29,9 +44,6 @@ const WIDEN_LIMIT = 256;
  * EXACT_NS_PER_DIM per dimension of each allowed item. So with `allowed` items of n, the scan wins when
  * allowed · dims · EXACT_NS_PER_DIM < HNSW_NS_PER_VISIT · ef · n / allowed.
  */
-export const HNSW_NS_PER_VISIT = 2000;
-export const EXACT_NS_PER_DIM = 4;
-
 export function exactIsCheaper(allowed: number, n: number, dims: number, ef: number): boolean {
   if (allowed <= 0) return true;
   return allowed * allowed * dims * EXACT_NS_PER_DIM < HNSW_NS_PER_VISIT * ef * n;
@@ -44,14 +56,34 @@ interface Hit {
   label: number;
 }
 
+/** The nodes a filtered graph search is expected to visit: ef / selectivity, the whole segment when fewer than ef qualify. */
+export function filteredVisits(allowed: number, n: number, ef: number): number {
+  if (allowed < ef) return n;
+  return Math.min(n, Math.ceil((ef * n) / allowed));
+}
+
+/** A result's distance as a response may carry it: a finite float32, else the query overflowed. */
+function assertFiniteDistances(results: readonly { distance: number }[], collection: string): void {
+  for (const r of results) {
+    if (!(Math.abs(r.distance) <= FLOAT32_MAX)) {
+      throw new BadRequestError(
+        `vector: its magnitude overflows float32 distances against collection ${collection} (a distance is not a finite float32); scale the vector down`,
+      );
+    }
+  }
+}
+
 /**
  * How a collection is searched: per segment, plain HNSW, HNSW widened past exclusions, filtered HNSW,
- * or an exact scan of the allowed items — whichever answers k qualifying items cheapest.
+ * or an exact scan of the allowed items — whichever answers k qualifying items cheapest, within the
+ * work budget (core/budget.ts): ef clamped to min(ef, 4096, count), an exact scan of at most
+ * LIMITS.scanRows rows, a filtered graph search of at most LIMITS.filterVisits estimated visits, and
+ * every search charged to the request's budget before it runs.
  */
 export class SearchPlanner {
   constructor(private readonly cache: Pick<SnapshotCache, 'evict'>) {}
 
-  /** `search`, with its time added to the request's `search` timing. */
+  /** `search`, with its time added to the request's `search` timing and its work to the request's budget. */
   async timed(
     c: LoadedCollection,
     vector: number[],
@@ -60,23 +92,27 @@ export class SearchPlanner {
     ctx: RequestContext,
   ): Promise<ScoredResult[]> {
     const t0 = performance.now();
-    const results = await this.search(c, vector, params, exclude);
-    ctx.timings.search = (ctx.timings.search ?? 0) + performance.now() - t0;
-    return results;
+    try {
+      return await this.search(c, vector, params, exclude, ctx.budget);
+    } finally {
+      ctx.timings.search = (ctx.timings.search ?? 0) + performance.now() - t0;
+    }
   }
 
   /**
-   * The k nearest allowed items over every segment, merged. Exclusions and filters never shorten the
-   * answer while k items qualify: HNSW is asked for more (or widened), and an exact scan of the allowed
-   * items settles it when that is cheaper or HNSW still came up short.
+   * The k nearest allowed items over every segment, merged (ties by id: the smaller id wins). Exclusions
+   * and filters never shorten the answer while k items qualify: HNSW is asked for more (or widened), and
+   * an exact scan of the allowed items settles it when that is cheaper or HNSW still came up short.
    */
   async search(
     c: LoadedCollection,
     vector: number[],
     params: SearchOptions,
     exclude: Set<string>,
+    budget: WorkBudget = new WorkBudget(),
   ): Promise<ScoredResult[]> {
     const { k } = params;
+    budget.charge(searchUnits(k), `a search of ${c.name} (k ${k})`);
     const ef = params.ef ?? c.manifest.ef;
     const predicate = compileFilter(params.filter, c.manifest.metadataFields);
     const excluded: Set<number>[] = c.segments.map(() => new Set<number>());
@@ -84,13 +120,17 @@ export class SearchPlanner {
       const ref = c.lookup(id);
       if (ref) excluded[ref.segment]?.add(ref.label);
     }
-    const lists = await Promise.all(
-      c.segments.map((seg, i) =>
-        this.searchSegment(c, seg, vector, k, ef, excluded[i] as Set<number>, params, predicate),
-      ),
-    );
+    // Cosine: normalised here in float64, so a huge or tiny (but finite float32) vector keeps its direction.
+    const q = c.manifest.metric === 'cosine' ? Array.from(normalise(vector)) : vector;
+    const lists: Hit[][] = [];
+    for (const [i, seg] of c.segments.entries())
+      lists.push(
+        await this.searchSegment(c, seg, q, k, ef, excluded[i] as Set<number>, params, predicate, budget),
+      );
     const metric = c.manifest.metric;
-    return mergeNeighbours(lists, k).map((n) => {
+    const merged = mergeNeighbours(lists, k);
+    assertFiniteDistances(merged, c.name);
+    return merged.map((n) => {
       const out: ScoredResult = { id: n.id, score: scoreOf(metric, n.distance), distance: n.distance };
       if (params.includeMetadata) out.metadata = n.seg.meta?.[n.label] ?? null;
       return out;
@@ -102,32 +142,64 @@ export class SearchPlanner {
     seg: LoadedSegment,
     vector: number[],
     k: number,
-    ef: number,
+    askedEf: number,
     excluded: Set<number>,
     params: Pick<SearchParams, 'filter'>,
     predicate: Predicate | undefined,
+    budget: WorkBudget,
   ): Promise<Hit[]> {
     const hits = (list: LabelHit[]): Hit[] =>
       list.map((h) => ({ id: seg.ids[h.label] as string, distance: h.distance, seg, label: h.label }));
-    if (!predicate && excluded.size === 0) return hits(seg.index.search(vector, k, ef));
-
     const n = seg.ids.length;
+    const dims = c.manifest.dims;
+    const ef = effectiveEf(askedEf, k, n);
+    const where = `a search of ${c.name}`;
+    if (!predicate && excluded.size === 0) {
+      budget.charge(graphUnits(ef, dims), where);
+      return hits(seg.index.search(vector, k, ef));
+    }
+
     const candidates = predicate && params.filter ? segmentFilters(seg).candidates(params.filter) : undefined;
     // Exact for a one-condition filter or plain exclusions, an upper bound for several conditions.
     const allowed = candidates ? candidates.count : n - excluded.size;
     if (allowed <= 0) return [];
     const allow = (label: number) => !excluded.has(label) && (!predicate || predicate(seg.meta?.[label]));
-    const scan = async () => hits(await this.exact(c, seg, vector, k, candidates?.labels(), allow));
-    if (allowed <= k || exactIsCheaper(allowed, n, c.manifest.dims, Math.max(ef, k))) return scan();
+    const rows = candidates ? candidates.count : n;
+    const scanFits = rows <= LIMITS.scanRows;
+    const scan = async () => {
+      if (!scanFits) {
+        throw new BudgetExceededError(
+          'scanRows',
+          `work budget: ${where} needs an exact scan of ${rows} items, over the limit of ${LIMITS.scanRows} rows per scan (contract: "Work budget"); make the filter more or less selective, or exclude fewer items`,
+        );
+      }
+      budget.charge(scanUnits(rows, dims), `${where} (an exact scan of ${rows} items)`);
+      return hits(await this.exact(c, seg, vector, k, candidates?.labels(), allow));
+    };
+    if (scanFits && (allowed <= k || exactIsCheaper(allowed, n, dims, ef))) return scan();
 
     const want = Math.min(k, allowed);
     if (!predicate && excluded.size <= WIDEN_LIMIT) {
-      const kk = k + excluded.size;
+      const kk = Math.min(k + excluded.size, n);
+      const e = Math.max(ef, kk);
+      budget.charge(graphUnits(e, dims), where);
       // Not cut to k here: items tied with the k-th are settled by id in mergeNeighbours.
-      const got = seg.index.search(vector, kk, Math.max(ef, kk)).filter((h) => !excluded.has(h.label));
+      const got = seg.index.search(vector, kk, e).filter((h) => !excluded.has(h.label));
       if (got.length >= want) return hits(got);
     } else {
-      for (const e of [ef, Math.min(MAX_EF, Math.max(ef, k) * 8)]) {
+      // A second, wider pass only while its expected visits stay within the per-search limit.
+      const passes = [ef, effectiveEf(Math.max(ef, k) * 8, k, n)];
+      for (const [i, e] of passes.entries()) {
+        if (i > 0 && e <= ef) break;
+        const visits = filteredVisits(allowed, n, e);
+        if (visits > LIMITS.filterVisits) {
+          if (i > 0 || scanFits) break;
+          throw new BudgetExceededError(
+            'filterVisits',
+            `work budget: ${where} with this filter or exclusion would visit about ${visits} items, over the limit of ${LIMITS.filterVisits} per filtered search, and an exact scan of ${rows} items is over the limit of ${LIMITS.scanRows} rows (contract: "Work budget")`,
+          );
+        }
+        budget.charge(filterUnits(visits), `${where} (a filtered search visiting about ${visits} items)`);
         const got = seg.index.search(vector, k, e, allow);
         if (got.length >= k) return hits(got);
       }
@@ -150,8 +222,7 @@ export class SearchPlanner {
     const vectors = await segmentVectors(seg, dims);
     // The flat vectors count against the memory budget: let the cache make room.
     if (fresh) this.cache.evict();
-    const q = c.manifest.metric === 'cosine' ? normalise(vector) : vector;
     const rows = labels ?? Int32Array.from({ length: seg.ids.length }, (_, i) => i);
-    return exactOverLabels(c.manifest.metric, dims, vectors, rows, q, k, allow);
+    return exactOverLabels(c.manifest.metric, dims, vectors, rows, vector, k, allow, seg.ids);
   }
 }

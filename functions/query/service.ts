@@ -1,3 +1,4 @@
+import { BudgetExceededError, type WorkBudget } from '../core/budget';
 import {
   BadRequestError,
   NotFoundError,
@@ -19,6 +20,7 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
+import { searchable, withErased } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { type VersionChoice, VersionResolver } from './versions';
 
@@ -93,14 +95,21 @@ export class QueryService {
     return this.versions.resolve(space, params);
   }
 
-  search(c: LoadedCollection, vector: number[], params: SearchOptions, exclude: Set<string>) {
-    return this.planner.search(c, vector, params, exclude);
+  /** A search of `c` (a collection opened by `collection`, so erased ids are excluded inside the search). */
+  search(
+    c: LoadedCollection,
+    vector: number[],
+    params: SearchOptions,
+    exclude: Set<string>,
+    budget?: WorkBudget,
+  ) {
+    return this.planner.search(searchable(c), vector, params, withErased(exclude, c), budget);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
   async collection(r: Resolved, name: string, ctx: RequestContext): Promise<LoadedCollection> {
     assertName('collection', name);
-    const manifest = await this.deps.cache.manifest(r.space, r.version);
+    const manifest = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
     if (!Object.hasOwn(manifest.collections, name)) {
       throw new NotFoundError(
         `Space ${r.space} version ${r.version} has no collection ${name} (it has ${Object.keys(manifest.collections).join(', ')})`,
@@ -108,7 +117,10 @@ export class QueryService {
       );
     }
     const t0 = performance.now();
-    const held = await this.deps.cache.collection(r.space, r.version, name, { pinned: r.pinned === true });
+    const held = await this.deps.cache.collection(r.space, r.version, name, {
+      pinned: r.pinned === true,
+      ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}),
+    });
     ctx.held.push(held.release);
     const { report } = held;
     if (!report.cached) {
@@ -122,7 +134,8 @@ export class QueryService {
       if (report.bytes !== undefined)
         this.deps.onLoad?.({ space: r.space, version: r.version, collection: name, ...report });
     }
-    return held.collection;
+    // Erased ids are neither found nor returned, in every version (query/erasures.ts).
+    return this.versions.erasures.view(held.collection, r.erasures);
   }
 
   async similar(
@@ -170,7 +183,7 @@ export class QueryService {
     const exclude = new Set(params.exclude);
     if (target === source) exclude.add(id);
     if (params.excludeSeen) {
-      const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
+      const seenField = (await this.deps.cache.manifest(r.space, r.version, r.manifestKey)).seenField;
       if (!seenField)
         throw new BadRequestError(
           `excludeSeen: release ${r.version} of ${r.space} names no seenField, so there is nothing to exclude`,
@@ -178,7 +191,13 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.planner.timed(target, vector, params, exclude, ctx);
+    const results = await this.planner.timed(
+      searchable(target),
+      vector,
+      params,
+      withErased(exclude, target),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, target: target.name, id, results };
   }
 
@@ -214,7 +233,13 @@ export class QueryService {
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.planner.timed(c, vector, params, new Set(params.exclude), ctx);
+    const results = await this.planner.timed(
+      searchable(c),
+      vector,
+      params,
+      withErased(new Set(params.exclude), c),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, results };
   }
 
@@ -259,7 +284,13 @@ export class QueryService {
               : await this.queryOn(r, e.collection, e.vector as number[], e, ctx);
           outcomes.push({ ok: true, answer });
         } catch (err) {
-          if (err instanceof SnapshotUnavailableError || !(err instanceof VicinityError)) throw err;
+          // The batch's work budget is the whole request's: over it, the batch is one 400.
+          if (
+            err instanceof SnapshotUnavailableError ||
+            err instanceof BudgetExceededError ||
+            !(err instanceof VicinityError)
+          )
+            throw err;
           outcomes.push({ ok: false, error: err });
         }
       }

@@ -6,6 +6,7 @@ import type { SearchParams } from '../core/query';
 import type { VersionRecord } from '../core/version';
 import { CapacityError } from '../snapshot/cache';
 import { type RequestContext, type Resolved, releaseHeld } from './context';
+import { ErasureCache } from './erasures';
 
 export type VersionChoice = Pick<SearchParams, 'version' | 'consistency'>;
 
@@ -37,7 +38,11 @@ const MAX_CACHED_RECORDS = 1000;
  * previous version, only while the registry says it is READY.
  */
 export class VersionResolver {
-  private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
+  private readonly pointers = new Map<
+    string,
+    { pointer: Pointer; at: number; erasureCounter: number; deleting: boolean }
+  >();
+  readonly erasures: ErasureCache;
   private readonly records = new Map<string, { record: VersionRecord | undefined; at: number }>();
   private readonly lastServed = new Map<string, string>();
   private readonly switches = new Map<string, Switch>();
@@ -61,17 +66,34 @@ export class VersionResolver {
       switchGraceMs?: number;
       warmer?: SwitchWarmer;
     },
-  ) {}
+  ) {
+    this.erasures = new ErasureCache(deps.registry);
+  }
 
   /** The pointer, from a cache trusted for pointerTtlMs; never moves back to a generation older than one seen. */
   async pointer(space: string, strong = false): Promise<Pointer> {
+    return (await this.spaceState(space, strong)).pointer;
+  }
+
+  /**
+   * The pointer item as this instance trusts it: the pointer, the erasure counter (never moving back)
+   * and whether the space is being deleted (never unset) — one read, cached like the pointer.
+   */
+  async spaceState(space: string, strong = false) {
     const cached = this.pointers.get(space);
-    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached.pointer;
-    const fresh = await this.deps.registry.getPointer(space, strong);
-    const keep = cached && cached.pointer.generation > fresh.generation ? cached.pointer : fresh;
-    this.pointers.set(space, { pointer: keep, at: Date.now() });
-    this.deps.roles?.(space, keep.version ?? undefined, keep.previous ?? undefined);
-    return keep;
+    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached;
+    const fresh = await this.deps.registry.getSpaceState(space, strong);
+    const pointer =
+      cached && cached.pointer.generation > fresh.pointer.generation ? cached.pointer : fresh.pointer;
+    const state = {
+      pointer,
+      at: Date.now(),
+      erasureCounter: Math.max(fresh.erasureCounter, cached?.erasureCounter ?? 0),
+      deleting: fresh.deletion !== undefined,
+    };
+    this.pointers.set(space, state);
+    this.deps.roles?.(space, pointer.version ?? undefined, pointer.previous ?? undefined);
+    return state;
   }
 
   /** A version's record, from a cache trusted for pointerTtlMs (fresh when `strong`). */
@@ -89,15 +111,17 @@ export class VersionResolver {
     return record;
   }
 
-  /** Resolves the one version a request will read, once. */
+  /** Resolves the one version a request will read, once, with the space's erasure list and the version's manifest. */
   async resolve(space: string, params: VersionChoice): Promise<Resolved> {
     assertName('space', space);
     const strong = params.consistency === 'strong';
     if (params.version) {
-      const [v, p] = await Promise.all([
+      const [v, s] = await Promise.all([
         this.record(space, params.version, strong),
-        this.pointer(space, strong),
+        this.spaceState(space, strong),
       ]);
+      const p = s.pointer;
+      if (s.deleting) throw new NotFoundError(`Unknown space ${space} (it is being deleted)`);
       if (!v || v.status === 'DELETED') {
         throw new NotFoundError(
           `Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`,
@@ -105,20 +129,32 @@ export class VersionResolver {
       }
       if (v.status !== 'READY')
         throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
-      return { space, version: v.version, pinned: v.version !== p.version && v.version !== p.previous };
+      const erasures = await this.erasures.state(space, s.erasureCounter);
+      return {
+        space,
+        version: v.version,
+        pinned: v.version !== p.version && v.version !== p.previous,
+        erasures,
+        manifestKey: await this.erasures.manifestKey(space, v.version, erasures, v),
+      };
     }
-    const p = await this.pointer(space, strong);
+    const s = await this.spaceState(space, strong);
+    const p = s.pointer;
+    if (s.deleting) throw new NotFoundError(`Unknown space ${space} (it is being deleted)`);
     if (!p.version) {
       const any = await this.deps.registry.listVersions(space, 1);
       throw new NotFoundError(
         any.versions.length ? `Space ${space} has no active version yet` : `Unknown space ${space}`,
       );
     }
+    const erasures = await this.erasures.state(space, s.erasureCounter);
     return {
       space,
       version: p.version,
       generation: p.generation,
       ...(p.previous ? { previous: p.previous } : {}),
+      erasures,
+      manifestKey: await this.erasures.manifestKey(space, p.version, erasures),
     };
   }
 
@@ -235,7 +271,14 @@ export class VersionResolver {
         });
         // What the failed attempt held may go before the previous version loads.
         releaseHeld(ctx);
-        return await fn({ space, version: fallback });
+        const erasures = r.erasures;
+        return await fn({
+          space,
+          version: fallback,
+          ...(erasures
+            ? { erasures, manifestKey: await this.erasures.manifestKey(space, fallback, erasures, record) }
+            : {}),
+        });
       }
     } finally {
       releaseHeld(ctx);

@@ -47,6 +47,26 @@ export interface CollectionManifest {
   /** Every metadata field any item had, so a filter on a field that never existed is a 400. */
   metadataFields: string[];
   segments: Segment[];
+  /**
+   * Present when the collection was built sharded: which segments hold which shard. Part 1 serves a
+   * sharded collection like any other (one instance loads every segment of every shard and merges);
+   * part 2 moves shards to query slots. Absent for an unsharded collection.
+   */
+  sharding?: Sharding;
+}
+
+/** item → shard = FNV-1a 64 (UTF-8 bytes of the id) mod `shards` (functions/core/shard.ts). */
+export interface Sharding {
+  hash: 'fnv1a64-utf8-mod';
+  shards: number;
+  /** One entry per shard, in shard order: its item count and its segments (indexes into `segments`). */
+  layout: ShardLayout[];
+}
+
+export interface ShardLayout {
+  shard: number;
+  count: number;
+  segments: number[];
 }
 
 export interface Manifest {

@@ -54,10 +54,17 @@ export const READ_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.GET, path: '/v1/spaces/{space}/collections/{collection}/projection' },
 ]);
 
-/** Admin routes (CONTRACT.md): they move the pointer, so they always require IAM (SigV4). */
+/**
+ * Admin routes (CONTRACT.md): they move the pointer, erase items or delete a space — and the erasure
+ * list names people — so they always require IAM (SigV4).
+ */
 export const ADMIN_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/activate' },
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/rollback' },
+  { method: HttpMethod.DELETE, path: '/v1/spaces/{space}/collections/{collection}/items/{id}' },
+  { method: HttpMethod.POST, path: '/v1/spaces/{space}/collections/{collection}/items/{id}/restore' },
+  { method: HttpMethod.GET, path: '/v1/spaces/{space}/erasures' },
+  { method: HttpMethod.DELETE, path: '/v1/spaces/{space}' },
 ]);
 
 /** Fields of the API's access log lines (JSON, one per request). */
@@ -197,7 +204,15 @@ export class QueryApi extends Construct {
     allowObjects(this.admin.fn, props.bucket, [PREFIX.snapshots], ['GetObject']);
     allowList(this.admin.fn, props.bucket, [PREFIX.snapshots]);
     allowKey(this.admin.fn, props.key, false);
-    allowTable(this.admin.fn, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchGetItem']);
+    // BatchWriteItem: erasure records, 25 to a request (admin/erasure.ts).
+    allowTable(this.admin.fn, props.table, [
+      'GetItem',
+      'PutItem',
+      'UpdateItem',
+      'Query',
+      'BatchGetItem',
+      'BatchWriteItem',
+    ]);
     props.eventBus.grantPutEventsTo(this.admin.fn);
 
     this.api = new HttpApi(this, 'Api', {
@@ -275,7 +290,7 @@ export class QueryApi extends Construct {
 
     this.adminInvokePolicy = this.invokePolicy(
       'AdminInvokePolicy',
-      'Allows calling the Vicinity admin routes (activate, rollback) with SigV4',
+      'Allows calling the Vicinity admin routes (activate, rollback, erase, restore, erasures, delete space) with SigV4',
       ADMIN_ROUTES,
     );
     if (props.readAuth === 'iam') {

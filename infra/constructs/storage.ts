@@ -8,7 +8,11 @@ import type { BucketEncryptionChoice } from '../config';
 import { acknowledge, NAG_REASON } from '../nag';
 
 /** Key prefixes of the bucket (CONTRACT.md: incoming/{space}/{release}/…, snapshots/{space}/{version}/…). */
-export const PREFIX = Object.freeze({ incoming: 'incoming/', snapshots: 'snapshots/' } as const);
+export const PREFIX = Object.freeze({
+  incoming: 'incoming/',
+  snapshots: 'snapshots/',
+  staging: 'staging/',
+} as const);
 
 export interface StorageProps {
   readonly bucketName?: string;

@@ -28,7 +28,14 @@ export const ESM_REQUIRE_BANNER =
   "import { createRequire as __vicinityCreateRequire } from 'node:module';" +
   'const require = __vicinityCreateRequire(import.meta.url);';
 
-/** Left to the runtime: the SDK (Lambda's Node.js 24 runtime ships v3) and the native addon (the layer). */
+/**
+ * Left to the runtime: the native addon (the layer) and, with `bundleAwsSdk: false` only, the SDK
+ * (Lambda's Node.js 24 runtime ships a v3 of its choosing). Bundled (the default) the SDK is the
+ * version package-lock.json pins and the tests ran, tree-shaken into the ESM bundle; left to the
+ * runtime it is loaded through `require` from the ESM bundle, and Node's CommonJS loader (its
+ * cjs-module-lexer parse of every @aws-sdk/* and @smithy/* file) costs about 100 ms of init
+ * (docs/performance.md, "Cold start").
+ */
 export function externalModules(bundleAwsSdk: boolean): string[] {
   return bundleAwsSdk ? ['hnswlib-node'] : ['@aws-sdk/*', 'hnswlib-node'];
 }
@@ -94,11 +101,18 @@ export class VicinityFunction extends Construct {
       // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
       tracing: Tracing.ACTIVE,
       environment: {
+        // Readable stacks in the logs. Node reads and JSON-parses index.mjs.map when it loads the
+        // bundle: ~4–8 ms of init, measured by npm run bench:cold (docs/performance.md).
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
       },
+      // What the bundle does at import is what a cold start waits for (npm run synth bounds it,
+      // npm run bench:cold measures it): rarely used modules (the EventBridge client, lib-storage's
+      // Upload, the Parquet readers, the explorer's maths, the OpenAPI document) are `import()`ed where
+      // they are used, which esbuild keeps in this one file but wraps so that it is only evaluated on
+      // first use. `keepNames` is needed: core/errors.ts names errors after their class.
       bundling: {
         forceDockerBundling: false,
         format: OutputFormat.ESM,

@@ -1,8 +1,10 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { DEFAULT_CONFIG, type VicinityConfig, validateConfig } from '../config';
 import { BuildPipeline } from '../constructs/build-pipeline';
+import { BuildTasks } from '../constructs/build-tasks';
 import { resolveEventBus, WarmUp } from '../constructs/events';
 import { HnswlibLayer } from '../constructs/hnswlib-layer';
 import { Monitoring } from '../constructs/monitoring';
@@ -31,6 +33,7 @@ export function retentionFor(days: number): RetentionDays {
 export class VicinityStack extends Stack {
   readonly storage: Storage;
   readonly buildPipeline: BuildPipeline;
+  readonly buildTasks: BuildTasks;
   readonly queryApi: QueryApi;
   readonly monitoring: Monitoring;
   readonly sweeper: Sweeper;
@@ -70,8 +73,22 @@ export class VicinityStack extends Stack {
     this.sweeper = new Sweeper(this, 'Sweeper', {
       bucket: this.storage.bucket,
       table: this.storage.table,
+      key: this.storage.key,
       eventBus,
       layer,
+      logRetention,
+      bundleAwsSdk: config.bundleAwsSdk,
+    });
+
+    this.buildTasks = new BuildTasks(this, 'BuildTasks', {
+      bucket: this.storage.bucket,
+      table: this.storage.table,
+      key: this.storage.key,
+      eventBus,
+      layer,
+      build: this.buildPipeline.fn.fn,
+      failedBuilds: this.buildPipeline.failedBuilds,
+      retainVersions: config.retainVersions,
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,
     });
@@ -122,6 +139,8 @@ export class VicinityStack extends Stack {
       alarmEmail: config.alarmEmail,
     });
 
+    this.buildTasks.failedTasksAlarm.addAlarmAction(new SnsAction(this.monitoring.topic));
+
     new CfnOutput(this, 'ApiUrl', {
       value: this.queryApi.url,
       description: 'Base URL; routes start with /v1',
@@ -133,6 +152,7 @@ export class VicinityStack extends Stack {
     new CfnOutput(this, 'TableName', { value: this.storage.table.tableName });
     new CfnOutput(this, 'FailedBuildsQueueUrl', { value: this.buildPipeline.failedBuilds.queueUrl });
     new CfnOutput(this, 'BuildFunctionName', { value: this.buildPipeline.fn.fn.functionName });
+    new CfnOutput(this, 'BuildTasksFunctionName', { value: this.buildTasks.fn.fn.functionName });
     new CfnOutput(this, 'QueryFunctionName', { value: this.queryApi.query.fn.functionName });
     new CfnOutput(this, 'AdminInvokePolicyArn', {
       value: this.queryApi.adminInvokePolicy.managedPolicyArn,

@@ -13,4 +13,5 @@ export {
 } from './common';
 export { type StartDynaliteOptions, startDynalite } from './dynalite';
 export { startDynamoDbLocal } from './dynamodb-local';
+export { type FailedInvocation, type LambdaFunctionDef, type LambdaStandIn, startLambda } from './lambda';
 export { type S3EventBatch, type S3StandIn, type StartS3Options, startS3 } from './s3rver';

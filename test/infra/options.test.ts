@@ -3,6 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV, EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../functions/contract';
 import { ConfigError, configFromContext, DEFAULT_CONFIG } from '../../infra/config';
+import { ADMIN_ROUTES } from '../../infra/constructs/query-api';
 import { ESM_REQUIRE_BANNER, externalModules } from '../../infra/constructs/vicinity-function';
 import { retentionFor, VicinityStack } from '../../infra/stacks/vicinity-stack';
 import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
@@ -58,9 +59,12 @@ describe('configuration from context', () => {
 });
 
 describe('bundling settings', () => {
-  it('leaves the SDK and the native addon to the runtime and the layer', () => {
-    expect(externalModules(false)).toEqual(['@aws-sdk/*', 'hnswlib-node']);
+  it('bundles the SDK by default; the native addon is always left to the layer', () => {
+    expect(DEFAULT_CONFIG.bundleAwsSdk).toBe(true);
     expect(externalModules(true)).toEqual(['hnswlib-node']);
+    // -c vicinity:bundleAwsSdk=false: the runtime's copy of the SDK.
+    expect(externalModules(false)).toEqual(['@aws-sdk/*', 'hnswlib-node']);
+    expect(configFromContext((k) => ({ 'vicinity:bundleAwsSdk': 'false' })[k]).bundleAwsSdk).toBe(false);
   });
 
   it('defines require for CommonJS dependencies inside the ESM bundle', () => {
@@ -216,7 +220,7 @@ describe('read auth JWT', () => {
     });
     const routes = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'));
     for (const r of routes) {
-      const admin = /\/(activate|rollback)$/.test(r.Properties.RouteKey);
+      const admin = ADMIN_ROUTES.some((a) => `${a.method} ${a.path}` === r.Properties.RouteKey);
       expect(r.Properties.AuthorizationType, r.Properties.RouteKey).toBe(admin ? 'AWS_IAM' : 'JWT');
     }
   });

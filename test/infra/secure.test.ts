@@ -212,6 +212,15 @@ describe('functions', () => {
           OnFailure: { Destination: { 'Fn::GetAtt': [s.idOf(s.stack.buildPipeline.failedBuilds), 'Arn'] } },
         },
       },
+      {
+        FunctionName: { Ref: s.idOf(s.stack.buildTasks.fn.fn) },
+        Qualifier: '$LATEST',
+        MaximumRetryAttempts: 2,
+        MaximumEventAgeInSeconds: 6 * 3600,
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [s.idOf(s.stack.buildPipeline.failedBuilds), 'Arn'] } },
+        },
+      },
     ]);
   });
 
@@ -291,9 +300,26 @@ describe('cdk-nag: AWS Solutions and Serverless packs', () => {
       `AwsSolutions-IAM5[Resource::${bucket}/snapshots/*]`,
       NAG_REASON.prefixObjects,
     ],
+    [
+      'Test/Sweeper/Sweeper/Role',
+      `AwsSolutions-IAM5[Resource::${bucket}/incoming/*]`,
+      NAG_REASON.prefixObjects,
+    ],
     ['Test/BuildPipeline/FailedBuilds', 'AwsSolutions-SQS3', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/FailedBuilds', 'Serverless-SQSRedrivePolicy', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/Build/Function', 'Serverless-LambdaDLQ', NAG_REASON.buildDlq],
+    ['Test/BuildTasks/Tasks/Function', 'Serverless-LambdaDLQ', NAG_REASON.buildDlq],
+    ['Test/BuildTasks/Tasks/Role', 'AwsSolutions-IAM5[Resource::*]', NAG_REASON.xray],
+    ...['incoming', 'snapshots', 'staging'].map((p): [string, string, string] => [
+      'Test/BuildTasks/Tasks/Role',
+      `AwsSolutions-IAM5[Resource::${bucket}/${p}/*]`,
+      NAG_REASON.prefixObjects,
+    ]),
+    [
+      'Test/BuildPipeline/Build/Role',
+      `AwsSolutions-IAM5[Resource::${bucket}/staging/*]`,
+      NAG_REASON.prefixObjects,
+    ],
     ['Test/QueryApi/Query/Function', 'Serverless-LambdaDLQ', NAG_REASON.queryDlq],
     ['Test/QueryApi/Admin/Function', 'Serverless-LambdaDLQ', NAG_REASON.apiOnlyDlq],
     ...['Build', 'Query', 'Admin'].map((fn): [string, string, string] => [

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../functions/adapters/s3-store';
+import type { BuildOutcome } from '../../functions/builder/build-release';
 import type { Config } from '../../functions/common/config';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
 
@@ -18,22 +19,54 @@ export interface TestStack extends LocalStack {
     path: string,
     body: unknown,
   ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  /**
+   * Uploads the files, then release.json (last), and waits until the build of that upload's event has
+   * settled: resolves with its outcomes, rejects with the build's error or a timeout naming the key.
+   */
   publish(
     space: string,
     release: string,
     files: Record<string, string | Buffer>,
     releaseJson: unknown,
-  ): Promise<void>;
+    opts?: { timeoutMs?: number },
+  ): Promise<BuildOutcome[]>;
+  /** Uploads release.json only and returns what `settled` needs to wait for its build. */
+  putRelease(space: string, release: string, releaseJson: unknown): Promise<PutRelease>;
   dispose(): Promise<void>;
 }
+
+export interface PutRelease {
+  key: string;
+  etag: string;
+  /** The event cursor before the upload: only a later event counts. */
+  after: number;
+}
+
+/** Retries of a failed build come quickly in tests (AWS: 1 and 2 minutes). */
+export const TEST_RETRY_DELAYS_MS = [200, 400] as const;
 
 export async function testStack(
   config: Partial<Config> = {},
   dynamodbEndpoint?: string,
-  options: Pick<LocalStackOptions, 'adminAuth'> = {},
+  /** `home`: an existing VICINITY_HOME (a restart); dispose() then leaves it for the caller. */
+  options: Partial<
+    Pick<
+      LocalStackOptions,
+      | 'adminAuth'
+      | 'tasks'
+      | 'interpose'
+      | 'deliver'
+      | 'delivery'
+      | 'buildHooks'
+      | 'buildTimeoutMs'
+      | 'log'
+      | 'home'
+    >
+  > = {},
 ): Promise<TestStack> {
-  const home = await mkdtemp(join(tmpdir(), 'vicinity-stack-'));
+  const home = options.home ?? (await mkdtemp(join(tmpdir(), 'vicinity-stack-')));
   const stack = await startLocalStack({
+    delivery: { retryDelaysMs: TEST_RETRY_DELAYS_MS },
     ...options,
     home,
     port: 0,
@@ -60,6 +93,19 @@ export async function testStack(
     }
     return { status: res.status, body: parsed, headers: res.headers };
   };
+  const putRelease = async (space: string, release: string, releaseJson: unknown): Promise<PutRelease> => {
+    const key = `incoming/${space}/${release}/release.json`;
+    const after = stack.events.cursor();
+    const out = await stack.deps.s3.send(
+      new PutObjectCommand({
+        Bucket: stack.info.bucket,
+        Key: key,
+        Body: typeof releaseJson === 'string' ? releaseJson : JSON.stringify(releaseJson),
+        ContentType: 'application/json',
+      }),
+    );
+    return { key, etag: (out.ETag ?? '').replaceAll('"', ''), after };
+  };
   return Object.assign(stack, {
     store,
     home,
@@ -70,6 +116,7 @@ export async function testStack(
       release: string,
       files: Record<string, string | Buffer>,
       releaseJson: unknown,
+      opts?: { timeoutMs?: number },
     ) => {
       const prefix = `incoming/${space}/${release}/`;
       for (const [name, content] of Object.entries(files)) {
@@ -77,15 +124,17 @@ export async function testStack(
           new PutObjectCommand({ Bucket: stack.info.bucket, Key: prefix + name, Body: content }),
         );
       }
-      await store.putText(
-        `${prefix}release.json`,
-        typeof releaseJson === 'string' ? releaseJson : JSON.stringify(releaseJson),
-      );
-      await stack.idle();
+      const put = await putRelease(space, release, releaseJson);
+      return stack.settled(put.key, {
+        etag: put.etag,
+        after: put.after,
+        timeoutMs: opts?.timeoutMs ?? 55_000,
+      });
     },
+    putRelease,
     dispose: async () => {
       await stack.stop();
-      await rm(home, { recursive: true, force: true });
+      if (!options.home) await rm(home, { recursive: true, force: true });
     },
   });
 }

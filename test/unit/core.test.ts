@@ -7,9 +7,11 @@ import { createRouter, MethodNotAllowedError } from '../../functions/common/rout
 import {
   BadRequestError,
   ConflictError,
+  NotFoundError,
   ReleaseInvalidError,
   SnapshotUnavailableError,
   UnprocessableError,
+  UnsupportedMediaTypeError,
 } from '../../functions/core/errors';
 import { assertItemId, assertName, formatVersion, parseVersion } from '../../functions/core/names';
 import {
@@ -21,7 +23,14 @@ import {
 } from '../../functions/core/pointer';
 import { compileFilter, parseSearchBody } from '../../functions/core/query';
 import { parseRelease, parseReleaseKey } from '../../functions/core/release';
-import { bruteForce, mergeNeighbours, overlapAt, scoreOf } from '../../functions/core/search';
+import {
+  bruteForce,
+  exactOverLabels,
+  mergeNeighbours,
+  overlapAt,
+  scoreOf,
+  TopK,
+} from '../../functions/core/search';
 import type { VersionRecord } from '../../functions/core/version';
 
 describe('names', () => {
@@ -220,6 +229,33 @@ describe('scores and merging', () => {
     expect(merged.map((m) => m.id)).toEqual(['a', 'b', 'c']);
   });
 
+  it('keeps the k best in a bounded heap whatever the ties, the smaller id winning, fast', () => {
+    const n = 50_000;
+    const dims = 4;
+    const vectors = new Float32Array(n * dims); // all zero: every distance ties
+    const ids = Array.from({ length: n }, (_, i) => String(n - i));
+    const labels = Int32Array.from({ length: n }, (_, i) => i);
+    const t0 = performance.now();
+    const got = exactOverLabels('ip', dims, vectors, labels, [0, 0, 0, 0], 18, (l) => l !== 7, ids);
+    expect(performance.now() - t0).toBeLessThan(500);
+    const want = [...ids.filter((_, i) => i !== 7)].sort().slice(0, 18);
+    expect(got.map((h) => ids[h.label])).toEqual(want);
+    expect(got.every((h) => h.distance === 1)).toBe(true);
+    // The same answer in any row order: ties never depend on where an item sits.
+    const reversed = Int32Array.from(labels).reverse();
+    const again = exactOverLabels('ip', dims, vectors, reversed, [0, 0, 0, 0], 18, (l) => l !== 7, ids);
+    expect(again.map((h) => ids[h.label])).toEqual(want);
+    const heap = new TopK(3, ['c', 'a', 'b', 'd']);
+    for (const [label, d] of [
+      [0, 1],
+      [3, 0.5],
+      [1, 1],
+      [2, 1],
+    ] as const)
+      heap.offer(label, d);
+    expect(heap.sorted().map((h) => h.label)).toEqual([3, 1, 2]);
+  });
+
   it('finds exact neighbours by brute force', () => {
     const v = new Float32Array([0, 0, 1, 0, 3, 0, 0, 2]);
     expect(bruteForce('l2', 2, v, ['o', 'x', 'xx', 'y'], [0.9, 0], 2).map((n) => n.id)).toEqual(['x', 'o']);
@@ -228,8 +264,60 @@ describe('scores and merging', () => {
 });
 
 describe('http mapping', () => {
-  const event = (method: string, rawPath: string, body?: string) =>
-    ({ rawPath, body, requestContext: { http: { method }, requestId: 'r1' } }) as unknown as HttpEvent;
+  const event = (
+    method: string,
+    rawPath: string,
+    body?: string,
+    query?: Record<string, string>,
+    type = 'application/json',
+  ) =>
+    ({
+      rawPath,
+      body,
+      headers: body === undefined ? {} : { 'content-type': type },
+      ...(query ? { queryStringParameters: query } : {}),
+      requestContext: { http: { method }, requestId: 'r1' },
+    }) as unknown as HttpEvent;
+
+  it('matches canonical paths only: a trailing or doubled slash is a 404', async () => {
+    const route = createRouter([
+      { method: 'GET', path: '/v1/spaces', handler: async () => json(200, {}) },
+      { method: 'GET', path: '/v1/items/{id}', handler: async () => json(200, {}) },
+    ]);
+    expect((await route(event('GET', '/v1/spaces'))).statusCode).toBe(200);
+    for (const p of [
+      '/v1/spaces/',
+      '//v1//spaces',
+      '/v1//spaces',
+      '/v1/items/',
+      '/v1/items//',
+      'v1/spaces',
+    ]) {
+      await expect(route(event('GET', p)), p).rejects.toBeInstanceOf(NotFoundError);
+    }
+  });
+
+  it('refuses a query parameter the route does not take, on every route', async () => {
+    const route = createRouter([
+      { method: 'GET', path: '/v1/a', handler: async () => json(200, {}) },
+      { method: 'GET', path: '/v1/b', query: ['limit'], handler: async () => json(200, {}) },
+    ]);
+    await expect(route(event('GET', '/v1/a', undefined, { x: '1' }))).rejects.toThrow(
+      /unknown query parameter "x"; this route takes none/,
+    );
+    expect((await route(event('GET', '/v1/b', undefined, { limit: '1' }))).statusCode).toBe(200);
+    await expect(route(event('GET', '/v1/b', undefined, { limt: '1' }))).rejects.toThrow(/"limt"/);
+  });
+
+  it('refuses a body that is not application/json with 415', () => {
+    const e = (type: string) => event('POST', '/', '{}', undefined, type);
+    expect(parseJsonBody(e('application/json'))).toEqual({});
+    expect(parseJsonBody(e('application/json; charset=utf-8'))).toEqual({});
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', '', 'application/jsonx']) {
+      expect(() => parseJsonBody(e(type)), type).toThrow(UnsupportedMediaTypeError);
+    }
+    expect(httpStatus(new UnsupportedMediaTypeError('x'))).toBe(415);
+  });
 
   it('keeps an id with %2F as one path segment', async () => {
     const route = createRouter([
@@ -257,6 +345,7 @@ describe('http mapping', () => {
       'method-not-allowed': 405,
       conflict: 409,
       'payload-too-large': 413,
+      'unsupported-media-type': 415,
       unprocessable: 422,
       internal: 500,
       unavailable: 503,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { parseDiffQuery } from '../../functions/common/params';
 import {
   changeLevel,
   describeDiff,
   itemDiff,
   labelOf,
-  parseDiffQuery,
   strideSample,
   summariseDiff,
 } from '../../functions/core/diff';

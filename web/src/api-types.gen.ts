@@ -16,7 +16,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["healthOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -33,7 +37,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["openapiOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -50,7 +58,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["listSpacesOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -66,8 +78,13 @@ export interface paths {
         get: operations["getSpace"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
+        /** delete a space: it answers 404 at once; the sweeper deletes its snapshots, records and (includeInputs) uploads */
+        delete: operations["deleteSpace"];
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getSpaceOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -84,7 +101,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["listVersionsOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -101,7 +122,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getVersionOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -118,7 +143,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["historyOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -135,7 +164,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["diffOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -151,8 +184,13 @@ export interface paths {
         get: operations["getItem"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
+        /** erase an item (and optionally more ids of the collection) from every answer of every version at once, and from stored snapshots within purgeWithinHours */
+        delete: operations["eraseItem"];
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["getItemOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -170,7 +208,11 @@ export interface paths {
         /** the same, parameters in the body (exclude lists up to 10,000) */
         post: operations["similarPost"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["similarOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -187,7 +229,11 @@ export interface paths {
         /** a vector's nearest neighbours */
         post: operations["query"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["queryOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -204,7 +250,11 @@ export interface paths {
         /** up to 100 item or vector queries, all answered from one version, each with its own status */
         post: operations["batch"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["batchOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -221,7 +271,11 @@ export interface paths {
         /** switch the pointer to a READY version (compare-and-swap on expectedGeneration) */
         post: operations["activate"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["activateOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -238,7 +292,11 @@ export interface paths {
         /** activate `previous` (a second rollback goes forward again) */
         post: operations["rollback"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["rollbackOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -255,7 +313,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["projectionOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -272,6 +334,44 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["itemsByPrefixOptions"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/spaces/{space}/collections/{collection}/items/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** lift an erasure (re-consent); the item comes back with the next release */
+        post: operations["restoreItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/spaces/{space}/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** erasures of a space with their status */
+        get: operations["listErasures"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -281,7 +381,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description RFC 9457 problem details; some problems add fields (pointer, errors, field, version, allow). */
+        /** @description RFC 9457 problem details; some problems add fields (pointer, errors, field, version, limit, max). */
         Problem: {
             type: string;
             title: string;
@@ -295,6 +395,13 @@ export interface components {
             pointer?: components["schemas"]["Pointer"];
             version?: string;
             field?: string;
+            /**
+             * @description the work-budget limit a 400 is about
+             * @enum {string}
+             */
+            limit?: "efCeiling" | "scanRows" | "filterVisits" | "requestWork" | "diffWork";
+            /** @description that limit's value */
+            max?: number;
         };
         Name: string;
         VersionId: string;
@@ -336,6 +443,10 @@ export interface components {
             /** @description Tie-aware recall@10 on the quality gate sample, at ef. */
             recallAt10?: number;
             overlapAt10?: number;
+            /** @description Sharded collections: the shard count (item → shard = FNV-1a 64 of the id's UTF-8 bytes mod shards). */
+            shards?: number;
+            /** @description items of the release left out because their ids are erased */
+            erasedDropped?: number;
             /**
              * @description How ef was chosen: tuned by the quality gate (the smallest ef on its ladder reaching recallTarget), or set in release.json. Absent in versions built before tuning.
              * @enum {string}
@@ -414,6 +525,24 @@ export interface components {
             problemCount?: number;
             attempts?: number;
             autoActivate?: boolean;
+            /** @description Sharded builds: progress and fan-in while BUILDING (partition and shard tasks done/total, rows so far; per-task done rows and attempts, keyed p:{collection}:{i} / s:{collection}:{j}). */
+            tasks?: {
+                partitions: number;
+                partitionsDone: number;
+                shards: number;
+                shardsDone: number;
+                rows: number;
+                done?: {
+                    [key: string]: number;
+                };
+                attempts?: {
+                    [key: string]: number;
+                };
+            };
+            /** @description how many times a purge rewrote this snapshot */
+            manifestGeneration?: number;
+            purgedThrough?: number;
+            purgeSwitchedAt?: string;
         };
         History: {
             space: components["schemas"]["Name"];
@@ -440,9 +569,9 @@ export interface components {
         };
         Result: {
             id: string;
-            /** @description 1 − distance (cosine, ip) or −distance (l2): higher is more similar */
+            /** @description 1 − distance (cosine, ip) or −distance (l2): higher is more similar; always a finite number (a query whose distances overflow float32 is refused with a 400) */
             score: number;
-            /** @description hnswlib's: cosine 1 − cos, ip 1 − dot, l2 squared Euclidean */
+            /** @description hnswlib's: cosine 1 − cos, ip 1 − dot, l2 squared Euclidean; always a finite number. Equal distances are ordered by id (the smaller id string, by code units, first) */
             distance: number;
             metadata?: components["schemas"]["Metadata"];
         };
@@ -490,7 +619,7 @@ export interface components {
              */
             consistency: "eventual" | "strong";
         };
-        /** @description finite numbers, as many as the collection's dims */
+        /** @description numbers that are finite as float32 (|x| ≤ 3.4028234663852886e38, so 1e39 is refused with a 400 naming its index), as many as the collection's dims */
         Vector: number[];
         QueryBody: {
             vector: components["schemas"]["Vector"];
@@ -684,9 +813,61 @@ export interface components {
                 metadata: components["schemas"]["Metadata"];
             }[];
         };
+        /** @enum {string} */
+        ErasureStatus: "ERASED" | "PURGED" | "RESTORED";
+        Erasure: {
+            space: components["schemas"]["Name"];
+            collection: components["schemas"]["Name"];
+            id: string;
+            status: components["schemas"]["ErasureStatus"];
+            erasedAt: string;
+            by: string;
+            reason?: string;
+            purgedAt?: string;
+            restoredAt?: string;
+            restoredBy?: string;
+            restoreReason?: string;
+            incomingReleases?: string[];
+        };
+        EraseBody: {
+            reason?: string;
+            by?: string;
+            /** @description more ids of the same collection */
+            ids?: string[];
+        };
+        RestoreBody: {
+            reason?: string;
+            by?: string;
+        };
+        EraseAnswer: {
+            space: string;
+            collection: string;
+            erasures: components["schemas"]["Erasure"][];
+            erasure?: components["schemas"]["Erasure"];
+            erasureCounter: number;
+        };
+        ErasureList: {
+            space: string;
+            erasures: components["schemas"]["Erasure"][];
+        };
+        DeleteSpaceBody: {
+            expectedGeneration: number;
+            includeInputs?: boolean;
+            by?: string;
+        };
+        SpaceDeletion: {
+            space: string;
+            deletion: {
+                space: string;
+                requestedAt: string;
+                by: string;
+                includeInputs: boolean;
+                generation: number;
+            };
+        };
     };
     responses: {
-        /** @description malformed input: JSON, types, ranges, names, vector length, non-finite numbers, unknown filter field or operator, unknown parameter */
+        /** @description malformed input: JSON, types, ranges, names, vector length, a vector value that is not a finite float32 (`vector[3] is not a finite float32`), a query vector whose distances overflow float32, unknown filter field or operator, a query parameter the route does not take, or a request over a work-budget limit (the problem's `limit` and `max` name it; contract: "Work budget") */
         E400: {
             headers: {
                 [name: string]: unknown;
@@ -704,9 +885,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description method not allowed on this path (the Allow header lists those that are) */
+        /** @description a method this path does not serve: every path answers any method it does not document with 405 and an Allow header listing the methods it does */
         E405: {
             headers: {
+                Allow: components["headers"]["Allow"];
                 [name: string]: unknown;
             };
             content: {
@@ -749,6 +931,15 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description a request body that is not application/json (the Content-Type header must say application/json, parameters such as charset allowed) */
+        E415: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description space name */
@@ -761,7 +952,7 @@ export interface components {
         versionPath: components["schemas"]["VersionId"];
         /** @description number of results (1–1000) */
         k: number;
-        /** @description HNSW search breadth (1–10000) */
+        /** @description HNSW search breadth (1–10000; the search uses at most min(4096, item count)) */
         ef: number;
         /** @description search this collection of the same version with the item's vector; default the item's own collection (the item itself is left out) */
         target: components["schemas"]["Name"];
@@ -790,6 +981,8 @@ export interface components {
         "Vicinity-Version": components["schemas"]["VersionId"];
         /** @description parts of the request's time: load, download, verify, readIndex, parse, search, total */
         "Server-Timing": string;
+        /** @description the methods this path serves, OPTIONS included */
+        Allow: string;
     };
     pathItems: never;
 }
@@ -813,6 +1006,28 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    healthOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     openapi: {
@@ -830,9 +1045,36 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, unknown>;
+                    "application/json": {
+                        openapi: string;
+                        info?: Record<string, unknown>;
+                        paths: Record<string, unknown>;
+                        components?: Record<string, unknown>;
+                    };
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    openapiOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     listSpaces: {
@@ -853,6 +1095,28 @@ export interface operations {
                     "application/json": components["schemas"]["SpaceList"];
                 };
             };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    listSpacesOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getSpace: {
@@ -878,6 +1142,60 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+        };
+    };
+    deleteSpace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteSpaceBody"];
+            };
+        };
+        responses: {
+            /** @description the deletion mark */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpaceDeletion"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            409: components["responses"]["E409"];
+        };
+    };
+    getSpaceOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     listVersions: {
@@ -907,6 +1225,30 @@ export interface operations {
                 };
             };
             400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    listVersionsOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getVersion: {
@@ -934,6 +1276,32 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+        };
+    };
+    getVersionOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description version id */
+                version: components["parameters"]["versionPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     history: {
@@ -956,6 +1324,30 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["History"];
                 };
+            };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    historyOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["E400"];
         };
@@ -1000,8 +1392,32 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
+        };
+    };
+    diffOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     getItem: {
@@ -1040,7 +1456,69 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    eraseItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EraseBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure records */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseAnswer"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            413: components["responses"]["E413"];
+        };
+    };
+    getItemOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     similar: {
@@ -1048,7 +1526,7 @@ export interface operations {
             query?: {
                 /** @description number of results (1–1000) */
                 k?: components["parameters"]["k"];
-                /** @description HNSW search breadth (1–10000) */
+                /** @description HNSW search breadth (1–10000; the search uses at most min(4096, item count)) */
                 ef?: components["parameters"]["ef"];
                 /** @description search this collection of the same version with the item's vector; default the item's own collection (the item itself is left out) */
                 target?: components["parameters"]["target"];
@@ -1091,6 +1569,7 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
         };
@@ -1128,9 +1607,38 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
             503: components["responses"]["E503"];
+        };
+    };
+    similarOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     query: {
@@ -1164,8 +1672,35 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             503: components["responses"]["E503"];
+        };
+    };
+    queryOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     batch: {
@@ -1197,8 +1732,33 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             503: components["responses"]["E503"];
+        };
+    };
+    batchOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     activate: {
@@ -1228,9 +1788,34 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
+        };
+    };
+    activateOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     rollback: {
@@ -1260,9 +1845,34 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             409: components["responses"]["E409"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
             422: components["responses"]["E422"];
+        };
+    };
+    rollbackOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     projection: {
@@ -1305,13 +1915,39 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    projectionOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     itemsByPrefix: {
         parameters: {
             query: {
-                /** @description the prefix (may be empty) */
+                /** @description the prefix: at least one character (an empty prefix is a 400) */
                 prefix: string;
                 /** @description id (default) or a metadata field */
                 field?: string;
@@ -1346,7 +1982,95 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    itemsByPrefixOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
+        };
+    };
+    restoreItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RestoreBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure record, RESTORED */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        space: string;
+                        erasure: components["schemas"]["Erasure"];
+                    };
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+        };
+    };
+    listErasures: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["ErasureStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description erasures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureList"];
+                };
+            };
+            400: components["responses"]["E400"];
         };
     };
 }

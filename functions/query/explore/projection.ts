@@ -1,13 +1,16 @@
 /** A 2-D PCA map of a collection: fitting on a hash sample, and the metadata each point carries. */
 import type { LoadedCollection } from '../../snapshot/cache';
+import { PROJECTION_MAX_CELLS } from './limits';
 import { type Pca2, pca2, project, unitIfCosine } from './pca';
 import { flatOf, refOf, sampleByHash } from './sampling';
 
-export const PROJECTION_DEFAULT_SAMPLE = 3000;
-export const PROJECTION_MAX_SAMPLE = 10_000;
-/** The sample is cut so that sample × dims stays under this many numbers (a 4096-d space gets ~2,000 points). */
-export const PROJECTION_MAX_CELLS = 8_000_000;
-export const PROJECTION_MAX_IDS = 100;
+export {
+  PROJECTION_DEFAULT_SAMPLE,
+  PROJECTION_MAX_CELLS,
+  PROJECTION_MAX_IDS,
+  PROJECTION_MAX_SAMPLE,
+} from './limits';
+
 /** Longest string value a projection point carries per metadata field. */
 const MAX_VALUE_CHARS = 120;
 const MAX_ARRAY_VALUES = 5;

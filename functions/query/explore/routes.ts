@@ -5,27 +5,25 @@
  * deterministic sample of a collection, and a prefix search over ids or a metadata field.
  * Both read one version, resolved once, and answer with it like every other data route.
  */
-import { intOr, listParam, type QueryString, rejectUnknownParams, versionParams } from '../../common/params';
+import { intOr, listParam, type QueryString, versionParams } from '../../common/params';
 import type { Route } from '../../common/router';
 import { BadRequestError } from '../../core/errors';
 import { assertItemId, assertName } from '../../core/names';
 import type { LoadedCollection } from '../../snapshot/cache';
 import { type RequestContext, type Resolved, served, withRequest } from '../context';
+import { erasedIn, isHidden } from '../erasures';
 import type { QueryService } from '../service';
-import { project, unitIfCosine } from './pca';
-import { PrefixIndexes } from './prefix-index';
-import {
-  PROJECTION_DEFAULT_SAMPLE,
-  PROJECTION_MAX_IDS,
-  PROJECTION_MAX_SAMPLE,
-  Projections,
-  pickFields,
-  scalarFields,
-} from './projection';
-import { flatOf, refOf } from './sampling';
+import { PROJECTION_DEFAULT_SAMPLE, PROJECTION_MAX_IDS, PROJECTION_MAX_SAMPLE } from './limits';
+import type { PrefixIndexes } from './prefix-index';
+import type { Projections } from './projection';
+
+type Maths = typeof import('./maths');
 
 export const PREFIX_DEFAULT_LIMIT = 20;
 export const PREFIX_MAX_LIMIT = 100;
+
+const PROJECTION_QUERY_KEYS = ['sample', 'fields', 'ids', 'points', 'version', 'consistency'];
+const PREFIX_QUERY_KEYS = ['prefix', 'field', 'limit', 'version', 'consistency'];
 
 const round = (v: number) => Math.round(v * 1e5) / 1e5;
 
@@ -35,8 +33,16 @@ const round = (v: number) => Math.round(v * 1e5) / 1e5;
  */
 export function exploreRoutes(service: QueryService): Route[] {
   const base = '/v1/spaces/{space}/collections/{collection}';
-  const projections = new Projections();
-  const prefixIndexes = new PrefixIndexes();
+  // The maths (PCA, sampling, prefix index) and its caches are loaded by the first explore request.
+  let loaded: Promise<Maths & { projections: Projections; prefixIndexes: PrefixIndexes }> | undefined;
+  const maths = () => {
+    loaded ??= import('./maths').then((m) => ({
+      ...m,
+      projections: new m.Projections(),
+      prefixIndexes: new m.PrefixIndexes(),
+    }));
+    return loaded;
+  };
 
   const open = async (
     params: Record<string, string>,
@@ -54,9 +60,9 @@ export function exploreRoutes(service: QueryService): Route[] {
     {
       method: 'GET',
       path: `${base}/projection`,
+      query: PROJECTION_QUERY_KEYS,
       handler: withRequest(async (ctx, { params, query }) => {
         const t0 = performance.now();
-        rejectUnknownParams(query, ['sample', 'fields', 'ids', 'points', 'version', 'consistency']);
         const sample = intOr(query.sample, 'sample', 1, PROJECTION_MAX_SAMPLE, PROJECTION_DEFAULT_SAMPLE);
         const points = query.points === undefined ? true : query.points === 'true';
         if (query.points !== undefined && query.points !== 'true' && query.points !== 'false')
@@ -65,7 +71,8 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (ids.length > PROJECTION_MAX_IDS)
           throw new BadRequestError(`ids: at most ${PROJECTION_MAX_IDS} (got ${ids.length})`);
         for (const id of ids) assertItemId(id);
-        const { r, c } = await open(params, query, ctx);
+        const [{ r, c }, { projections, project, unitIfCosine, pickFields, scalarFields }] =
+          await Promise.all([open(params, query, ctx), maths()]);
         const known = c.manifest.metadataFields ?? [];
         let fields: string[];
         if (query.fields === undefined) fields = scalarFields(c);
@@ -113,14 +120,19 @@ export function exploreRoutes(service: QueryService): Route[] {
             fields,
             ...(points
               ? {
-                  points: f.refs.map((ref, i) =>
-                    point(
-                      ref.id,
-                      f.coords[i * 2] as number,
-                      f.coords[i * 2 + 1] as number,
-                      ref.segment,
-                      ref.label,
-                    ),
+                  points: f.refs.flatMap((ref, i) =>
+                    // An erased item is never shown, even before the purge rewrote the snapshot.
+                    isHidden(c, ref.id)
+                      ? []
+                      : [
+                          point(
+                            ref.id,
+                            f.coords[i * 2] as number,
+                            f.coords[i * 2 + 1] as number,
+                            ref.segment,
+                            ref.label,
+                          ),
+                        ],
                   ),
                 }
               : {}),
@@ -134,14 +146,18 @@ export function exploreRoutes(service: QueryService): Route[] {
     {
       method: 'GET',
       path: `${base}/items`,
+      query: PREFIX_QUERY_KEYS,
       handler: withRequest(async (ctx, { params, query }) => {
         const t0 = performance.now();
-        rejectUnknownParams(query, ['prefix', 'field', 'limit', 'version', 'consistency']);
-        if (query.prefix === undefined) throw new BadRequestError('prefix: required (it may be empty)');
+        if (query.prefix === undefined || query.prefix === '')
+          throw new BadRequestError('prefix: required, at least one character');
         if (query.prefix.length > 256) throw new BadRequestError('prefix: at most 256 characters');
         const limit = intOr(query.limit, 'limit', 1, PREFIX_MAX_LIMIT, PREFIX_DEFAULT_LIMIT);
         const field = query.field ?? 'id';
-        const { r, c } = await open(params, query, ctx);
+        const [{ r, c }, { prefixIndexes, flatOf, refOf }] = await Promise.all([
+          open(params, query, ctx),
+          maths(),
+        ]);
         const known = c.manifest.metadataFields ?? [];
         if (field !== 'id' && !known.includes(field))
           throw new BadRequestError(
@@ -151,7 +167,14 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (builtMs !== undefined) ctx.timings.index = builtMs;
         const flat = flatOf(c);
         const ts = performance.now();
-        const { hits, more } = index.search(query.prefix, limit);
+        // Erased items are asked for on top of the limit and left out, so `limit` others still come back.
+        const hidden = erasedIn(c).length;
+        const found = index.search(query.prefix, limit + hidden);
+        const shown = hidden
+          ? found.hits.filter((h) => !isHidden(c, flat.ids[h.item] as string))
+          : found.hits;
+        const hits = shown.slice(0, limit);
+        const more = found.more || shown.length > limit;
         ctx.timings.search = performance.now() - ts;
         return served(
           {

@@ -73,6 +73,12 @@ export function createSearch(deps: SearchDeps) {
   const runSearch = debounce(async (text: string) => {
     const { space, collection } = state;
     if (!space || !collection) return;
+    // The API refuses an empty prefix (400): a cleared box just closes the list.
+    if (text === '') {
+      searchAbort?.abort();
+      closeResults();
+      return;
+    }
     searchAbort?.abort();
     searchAbort = new AbortController();
     try {

@@ -1,0 +1,191 @@
+/**
+ * The build's side of a sharded release: decide each collection's shard count, build the unsharded
+ * collections here as today, write the plan, hand the version's lease to the task phase and start one
+ * partition task per input part.
+ */
+import { join } from 'node:path';
+import type { ReleaseFiles } from '../../adapters/readers/types';
+import type { TaskDispatcher } from '../../core/ports';
+import { type CollectionSpec, QUALITY_DEFAULTS, type ReleaseSpec } from '../../core/release';
+import { estimateJsonlRows, planShards } from '../../core/shard';
+import type { CollectionReport, ReleaseEvent } from '../../core/version';
+import type { CollectionManifest } from '../../snapshot/manifest';
+import { writeSegments } from '../../snapshot/writer';
+import type { Lease } from '../claim';
+import type { BuildContext, BuildDeps, BuildOutcome } from '../deps';
+import { buildIndex } from '../index-build';
+import { type InputEtags, ingest, openRelease } from '../ingest';
+import { previousVersion } from '../previous-version';
+import { type QualityGate, qualityGate } from '../quality-gate';
+import { lambdaTasks, planKey, type ShardedCollectionPlan, type ShardedPlan } from './layout';
+
+/** Rows of a collection: exact for raw and Parquet (footers), estimated from bytes for JSONL. */
+export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Promise<number> {
+  if (c.format === 'raw')
+    return Math.floor(((await files.size(c.files[0] as string)) ?? 0) / (4 * (c.dims ?? 1)));
+  let rows = 0;
+  for (const f of c.files) {
+    const size = (await files.size(f)) ?? 0;
+    if (c.format === 'parquet') {
+      // Loaded on first use: only releases with Parquet collections need it (cold start).
+      const { parquetMetadataAsync } = await import('hyparquet');
+      const meta = await parquetMetadataAsync({
+        byteLength: size,
+        slice: async (start, end) => {
+          const stop = Math.min(end ?? size, size);
+          const b = await files.range(f, start, stop - start);
+          return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+        },
+      }).catch(() => undefined);
+      // An unreadable footer is the partition task's problem to report (with the file); estimate 0 here.
+      rows += meta ? Number(meta.num_rows) : 0;
+    } else rows += estimateJsonlRows(size, c.dims, c.format === 'jsonl.gz');
+  }
+  return rows;
+}
+
+/** Shard counts per collection; undefined when every collection has one shard (the unsharded path). */
+export async function shardCounts(
+  deps: Pick<BuildDeps, 'config'>,
+  spec: ReleaseSpec,
+  files: ReleaseFiles,
+): Promise<Map<string, number> | undefined> {
+  const out = new Map<string, number>();
+  for (const c of spec.collections) {
+    const requested = c.shards ?? 'auto';
+    const rows = requested === 'auto' ? await estimateRows(c, files) : 0;
+    out.set(
+      c.name,
+      planShards({
+        requested,
+        rows,
+        dims: c.dims ?? 128,
+        M: c.M,
+        maxShardItems: deps.config.maxShardItems,
+        taskMemoryMb: deps.config.taskMemoryMb,
+      }),
+    );
+  }
+  return [...out.values()].some((n) => n > 1) ? out : undefined;
+}
+
+/** The partitions of a collection: one per input file (raw input is one part: its vectors and ids). */
+export function partitionsOf(c: CollectionSpec): string[][] {
+  return c.format === 'raw' ? [c.files] : c.files.map((f) => [f]);
+}
+
+export const taskOwnerOf = (version: string) => `tasks:${version}`;
+
+/**
+ * Starts the sharded build of a claimed version under `lease`. Returns DISPATCHED once every partition
+ * task is queued; the task that completes the last shard finalizes the version.
+ */
+export async function startShardedBuild(
+  deps: BuildDeps & { tasks?: TaskDispatcher },
+  event: ReleaseEvent,
+  ctx: BuildContext,
+  lease: Lease,
+  workDir: string,
+  inputs?: InputEtags,
+): Promise<BuildOutcome | undefined> {
+  const { store, registry, config, log } = deps;
+  const { space, version } = ctx;
+  const { spec, files } = await openRelease(deps, event, workDir, inputs);
+  const counts = await shardCounts(deps, spec, files);
+  if (!counts) return undefined;
+  const started = Date.now();
+  const quality: QualityGate = {
+    minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
+    sample: spec.quality.sample ?? config.qualitySample ?? QUALITY_DEFAULTS.sample,
+    minOverlap: spec.quality.minOverlap ?? null,
+  };
+
+  // Unsharded collections of a mixed release: built here exactly as the unsharded path builds them.
+  const unsharded: ShardedPlan['unsharded'] = { manifest: {}, reports: {}, timings: {} };
+  const previous = await previousVersion(deps, ctx, workDir);
+  for (const c of spec.collections) {
+    if ((counts.get(c.name) ?? 1) > 1) continue;
+    const t0 = Date.now();
+    const table = await ingest(c, files, config.maxLineBytes, log, ctx);
+    const {
+      segments: built,
+      duplicateGroups,
+      largestDuplicateGroup,
+    } = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
+    const prev = await previous.collection(c.name, table.dims);
+    const {
+      recall: _r,
+      overlap: _o,
+      ef,
+      ...report
+    } = await qualityGate(deps, c, table, built, quality, prev, ctx);
+    if (lease.lost()) throw new Error('lost the build lease while building');
+    const segments = await writeSegments(store, space, version, c.name, built);
+    unsharded.manifest[c.name] = {
+      metric: c.metric,
+      dims: table.dims,
+      count: table.count,
+      M: c.M,
+      efConstruction: c.efConstruction,
+      ef,
+      metadataFields: [...table.metadataFields].sort(),
+      segments,
+    } satisfies CollectionManifest;
+    unsharded.reports[c.name] = {
+      count: table.count,
+      dims: table.dims,
+      metric: c.metric,
+      M: c.M,
+      efConstruction: c.efConstruction,
+      ef,
+      segments: segments.length,
+      duplicateGroups,
+      largestDuplicateGroup,
+      ...report,
+    } satisfies CollectionReport;
+    unsharded.timings[`${c.name}.buildMs`] = Date.now() - t0;
+  }
+
+  const sharded: ShardedCollectionPlan[] = spec.collections
+    .filter((c) => (counts.get(c.name) ?? 1) > 1)
+    .map((c) => ({ name: c.name, shards: counts.get(c.name) as number, partitions: partitionsOf(c) }));
+  const taskOwner = taskOwnerOf(version);
+  const plan: ShardedPlan = { event, spec, quality, taskOwner, startedAt: started, sharded, unsharded };
+  await store.putText(planKey(space, version), JSON.stringify(plan));
+
+  const totals = {
+    partitions: sharded.reduce((n, c) => n + c.partitions.length, 0),
+    shards: sharded.reduce((n, c) => n + c.shards, 0),
+  };
+  // The hand-off: from here the version's lease belongs to its tasks; a redelivered event finds it held.
+  const handed = await registry.startTasks(
+    space,
+    version,
+    deps.owner,
+    taskOwner,
+    Date.now() + config.taskPhaseMs,
+    totals,
+  );
+  if (!handed) {
+    log.warn('lost the build lease before starting the tasks', ctx);
+    return { status: 'BUSY', version };
+  }
+  const tasks = deps.tasks ?? lambdaTasks(config);
+  for (const c of sharded) {
+    for (let i = 0; i < c.partitions.length; i++) {
+      await tasks.dispatch({
+        vicinity: 'build-task',
+        kind: 'partition',
+        space,
+        version,
+        collection: c.name,
+        index: i,
+      });
+    }
+  }
+  log.info('sharded build dispatched', {
+    ...ctx,
+    collections: sharded.map((c) => ({ name: c.name, shards: c.shards, partitions: c.partitions.length })),
+  });
+  return { status: 'DISPATCHED', version, ...totals };
+}

@@ -1,0 +1,220 @@
+/**
+ * One build task, whatever its kind: count the attempt, do the work (skipped if already done), record
+ * it done with one conditional update on the version record (idempotent per task), and advance the
+ * fan-in — the partition that completes the set of partitions starts the shard tasks, the shard that
+ * completes the set of shards finalizes. A refused release FAILS the version at once; any other error
+ * is rethrown for Lambda to retry, and FAILS the version on the third attempt.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EVENT_DETAIL_TYPE } from '../../contract';
+import { ReleaseInvalidError } from '../../core/errors';
+import type { TaskDispatcher } from '../../core/ports';
+import { type BuildTaskEvent, taskKey } from '../../core/shard';
+import type { TaskState, VersionRecord } from '../../core/version';
+import type { BuildDeps } from '../deps';
+import { finalizeVersion } from './finalize';
+import {
+  deleteStaging,
+  type PartitionResult,
+  partitionResultKey,
+  planKey,
+  queriesKey,
+  readJson,
+  type SampleItem,
+  type ShardedPlan,
+  type TaskRun,
+} from './layout';
+import { runPartition, sortSample } from './partition';
+import { runShard } from './shard-task';
+
+export const TASK_ATTEMPTS = 3;
+
+export type TaskOutcome =
+  | { status: 'DONE' | 'ALREADY_DONE'; key: string; next?: 'shards' | 'READY' | 'SETTLED' }
+  | { status: 'SKIPPED'; key: string; reason: string }
+  | { status: 'FAILED'; key: string; reason: string };
+
+function describeTask(t: BuildTaskEvent, plan?: ShardedPlan): string {
+  if (t.kind === 'finalize') return 'finalize';
+  if (t.kind === 'shard') return `shard ${t.index} of collection ${t.collection}`;
+  const files = plan?.sharded.find((c) => c.name === t.collection)?.partitions[t.index ?? 0];
+  return `partition ${t.index} of collection ${t.collection}${files ? ` (${files.join(', ')})` : ''}`;
+}
+
+export async function runBuildTask(
+  deps: BuildDeps,
+  tasks: TaskDispatcher,
+  task: BuildTaskEvent,
+  remainingMs: () => number,
+): Promise<TaskOutcome> {
+  const { registry, log } = deps;
+  const { space, version } = task;
+  const key = taskKey(task);
+  const workDir = join(
+    deps.config.cacheDir,
+    'tasks',
+    `${space}-${version}-${key.replaceAll(':', '_')}-${randomUUID()}`,
+  );
+  const run: TaskRun = {
+    deps,
+    tasks,
+    space,
+    version,
+    remainingMs,
+    async putBytes(k, body) {
+      await mkdir(workDir, { recursive: true });
+      const path = join(workDir, `put-${randomUUID()}`);
+      await writeFile(path, body);
+      try {
+        await deps.store.putFile(k, path);
+      } finally {
+        await unlink(path).catch(() => undefined);
+      }
+    },
+  };
+  const ctx = { space, version, task: key };
+
+  const begun =
+    task.kind === 'finalize'
+      ? await registry
+          .getVersion(space, version)
+          .then((record) =>
+            record?.status === 'BUILDING' && record.tasks ? { attempts: 1, done: false, record } : undefined,
+          )
+      : await registry.beginTask(space, version, key);
+  if (!begun) return { status: 'SKIPPED', key, reason: 'the version is not BUILDING with tasks' };
+  let plan: ShardedPlan | undefined;
+  try {
+    plan = await readJson<ShardedPlan>(deps.store, planKey(space, version));
+    let record: VersionRecord = begun.record;
+    let recorded = false;
+    if (task.kind === 'finalize') {
+      // An explicit finalize (operator or a lost finaliser): only once every shard is done.
+    } else if (!begun.done) {
+      let rows = 0;
+      if (task.kind === 'partition') {
+        rows = (await runPartition(run, plan, task.collection as string, task.index as number)).rows;
+      } else {
+        rows = (await runShard(run, plan, task.collection as string, task.index as number, workDir)).count;
+      }
+      const done = await registry.completeTask(space, version, key, rows);
+      if (!done) {
+        // The version settled (FAILED by another task) while this one wrote: its outputs go too.
+        await deleteStaging(deps.store, space, version);
+        return { status: 'SKIPPED', key, reason: 'the version settled while the task ran' };
+      }
+      record = done.record;
+      recorded = done.recorded;
+    }
+    const t = record.tasks as TaskState;
+    log.info('build task done', {
+      ...ctx,
+      recorded,
+      partitions: `${t.partitionsDone}/${t.partitions}`,
+      shards: `${t.shardsDone}/${t.shards}`,
+      rows: t.rows,
+    });
+    if (task.kind === 'partition' && t.partitionsDone === t.partitions && t.shardsDone < t.shards) {
+      // Exactly one update saw the count reach the total; a retry of it (already done) repeats the dispatch.
+      await startShards(run, plan);
+      return { status: recorded ? 'DONE' : 'ALREADY_DONE', key, next: 'shards' };
+    }
+    if (task.kind !== 'partition' && t.shardsDone === t.shards && t.partitionsDone === t.partitions) {
+      const r = await finalizeVersion(run, plan, workDir);
+      return { status: recorded ? 'DONE' : 'ALREADY_DONE', key, next: r.status };
+    }
+    return { status: recorded ? 'DONE' : 'ALREADY_DONE', key };
+  } catch (err) {
+    const what = describeTask(task, plan);
+    if (err instanceof ReleaseInvalidError) {
+      await failVersion(deps, task, plan, `${what}: ${err.message}`, err);
+      return { status: 'FAILED', key, reason: err.message };
+    }
+    if (begun.attempts >= TASK_ATTEMPTS) {
+      const reason = `${what} failed ${begun.attempts} times; last error: ${(err as Error).message}`;
+      await failVersion(deps, task, plan, reason);
+      return { status: 'FAILED', key, reason };
+    }
+    log.error('build task failed; Lambda retries it', {
+      ...ctx,
+      attempts: begun.attempts,
+      error: String(err),
+    });
+    throw err;
+  } finally {
+    await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** After the last partition: check the parts agree, pick the gate's sample, start one task per shard. */
+async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
+  const { deps, space, version } = run;
+  for (const cp of plan.sharded) {
+    const parts = await Promise.all(
+      cp.partitions.map((_, i) =>
+        readJson<PartitionResult>(deps.store, partitionResultKey(space, version, cp.name, i)),
+      ),
+    );
+    const withRows = parts.filter((p) => p.rows > 0);
+    const dims = withRows[0]?.dims;
+    const odd = withRows.find((p) => p.dims !== dims);
+    if (odd) {
+      throw new ReleaseInvalidError([
+        {
+          file: odd.files[0] as string,
+          message: `collection ${cp.name}: vectors have ${odd.dims} values here but ${dims} in ${withRows[0]?.files[0]}`,
+        },
+      ]);
+    }
+    if (!withRows.length) {
+      throw new ReleaseInvalidError([
+        { file: cp.partitions[0]?.[0] as string, message: `collection ${cp.name} is empty` },
+      ]);
+    }
+    const sample = sortSample(parts.flatMap((p) => p.sample)).slice(0, plan.quality.sample) as SampleItem[];
+    await deps.store.putText(queriesKey(space, version, cp.name), JSON.stringify(sample));
+  }
+  for (const cp of plan.sharded) {
+    for (let j = 0; j < cp.shards; j++) {
+      await run.tasks.dispatch({
+        vicinity: 'build-task',
+        kind: 'shard',
+        space,
+        version,
+        collection: cp.name,
+        index: j,
+      });
+    }
+  }
+}
+
+/** FAILED with the task and reason (only while the version is BUILDING under the task phase's lease). */
+async function failVersion(
+  deps: BuildDeps,
+  task: BuildTaskEvent,
+  plan: ShardedPlan | undefined,
+  reason: string,
+  invalid?: ReleaseInvalidError,
+): Promise<void> {
+  const { space, version } = task;
+  const owner = plan?.taskOwner ?? `tasks:${version}`;
+  const ok = await deps.registry.finishVersion(space, version, owner, {
+    status: 'FAILED',
+    finishedAt: new Date().toISOString(),
+    reason,
+    ...(invalid ? { problems: invalid.problems, problemCount: invalid.problemCount } : {}),
+  });
+  if (!ok) return;
+  deps.log.warn('sharded build FAILED', { space, version, reason });
+  await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, {
+    space,
+    version,
+    release: plan?.event.release,
+    reason,
+  });
+  await deleteStaging(deps.store, space, version).catch((err) =>
+    deps.log.warn('could not delete staging; the sweeper removes it', { space, version, error: String(err) }),
+  );
+}
