@@ -200,19 +200,12 @@ export class QueryApi extends Construct {
       },
     });
     acknowledge(this.admin.fn, 'Serverless-LambdaDLQ', NAG_REASON.apiOnlyDlq);
-    // Reads manifests (dims/metric compatibility), writes the pointer with a conditional PutItem/UpdateItem.
-    allowObjects(this.admin.fn, props.bucket, [PREFIX.snapshots], ['GetObject']);
-    allowList(this.admin.fn, props.bucket, [PREFIX.snapshots]);
+    // DynamoDB only: compatibility checks read version records, the pointer moves by a conditional
+    // write; no S3 (the deploy rehearsal's IAM-by-use found the snapshot grants unused). The key (with
+    // encryption=kms) covers the table.
     allowKey(this.admin.fn, props.key, false);
     // BatchWriteItem: erasure records, 25 to a request (admin/erasure.ts).
-    allowTable(this.admin.fn, props.table, [
-      'GetItem',
-      'PutItem',
-      'UpdateItem',
-      'Query',
-      'BatchGetItem',
-      'BatchWriteItem',
-    ]);
+    allowTable(this.admin.fn, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']);
     props.eventBus.grantPutEventsTo(this.admin.fn);
 
     this.api = new HttpApi(this, 'Api', {

@@ -343,11 +343,6 @@ describe('cdk-nag: AWS Solutions and Serverless packs', () => {
       NAG_REASON.prefixObjects,
     ],
     [
-      'Test/QueryApi/Admin/Role',
-      `AwsSolutions-IAM5[Resource::${bucket}/snapshots/*]`,
-      NAG_REASON.prefixObjects,
-    ],
-    [
       `Test/${BUCKET_NOTIFICATIONS_HANDLER_ID}`,
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
       NAG_REASON.notificationsHandler,
