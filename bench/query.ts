@@ -11,7 +11,7 @@
  * and docs/performance.md.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,15 +22,16 @@ import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { hnswEngine } from '../functions/adapters/hnsw-index';
 import { S3Store } from '../functions/adapters/s3-store';
 import type { HttpEvent } from '../functions/common/http';
-import { activateVersion } from '../functions/core/activation';
 import { exactOverLabels, normalise } from '../functions/core/search';
+import { requestContext } from '../functions/query/context';
 import { FilterIndex } from '../functions/query/filter-index';
+import { queryRouter } from '../functions/query/routes';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
-import { digestFile } from '../functions/snapshot/digest';
-import type { CollectionManifest, Manifest, SnapshotFile } from '../functions/snapshot/manifest';
+import type { Manifest } from '../functions/snapshot/manifest';
 import { fakeContext } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
+import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
   CACHE_DIR,
   DATASETS,
@@ -61,94 +62,6 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const hnswlib = createRequire(import.meta.url)('hnswlib-node') as typeof Hnsw;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
-const SPACE = 'bench';
-const collectionName = (d: Dataset) => (d.n >= 1_000_000 ? 'd1m' : 'd100k');
-
-// ---------------------------------------------------------------------------------------------
-// Publishing the cached index as a real snapshot in the S3 stand-in, and a READY, active version.
-
-async function uploadFile(store: S3Store, key: string, path: string): Promise<SnapshotFile> {
-  const d = await digestFile(path);
-  await store.putFile(key, path);
-  return { key, bytes: d.bytes, sha256: d.sha256, parts: d.parts };
-}
-
-async function publishSnapshot(stack: LocalStack, datasets: Dataset[]): Promise<string> {
-  const store = new S3Store(stack.deps.s3, stack.info.bucket);
-  const registry = new DynamoRegistry(stack.deps.dynamo, stack.info.table);
-  const now = new Date();
-  const { version } = await registry.claimRelease(
-    { space: SPACE, release: 'bench', key: `incoming/${SPACE}/bench/release.json`, sequencer: '1' },
-    now,
-  );
-  const number = Number(version.slice(1));
-  await registry.ensureVersion({
-    space: SPACE,
-    version,
-    number,
-    status: 'BUILDING',
-    release: 'bench',
-    releaseKey: `incoming/${SPACE}/bench/release.json`,
-    sequencer: '1',
-    createdAt: now.toISOString(),
-  });
-  await registry.acquireLease(SPACE, version, 'bench', Date.now() + 3_600_000, Date.now());
-  const collections: Record<string, CollectionManifest> = {};
-  for (const d of datasets) {
-    const name = collectionName(d);
-    const prefix = `snapshots/${SPACE}/${version}/${name}/seg-0/`;
-    const idsPath = join(d.dir, 'ids.json');
-    const metaPath = join(d.dir, 'meta.json');
-    await writeFile(idsPath, JSON.stringify(d.ids));
-    await writeFile(metaPath, JSON.stringify(d.meta));
-    log(`uploading ${name} to the S3 stand-in`);
-    const [index, ids, meta] = await Promise.all([
-      uploadFile(store, `${prefix}index.hnsw`, d.indexPath),
-      uploadFile(store, `${prefix}ids.json`, idsPath),
-      uploadFile(store, `${prefix}meta.json`, metaPath),
-    ]);
-    collections[name] = {
-      metric: 'cosine',
-      dims: d.dims,
-      count: d.n,
-      M,
-      efConstruction: EF_CONSTRUCTION,
-      ef: 80,
-      metadataFields: ['b'],
-      segments: [{ count: d.n, files: { index, ids, meta } }],
-    };
-  }
-  const manifest: Manifest = {
-    format: 1,
-    space: SPACE,
-    version,
-    createdAt: now.toISOString(),
-    release: 'bench',
-    collections,
-  };
-  await store.putText(`snapshots/${SPACE}/${version}/manifest.json`, JSON.stringify(manifest));
-  await registry.finishVersion(SPACE, version, 'bench', {
-    status: 'READY',
-    finishedAt: new Date().toISOString(),
-    collections: Object.fromEntries(
-      Object.entries(collections).map(([k, c]) => [
-        k,
-        {
-          count: c.count,
-          dims: c.dims,
-          metric: c.metric,
-          M,
-          efConstruction: EF_CONSTRUCTION,
-          ef: c.ef,
-          segments: 1,
-        },
-      ]),
-    ),
-  });
-  await registry.registerSpace(SPACE, now);
-  await activateVersion(registry, { space: SPACE, version, expectedGeneration: 0, by: 'cli' });
-  return version;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Cold load: the service's path against a plain download + plain readIndex.
@@ -344,6 +257,135 @@ async function overHttp(stack: LocalStack, d: Dataset, ef: number, concurrency: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// The service's own cost per query, by layer: hnswlib alone → the use case (version, collection,
+// planner, result objects with metadata) → the route (body parse, validation, JSON response) → the
+// whole middy handler (Powertools context, metrics, access log, CORS, problem+json). Interleaved
+// rounds, each layer's p50 the median over rounds, so machine noise hits every layer alike.
+
+const OVERHEAD_ROUNDS = 5;
+
+async function overhead(
+  stack: LocalStack,
+  d: Dataset,
+  index: Hnsw.HierarchicalNSW,
+  version: string,
+  ef = 80,
+) {
+  const name = collectionName(d);
+  const path = `/v1/spaces/${SPACE}/collections/${name}/query`;
+  const bodies = bodiesFor(d, ef);
+  const vectors = bodies.map((b) => (JSON.parse(b) as { vector: number[] }).vector);
+  const service = stack.query.service;
+  const route = queryRouter(service, new DynamoRegistry(stack.deps.dynamo, stack.info.table));
+  const ctx = fakeContext('vicinity-query', 'bench');
+  const params = {
+    k: 10,
+    ef,
+    exclude: [],
+    excludeSeen: false,
+    includeMetadata: true,
+    consistency: 'eventual' as const,
+  };
+  // The index search inside each request is timed, so its own cost is measured per request
+  // (latency − search), not as a difference of noisy p50s.
+  const held = await stack.query.cache.collection(SPACE, version, name);
+  let searchMs = 0;
+  for (const seg of held.collection.segments) {
+    const inner = seg.index.search.bind(seg.index);
+    seg.index.search = (...a: Parameters<typeof inner>) => {
+      const t = performance.now();
+      const r = inner(...a);
+      searchMs += performance.now() - t;
+      return r;
+    };
+  }
+  const layers: Record<string, (i: number) => Promise<unknown> | unknown> = {
+    hnswlib: (i) => index.searchKnn(vectors[i] as number[], 10),
+    useCase: (i) => service.query(SPACE, name, vectors[i] as number[], params, requestContext()),
+    route: (i) => route(queryEvent(path, bodies[i] as string, i)),
+    handler: (i) => stack.query(queryEvent(path, bodies[i] as string, i), ctx),
+  };
+  index.setEf(ef);
+  const lat: Record<string, number[]> = {};
+  const own: Record<string, number[]> = {};
+  for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+    for (const [layer, fn] of Object.entries(layers)) {
+      for (let i = 0; i < 100; i++) await fn(i % bodies.length);
+      for (let i = 0; i < bodies.length; i++) {
+        searchMs = 0;
+        const t = performance.now();
+        await fn(i);
+        const ms = performance.now() - t;
+        lat[layer] = lat[layer] ?? [];
+        lat[layer].push(ms);
+        if (layer !== 'hnswlib') {
+          own[layer] = own[layer] ?? [];
+          own[layer].push(ms - searchMs);
+        }
+      }
+    }
+  }
+  held.release();
+  const us = (ms: number) => Math.round(ms * 1000 * 10) / 10;
+  const pick = (m: Record<string, number[]>, p: number) =>
+    Object.fromEntries(Object.entries(m).map(([k, v]) => [k, us(percentile(v, p))]));
+  const ownP50 = pick(own, 50);
+  return {
+    ef,
+    p50us: pick(lat, 50),
+    p99us: pick(lat, 99),
+    /** Per request, latency minus the index search inside it: the service's own work by layer (p50). */
+    ownP50us: ownP50,
+    ownP99us: pick(own, 99),
+    breakdownUs: {
+      useCase: ownP50.useCase,
+      route: r2((ownP50.route ?? 0) - (ownP50.useCase ?? 0)),
+      middy: r2((ownP50.handler ?? 0) - (ownP50.route ?? 0)),
+      total: ownP50.handler,
+      handlerMinusHnswlibP50: r2(
+        us(percentile(lat.handler ?? [], 50)) - us(percentile(lat.hnswlib ?? [], 50)),
+      ),
+    },
+  };
+}
+
+/** `--overhead`: only the per-layer breakdown (and HTTP at ef 80), for profiling runs (`node --cpu-prof`). */
+async function overheadOnly() {
+  const specs = DATASETS.filter((s) => (quick ? s.n < 1_000_000 : true)).filter(
+    (s) => !process.argv.includes('--1m') || s.n >= 1_000_000,
+  );
+  const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-query-stack-'));
+  const stack = await startLocalStack({ home, port: 0 });
+  const out: Record<string, unknown>[] = [];
+  try {
+    const datasets: Dataset[] = [];
+    for (const spec of specs) datasets.push(await dataset(spec));
+    const version = await publishSnapshot(stack, datasets);
+    for (const d of datasets) {
+      const raw = new hnswlib.HierarchicalNSW('cosine', d.dims);
+      await raw.readIndex(d.indexPath);
+      const o = await overhead(stack, d, raw, version);
+      const http1 = await overHttp(stack, d, 80, 1);
+      out.push({ dataset: d.name, ...o, http1 });
+      log(`${d.name}: ${JSON.stringify({ ...o, http1 })}`);
+      stack.query.cache.drop(SPACE, version);
+    }
+  } finally {
+    await stack.stop();
+    await rm(home, { recursive: true, force: true });
+  }
+  const file = join('bench', 'results', 'overhead.json');
+  const prior = await readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, unknown>)
+    .catch(() => ({}));
+  const label = process.argv.find((a) => a.startsWith('--label='))?.slice(8) ?? 'after';
+  await writeFile(
+    file,
+    `${JSON.stringify({ ...prior, [label]: { at: new Date().toISOString(), loadAverage: START_LOAD, results: out } }, null, 2)}\n`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // The filter crossover: filtered HNSW against an exact scan of the allowed items, by selectivity.
 
 async function crossover(index: Hnsw.HierarchicalNSW, d: Dataset, ef: number) {
@@ -483,6 +525,9 @@ async function main() {
         log(`  ef ${ef}: recall ${handler.recall}, handler p50 ${handler.p50} ms, http p50 ${http1.p50} ms`);
       }
       log(`${d.name}: filter crossover`);
+      log(`${d.name}: the service's own cost per query, by layer`);
+      const own = await overhead(stack, d, raw, version);
+      log(`  ${JSON.stringify(own.breakdownUs)}`);
       const filter = await crossover(raw, d, 80);
       const peer = skipLance ? undefined : await lance(d);
       results.push({
@@ -496,6 +541,7 @@ async function main() {
         cold,
         sweep,
         filter,
+        own,
         lancedb: peer,
       });
       stack.query.cache.drop(SPACE, version);
@@ -554,6 +600,16 @@ function markdown(results: Record<string, unknown>[]): string {
       `HNSW build ${(Number(r.hnswBuildMs) / 1000).toFixed(1)} s (one core); exact brute force ${r.bruteForceMsPerQuery} ms per query.`,
       '',
     );
+    const own = r.own as Awaited<ReturnType<typeof overhead>> | undefined;
+    if (own) {
+      const b = own.breakdownUs;
+      out.push(
+        `The service's own cost per query (ef ${own.ef}, k 10, with metadata; per request, latency minus the index search inside it, p50): ` +
+          `**${b.total} µs** = use case ${b.useCase} µs (version, collection, planner, results) + route ${b.route} µs (body parse, validation, JSON) + middy ${b.middy} µs (Powertools context and metrics, access log, CORS, problem+json). ` +
+          `In-handler p50 − hnswlib-alone p50: ${b.handlerMinusHnswlibP50} µs.`,
+        '',
+      );
+    }
     out.push(
       '| ef | recall@10 | hnswlib alone p50 | in-handler p50 / p99 | in-handler QPS | HTTP 1 client p50 / p99 | HTTP 16 concurrent p50 / p99 | HTTP 16 QPS |',
       '|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -677,4 +733,5 @@ async function render() {
 
 if (process.argv.includes('--render')) await render();
 else if (process.argv.includes('--sharded')) await (await import('./query-sharded')).benchSharded();
+else if (process.argv.includes('--overhead')) await overheadOnly();
 else await main();

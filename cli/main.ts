@@ -7,7 +7,9 @@
 import { Command, CommanderError } from 'commander';
 import { registerActivate } from './commands/activate';
 import type { CommandEnv, RegisterCommand } from './commands/command';
+import { registerDeleteSpace } from './commands/delete-space';
 import { registerDiff } from './commands/diff';
+import { registerErase } from './commands/erase';
 import { registerHistory } from './commands/history';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
@@ -33,6 +35,8 @@ const COMMANDS: readonly RegisterCommand[] = [
   registerSimilar,
   registerQuery,
   registerDiff,
+  registerErase,
+  registerDeleteSpace,
   registerValidate,
   registerTrainAls,
 ];

@@ -107,6 +107,12 @@ export const ENV = Object.freeze({
   s3Endpoint: 'AWS_ENDPOINT_URL_S3',
   dynamodbEndpoint: 'AWS_ENDPOINT_URL_DYNAMODB',
   pointerTtlMs: 'VICINITY_POINTER_TTL_MS',
+  /**
+   * Query: after the pointer moves, how long (ms) an instance with the old version loaded keeps answering
+   * eventual, unpinned requests from it while it loads the new one in the background. Default 30,000;
+   * 0: requests wait for the new version's load.
+   */
+  switchGraceMs: 'VICINITY_SWITCH_GRACE_MS',
   cacheDir: 'VICINITY_CACHE_DIR',
   memoryBudgetMb: 'VICINITY_MEMORY_BUDGET_MB',
   /** Query: MB of snapshot files the instance's cache directory may hold (default 80% of the ephemeral storage). */

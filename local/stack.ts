@@ -96,6 +96,12 @@ export interface LocalStack {
 
 /** The routes the CDK stack puts behind HttpIamAuthorizer (ADMIN_ROUTES in infra/constructs/query-api.ts). */
 const ADMIN_ROUTE = /^\/v1\/spaces\/[^/]+\/(activate|rollback)\/?$/;
+/** Erasure and space deletion (admin/erasure.ts): also behind IAM in AWS. */
+const ERASURE_ROUTE: Record<string, RegExp> = {
+  DELETE: /^\/v1\/spaces\/[^/]+(\/collections\/[^/]+\/items\/[^/]+)?\/?$/,
+  POST: /^\/v1\/spaces\/[^/]+\/collections\/[^/]+\/items\/[^/]+\/restore\/?$/,
+  GET: /^\/v1\/spaces\/[^/]+\/erasures\/?$/,
+};
 
 /**
  * The embedded default: S3 and DynamoDB stand-ins on loopback, the same handlers Lambda runs, an
@@ -231,6 +237,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   const pick = (method: string, path: string): { name: string; fn: HttpLambda } | undefined => {
     if (method === 'POST' && ADMIN_ROUTE.test(path)) return { name: 'vicinity-admin', fn: admin };
+    if (ERASURE_ROUTE[method]?.test(path)) return { name: 'vicinity-admin', fn: admin };
     if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
     return undefined;
   };

@@ -1,16 +1,18 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  BatchWriteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { ErasureRecord, ErasureStatus, SpaceDeletion } from '../core/erasure';
 import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
-import type { Registry, VersionPage } from '../core/ports';
+import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../core/ports';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../core/version';
 
 const pad = (n: number) => String(n).padStart(12, '0');
@@ -21,6 +23,16 @@ const versionSk = (n: number) => `VERSION#${pad(n)}`;
 const historySk = (generation: number) => `HISTORY#${pad(generation)}`;
 const claimSk = (release: string, sequencer: string) => `RELEASE#${release}#${sequencer}`;
 const REGISTRY_PK = 'SPACES';
+const erasureSk = (collection: string, id: string) => `ERASURE#${collection}#${id}`;
+/** Attributes of the pointer item that are not the pointer (the API shows the pointer alone). */
+const STATE_FIELDS = ['erasureCounter', 'erasureAdded', 'deletion'] as const;
+
+function pointerOf(space: string, item: Item | undefined): Pointer {
+  if (!item) return emptyPointer(space);
+  const rest = strip<Record<string, unknown>>(item);
+  for (const f of STATE_FIELDS) delete rest[f];
+  return { ...emptyPointer(space), ...(rest as Partial<Pointer>), space };
+}
 
 type Item = Record<string, unknown>;
 
@@ -64,7 +76,213 @@ export class DynamoRegistry implements Registry {
         ConsistentRead: consistent,
       }),
     );
-    return r.Item ? { ...emptyPointer(space), ...strip<Pointer>(r.Item), space } : emptyPointer(space);
+    return pointerOf(space, r.Item);
+  }
+
+  async getSpaceState(space: string, consistent = true): Promise<SpaceState> {
+    const r = await this.doc.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: POINTER_SK },
+        ConsistentRead: consistent,
+      }),
+    );
+    const i = r.Item ?? {};
+    return {
+      pointer: pointerOf(space, r.Item),
+      erasureCounter: Number(i.erasureCounter ?? 0),
+      erasureAdded: Number(i.erasureAdded ?? 0),
+      ...(i.deletion ? { deletion: i.deletion as SpaceDeletion } : {}),
+    };
+  }
+
+  async recordErasures(space: string, records: ErasureRecord[]): Promise<{ erasureCounter: number }> {
+    // Records first, counters after: an instance that sees the new counter always finds the records.
+    for (let i = 0; i < records.length; i += 25) {
+      let items: Record<string, unknown>[] | undefined = records.slice(i, i + 25).map((rec) => ({
+        PutRequest: { Item: { pk: spacePk(space), sk: erasureSk(rec.collection, rec.id), ...rec } },
+      }));
+      for (let attempt = 0; items?.length; attempt++) {
+        if (attempt >= 10) throw new Error('DynamoDB left erasure writes unprocessed after 10 attempts');
+        const r = await this.doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.table]: items as never } }),
+        );
+        items = r.UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined;
+        if (items?.length) await new Promise((ok) => setTimeout(ok, 50 * 2 ** attempt));
+      }
+    }
+    const r = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: POINTER_SK },
+        UpdateExpression: 'ADD erasureCounter :one, erasureAdded :one',
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return { erasureCounter: Number(r.Attributes?.erasureCounter ?? 0) };
+  }
+
+  async listErasures(space: string): Promise<ErasureRecord[]> {
+    const out: ErasureRecord[] = [];
+    let start: Item | undefined;
+    do {
+      const r = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
+          ExpressionAttributeValues: { ':pk': spacePk(space), ':e': 'ERASURE#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const i of r.Items ?? []) out.push(strip<ErasureRecord>(i));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  async updateErasure(
+    space: string,
+    collection: string,
+    id: string,
+    from: ErasureStatus | undefined,
+    patch: Partial<ErasureRecord>,
+  ): Promise<boolean> {
+    const names: Record<string, string> = { '#s': 'status' };
+    const values: Record<string, unknown> = {};
+    const sets: string[] = [];
+    Object.entries(patch).forEach(([k, v], i) => {
+      if (v === undefined) return;
+      names[`#f${i}`] = k;
+      values[`:v${i}`] = v;
+      sets.push(`#f${i} = :v${i}`);
+    });
+    if (!sets.length) return true;
+    if (from) values[':from'] = from;
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: erasureSk(collection, id) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: from ? '#s = :from' : 'attribute_exists(pk) AND attribute_exists(#s)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async bumpErasureCounter(space: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: POINTER_SK },
+        UpdateExpression: 'ADD erasureCounter :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      }),
+    );
+  }
+
+  async switchManifest(
+    space: string,
+    version: string,
+    expectedGeneration: number,
+    next: ManifestSwitch,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(space), sk: versionSk(versionNumber(version)) },
+          UpdateExpression: `SET manifestKey = :k, manifestGeneration = :g, purgedThrough = :p${
+            next.purgeSwitchedAt ? ', purgeSwitchedAt = :at' : ''
+          }`,
+          ConditionExpression: `#s = :ready AND ${
+            expectedGeneration === 0
+              ? '(attribute_not_exists(manifestGeneration) OR manifestGeneration = :zero)'
+              : 'manifestGeneration = :e'
+          }`,
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':k': next.manifestKey,
+            ':g': next.manifestGeneration,
+            ':p': next.purgedThrough,
+            ...(next.purgeSwitchedAt ? { ':at': next.purgeSwitchedAt } : {}),
+            ':ready': 'READY',
+            ...(expectedGeneration === 0 ? { ':zero': 0 } : { ':e': expectedGeneration }),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async markSpaceDeleting(deletion: SpaceDeletion): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk: spacePk(deletion.space), sk: POINTER_SK },
+          UpdateExpression: 'SET deletion = if_not_exists(deletion, :d)',
+          ConditionExpression:
+            deletion.generation === 0
+              ? 'attribute_not_exists(generation) OR generation = :g'
+              : 'generation = :g',
+          ExpressionAttributeValues: { ':d': deletion, ':g': deletion.generation },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const now = await this.getPointer(deletion.space);
+      throw new PointerConflictError(
+        `The pointer of space ${deletion.space} is at generation ${now.generation}, not ${deletion.generation}`,
+        { cause: err, extras: { pointer: now } },
+      );
+    }
+  }
+
+  async deleteSpaceRecords(space: string): Promise<void> {
+    const del = async (keys: Item[]) => {
+      for (let i = 0; i < keys.length; i += 25) {
+        let items: Record<string, unknown>[] | undefined = keys
+          .slice(i, i + 25)
+          .map((k) => ({ DeleteRequest: { Key: k } }));
+        for (let attempt = 0; items?.length; attempt++) {
+          if (attempt >= 10) throw new Error('DynamoDB left deletes unprocessed after 10 attempts');
+          const r = await this.doc.send(
+            new BatchWriteCommand({ RequestItems: { [this.table]: items as never } }),
+          );
+          items = r.UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined;
+          if (items?.length) await new Promise((ok) => setTimeout(ok, 50 * 2 ** attempt));
+        }
+      }
+    };
+    let start: Item | undefined;
+    do {
+      const r = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': spacePk(space) },
+          ProjectionExpression: 'pk, sk',
+          ExclusiveStartKey: start,
+        }),
+      );
+      // The pointer (with the deletion mark) goes last: until then the space stays a 404 and resumable.
+      await del((r.Items ?? []).filter((i) => i.sk !== POINTER_SK));
+      start = r.LastEvaluatedKey;
+    } while (start);
+    await del([{ pk: spacePk(space), sk: POINTER_SK }]);
+    await del([{ pk: REGISTRY_PK, sk: `SPACE#${space}` }]);
   }
 
   async casPointer(current: Pointer, next: Pointer): Promise<void> {
@@ -73,12 +291,23 @@ export class DynamoRegistry implements Registry {
     const healed = historyEntryFor(current);
     if (healed) await this.putHistory(next.space, healed);
     try {
+      const fields = Object.entries(next).filter(([k, v]) => k !== 'space' && v !== undefined);
       await this.doc.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: this.table,
-          Item: { pk: spacePk(next.space), sk: POINTER_SK, ...next },
-          ConditionExpression: expectedGeneration === 0 ? 'attribute_not_exists(pk)' : 'generation = :g',
-          ...(expectedGeneration === 0 ? {} : { ExpressionAttributeValues: { ':g': expectedGeneration } }),
+          Key: { pk: spacePk(next.space), sk: POINTER_SK },
+          // An update, not a put: the erasure counters and a deletion mark on the item survive a switch.
+          UpdateExpression: `SET ${fields.map((_, i) => `#p${i} = :p${i}`).join(', ')}`,
+          ConditionExpression: `attribute_not_exists(deletion) AND ${
+            expectedGeneration === 0
+              ? '(attribute_not_exists(generation) OR generation = :g)'
+              : 'generation = :g'
+          }`,
+          ExpressionAttributeNames: Object.fromEntries(fields.map(([k], i) => [`#p${i}`, k])),
+          ExpressionAttributeValues: {
+            ':g': expectedGeneration,
+            ...Object.fromEntries(fields.map(([, v], i) => [`:p${i}`, v])),
+          },
         }),
       );
     } catch (err) {
@@ -543,8 +772,8 @@ export class DynamoRegistry implements Registry {
           new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }),
         );
         for (const item of r.Responses?.[this.table] ?? []) {
-          const p = strip<Pointer>(item);
-          found.set(p.space, p);
+          const p = pointerOf(String(item.pk).slice('SPACE#'.length), item);
+          if (!(item as { deletion?: unknown }).deletion) found.set(p.space, p);
         }
         keys = r.UnprocessedKeys?.[this.table]?.Keys as Item[] | undefined;
       }

@@ -10,8 +10,9 @@ import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
 import { assertName } from '../core/names';
 import { CHANGED_BY, type Pointer } from '../core/pointer';
-import { noPointerMoves, type PointerMoveNotifier, type Registry } from '../core/ports';
+import { type Log, noPointerMoves, type PointerMoveNotifier, type Registry, silentLog } from '../core/ports';
 import { zodDetail } from '../core/query';
+import { erasureRoutes } from './erasure';
 
 const activateBody = z.object({
   version: z.string(),
@@ -37,7 +38,11 @@ const answer = (pointer: Pointer) =>
 // Only a build may claim `build`; an HTTP caller is `api` unless it says it is the CLI or the page.
 const caller = (by: Pointer['changedBy'] | undefined) => (by === 'build' || !by ? 'api' : by);
 
-export function adminRouter(registry: Registry, notifier: PointerMoveNotifier = noPointerMoves) {
+export function adminRouter(
+  registry: Registry,
+  notifier: PointerMoveNotifier = noPointerMoves,
+  log: Log = silentLog,
+) {
   return createRouter([
     {
       method: 'POST',
@@ -73,6 +78,8 @@ export function adminRouter(registry: Registry, notifier: PointerMoveNotifier = 
         return answer(pointer);
       },
     },
+    // Erase and restore items, list erasures, delete a space (admin/erasure.ts).
+    ...erasureRoutes(registry, log),
   ]);
 }
 
@@ -82,7 +89,7 @@ export function createAdminHandler(deps: HandlerDeps) {
   const log = asLog(obs.logger);
   const { registry, events } = adapters(deps, log);
   const notifier = pointerNotifier({ log, events, metrics: obs.metrics });
-  return httpHandler(obs, deps.config, adminRouter(registry, notifier));
+  return httpHandler(obs, deps.config, adminRouter(registry, notifier, log));
 }
 
 export const handler = lazyHandler(() => createAdminHandler(depsFromEnv()));

@@ -13,7 +13,7 @@ import {
   type BuildDeps,
   type BuildOutcome,
 } from './deps';
-import { changed } from './ingest';
+import { changed, type InputEtags } from './ingest';
 import { applyRetention } from './retention';
 import { startShardedBuild } from './sharded/plan';
 import { cleanStaleWorkDirs, newWorkDir, workRoot } from './work-dir';
@@ -66,17 +66,23 @@ export async function buildRelease(deps: BuildDeps, event: ReleaseEvent): Promis
   let result: SnapshotResult;
   try {
     // A release with a sharded collection is built by build tasks (builder/sharded/); this build plans them.
-    const dispatched = await untilAborted(startShardedBuild(deps, event, ctx, lease, work.path), deps.signal);
+    // Both paths read the inputs by the ETags recorded when the build first saw them.
+    const inputs: InputEtags = {
+      recorded: lease.record.inputEtags,
+      save: async (inputEtags) => {
+        inputs.recorded = inputEtags;
+        await registry.setVersionFields(event.space, version, 'BUILDING', { inputEtags });
+      },
+    };
+    const dispatched = await untilAborted(
+      startShardedBuild(deps, event, ctx, lease, work.path, inputs),
+      deps.signal,
+    );
     if (dispatched) return dispatched;
     // Everything up to READY races the deadline: whatever step hangs, the attempt stops in time.
     result = await untilAborted(
       (async () => {
-        const r = await buildSnapshot(deps, event, ctx, work.path, guard, {
-          recorded: lease.record.inputEtags,
-          save: async (inputEtags) => {
-            await registry.setVersionFields(event.space, version, 'BUILDING', { inputEtags });
-          },
-        });
+        const r = await buildSnapshot(deps, event, ctx, work.path, guard, inputs);
         await deps.beforeReady?.(version);
         return r;
       })(),

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { allErased, erasedIds } from '../core/erasure';
 import type { ReleaseSpec } from '../core/release';
 import { QUALITY_DEFAULTS } from '../core/release';
 import type { CollectionReport, ReleaseEvent } from '../core/version';
@@ -44,6 +45,7 @@ export async function buildSnapshot(
     minRecall: spec.quality.minRecall ?? config.minRecall ?? QUALITY_DEFAULTS.minRecall,
     sample: spec.quality.sample ?? config.qualitySample ?? QUALITY_DEFAULTS.sample,
     minOverlap: spec.quality.minOverlap ?? null,
+    recallTarget: spec.quality.recallTarget ?? QUALITY_DEFAULTS.recallTarget,
   };
   const timings: Record<string, number> = {};
   const collections: Record<string, CollectionReport> = {};
@@ -58,10 +60,25 @@ export async function buildSnapshot(
   };
 
   const previous = await previousVersion(deps, ctx, workDir);
+  // Erasures in force: their ids are left out of this build (and counted), whatever the release holds.
+  const erased = erasedIds(await deps.registry.listErasures(space));
+  const every = allErased(erased);
   for (const c of spec.collections) {
     guard.check();
     const t0 = Date.now();
-    const table = await ingest(c, files, config.maxLineBytes, log, ctx);
+    const dropped = { count: 0 };
+    const table = await ingest(c, files, config.maxLineBytes, log, ctx, {
+      ids: erased.get(c.name),
+      all: every,
+      ...(spec.seenField ? { seenField: spec.seenField } : {}),
+      dropped,
+    });
+    if (dropped.count)
+      log.info('erased ids left out of the build', {
+        ...ctx,
+        collection: c.name,
+        erasedDropped: dropped.count,
+      });
     const t1 = Date.now();
     const {
       segments: built,
@@ -70,7 +87,7 @@ export async function buildSnapshot(
     } = await buildIndex(deps, c, table, join(workDir, c.name), ctx);
     const t2 = Date.now();
     const prev = await previous.collection(c.name, table.dims);
-    const { recall, overlap, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
+    const { recall, overlap, ef, ...report } = await qualityGate(deps, c, table, built, quality, prev, ctx);
     const t3 = Date.now();
     guard.check();
     const segments = await writeSegments(store, space, version, c.name, built);
@@ -81,7 +98,9 @@ export async function buildSnapshot(
       count: table.count,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
+      ...(report.efSource ? { efSource: report.efSource } : {}),
+      ...(report.recallCurve ? { recallCurve: report.recallCurve } : {}),
       metadataFields: [...table.metadataFields].sort(),
       segments,
     } satisfies CollectionManifest;
@@ -91,10 +110,11 @@ export async function buildSnapshot(
       metric: c.metric,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
       segments: segments.length,
       duplicateGroups,
       largestDuplicateGroup,
+      ...(dropped.count ? { erasedDropped: dropped.count } : {}),
       ...report,
     };
     Object.assign(timings, {
@@ -109,6 +129,10 @@ export async function buildSnapshot(
       count: table.count,
       ...(duplicateGroups ? { duplicateGroups, largestDuplicateGroup } : {}),
       recall,
+      ef,
+      ...(report.efSource === 'tuned'
+        ? { recallCurve: report.recallCurve?.map((p) => `${p.ef}:${p.recall}`).join(' ') }
+        : {}),
       ...(overlap !== undefined ? { overlap } : {}),
     });
   }

@@ -10,7 +10,7 @@ import { type BuildContext, type BuildDeps, PROGRESS_MS } from './deps';
 import { s3ReleaseFiles, waitForFiles } from './s3-release-files';
 import { VectorTable } from './vector-table';
 
-/** Input ETags: those an earlier attempt recorded, and how to record the ones first seen now. */
+/** Input ETags: those recorded when the build (this attempt or an earlier one) first saw them, and how to record new ones. */
 export interface InputEtags {
   recorded?: Readonly<Record<string, string>>;
   save(etags: Record<string, string>): Promise<void>;
@@ -70,7 +70,7 @@ export async function openRelease(
     if (first && first !== etag) {
       problems.push({
         file,
-        message: `changed after an earlier attempt of this build read it (ETag ${first}, now ${etag}); upload a new release instead of changing one`,
+        message: `changed while the build read it (first seen as ETag ${first}, now ${etag}); upload a new release instead of changing one`,
       });
     }
     etags[file] ??= etag;
@@ -121,6 +121,8 @@ export async function ingest(
   maxLineBytes: number,
   log: Log,
   ctx: BuildContext,
+  /** Ids erased from this collection (left out, counted in `dropped.count`), and every erased id with the seen field (stripped from it). */
+  erasure?: { ids?: Set<string>; all?: Set<string>; seenField?: string; dropped: { count: number } },
 ): Promise<VectorTable> {
   const problems = new ProblemCollector(10);
   // id → where it was first seen, packed as file index · 2^32 + line: a number, not a string, per row.
@@ -145,6 +147,16 @@ export async function ingest(
       continue;
     }
     seen.set(row.id, fi * 2 ** 32 + row.line);
+    if (erasure?.ids?.has(row.id)) {
+      // Erased (core/erasure.ts): never indexed again until restored.
+      erasure.dropped.count++;
+      continue;
+    }
+    const seenList = erasure?.seenField && erasure.all?.size ? row.metadata?.[erasure.seenField] : undefined;
+    if (Array.isArray(seenList) && row.metadata && erasure?.seenField && erasure.all) {
+      const all = erasure.all;
+      row.metadata[erasure.seenField] = seenList.filter((s) => !all.has(String(s)));
+    }
     table ??= new VectorTable(row.vector.length, c.metric === 'cosine');
     table.push(row);
     if (Date.now() - lastLog > PROGRESS_MS) {

@@ -10,6 +10,8 @@ export interface Config {
   readonly dynamodbEndpoint?: string;
   /** How long the query function trusts its cached pointer before reading DynamoDB again. */
   readonly pointerTtlMs: number;
+  /** After a pointer move, how long a warm instance serves the version it has loaded while the new one loads. */
+  readonly switchGraceMs: number;
   /** Where snapshot files are downloaded (Lambda: /tmp). */
   readonly cacheDir: string;
   /**
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     s3Endpoint: env[ENV.s3Endpoint] || undefined,
     dynamodbEndpoint: env[ENV.dynamodbEndpoint] || undefined,
     pointerTtlMs: int(env, ENV.pointerTtlMs, 1000),
+    switchGraceMs: int(env, ENV.switchGraceMs, 30_000),
     cacheDir: env[ENV.cacheDir] || join(tmpdir(), 'vicinity-cache'),
     // Leave room for the runtime and one snapshot being loaded next to the active one.
     memoryBudgetBytes: int(env, ENV.memoryBudgetMb, Math.floor(lambdaMb * 0.6)) * 1024 * 1024,

@@ -5,7 +5,16 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../core/errors';
 
 export type HttpEvent = APIGatewayProxyEventV2;
-export type HttpResult = APIGatewayProxyStructuredResultV2 & { headers: Record<string, string> };
+/**
+ * Fields a route adds to the request's access log line (common/observability.ts accessLog), carried on
+ * the response under a symbol: never serialised, cheaper than Logger.appendKeys per request.
+ */
+export const LOG_KEYS: unique symbol = Symbol('vicinity.logKeys');
+
+export type HttpResult = APIGatewayProxyStructuredResultV2 & {
+  headers: Record<string, string>;
+  [LOG_KEYS]?: Record<string, unknown>;
+};
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 

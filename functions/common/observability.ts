@@ -5,7 +5,7 @@ import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { MiddlewareObj } from '@middy/core';
 import { METRIC } from '../contract';
 import type { Log } from '../core/ports';
-import type { HttpEvent, HttpResult } from './http';
+import { type HttpEvent, type HttpResult, LOG_KEYS } from './http';
 
 export const NAMESPACE = 'Vicinity';
 
@@ -22,9 +22,13 @@ export function createObservability(serviceName: string): Observability {
 
 export { injectLambdaContext, logMetrics, MetricUnit };
 
+/** Powertools' numeric level of INFO: the access line is built only when the logger would write it. */
+const INFO_LEVEL = 12;
+
 /**
  * One line per request with the space and version it served (from the Vicinity-Version header the
- * routes set), latency and status; and the matching EMF metrics.
+ * routes set), what the route added under LOG_KEYS (collection, k, cache), latency and status; and the
+ * matching EMF metrics. The line's object is not even built when INFO is off.
  */
 export function accessLog(o: Observability): MiddlewareObj<HttpEvent, HttpResult> {
   const started = new WeakMap<object, number>();
@@ -33,17 +37,22 @@ export function accessLog(o: Observability): MiddlewareObj<HttpEvent, HttpResult
     const ms = performance.now() - t0;
     const res = request.response;
     const status = res?.statusCode ?? 500;
-    const version = res?.headers?.['vicinity-version'];
-    const space = /^\/v1\/spaces\/([^/]+)/.exec(request.event.rawPath ?? '')?.[1];
-    o.logger.info('request', {
-      method: request.event.requestContext?.http?.method,
-      path: request.event.rawPath,
-      status,
-      space,
-      version,
-      ms: Number(ms.toFixed(3)),
-      requestId: request.event.requestContext?.requestId,
-    });
+    const keys = res?.[LOG_KEYS];
+    if (keys) delete res[LOG_KEYS];
+    if (o.logger.level <= INFO_LEVEL) {
+      const version = res?.headers?.['vicinity-version'];
+      const space = /^\/v1\/spaces\/([^/]+)/.exec(request.event.rawPath ?? '')?.[1];
+      o.logger.info('request', {
+        ...keys,
+        method: request.event.requestContext?.http?.method,
+        path: request.event.rawPath,
+        status,
+        space,
+        version,
+        ms: Number(ms.toFixed(3)),
+        requestId: request.event.requestContext?.requestId,
+      });
+    }
     o.metrics.addMetric(METRIC.requestLatency, MetricUnit.Milliseconds, ms);
     if (status >= 500) o.metrics.addMetric(METRIC.serverErrors, MetricUnit.Count, 1);
     else if (status >= 400) o.metrics.addMetric(METRIC.clientErrors, MetricUnit.Count, 1);

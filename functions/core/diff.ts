@@ -4,7 +4,6 @@
  * reads before activating a candidate. Pure: the query side fetches the lists (diff-route.ts), the
  * CLI and the explorer page show the same numbers.
  */
-import { BadRequestError } from './errors';
 import { matchNeighbours, type Neighbour, overlapAt } from './search';
 
 export const DIFF_DEFAULTS = Object.freeze({ sample: 200, k: 10, top: 10 });

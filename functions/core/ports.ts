@@ -2,6 +2,7 @@
 // Imports only core/ and contract.ts: nothing from AWS, hnswlib, HTTP or node:fs; adapters implement ports.ts.
 import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
+import type { ErasureRecord, ErasureStatus, SpaceDeletion } from './erasure';
 import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { BuildTaskEvent } from './shard';
@@ -52,6 +53,27 @@ export interface BlobStore {
 export interface VersionPage {
   versions: VersionRecord[];
   next?: string;
+}
+
+/** The pointer item with what rides on it: read in one request, so erasures cost no extra read. */
+export interface SpaceState {
+  pointer: Pointer;
+  /** Moves whenever an erasure is recorded, restored or purged: instances re-read the list when it does. */
+  erasureCounter: number;
+  /** Moves only when erasures are recorded: versions checked against a smaller value need a purge pass. */
+  erasureAdded: number;
+  /** Set while the space is being deleted: it answers nothing. */
+  deletion?: SpaceDeletion;
+}
+
+/** The fields a purge switches on a READY version, by a conditional write on its manifest generation. */
+export interface ManifestSwitch {
+  manifestKey: string;
+  manifestGeneration: number;
+  /** The space's `erasureAdded` this version has been checked (and purged) against. */
+  purgedThrough: number;
+  /** When the manifest was switched: objects it no longer names are deleted a grace period later. */
+  purgeSwitchedAt?: string;
 }
 
 /** Version records, release claims, the pointer and the spaces registry (DynamoDB). */
@@ -142,6 +164,38 @@ export interface Registry {
     key: string,
     rows: number,
   ): Promise<{ recorded: boolean; record: VersionRecord } | undefined>;
+  /** The pointer item: the pointer, the erasure counters and a pending deletion, in one read. */
+  getSpaceState(space: string, consistent?: boolean): Promise<SpaceState>;
+  /** Writes (or overwrites) erasure records, then moves both counters; returns the new state's counters. */
+  recordErasures(space: string, records: ErasureRecord[]): Promise<{ erasureCounter: number }>;
+  listErasures(space: string): Promise<ErasureRecord[]>;
+  /** Updates one erasure only while it is in `from` (any status when undefined); false if it was not. */
+  updateErasure(
+    space: string,
+    collection: string,
+    id: string,
+    from: ErasureStatus | undefined,
+    patch: Partial<ErasureRecord>,
+  ): Promise<boolean>;
+  /** Moves `erasureCounter` (not `erasureAdded`): restores and purges, so instances re-read the list. */
+  bumpErasureCounter(space: string): Promise<void>;
+  /**
+   * Switches a READY version to a purged manifest only if its manifest generation is still
+   * `expectedGeneration` (0: never purged); false otherwise.
+   */
+  switchManifest(
+    space: string,
+    version: string,
+    expectedGeneration: number,
+    next: ManifestSwitch,
+  ): Promise<boolean>;
+  /**
+   * Marks the space as being deleted, only while the pointer is at `deletion.generation`; throws
+   * PointerConflictError otherwise. Marking an already-marked space again is a no-op.
+   */
+  markSpaceDeleting(deletion: SpaceDeletion): Promise<void>;
+  /** Deletes every item of the space (versions, claims, history, erasures, sequence), then the pointer item and its registry entry. */
+  deleteSpaceRecords(space: string): Promise<void>;
 
   registerSpace(space: string, now: Date): Promise<void>;
   listSpaces(): Promise<string[]>;

@@ -13,7 +13,18 @@ export type InputFormat = (typeof FORMATS)[number];
  * 1M x 64 clustered data. The quality gate re-measures on every release.
  */
 export const INDEX_DEFAULTS = Object.freeze({ M: 16, efConstruction: 200, ef: 80 });
-export const QUALITY_DEFAULTS = Object.freeze({ minRecall: 0.95, sample: 200 });
+/**
+ * `recallTarget`: the recall@10 (tie-aware, on the gate's sample) the build tunes each collection's
+ * serving `ef` to reach, when the release does not set `ef` itself.
+ */
+export const QUALITY_DEFAULTS = Object.freeze({ minRecall: 0.95, sample: 200, recallTarget: 0.99 });
+/**
+ * The `ef` values the quality gate tries, smallest first, when it tunes a collection's serving `ef`
+ * (builder/quality-gate.ts): the first that reaches the recall target is kept. The last is the cap.
+ */
+export const EF_LADDER: readonly number[] = Object.freeze([
+  10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+]);
 
 const relativePath = z
   .string()
@@ -36,6 +47,8 @@ const collectionSchema = z
     M: z.number().int().min(2).max(128).optional(),
     efConstruction: z.number().int().min(10).max(2000).optional(),
     ef: z.number().int().min(1).max(10000).optional(),
+    /** Overrides the release-wide quality.recallTarget for this collection. */
+    recallTarget: z.number().gt(0).max(1).optional(),
     segments: z.number().int().min(1).max(64).optional(),
     /** Shards of the collection: 1–256, or "auto" (default; docs/contract.md). */
     shards: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
@@ -67,6 +80,7 @@ export const releaseSchema = z
         minRecall: z.number().min(0).max(1).optional(),
         sample: z.number().int().min(1).max(100000).optional(),
         minOverlap: z.number().min(0).max(1).nullable().optional(),
+        recallTarget: z.number().gt(0).max(1).optional(),
       })
       .strict()
       .optional(),
@@ -86,7 +100,12 @@ export interface CollectionSpec {
   vectorColumn: string;
   M: number;
   efConstruction: number;
+  /** The serving ef: the release's, or INDEX_DEFAULTS.ef until the quality gate tunes it. */
   ef: number;
+  /** Whether release.json set `ef` (kept as is); otherwise (absent too) the quality gate tunes it. */
+  efExplicit?: boolean;
+  /** This collection's own recall target, if release.json set one (else the release-wide one). */
+  recallTarget?: number;
   segments?: number;
   /** Requested shard count; "auto" picks one shard unless the collection is too large for one task. */
   shards?: number | 'auto';
@@ -95,7 +114,7 @@ export interface CollectionSpec {
 export interface ReleaseSpec {
   collections: CollectionSpec[];
   activate: boolean;
-  quality: { minRecall?: number; sample?: number; minOverlap?: number | null };
+  quality: { minRecall?: number; sample?: number; minOverlap?: number | null; recallTarget?: number };
   seenField?: string;
 }
 
@@ -161,6 +180,8 @@ export function parseRelease(text: string, file = 'release.json'): ReleaseSpec {
       M: c.M ?? INDEX_DEFAULTS.M,
       efConstruction: c.efConstruction ?? INDEX_DEFAULTS.efConstruction,
       ef: c.ef ?? INDEX_DEFAULTS.ef,
+      efExplicit: c.ef !== undefined,
+      ...(c.recallTarget !== undefined ? { recallTarget: c.recallTarget } : {}),
       segments: c.segments,
       shards: c.shards ?? 'auto',
     });

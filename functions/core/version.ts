@@ -4,6 +4,18 @@ import type { Metric } from './release';
 export const VERSION_STATUSES = ['BUILDING', 'READY', 'FAILED', 'DELETED'] as const;
 export type VersionStatus = (typeof VERSION_STATUSES)[number];
 
+/** One point of a collection's recall curve, as the quality gate measured it on its sample. */
+export interface RecallPoint {
+  ef: number;
+  /** Tie-aware recall@10 at this ef. */
+  recall: number;
+  /** Mean search time per sampled query at this ef (all segments, merged), in microseconds. */
+  usPerQuery: number;
+}
+
+/** How the serving ef was chosen: tuned by the gate to the recall target, or set by the release. */
+export type EfSource = 'tuned' | 'release';
+
 export interface CollectionReport {
   count: number;
   dims: number;
@@ -21,8 +33,16 @@ export interface CollectionReport {
    */
   duplicateGroups?: number;
   largestDuplicateGroup?: number;
-  /** Tie-aware: a returned item as near as the exact 10th neighbour (within ε) is a hit. */
+  /** Tie-aware: a returned item as near as the exact 10th neighbour (within ε) is a hit. At `ef`. */
   recallAt10?: number;
+  /** Whether `ef` was tuned by the quality gate or set by the release. Absent in older versions. */
+  efSource?: EfSource;
+  /** The recall the gate tuned `ef` for (absent when the release set `ef`). */
+  recallTarget?: number;
+  /** False when even the ladder's cap stayed below recallTarget (it still reached minRecall). */
+  recallTargetMet?: boolean;
+  /** ef → recall@10 and µs per query on the gate's sample, ascending ef. Absent in older versions. */
+  recallCurve?: RecallPoint[];
   /** Tie-aware: tied neighbours count as shared (core/search.ts tieAwareOverlap). */
   overlapAt10?: number;
   /** The version the overlap was measured against. */
@@ -32,6 +52,8 @@ export interface CollectionReport {
    * was not applied), or the previous version's snapshot could not be read.
    */
   overlapSkipped?: string;
+  /** Items of the release left out because their ids are erased (core/erasure.ts). */
+  erasedDropped?: number;
 }
 
 export interface VersionRecord {
@@ -46,9 +68,15 @@ export interface VersionRecord {
   createdAt: string;
   finishedAt?: string;
   manifestKey?: string;
+  /** How many times a purge rewrote this version's snapshot (absent: never); its manifest is then `manifestKey`. */
+  manifestGeneration?: number;
+  /** The space's `erasureAdded` counter this version was last checked and purged against. */
+  purgedThrough?: number;
+  /** When a purge last switched the manifest (objects it no longer names go a grace period later). */
+  purgeSwitchedAt?: string;
   collections?: Record<string, CollectionReport>;
   timings?: Record<string, number>;
-  quality?: { minRecall: number; sample: number; minOverlap?: number | null };
+  quality?: { minRecall: number; sample: number; minOverlap?: number | null; recallTarget?: number };
   reason?: string;
   problems?: ReleaseProblem[];
   problemCount?: number;

@@ -1,7 +1,8 @@
 /** What one read request carries through the query use cases: its timings and the collections it holds. */
-import { type HttpResult, json, serverTiming } from '../common/http';
+import { type HttpResult, json, LOG_KEYS, serverTiming } from '../common/http';
 import type { RouteContext, RouteHandler } from '../common/router';
 import { WorkBudget } from '../core/budget';
+import type { ErasureState } from './erasures';
 
 /** Per-request timing parts, reported in Server-Timing and logs. */
 export type Timings = Record<string, number>;
@@ -12,6 +13,8 @@ export interface RequestContext {
   held: (() => void)[];
   /** Whether every collection the request used was already in memory. */
   cacheHit: boolean;
+  /** What the request served (space, version, collection, k, cache), for its access log line. */
+  logKeys?: Record<string, unknown>;
   /** The request's budget of search work (a batch's or a diff's searches all draw on it). */
   budget: WorkBudget;
 }
@@ -34,6 +37,10 @@ export interface Resolved {
   previous?: string;
   /** Named with `?version=` and neither the active nor the previous version: the pin cap applies. */
   pinned?: boolean;
+  /** The space's erasure list as of the pointer read: applied to every collection the request opens. */
+  erasures?: ErasureState;
+  /** The manifest the version is served from (a purge switches it); the default key when absent. */
+  manifestKey?: string;
 }
 
 /** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */
@@ -44,7 +51,7 @@ export function served(
 ): HttpResult {
   ctx.timings.total = performance.now() - t0;
   const missing = body.missingShards as { collection: string; shard: number }[] | undefined;
-  return json(200, body, {
+  const res = json(200, body, {
     'vicinity-version': body.version,
     'server-timing': serverTiming(ctx.timings),
     // allowPartial on a sharded collection: the shards the answer lacks, as collection/shard.
@@ -52,6 +59,8 @@ export function served(
       ? { 'vicinity-missing-shards': missing.map((m) => `${m.collection}/${m.shard}`).join(',') }
       : {}),
   });
+  if (ctx.logKeys) res[LOG_KEYS] = ctx.logKeys;
+  return res;
 }
 
 /** A route handler given a fresh request context, whose held collections are released when it answers. */

@@ -34,6 +34,7 @@ export function createQueryHandler(deps: HandlerDeps) {
     registry,
     cache,
     pointerTtlMs: deps.config.pointerTtlMs,
+    switchGraceMs: deps.config.switchGraceMs,
     log: asLog(obs.logger),
     shards,
     onLoad: (l) => {
@@ -49,14 +50,8 @@ export function createQueryHandler(deps: HandlerDeps) {
         obs.metrics.addMetric(METRIC.snapshotParseMs, MetricUnit.Milliseconds, l.parseMs);
     },
     onServed: (s) => {
-      // The access log line (and any error log) of this invocation carries them; keys reset per invocation.
-      obs.logger.appendKeys({
-        space: s.space,
-        version: s.version,
-        ...(s.collection ? { collection: s.collection } : {}),
-        ...(s.k !== undefined ? { k: s.k } : {}),
-        cache: s.cacheHit ? 'hit' : 'miss',
-      });
+      // The access log line carries space, version, collection, k and cache (service.ts → ctx.logKeys →
+      // context.ts served → LOG_KEYS on the response): no per-request Logger.appendKeys.
       obs.metrics.addMetric(s.cacheHit ? METRIC.cacheHit : METRIC.cacheMiss, MetricUnit.Count, 1);
     },
   });

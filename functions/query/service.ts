@@ -20,6 +20,7 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
+import { searchable, withErased } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { localSide } from './shards/local-side';
 import type { MissingShard, ShardRouter } from './shards/router';
@@ -64,6 +65,8 @@ export class QueryService {
       onServed?: (what: ServedInfo) => void;
       /** Scatter-gather over the shard slots; absent: sharded collections are searched in-process. */
       shards?: ShardRouter;
+      /** See VersionResolver: 0 or absent, requests wait for a new version's load. */
+      switchGraceMs?: number;
     },
   ) {
     this.versions = new VersionResolver({
@@ -73,6 +76,19 @@ export class QueryService {
       superseded: (space, version) => deps.cache.drop(space, version),
       roles: (space, active, previous) => deps.cache.setRoles(space, active, previous),
       gone: (space, version) => void deps.cache.retire(space, version),
+      switchGraceMs: deps.switchGraceMs,
+      warmer: {
+        loaded: (space, version) => deps.cache.loadedNames(space, version),
+        load: async (space, version, names) => {
+          for (const name of names) {
+            const held = await deps.cache.collection(space, version, name);
+            held.release();
+            const { report } = held;
+            if (!report.cached && report.bytes !== undefined)
+              deps.onLoad?.({ space, version, collection: name, ...report });
+          }
+        },
+      },
     });
     this.planner = new SearchPlanner(deps.cache);
   }
@@ -85,6 +101,7 @@ export class QueryService {
     return this.versions.resolve(space, params);
   }
 
+  /** A search of `c` (a collection opened by `collection`, so erased ids are excluded inside the search). */
   search(
     c: LoadedCollection,
     vector: number[],
@@ -92,13 +109,13 @@ export class QueryService {
     exclude: Set<string>,
     budget?: WorkBudget,
   ) {
-    return this.planner.search(c, vector, params, exclude, budget);
+    return this.planner.search(searchable(c), vector, params, withErased(exclude, c), budget);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
   async collection(r: Resolved, name: string, ctx: RequestContext): Promise<LoadedCollection> {
     assertName('collection', name);
-    const manifest = await this.deps.cache.manifest(r.space, r.version);
+    const manifest = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
     if (!Object.hasOwn(manifest.collections, name)) {
       throw new NotFoundError(
         `Space ${r.space} version ${r.version} has no collection ${name} (it has ${Object.keys(manifest.collections).join(', ')})`,
@@ -106,7 +123,10 @@ export class QueryService {
       );
     }
     const t0 = performance.now();
-    const held = await this.deps.cache.collection(r.space, r.version, name, { pinned: r.pinned === true });
+    const held = await this.deps.cache.collection(r.space, r.version, name, {
+      pinned: r.pinned === true,
+      ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}),
+    });
     ctx.held.push(held.release);
     const { report } = held;
     if (!report.cached) {
@@ -120,7 +140,8 @@ export class QueryService {
       if (report.bytes !== undefined)
         this.deps.onLoad?.({ space: r.space, version: r.version, collection: name, ...report });
     }
-    return held.collection;
+    // Erased ids are neither found nor returned, in every version (query/erasures.ts).
+    return this.versions.erasures.view(held.collection, r.erasures);
   }
 
   async similar(
@@ -172,7 +193,7 @@ export class QueryService {
     const exclude = new Set(params.exclude);
     if (target === source) exclude.add(id);
     if (params.excludeSeen) {
-      const seenField = (await this.deps.cache.manifest(r.space, r.version)).seenField;
+      const seenField = (await this.deps.cache.manifest(r.space, r.version, r.manifestKey)).seenField;
       if (!seenField)
         throw new BadRequestError(
           `excludeSeen: release ${r.version} of ${r.space} names no seenField, so there is nothing to exclude`,
@@ -180,7 +201,13 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.planner.timed(target, vector, params, exclude, ctx);
+    const results = await this.planner.timed(
+      searchable(target),
+      vector,
+      params,
+      withErased(exclude, target),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, target: target.name, id, results };
   }
 
@@ -220,7 +247,13 @@ export class QueryService {
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.planner.timed(c, vector, params, new Set(params.exclude), ctx);
+    const results = await this.planner.timed(
+      searchable(c),
+      vector,
+      params,
+      withErased(new Set(params.exclude), c),
+      ctx,
+    );
     return { space: r.space, version: r.version, collection, results };
   }
 
@@ -283,7 +316,7 @@ export class QueryService {
       }
       return { space: r.space, version: r.version, outcomes };
     });
-    this.deps.onServed?.({ space, version: out.version, k: total, cacheHit: ctx.cacheHit });
+    this.report({ space, version: out.version, k: total, cacheHit: ctx.cacheHit }, ctx);
     return out;
   }
 
@@ -340,7 +373,7 @@ export class QueryService {
           : {}),
       };
     });
-    this.deps.onServed?.({ space, version: answer.version, collection, cacheHit: ctx.cacheHit });
+    this.report({ space, version: answer.version, collection, cacheHit: ctx.cacheHit }, ctx);
     return answer;
   }
 
@@ -405,12 +438,18 @@ export class QueryService {
   }
 
   private served(answer: SearchAnswer, collection: string, k: number, ctx: RequestContext): void {
-    this.deps.onServed?.({
-      space: answer.space,
-      version: answer.version,
-      collection,
-      k,
-      cacheHit: ctx.cacheHit,
-    });
+    this.report({ space: answer.space, version: answer.version, collection, k, cacheHit: ctx.cacheHit }, ctx);
+  }
+
+  /** What the request served: for its access log line (through ctx) and the handler's metrics. */
+  private report(s: ServedInfo, ctx: RequestContext): void {
+    ctx.logKeys = {
+      space: s.space,
+      version: s.version,
+      ...(s.collection ? { collection: s.collection } : {}),
+      ...(s.k !== undefined ? { k: s.k } : {}),
+      cache: s.cacheHit ? 'hit' : 'miss',
+    };
+    this.deps.onServed?.(s);
   }
 }

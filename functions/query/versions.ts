@@ -6,8 +6,28 @@ import type { SearchParams } from '../core/query';
 import type { VersionRecord } from '../core/version';
 import { CapacityError } from '../snapshot/cache';
 import { type RequestContext, type Resolved, releaseHeld } from './context';
+import { ErasureCache } from './erasures';
 
 export type VersionChoice = Pick<SearchParams, 'version' | 'consistency'>;
+
+/** A pointer move this instance is riding out on the version it had loaded (switchGraceMs). */
+interface Switch {
+  from: string;
+  to: string;
+  since: number;
+  /** The new version's collections are loaded: requests go to it from now on. */
+  done: boolean;
+  /** Loading them failed: requests go to it and meet the failure (and its fallback) themselves. */
+  failed: boolean;
+}
+
+/** What the resolver needs of the snapshot cache to ride out a switch. */
+export interface SwitchWarmer {
+  /** Names of the version's collections loaded now. */
+  loaded(space: string, version: string): string[];
+  /** Loads these collections of the version (in the background: nothing waits for it). */
+  load(space: string, version: string, names: string[]): Promise<void>;
+}
 
 /** Version records cached at most this many; past it, expired ones are dropped (hostile pins can't grow it). */
 const MAX_CACHED_RECORDS = 1000;
@@ -18,9 +38,14 @@ const MAX_CACHED_RECORDS = 1000;
  * previous version, only while the registry says it is READY.
  */
 export class VersionResolver {
-  private readonly pointers = new Map<string, { pointer: Pointer; at: number }>();
+  private readonly pointers = new Map<
+    string,
+    { pointer: Pointer; at: number; erasureCounter: number; deleting: boolean }
+  >();
+  readonly erasures: ErasureCache;
   private readonly records = new Map<string, { record: VersionRecord | undefined; at: number }>();
   private readonly lastServed = new Map<string, string>();
+  private readonly switches = new Map<string, Switch>();
 
   constructor(
     private readonly deps: {
@@ -33,18 +58,42 @@ export class VersionResolver {
       roles?: (space: string, active: string | undefined, previous: string | undefined) => void;
       /** The registry says the version is DELETED (or has no record): nothing of it may serve again. */
       gone?: (space: string, version: string) => void;
+      /**
+       * How long, after the pointer moves, an instance that has the old version loaded keeps answering
+       * eventual, unpinned requests from it while the new one loads in the background (0 or absent: they
+       * wait for the load). Each answer names the version it came from; none mixes them.
+       */
+      switchGraceMs?: number;
+      warmer?: SwitchWarmer;
     },
-  ) {}
+  ) {
+    this.erasures = new ErasureCache(deps.registry);
+  }
 
   /** The pointer, from a cache trusted for pointerTtlMs; never moves back to a generation older than one seen. */
   async pointer(space: string, strong = false): Promise<Pointer> {
+    return (await this.spaceState(space, strong)).pointer;
+  }
+
+  /**
+   * The pointer item as this instance trusts it: the pointer, the erasure counter (never moving back)
+   * and whether the space is being deleted (never unset) — one read, cached like the pointer.
+   */
+  async spaceState(space: string, strong = false) {
     const cached = this.pointers.get(space);
-    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached.pointer;
-    const fresh = await this.deps.registry.getPointer(space, strong);
-    const keep = cached && cached.pointer.generation > fresh.generation ? cached.pointer : fresh;
-    this.pointers.set(space, { pointer: keep, at: Date.now() });
-    this.deps.roles?.(space, keep.version ?? undefined, keep.previous ?? undefined);
-    return keep;
+    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached;
+    const fresh = await this.deps.registry.getSpaceState(space, strong);
+    const pointer =
+      cached && cached.pointer.generation > fresh.pointer.generation ? cached.pointer : fresh.pointer;
+    const state = {
+      pointer,
+      at: Date.now(),
+      erasureCounter: Math.max(fresh.erasureCounter, cached?.erasureCounter ?? 0),
+      deleting: fresh.deletion !== undefined,
+    };
+    this.pointers.set(space, state);
+    this.deps.roles?.(space, pointer.version ?? undefined, pointer.previous ?? undefined);
+    return state;
   }
 
   /** A version's record, from a cache trusted for pointerTtlMs (fresh when `strong`). */
@@ -62,15 +111,17 @@ export class VersionResolver {
     return record;
   }
 
-  /** Resolves the one version a request will read, once. */
+  /** Resolves the one version a request will read, once, with the space's erasure list and the version's manifest. */
   async resolve(space: string, params: VersionChoice): Promise<Resolved> {
     assertName('space', space);
     const strong = params.consistency === 'strong';
     if (params.version) {
-      const [v, p] = await Promise.all([
+      const [v, s] = await Promise.all([
         this.record(space, params.version, strong),
-        this.pointer(space, strong),
+        this.spaceState(space, strong),
       ]);
+      const p = s.pointer;
+      if (s.deleting) throw new NotFoundError(`Unknown space ${space} (it is being deleted)`);
       if (!v || v.status === 'DELETED') {
         throw new NotFoundError(
           `Space ${space} has no version ${params.version}${v ? ' (its snapshot was deleted)' : ''}`,
@@ -78,21 +129,85 @@ export class VersionResolver {
       }
       if (v.status !== 'READY')
         throw new NotFoundError(`Version ${params.version} of space ${space} is ${v.status}, not READY`);
-      return { space, version: v.version, pinned: v.version !== p.version && v.version !== p.previous };
+      const erasures = await this.erasures.state(space, s.erasureCounter);
+      return {
+        space,
+        version: v.version,
+        pinned: v.version !== p.version && v.version !== p.previous,
+        erasures,
+        manifestKey: await this.erasures.manifestKey(space, v.version, erasures, v),
+      };
     }
-    const p = await this.pointer(space, strong);
+    const s = await this.spaceState(space, strong);
+    const p = s.pointer;
+    if (s.deleting) throw new NotFoundError(`Unknown space ${space} (it is being deleted)`);
     if (!p.version) {
       const any = await this.deps.registry.listVersions(space, 1);
       throw new NotFoundError(
         any.versions.length ? `Space ${space} has no active version yet` : `Unknown space ${space}`,
       );
     }
+    const erasures = await this.erasures.state(space, s.erasureCounter);
     return {
       space,
       version: p.version,
       generation: p.generation,
       ...(p.previous ? { previous: p.previous } : {}),
+      erasures,
+      manifestKey: await this.erasures.manifestKey(space, p.version, erasures),
     };
+  }
+
+  /**
+   * The version this instance served last, when the pointer moved past it and the grace applies: the
+   * request is eventual and unpinned, this instance has collections of the old version loaded that the
+   * new one has not loaded yet, and the switch began less than switchGraceMs ago. The first such
+   * request starts loading the new version's collections in the background; once they are loaded (or
+   * the load failed, or the grace ran out) requests go to the new version.
+   */
+  private graceVersion(space: string, r: Resolved, params: VersionChoice): Resolved | undefined {
+    const { switchGraceMs: graceMs = 0, warmer } = this.deps;
+    if (graceMs <= 0 || !warmer || params.version || params.consistency === 'strong') return undefined;
+    const from = this.lastServed.get(space);
+    if (!from || from === r.version) {
+      this.switches.delete(space);
+      return undefined;
+    }
+    let sw = this.switches.get(space);
+    if (!sw || sw.to !== r.version || sw.from !== from) {
+      const had = warmer.loaded(space, from);
+      if (had.length === 0) return undefined;
+      const have = new Set(warmer.loaded(space, r.version));
+      const missing = had.filter((n) => !have.has(n));
+      if (missing.length === 0) return undefined;
+      const s: Switch = { from, to: r.version, since: Date.now(), done: false, failed: false };
+      sw = s;
+      this.switches.set(space, s);
+      this.deps.log.info('version switch: serving the loaded version while the new one loads', {
+        space,
+        version: from,
+        next: r.version,
+        collections: missing,
+        graceMs,
+      });
+      warmer.load(space, r.version, missing).then(
+        () => {
+          s.done = true;
+        },
+        (err) => {
+          s.failed = true;
+          this.deps.log.warn('version switch: loading the new version failed; requests go to it', {
+            space,
+            version: r.version,
+            error: String(err),
+          });
+        },
+      );
+    }
+    if (sw.done || sw.failed || Date.now() - sw.since >= graceMs) return undefined;
+    // The old version must still be in memory (a load may have evicted it): else it is no shortcut.
+    if (warmer.loaded(space, from).length === 0) return undefined;
+    return { space, version: from };
   }
 
   /**
@@ -109,6 +224,17 @@ export class VersionResolver {
   ): Promise<T> {
     try {
       const r = await this.resolve(space, params);
+      const old = this.graceVersion(space, r, params);
+      if (old) {
+        try {
+          return await fn(old);
+        } catch (err) {
+          // The old version could not answer after all: the request goes to the new one.
+          if (!(err instanceof SnapshotUnavailableError) || err instanceof CapacityError) throw err;
+          releaseHeld(ctx);
+          this.switches.delete(space);
+        }
+      }
       try {
         const out = await fn(r);
         if (!params.version) {
@@ -145,7 +271,14 @@ export class VersionResolver {
         });
         // What the failed attempt held may go before the previous version loads.
         releaseHeld(ctx);
-        return await fn({ space, version: fallback });
+        const erasures = r.erasures;
+        return await fn({
+          space,
+          version: fallback,
+          ...(erasures
+            ? { erasures, manifestKey: await this.erasures.manifestKey(space, fallback, erasures, record) }
+            : {}),
+        });
       }
     } finally {
       releaseHeld(ctx);

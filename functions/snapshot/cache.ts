@@ -84,6 +84,12 @@ export interface SnapshotCacheOptions {
 export interface CollectionOptions {
   /** The request named this version with `?version=`: the pin cap and the pin window apply. */
   pinned?: boolean;
+  /**
+   * The manifest to load from when a purge switched the version to a rewritten one (the version
+   * record's `manifestKey`); default `manifestKey(space, version)`. Collections are cached per manifest,
+   * so a request reads one manifest's files only, and loading a newer one drops the older's memory.
+   */
+  manifestKey?: string;
 }
 
 /** How much a version is worth keeping: a load may evict only what ranks below it (or ranks 0). */
@@ -143,11 +149,12 @@ export class SnapshotCache {
     return this.opts.pinWindowMs ?? 300_000;
   }
 
-  manifest(space: string, version: string): Promise<Manifest> {
-    const key = `${space}/${version}`;
-    let p = this.manifests.get(key);
+  manifest(space: string, version: string, key = manifestKey(space, version)): Promise<Manifest> {
+    const vkey = `${space}/${version}`;
+    const mkey = key === manifestKey(space, version) ? vkey : `${vkey}#${key}`;
+    let p = this.manifests.get(mkey);
     if (!p) {
-      p = this.store.getText(manifestKey(space, version)).then(async (text) => {
+      p = this.store.getText(key).then(async (text) => {
         if (text === undefined) {
           if (await this.gone(space, version)) throw this.goneError(space, version);
           throw new SnapshotUnavailableError(
@@ -158,10 +165,16 @@ export class SnapshotCache {
         return this.opts.view ? this.opts.view(m) : m;
       });
       // The caller sees the rejection through `p`; this only keeps a failed read from being cached.
-      p.catch(() => this.manifests.delete(key));
-      this.manifests.set(key, p);
+      p.catch(() => this.manifests.delete(mkey));
+      this.manifests.set(mkey, p);
     }
     return p;
+  }
+
+  /** Forgets every manifest of a version (the default one and any purge's). */
+  private forgetManifests(vkey: string): void {
+    for (const k of [...this.manifests.keys()])
+      if (k === vkey || k.startsWith(`${vkey}#`)) this.manifests.delete(k);
   }
 
   /** The pointer's roles in a space: the active and previous versions are kept over any other. */
@@ -189,6 +202,15 @@ export class SnapshotCache {
     return [...this.entries.entries()].filter(([, e]) => e.collection).map(([k]) => k);
   }
 
+  /** Names of a version's collections loaded now (loads in flight not counted). */
+  loadedNames(space: string, version: string): string[] {
+    const out: string[] = [];
+    for (const [k, e] of this.entries)
+      if (e.collection && e.space === space && e.version === version)
+        out.push(k.slice(space.length + version.length + 2));
+    return out;
+  }
+
   /** Versions pinned within the pin window that are neither active nor previous, as space/version. */
   pinnedVersions(): string[] {
     const now = Date.now();
@@ -204,7 +226,9 @@ export class SnapshotCache {
     name: string,
     options: CollectionOptions = {},
   ): Promise<Held> {
-    const key = `${space}/${version}/${name}`;
+    const base = `${space}/${version}/${name}`;
+    const custom = options.manifestKey !== undefined && options.manifestKey !== manifestKey(space, version);
+    const key = custom ? `${base}#${options.manifestKey}` : base;
     const vkey = `${space}/${version}`;
     const failed = this.failures.get(key);
     if (failed && failed.until > Date.now()) {
@@ -223,9 +247,13 @@ export class SnapshotCache {
         inFlight: 0,
         reserved: 0,
       };
-      e.promise = this.load(space, version, name, report, e);
+      e.promise = this.load(space, version, name, report, e, options.manifestKey);
       entry = e;
       this.entries.set(key, entry);
+      // Another manifest of this collection (before or after a purge) stops being served here: requests
+      // holding it finish on it, and its memory goes when they let go.
+      for (const [k, other] of [...this.entries])
+        if (k !== key && (k === base || k.startsWith(`${base}#`))) this.dropEntry(k, other);
     } else if (!entry.collection) {
       // Another request is loading it: this one waited for the load too.
       report = { cached: false };
@@ -268,8 +296,9 @@ export class SnapshotCache {
     name: string,
     report: LoadReport,
     entry: Entry,
+    key?: string,
   ): Promise<LoadedCollection> {
-    const manifest = await this.manifest(space, version);
+    const manifest = await this.manifest(space, version, key);
     const cm = manifest.collections[name];
     if (!cm) throw new Error(`no collection ${name}`);
     // Reserve before any byte is downloaded: a load that cannot fit is refused here, not OOM-killed later.
@@ -572,7 +601,7 @@ export class SnapshotCache {
     const bytes = this.disk.get(vkey)?.bytes ?? 0;
     for (const [k, e] of [...this.entries])
       if (e.space === space && e.version === version) this.dropEntry(k, e);
-    this.manifests.delete(vkey);
+    this.forgetManifests(vkey);
     this.disk.delete(vkey);
     await rm(localPathFor(this.opts.cacheDir, snapshotPrefix(space, version)), {
       recursive: true,
@@ -635,7 +664,7 @@ export class SnapshotCache {
       if (e.inFlight === 0 && e.collection) this.dropEntry(k, e);
       else busy = true;
     }
-    this.manifests.delete(vkey);
+    this.forgetManifests(vkey);
     this.pins.delete(vkey);
     if (!busy && this.disk.has(vkey)) await this.evictFiles(vkey);
   }
@@ -680,7 +709,7 @@ export class SnapshotCache {
   async forget(space: string, version: string): Promise<void> {
     for (const [k, e] of [...this.entries])
       if (e.space === space && e.version === version) this.dropEntry(k, e);
-    this.manifests.delete(`${space}/${version}`);
+    this.forgetManifests(`${space}/${version}`);
     this.disk.delete(`${space}/${version}`);
     await rm(localPathFor(this.opts.cacheDir, snapshotPrefix(space, version)), {
       recursive: true,

@@ -2,6 +2,7 @@
 // May import core/, contract.ts and adapters/hnsw-index (for the index file format); never builder/, query/ or admin/.
 import { KEY_PREFIX } from '../contract';
 import type { Metric } from '../core/release';
+import type { EfSource, RecallPoint } from '../core/version';
 
 /** Parts of at most this size are fetched with parallel ranged GETs and verified as each lands. */
 export const PART_BYTES = 16 * 1024 * 1024;
@@ -37,7 +38,12 @@ export interface CollectionManifest {
   count: number;
   M: number;
   efConstruction: number;
+  /** The serving ef (a request's own ef overrides it): tuned by the build, or the release's. */
   ef: number;
+  /** How `ef` was chosen; absent in manifests written before the build tuned it (then: the release's). */
+  efSource?: EfSource;
+  /** The quality gate's ef → recall@10 curve on its sample; absent in older manifests. */
+  recallCurve?: RecallPoint[];
   /** Every metadata field any item had, so a filter on a field that never existed is a 400. */
   metadataFields: string[];
   segments: Segment[];

@@ -49,11 +49,22 @@ export function createSweepHandler(
         now: deps.now,
         staleMs,
         graceMs: deps.config.retentionGraceMs,
+        workDir: deps.config.cacheDir,
       });
       if (report.failed.length)
         obs.metrics.addMetric(METRIC.buildsAbandoned, MetricUnit.Count, report.failed.length);
-      const { failed, restored, purged, activated, errors } = report;
-      if (failed.length + restored.length + purged.length + activated.length + errors.length)
+      const { failed, restored, purged, activated, errors, erasure, spacesDeleted } = report;
+      if (
+        failed.length +
+        restored.length +
+        purged.length +
+        activated.length +
+        errors.length +
+        erasure.rewritten.length +
+        erasure.purged +
+        erasure.deletedObjects +
+        spacesDeleted.length
+      )
         log.info('sweep done', { ...report });
       // A space that could not be swept fails the invocation (Errors alarm); the next schedule retries.
       if (errors.length) throw new Error(`sweep failed for ${errors.map((e) => e.space).join(', ')}`);

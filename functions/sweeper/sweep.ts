@@ -5,6 +5,7 @@ import { allVersions, deleteSnapshotFiles } from '../builder/retention';
 import { EVENT_DETAIL_TYPE } from '../contract';
 import type { BlobStore, EventPublisher, Log, PointerMoveNotifier, Registry } from '../core/ports';
 import { MAX_BUILD_ATTEMPTS, type VersionRecord } from '../core/version';
+import { finishSpaceDeletion, type PurgeReport, purgeSpace } from './purge';
 
 export interface SweepDeps {
   store: BlobStore;
@@ -20,6 +21,8 @@ export interface SweepDeps {
   staleMs: number;
   /** Retention's grace period: a DELETED version older than this whose files remain is finished. */
   graceMs: number;
+  /** Scratch directory for purges (downloads, rebuilt segments); without it erasures are not purged. */
+  workDir?: string;
 }
 
 export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
@@ -35,6 +38,10 @@ export interface SweepReport {
   activated: { space: string; version: string }[];
   /** Spaces the sweep could not finish (it goes on with the others; the next sweep tries again). */
   errors: { space: string; error: string }[];
+  /** Erasures purged from stored snapshots (sweeper/purge.ts). */
+  erasure: PurgeReport;
+  /** Spaces whose deletion this sweep finished. */
+  spacesDeleted: string[];
 }
 
 /**
@@ -42,7 +49,15 @@ export interface SweepReport {
  * change is a conditional write that loses to anyone who moved first.
  */
 export async function sweep(deps: SweepDeps): Promise<SweepReport> {
-  const report: SweepReport = { failed: [], restored: [], purged: [], activated: [], errors: [] };
+  const report: SweepReport = {
+    failed: [],
+    restored: [],
+    purged: [],
+    activated: [],
+    errors: [],
+    erasure: { rewritten: [], purged: 0, deletedObjects: 0 },
+    spacesDeleted: [],
+  };
   for (const space of await deps.registry.listSpaces()) {
     try {
       await sweepSpace(deps, space, report);
@@ -76,6 +91,13 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
   const { registry, log } = deps;
   const clock = deps.now ?? (() => new Date());
   const now = clock();
+  const state = await registry.getSpaceState(space);
+  if (state.deletion) {
+    // A space being deleted: finish it (resumable: a crash leaves the mark for the next sweep).
+    await finishSpaceDeletion(deps, space, state);
+    report.spacesDeleted.push(space);
+    return;
+  }
   const versions = await allVersions(registry, space);
   const pointer = await registry.getPointer(space);
 
@@ -135,4 +157,8 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
       report.activated.push({ space, version: candidate.version });
     }
   }
+
+  // Erased ids out of every retained snapshot (invariant 9).
+  if (deps.workDir)
+    await purgeSpace({ ...deps, workDir: deps.workDir, now: clock }, space, state, report.erasure);
 }

@@ -11,7 +11,14 @@ import { acknowledge, NAG_REASON, nagRef } from '../nag';
  * what each function calls.
  */
 
-export type TableAction = 'GetItem' | 'BatchGetItem' | 'Query' | 'PutItem' | 'UpdateItem' | 'DeleteItem';
+export type TableAction =
+  | 'GetItem'
+  | 'BatchGetItem'
+  | 'Query'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'BatchWriteItem';
 
 export function allowTable(fn: IFunction, table: ITable, actions: readonly TableAction[]): void {
   fn.addToRolePolicy(

@@ -54,10 +54,17 @@ export const READ_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.GET, path: '/v1/spaces/{space}/collections/{collection}/projection' },
 ]);
 
-/** Admin routes (CONTRACT.md): they move the pointer, so they always require IAM (SigV4). */
+/**
+ * Admin routes (CONTRACT.md): they move the pointer, erase items or delete a space — and the erasure
+ * list names people — so they always require IAM (SigV4).
+ */
 export const ADMIN_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/activate' },
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/rollback' },
+  { method: HttpMethod.DELETE, path: '/v1/spaces/{space}/collections/{collection}/items/{id}' },
+  { method: HttpMethod.POST, path: '/v1/spaces/{space}/collections/{collection}/items/{id}/restore' },
+  { method: HttpMethod.GET, path: '/v1/spaces/{space}/erasures' },
+  { method: HttpMethod.DELETE, path: '/v1/spaces/{space}' },
 ]);
 
 /** Fields of the API's access log lines (JSON, one per request). */
@@ -193,11 +200,12 @@ export class QueryApi extends Construct {
       },
     });
     acknowledge(this.admin.fn, 'Serverless-LambdaDLQ', NAG_REASON.apiOnlyDlq);
-    // Reads manifests (dims/metric compatibility), writes the pointer with a conditional PutItem/UpdateItem.
-    allowObjects(this.admin.fn, props.bucket, [PREFIX.snapshots], ['GetObject']);
-    allowList(this.admin.fn, props.bucket, [PREFIX.snapshots]);
+    // DynamoDB only: compatibility checks read version records, the pointer moves by a conditional
+    // write; no S3 (the deploy rehearsal's IAM-by-use found the snapshot grants unused). The key (with
+    // encryption=kms) covers the table.
     allowKey(this.admin.fn, props.key, false);
-    allowTable(this.admin.fn, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchGetItem']);
+    // BatchWriteItem: erasure records, 25 to a request (admin/erasure.ts).
+    allowTable(this.admin.fn, props.table, ['GetItem', 'PutItem', 'UpdateItem', 'Query', 'BatchWriteItem']);
     props.eventBus.grantPutEventsTo(this.admin.fn);
 
     this.api = new HttpApi(this, 'Api', {
@@ -275,7 +283,7 @@ export class QueryApi extends Construct {
 
     this.adminInvokePolicy = this.invokePolicy(
       'AdminInvokePolicy',
-      'Allows calling the Vicinity admin routes (activate, rollback) with SigV4',
+      'Allows calling the Vicinity admin routes (activate, rollback, erase, restore, erasures, delete space) with SigV4',
       ADMIN_ROUTES,
     );
     if (props.readAuth === 'iam') {

@@ -2,13 +2,14 @@ import { Duration } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { type IEventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { ILayerVersion } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ENV, SERVICE_NAME } from '../../functions/contract';
 import { acknowledge, NAG_REASON } from '../nag';
-import { allowList, allowObjects, allowTable } from './grants';
+import { allowKey, allowList, allowObjects, allowTable } from './grants';
 import { PREFIX } from './storage';
 import { VicinityFunction } from './vicinity-function';
 
@@ -24,12 +25,16 @@ export interface SweeperProps {
   readonly bundleAwsSdk: boolean;
   /** ENV.sweepStaleMs; unset: the function's default (1 h). */
   readonly staleMs?: number;
+  /** The bucket's customer managed key, if any: purges read and write snapshot objects. */
+  readonly key?: IKey;
 }
 
 /**
  * An EventBridge schedule (every 5 minutes) → the sweeper function: FAILS builds nobody will finish,
- * finishes retention runs that died, and activations lost after READY (functions/sweeper/). It may
- * read and conditionally update the table, list and delete snapshot files, and put events — nothing else.
+ * finishes retention runs that died, and activations lost after READY, purges erased ids from stored
+ * snapshots and finishes space deletions (functions/sweeper/). It may read and conditionally update the
+ * table (and batch-delete a deleted space's items), read, write, list and delete snapshot files, list and
+ * delete uploads, and put events — nothing else.
  */
 export class Sweeper extends Construct {
   readonly fn: VicinityFunction;
@@ -40,7 +45,9 @@ export class Sweeper extends Construct {
     this.fn = new VicinityFunction(this, 'Sweeper', {
       entry: 'functions/sweeper/handler.ts',
       description: 'Vicinity: fails abandoned builds, finishes dead retention runs and lost activations',
-      sizing: { memoryMb: 512, ephemeralMb: 512, timeoutSeconds: 240 },
+      // Purges rebuild a segment's index from its vectors (sweeper/purge.ts): memory and /tmp for one
+      // segment (≤ 250k vectors) at a time, and up to the Lambda limit to finish it.
+      sizing: { memoryMb: 2048, ephemeralMb: 2048, timeoutSeconds: 900 },
       layer: props.layer,
       serviceName: SERVICE_NAME.sweeper,
       logRetention: props.logRetention,
@@ -57,10 +64,19 @@ export class Sweeper extends Construct {
     const fn = this.fn.fn;
     // listSpaces/listVersions (Query), getPointer/getVersion (GetItem), conditional writes (UpdateItem),
     // the pointer CAS of a finished activation (PutItem).
-    allowTable(fn, props.table, ['GetItem', 'Query', 'UpdateItem', 'PutItem']);
-    // Files of DELETED versions only: no reads of any object, no writes.
-    allowObjects(fn, props.bucket, [PREFIX.snapshots], ['DeleteObject']);
-    allowList(fn, props.bucket, [PREFIX.snapshots]);
+    // BatchWriteItem: a deleted space's records (sweeper/purge.ts).
+    allowTable(fn, props.table, ['GetItem', 'Query', 'UpdateItem', 'PutItem', 'BatchWriteItem']);
+    // Snapshots: files of DELETED versions, and purges (read a snapshot, write its rewrite, delete what
+    // it replaced); uploads: deleted only with a space deleted with includeInputs.
+    allowObjects(
+      fn,
+      props.bucket,
+      [PREFIX.snapshots],
+      ['GetObject', 'PutObject', 'AbortMultipartUpload', 'DeleteObject'],
+    );
+    allowObjects(fn, props.bucket, [PREFIX.incoming], ['DeleteObject']);
+    allowList(fn, props.bucket, [PREFIX.snapshots, PREFIX.incoming]);
+    allowKey(fn, props.key, true);
     props.eventBus.grantPutEventsTo(fn);
 
     // A missed sweep is made up by the next one five minutes later: nothing to retry or keep.

@@ -75,6 +75,7 @@ export class VicinityStack extends Stack {
     this.sweeper = new Sweeper(this, 'Sweeper', {
       bucket: this.storage.bucket,
       table: this.storage.table,
+      key: this.storage.key,
       eventBus,
       layer,
       logRetention,

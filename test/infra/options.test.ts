@@ -3,6 +3,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV, EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../functions/contract';
 import { ConfigError, configFromContext, DEFAULT_CONFIG } from '../../infra/config';
+import { ADMIN_ROUTES } from '../../infra/constructs/query-api';
 import { ESM_REQUIRE_BANNER, externalModules } from '../../infra/constructs/vicinity-function';
 import { retentionFor, VicinityStack } from '../../infra/stacks/vicinity-stack';
 import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
@@ -219,7 +220,7 @@ describe('read auth JWT', () => {
     });
     const routes = Object.values(s.template.findResources('AWS::ApiGatewayV2::Route'));
     for (const r of routes) {
-      const admin = /\/(activate|rollback)$/.test(r.Properties.RouteKey);
+      const admin = ADMIN_ROUTES.some((a) => `${a.method} ${a.path}` === r.Properties.RouteKey);
       expect(r.Properties.AuthorizationType, r.Properties.RouteKey).toBe(admin ? 'AWS_IAM' : 'JWT');
     }
   });

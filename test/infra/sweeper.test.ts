@@ -35,11 +35,12 @@ describe('sweeper', () => {
     });
   });
 
-  it('may read and conditionally update the table, list and delete snapshot files, put events — nothing more', () => {
+  it('may read and update the table, read/write/list/delete snapshots, list/delete uploads, put events — nothing more', () => {
     const roleId = s.idOf(s.stack.sweeper.fn.fn.role!);
     const statements = statementsOfRole(s.template, roleId);
     expect(actionsOf(statements)).toEqual(
       [
+        'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
@@ -47,17 +48,27 @@ describe('sweeper', () => {
         'events:PutEvents',
         'logs:CreateLogStream',
         'logs:PutLogEvents',
+        's3:AbortMultipartUpload',
         's3:DeleteObject',
+        's3:GetObject',
         's3:ListBucket',
+        's3:PutObject',
         'xray:PutTelemetryRecords',
         'xray:PutTraceSegments',
       ].sort(),
     );
     const bucketArn = { 'Fn::GetAtt': [s.idOf(s.stack.storage.bucket), 'Arn'] };
     const deletes = statements.filter((st) => [st.Action].flat().includes('s3:DeleteObject'));
-    expect(deletes.map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [bucketArn, '/snapshots/*']] }]);
+    expect(deletes.map((st) => st.Resource)).toEqual([
+      { 'Fn::Join': ['', [bucketArn, '/snapshots/*']] },
+      { 'Fn::Join': ['', [bucketArn, '/incoming/*']] },
+    ]);
+    const writes = statements.filter((st) => [st.Action].flat().includes('s3:PutObject'));
+    expect(writes.map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [bucketArn, '/snapshots/*']] }]);
     const lists = statements.filter((st) => [st.Action].flat().includes('s3:ListBucket'));
-    expect(lists.map((st) => st.Condition)).toEqual([{ StringLike: { 's3:prefix': ['snapshots/*'] } }]);
+    expect(lists.map((st) => st.Condition)).toEqual([
+      { StringLike: { 's3:prefix': ['snapshots/*', 'incoming/*'] } },
+    ]);
     const table = statements.filter((st) => [st.Action].flat().some((a) => a.startsWith('dynamodb:')));
     expect(table.map((st) => st.Resource)).toEqual([
       { 'Fn::GetAtt': [s.idOf(s.stack.storage.table), 'Arn'] },

@@ -12,11 +12,11 @@ import { pointerNotifier } from '../../functions/common/pointer-notifier';
 import type { HandlerDeps } from '../../functions/common/wiring';
 import { activateVersion } from '../../functions/core/activation';
 import { type EventPublisher, silentLog } from '../../functions/core/ports';
-import { bruteForce } from '../../functions/core/search';
 import { BUILD_TIMEOUT_MS, fakeContext } from '../../local/http-adapter';
-import { clusteredVectors, jsonlRows } from '../../local/synthetic';
+import { clusteredVectors, jsonlRows, mulberry32 } from '../../local/synthetic';
 import { freshTable, testDynamo, testS3 } from '../support/clients';
 import { type TestStack, testStack } from '../support/local';
+import { exactIds, exactKnn, expectExactNeighbours, parseJsonl } from '../support/oracle';
 
 const DIMS = 12;
 const N = 600;
@@ -24,6 +24,8 @@ const data = clusteredVectors(N, DIMS, 8, 11);
 const ids = Array.from({ length: N }, (_, i) => `id-${i}`);
 const rowsOf = (i: number) => Array.from(data.vectors.subarray(i * DIMS, (i + 1) * DIMS));
 const goodJsonl = jsonlRows(ids, data.vectors, DIMS, (i) => ({ n: i }));
+/** The published rows, as the oracle reads them. */
+const good = parseJsonl(goodJsonl);
 
 function parquet(): Buffer {
   const ab = parquetWriteBuffer({
@@ -256,6 +258,41 @@ describe('build function: formats, refusals and the quality gate', () => {
     expect(record?.collections?.items?.overlapWith).toBe('v1');
   });
 
+  it('records an overlap below 1, near the exact one, when half the vectors change', async () => {
+    // Break seen: functions/builder/quality-gate.ts comparing the new exact lists with themselves
+    // (`overlapAt(truth ids, truth ids, k)` instead of the previous version's answers) — overlap 1, fails here.
+    const other = clusteredVectors(N, DIMS, 8, 77);
+    const changed = Float32Array.from(data.vectors);
+    // A random half (not every other row: the build samples rows at a fixed stride, which would see only
+    // changed or only unchanged items).
+    const rand = mulberry32(78);
+    for (let r = 0; r < N; r++)
+      if (rand() < 0.5) changed.set(other.vectors.subarray(r * DIMS, (r + 1) * DIMS), r * DIMS);
+    const changedJsonl = jsonlRows(ids, changed, DIMS, (i) => ({ n: i }));
+    const space = 'overlap-changed';
+    await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
+    const o = await publish(space, { 'items.jsonl': changedJsonl }, jsonl());
+    expect(o).toMatchObject({ status: 'READY', version: 'v2' });
+    const items = (await registry.getVersion(space, 'v2'))?.collections?.items;
+    expect(items?.overlapWith).toBe('v1');
+    // What overlap@10 is over every item, by the oracle: each item's 10 nearest in v1 against those in v2.
+    const now = parseJsonl(changedJsonl);
+    const top10 = (rows: number[][], i: number) =>
+      exactIds('cosine', rows, ids, rows[i] as number[])
+        .filter((id) => id !== ids[i])
+        .slice(0, 10);
+    let sum = 0;
+    for (let i = 0; i < N; i++) {
+      const before = new Set(top10(good.rows, i));
+      sum += top10(now.rows, i).filter((id) => before.has(id)).length / 10;
+    }
+    const expected = sum / N;
+    expect(expected).toBeLessThan(0.8);
+    expect(items?.overlapAt10).toBeLessThan(1);
+    // The build samples 60 items (VICINITY_QUALITY_SAMPLE): an estimate of the same mean.
+    expect(Math.abs((items?.overlapAt10 as number) - expected)).toBeLessThan(0.15);
+  });
+
   it('records a minOverlap gate it could not apply, when the previous snapshot is unreadable', async () => {
     const space = 'overlap-unreadable';
     const first = await publish(space, { 'items.jsonl': goodJsonl }, jsonl());
@@ -290,6 +327,7 @@ describe('build function: formats, refusals and the quality gate', () => {
       admin({
         rawPath: `/v1/spaces/${space}/${action}`,
         requestContext: { http: { method: 'POST' } },
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
       } as unknown as HttpEvent);
     expect((await post('rollback', { expectedGeneration: 2 })).statusCode).toBe(200);
@@ -372,11 +410,15 @@ describe('build function: every input format gives the same answers', () => {
     expect((record.body.collections as Record<string, { segments: number }>).items!.segments).toBe(3);
     for (const i of [5, 250, 590]) {
       const r = await s.get(`/v1/spaces/fmt-segments/collections/items/items/id-${i}/similar?k=10`);
-      const exact = bruteForce('cosine', DIMS, data.vectors, ids, rowsOf(i), 11)
-        .map((n) => n.id)
-        .filter((x) => x !== `id-${i}`)
-        .slice(0, 10);
-      expect((r.body.results as { id: string }[]).map((x) => x.id)).toEqual(exact);
+      const exact = exactKnn('cosine', good.rows, ids, good.rows[i] as number[]).filter(
+        (x) => x.id !== `id-${i}`,
+      );
+      expectExactNeighbours(
+        (r.body.results as { id: string }[]).map((x) => x.id),
+        exact,
+        10,
+        1e-5,
+      );
     }
   });
 });

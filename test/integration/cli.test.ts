@@ -3,7 +3,7 @@
  * the commands run in-process through runCli, reading the stack's local.json as a user's shell would.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,6 +77,33 @@ async function writeDir(dir: string, files: Record<string, string>) {
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
 }
 
+const A = releaseFiles(false);
+const B = releaseFiles(true);
+const BAD = (() => {
+  const bad = releaseFiles(false);
+  bad['items.jsonl'] = bad['items.jsonl'].replace(/\n/, '\n{"id":"broken","vector":[1,2]}\n');
+  return bad;
+})();
+
+/**
+ * Every test works in a space of its own, so it runs alone and in any order: `shop(s, 'name')` makes
+ * one with release r-a active as v1 (generation 1, by build) and, unless `only: 'a'`, release r-b as
+ * READY v2, not activated; `bad: true` adds the FAILED release r-bad after them.
+ */
+let spaces = 0;
+async function shop_(s: TestStack, name: string, opts: { only?: 'a'; bad?: boolean } = {}): Promise<string> {
+  const space = `${name}-${++spaces}`;
+  const dataOf = (f: Record<string, string>) => ({
+    'items.jsonl': f['items.jsonl']!,
+    'users.jsonl': f['users.jsonl']!,
+  });
+  await s.publish(space, 'r-a', dataOf(A), A['release.json']!);
+  if (opts.only !== 'a')
+    await s.publish(space, 'r-b', dataOf(B), { ...JSON.parse(B['release.json']!), activate: false });
+  if (opts.bad) await s.publish(space, 'r-bad', dataOf(BAD), BAD['release.json']!);
+  return space;
+}
+
 describe('vicinity CLI against the local stack', () => {
   let s: TestStack;
   let work: string;
@@ -88,11 +115,9 @@ describe('vicinity CLI against the local stack', () => {
 
   beforeAll(async () => {
     [s, work] = await Promise.all([testStack(), mkdtemp(join(tmpdir(), 'vicinity-cli-'))]);
-    await writeDir(join(work, 'a'), releaseFiles(false));
-    await writeDir(join(work, 'b'), releaseFiles(true));
-    const bad = releaseFiles(false);
-    bad['items.jsonl'] = bad['items.jsonl'].replace(/\n/, '\n{"id":"broken","vector":[1,2]}\n');
-    await writeDir(join(work, 'bad'), bad);
+    await writeDir(join(work, 'a'), A);
+    await writeDir(join(work, 'b'), B);
+    await writeDir(join(work, 'bad'), BAD);
   });
   afterAll(async () => {
     await s?.dispose();
@@ -100,55 +125,90 @@ describe('vicinity CLI against the local stack', () => {
   });
 
   it('publishes a release folder with plain progress lines, release.json last, and follows the build', async () => {
-    const r = await run('publish', 'shop', 'a', '--release', 'r-a', '--no-progress');
+    const shop = `shop-${++spaces}`;
+    const r = await run('publish', shop, 'a', '--release', 'r-a', '--no-progress');
+    // Plain lines: no escape sequences, no carriage returns redrawing a bar.
     expect(r.err.includes('\u001b[')).toBe(false);
-    expect(r.err).toMatch(/Uploading 2 files \([\d.]+ KB\) to s3:\/\/vicinity-local\/incoming\/shop\/r-a\//);
+    expect(r.err.includes('\r')).toBe(false);
+    expect(r.err).toMatch(
+      new RegExp(`Uploading 2 files \\([\\d.]+ KB\\) to s3://vicinity-local/incoming/${shop}/r-a/`),
+    );
     expect(r.err).toMatch(/items\.jsonl\s+[\d.]+ KB\s+uploaded/);
-    expect(r.err).toMatch(/Wrote incoming\/shop\/r-a\/release\.json/);
+    expect(r.err).toMatch(/users\.jsonl\s+[\d.]+ KB\s+uploaded/);
+    // release.json last: written only after every data file reported uploaded.
+    // Break seen: cli/publish.ts putting release.json before the data files (log lines as before) — the
+    // mtime check below fails.
+    const lines = r.err.split('\n');
+    const wrote = lines.findIndex((l) => l.includes(`Wrote incoming/${shop}/r-a/release.json`));
+    expect(wrote).toBeGreaterThan(-1);
+    for (const file of ['items.jsonl', 'users.jsonl']) {
+      const uploaded = lines.findIndex((l) => new RegExp(`${file.replace('.', '\\.')}\\s.*uploaded`).test(l));
+      expect(uploaded, file).toBeGreaterThan(-1);
+      expect(uploaded, `${file} before release.json`).toBeLessThan(wrote);
+    }
+    // And in the bucket: s3rver keeps each object as a file; release.json's was written last.
+    const folder = join(s.home, 's3', s.info.bucket, 'incoming', shop, 'r-a');
+    const written = Object.fromEntries(
+      await Promise.all(
+        (await readdir(folder))
+          .filter((f) => f.endsWith('._S3rver_object'))
+          .map(
+            async (f) => [f.replace('._S3rver_object', ''), (await stat(join(folder, f))).mtimeMs] as const,
+          ),
+      ),
+    );
+    expect(Object.keys(written).sort()).toEqual(['items.jsonl', 'release.json', 'users.jsonl']);
+    expect(written['release.json']).toBeGreaterThanOrEqual(
+      Math.max(written['items.jsonl']!, written['users.jsonl']!),
+    );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^v1 READY \(release r-a, built in/);
     expect(r.out).toMatch(/items\s+400\s+16\s+cosine/);
-    expect(r.out).toMatch(/Active: shop now serves v1 \(generation 1/);
-    // release.json arrived after the files: the build found them without waiting.
-    expect((await s.get('/v1/spaces/shop/versions/v1')).body.status).toBe('READY');
+    expect(r.out).toMatch(new RegExp(`Active: ${shop} now serves v1 \\(generation 1`));
+    // Following the build: by the time publish returns the version is READY and serving.
+    expect((await s.get(`/v1/spaces/${shop}/versions/v1`)).body.status).toBe('READY');
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
   });
 
   it('publishes a candidate without activating it', async () => {
-    const r = await run('publish', 'shop', 'b', '--release', 'r-b', '--no-activate', '--no-progress');
+    const shop = await shop_(s, 'cand', { only: 'a' });
+    const r = await run('publish', shop, 'b', '--release', 'r-b', '--no-activate', '--no-progress');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^v2 READY/);
     expect(r.out).toMatch(/Not activated \(--no-activate\)\. Serving: v1/);
-    expect(r.out).toContain('vicinity diff shop v1 v2');
-    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1' });
+    expect(r.out).toContain(`vicinity diff ${shop} v1 v2`);
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
   });
 
   it('shows status and versions with release names, as tables and as JSON', async () => {
-    const status = await run('status', 'shop');
+    const shop = await shop_(s, 'status');
+    const status = await run('status', shop);
     expect(status.code).toBe(0);
     expect(status.out).toMatch(
-      /Space shop: active v1 \(release r-a\), generation 1, previous none, changed by build/,
+      new RegExp(`Space ${shop}: active v1 \\(release r-a\\), generation 1, previous none, changed by build`),
     );
     expect(status.out).toMatch(/\* active\s+v1\s+READY\s+r-a/);
     expect(status.out).toMatch(/v2\s+READY\s+r-b/);
-    const json = await run('versions', 'shop', '--json');
+    const json = await run('versions', shop, '--json');
     const body = JSON.parse(json.out) as { versions: { version: string; release: string }[] };
     expect(body.versions.map((v) => [v.version, v.release])).toEqual([
       ['v2', 'r-b'],
       ['v1', 'r-a'],
     ]);
-    const one = await run('versions', 'shop', '--release', 'r-b', '--json');
+    const one = await run('versions', shop, '--release', 'r-b', '--json');
     expect((JSON.parse(one.out) as typeof body).versions.map((v) => v.version)).toEqual(['v2']);
   });
 
   it('prints neighbours as a table with a name column', async () => {
-    const r = await run('similar', 'shop', 'items', 'i0', '-k', '3');
+    const shop = await shop_(s, 'similar', { only: 'a' });
+    const r = await run('similar', shop, 'items', 'i0', '-k', '3');
     expect(r.code).toBe(0);
     const lines = r.out.trim().split('\n');
-    expect(lines[0]).toMatch(/^shop v1 · items\/i0 "Item 0" → items: 3 results$/);
+    expect(lines[0]).toBe(`${shop} v1 · items/i0 "Item 0" → items: 3 results`);
     expect(lines[1]).toMatch(/#\s+ID\s+SCORE\s+NAME/);
     expect(lines.slice(2)).toHaveLength(3);
     for (const l of lines.slice(2)) expect(l).toMatch(/^\d\s+i\d+\s+0\.\d{4}\s+Item \d+$/);
-    const recs = await run('similar', 'shop', 'users', 'u0', '--target', 'items', '--exclude-seen', '--json');
+    const recs = await run('similar', shop, 'users', 'u0', '--target', 'items', '--exclude-seen', '--json');
     const ids = (JSON.parse(recs.out) as { results: { id: string }[] }).results.map((x) => x.id);
     expect(ids).toHaveLength(10);
     expect(ids).not.toContain('i0');
@@ -156,22 +216,24 @@ describe('vicinity CLI against the local stack', () => {
   });
 
   it('queries by a vector given inline or in a file, and lists spaces', async () => {
-    const line = releaseFiles(false)['items.jsonl'].split('\n')[7] as string;
+    const shop = await shop_(s, 'query', { only: 'a' });
+    const line = A['items.jsonl']!.split('\n')[7] as string;
     const { id, vector } = JSON.parse(line) as { id: string; vector: number[] };
-    const inline = await run('query', 'shop', 'items', '--vector', vector.join(','), '-k', '2');
+    const inline = await run('query', shop, 'items', '--vector', vector.join(','), '-k', '2');
     expect(inline.code).toBe(0);
-    expect(inline.out).toMatch(/^shop v1 · nearest to a 16-d vector in items: 2 results\n/);
+    expect(inline.out).toMatch(new RegExp(`^${shop} v1 · nearest to a 16-d vector in items: 2 results\n`));
     expect(inline.out.split('\n')[2]).toMatch(new RegExp(`^1\\s+${id}\\s`));
     await writeFile(join(work, 'q.json'), JSON.stringify(vector));
-    const file = await run('query', 'shop', 'items', '--vector-file', 'q.json', '--json');
+    const file = await run('query', shop, 'items', '--vector-file', 'q.json', '--json');
     expect((JSON.parse(file.out) as { results: { id: string }[] }).results[0]?.id).toBe(id);
-    const bad = await run('query', 'shop', 'items', '--vector', '1,2');
+    const bad = await run('query', shop, 'items', '--vector', '1,2');
     expect(bad.err).toMatch(/^vicinity: vector has 2 values, collection items has 16 dims\nhint: /);
-    expect((await run('spaces')).out).toMatch(/shop\s+v1\s+1/);
+    expect((await run('spaces')).out).toMatch(new RegExp(`(^|\n)${shop}\\s+v1\\s+1(\n|$)`));
   });
 
   it('diffs two versions: the moved items change most, the rest barely', async () => {
-    const r = await run('diff', 'shop', 'v1', 'v2', '--sample', '1000', '--json');
+    const shop = await shop_(s, 'diff');
+    const r = await run('diff', shop, 'v1', 'v2', '--sample', '1000', '--json');
     expect(r.code).toBe(0);
     const d = JSON.parse(r.out) as {
       from: string;
@@ -202,7 +264,7 @@ describe('vicinity CLI against the local stack', () => {
 
     const text = await run(
       'diff',
-      'shop',
+      shop,
       'v1',
       'v2',
       '--collection',
@@ -212,39 +274,78 @@ describe('vicinity CLI against the local stack', () => {
       '--top',
       '3',
     );
-    expect(text.out).toMatch(/shop: v1 → v2/);
+    expect(text.out).toContain(`${shop}: v1 → v2`);
     expect(text.out).toMatch(/Most changed:/);
     expect(text.out).toMatch(/items: (small|moderate) change — mean overlap@10/);
   });
 
   it('refuses an activation against a stale generation, with who moved it and a hint', async () => {
-    const r = await run('activate', 'shop', 'v2', '--expected-generation', '0');
+    const shop = await shop_(s, 'stale');
+    const r = await run('activate', shop, 'v2', '--expected-generation', '0');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(
-      /^vicinity: conflict: shop is at generation 1 \(active v1, moved by build at [\d-]+ [\d:]+Z\), not 0 — nothing was changed\nhint: .*vicinity status shop/,
+      new RegExp(
+        `^vicinity: conflict: ${shop} is at generation 1 \\(active v1, moved by build at [\\d-]+ [\\d:]+Z\\), not 0 — nothing was changed\nhint: .*vicinity status ${shop}`,
+      ),
     );
-    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1', generation: 1 });
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
   });
 
   it('activates and rolls back with changedBy cli', async () => {
-    const a = await run('activate', 'shop', 'v2');
+    const shop = await shop_(s, 'switch');
+    const a = await run('activate', shop, 'v2');
     expect(a.code).toBe(0);
-    expect(a.out).toMatch(/^shop: v1 → v2 \(generation 2, by cli at/);
-    const again = await run('activate', 'shop', 'v2');
+    expect(a.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli at`));
+    const again = await run('activate', shop, 'v2');
     expect(again.out).toMatch(/v2 is already active \(generation 2\); nothing changed/);
-    const b = await run('rollback', 'shop');
+    const b = await run('rollback', shop);
     expect(b.code).toBe(0);
-    expect(b.out).toMatch(/^shop: v2 → v1 \(generation 3, by cli at/);
-    const history = (await s.get('/v1/spaces/shop/history')).body.history as { to: string; by: string }[];
+    expect(b.out).toMatch(new RegExp(`^${shop}: v2 → v1 \\(generation 3, by cli at`));
+    const history = (await s.get(`/v1/spaces/${shop}/history`)).body.history as { to: string; by: string }[];
     expect(history.slice(0, 2)).toMatchObject([
       { to: 'v1', by: 'cli' },
       { to: 'v2', by: 'cli' },
     ]);
-    const h = await run('history', 'shop');
+    const h = await run('history', shop);
     expect(h.out).toMatch(/3\s+v2\s+v1\s+cli/);
   });
 
+  it('refuses to activate a version of other dims with the hint to force, and activates it with --force', async () => {
+    // Break seen: functions/core/pointer.ts assertActivatable `if (!active || force || …)` → `if (true)`
+    // (no compatibility check) — the refusal expectation fails.
+    const shop = await shop_(s, 'dims', { only: 'a' });
+    const narrow = releaseFiles(false);
+    const rows = (text: string) =>
+      text
+        .trimEnd()
+        .split('\n')
+        .map((l) => {
+          const r = JSON.parse(l) as { vector: number[] };
+          return JSON.stringify({ ...r, vector: r.vector.slice(0, 8) });
+        })
+        .join('\n');
+    await s.publish(
+      shop,
+      'r-narrow',
+      { 'items.jsonl': rows(narrow['items.jsonl']!), 'users.jsonl': rows(narrow['users.jsonl']!) },
+      { ...JSON.parse(narrow['release.json']!), activate: false },
+    );
+    const refused = await run('activate', shop, 'v2');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(
+      new RegExp(
+        `^vicinity: activate refused: Version v2 is incompatible with active v1: collection (users|items) has 8 dims, active has 16.*\nhint: clients holding vectors of the active shape would break; if they can cope, run \`vicinity activate ${shop} v2 --force\``,
+      ),
+    );
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
+    const forced = await run('activate', shop, 'v2', '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli at`));
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v2', generation: 2 });
+  });
+
   it('against AWS, switches only through the admin API, signed, with changedBy cli', async () => {
+    const shop = await shop_(s, 'aws');
     // The stand-ins play AWS: the SDK's standard endpoint variable and credentials from the default chain.
     const restore = withEnv({
       AWS_ENDPOINT_URL_DYNAMODB: s.info.dynamodbEndpoint,
@@ -253,27 +354,33 @@ describe('vicinity CLI against the local stack', () => {
     });
     try {
       const table = ['--table', s.info.table, '--region', s.info.region];
-      const status = await run('status', 'shop', ...table);
+      const status = await run('status', shop, ...table);
       expect(status.out).toMatch(
-        /Space shop: active v1 \(release r-a\), generation 3, previous v2, changed by cli/,
+        new RegExp(
+          `Space ${shop}: active v1 \\(release r-a\\), generation 1, previous none, changed by build`,
+        ),
       );
       // No direct table writes any more: without the admin API a switch is refused before anything moves.
-      const noApi = await run('activate', 'shop', 'v2', ...table);
+      const noApi = await run('activate', shop, 'v2', ...table);
       expect(noApi.code).toBe(1);
       expect(noApi.err).toMatch(
         /^vicinity: activate needs the admin API, and no --api-url was given\nhint: pass --api-url \(the stack output ApiUrl\)/,
       );
-      expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1', generation: 3 });
+      expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
 
       const aws = [...table, '--api-url', s.info.apiUrl];
-      const stale = await run('rollback', 'shop', '--expected-generation', '2', ...aws);
+      const stale = await run('rollback', shop, '--expected-generation', '0', ...aws);
       expect(stale.code).toBe(1);
-      expect(stale.err).toMatch(/^vicinity: conflict: shop is at generation 3 \(active v1, moved by cli/);
-      const a = await run('activate', 'shop', 'v2', ...aws);
-      expect(a.out).toMatch(/^shop: v1 → v2 \(generation 4, by cli/);
-      const b = await run('rollback', 'shop', ...aws);
-      expect(b.out).toMatch(/^shop: v2 → v1 \(generation 5, by cli/);
-      const missing = await run('status', 'shop', '--table', 'no-such-table', '--region', 'us-east-1');
+      expect(stale.err).toMatch(
+        new RegExp(`^vicinity: conflict: ${shop} is at generation 1 \\(active v1, moved by build`),
+      );
+      const a = await run('activate', shop, 'v2', ...aws);
+      expect(a.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli`));
+      const b = await run('rollback', shop, ...aws);
+      expect(b.out).toMatch(new RegExp(`^${shop}: v2 → v1 \\(generation 3, by cli`));
+      const status3 = await run('status', shop, ...table);
+      expect(status3.out).toMatch(/generation 3, previous v2, changed by cli/);
+      const missing = await run('status', shop, '--table', 'no-such-table', '--region', 'us-east-1');
       expect(missing.err).toMatch(/^vicinity: DynamoDB table not found: .*\nhint: check --table/);
     } finally {
       restore();
@@ -281,9 +388,10 @@ describe('vicinity CLI against the local stack', () => {
   });
 
   it('publishes data files without a release.json, one collection per file', async () => {
+    const loose = `loose-${++spaces}`;
     const r = await run(
       'publish',
-      'loose',
+      loose,
       'a/items.jsonl',
       '--metric',
       'l2',
@@ -293,17 +401,18 @@ describe('vicinity CLI against the local stack', () => {
     );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/items\s+400\s+16\s+l2/);
-    expect((await s.get('/v1/spaces/loose')).body.active).toMatchObject({ version: 'v1' });
+    expect((await s.get(`/v1/spaces/${loose}`)).body.active).toMatchObject({ version: 'v1' });
   });
 
   it('reports a FAILED build with the reason, file and line, and a non-zero exit', async () => {
-    const r = await run('publish', 'shop', 'bad', '--release', 'r-bad', '--no-progress');
+    const shop = await shop_(s, 'failed', { only: 'a' });
+    const r = await run('publish', shop, 'bad', '--release', 'r-bad', '--no-progress');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(
-      /vicinity: v3 \(release r-bad\) FAILED: items\.jsonl:2: vector has 2 values, expected 16/,
+      /vicinity: v2 \(release r-bad\) FAILED: items\.jsonl:2: vector has 2 values, expected 16/,
     );
     expect(r.err).toMatch(/hint: check the files locally with `vicinity validate/);
-    expect((await s.get('/v1/spaces/shop')).body.active).toMatchObject({ version: 'v1' });
+    expect((await s.get(`/v1/spaces/${shop}`)).body.active).toMatchObject({ version: 'v1', generation: 1 });
   });
 
   it('validates a release folder locally: the same problems, path:line, exit 1', async () => {
@@ -360,11 +469,13 @@ describe('vicinity CLI against the local stack', () => {
     const unknown = await run('status', 'nope');
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/^vicinity: Unknown space nope\nhint: /);
-    const notReady = await run('activate', 'shop', 'v3');
+    const shop = await shop_(s, 'errors', { bad: true });
+    const notReady = await run('activate', shop, 'v3');
+    expect(notReady.code).toBe(1);
     expect(notReady.err).toMatch(
       /vicinity: activate refused: Version v3 is FAILED.*\nhint: only READY versions/,
     );
-    const usage = await run('similar', 'shop');
+    const usage = await run('similar', shop);
     expect(usage.code).toBe(1);
     expect(usage.err).toMatch(/missing required argument 'collection'\nhint: add --help/);
   });
@@ -387,18 +498,18 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
     const code = await runCli(argv, b.io);
     return { code, out: b.stdout(), err: b.stderr() };
   };
-  const pointer = async () => (await s.get('/v1/spaces/shop')).body.active;
-  const activatePath = '/v1/spaces/shop/activate';
-  /** A raw POST to the admin route with the given headers. */
-  const post = async (headers: Record<string, string>, body: string) => {
-    const res = await fetch(s.info.apiUrl + activatePath, { method: 'POST', headers, body });
+  const pointer = async (shop: string) => (await s.get(`/v1/spaces/${shop}`)).body.active;
+  const activatePath = (shop: string) => `/v1/spaces/${shop}/activate`;
+  /** A raw POST to the admin route of `shop` with the given headers. */
+  const post = async (shop: string, headers: Record<string, string>, body: string) => {
+    const res = await fetch(s.info.apiUrl + activatePath(shop), { method: 'POST', headers, body });
     return {
       status: res.status,
       type: res.headers.get('content-type'),
       body: (await res.json()) as Record<string, unknown>,
     };
   };
-  const sign = (body: string, opts: { secret?: string; at?: Date } = {}) =>
+  const sign = (shop: string, body: string, opts: { secret?: string; at?: Date } = {}) =>
     signedHeaders(
       {
         region: s.info.region,
@@ -408,7 +519,7 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
         },
       },
       'POST',
-      new URL(s.info.apiUrl + activatePath),
+      new URL(s.info.apiUrl + activatePath(shop)),
       { 'content-type': 'application/json' },
       body,
       opts.at,
@@ -419,21 +530,6 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
       testStack({}, undefined, { adminAuth: 'iam' }),
       mkdtemp(join(tmpdir(), 'vicinity-cli-iam-')),
     ]);
-    const a = releaseFiles(false);
-    const b = releaseFiles(true);
-    await s.publish(
-      'shop',
-      'r-a',
-      { 'items.jsonl': a['items.jsonl'], 'users.jsonl': a['users.jsonl'] },
-      a['release.json'],
-    );
-    await s.publish(
-      'shop',
-      'r-b',
-      { 'items.jsonl': b['items.jsonl'], 'users.jsonl': b['users.jsonl'] },
-      { ...JSON.parse(b['release.json']), activate: false },
-    );
-    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
   });
   afterAll(async () => {
     await s?.dispose();
@@ -445,7 +541,10 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
   });
 
   it('refuses an unsigned activation with 403 problem+json, and the pointer stays', async () => {
+    const shop = await shop_(s, 'unsigned');
+    expect(await pointer(shop)).toMatchObject({ version: 'v1', generation: 1 });
     const r = await post(
+      shop,
       { 'content-type': 'application/json' },
       JSON.stringify({ version: 'v2', expectedGeneration: 1 }),
     );
@@ -453,37 +552,39 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
     expect(r.type).toBe('application/problem+json');
     expect(r.body).toMatchObject({ status: 403, title: 'Forbidden' });
     expect(r.body.detail).toMatch(/SigV4/);
-    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
+    expect(await pointer(shop)).toMatchObject({ version: 'v1', generation: 1 });
   });
 
   it('refuses a tampered signature, a changed body, a wrong secret and a stale date', async () => {
+    const shop = await shop_(s, 'tampered');
     const body = JSON.stringify({ version: 'v2', expectedGeneration: 1, by: 'cli' });
-    const good = await sign(body);
+    const good = await sign(shop, body);
     const flipped = good.authorization?.replace(
       /Signature=([0-9a-f])/,
       (_m, c: string) => `Signature=${c === '0' ? '1' : '0'}`,
     );
-    const tampered = await post({ ...good, authorization: flipped as string }, body);
+    const tampered = await post(shop, { ...good, authorization: flipped as string }, body);
     expect(tampered.status).toBe(403);
     expect(tampered.type).toBe('application/problem+json');
     expect(tampered.body.detail).toMatch(/signature does not match/);
-    const changed = await post(good, body.replace('v2', 'v1'));
+    const changed = await post(shop, good, body.replace('v2', 'v1'));
     expect(changed.status).toBe(403);
-    const wrongSecret = await post(await sign(body, { secret: 'not-the-secret' }), body);
+    const wrongSecret = await post(shop, await sign(shop, body, { secret: 'not-the-secret' }), body);
     expect(wrongSecret.status).toBe(403);
-    const stale = await post(await sign(body, { at: new Date(Date.now() - 6 * 60_000) }), body);
+    const stale = await post(shop, await sign(shop, body, { at: new Date(Date.now() - 6 * 60_000) }), body);
     expect(stale.status).toBe(403);
     expect(stale.body.detail).toMatch(/expired/);
-    expect(await pointer()).toMatchObject({ version: 'v1', generation: 1 });
-    expect((await s.get('/v1/spaces/shop/history')).body.history).toHaveLength(1);
+    expect(await pointer(shop)).toMatchObject({ version: 'v1', generation: 1 });
+    expect((await s.get(`/v1/spaces/${shop}/history`)).body.history).toHaveLength(1);
   });
 
   it('accepts the same request signed properly', async () => {
+    const shop = await shop_(s, 'signed');
     const body = JSON.stringify({ version: 'v2', expectedGeneration: 1, by: 'cli' });
-    const r = await post(await sign(body), body);
+    const r = await post(shop, await sign(shop, body), body);
     expect(r.status).toBe(200);
     const back = JSON.stringify({ expectedGeneration: 2, by: 'cli' });
-    const rb = await fetch(`${s.info.apiUrl}/v1/spaces/shop/rollback`, {
+    const rb = await fetch(`${s.info.apiUrl}/v1/spaces/${shop}/rollback`, {
       method: 'POST',
       body: back,
       headers: await signedHeaders(
@@ -492,27 +593,28 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
           credentials: { accessKeyId: s.info.accessKeyId, secretAccessKey: s.info.secretAccessKey },
         },
         'POST',
-        new URL(`${s.info.apiUrl}/v1/spaces/shop/rollback`),
+        new URL(`${s.info.apiUrl}/v1/spaces/${shop}/rollback`),
         { 'content-type': 'application/json' },
         back,
       ),
     });
     expect(rb.status).toBe(200);
-    expect(await pointer()).toMatchObject({ version: 'v1', generation: 3 });
+    expect(await pointer(shop)).toMatchObject({ version: 'v1', generation: 3 });
   });
 
   it('activates and rolls back through the CLI, signed with credentials from the environment', async () => {
+    const shop = await shop_(s, 'envsigned');
     const restore = withEnv({
       AWS_ACCESS_KEY_ID: s.info.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s.info.secretAccessKey,
     });
     try {
       const api = ['--api-url', s.info.apiUrl, '--region', s.info.region];
-      const a = await run('activate', 'shop', 'v2', ...api);
+      const a = await run('activate', shop, 'v2', ...api);
       expect(a.err).toBe('');
-      expect(a.out).toMatch(/^shop: v1 → v2 \(generation 4, by cli at/);
-      const b = await run('rollback', 'shop', ...api);
-      expect(b.out).toMatch(/^shop: v2 → v1 \(generation 5, by cli at/);
+      expect(a.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli at`));
+      const b = await run('rollback', shop, ...api);
+      expect(b.out).toMatch(new RegExp(`^${shop}: v2 → v1 \\(generation 3, by cli at`));
     } finally {
       restore();
     }
@@ -520,7 +622,7 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
     try {
       const refused = await run(
         'activate',
-        'shop',
+        shop,
         'v2',
         '--api-url',
         s.info.apiUrl,
@@ -534,14 +636,15 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
     } finally {
       wrong();
     }
-    expect(await pointer()).toMatchObject({ version: 'v1', generation: 5 });
-    expect((await s.get('/v1/spaces/shop')).body.pointer).toMatchObject({ changedBy: 'cli' });
+    expect(await pointer(shop)).toMatchObject({ version: 'v1', generation: 3 });
+    expect((await s.get(`/v1/spaces/${shop}`)).body.pointer).toMatchObject({ changedBy: 'cli' });
   });
 
   it("signs with the stack's own key pair from local.json by default", async () => {
-    const a = await run('activate', 'shop', 'v2');
-    expect(a.out).toMatch(/^shop: v1 → v2 \(generation 6, by cli at/);
-    const history = (await s.get('/v1/spaces/shop/history')).body.history as { to: string; by: string }[];
+    const shop = await shop_(s, 'default-key');
+    const a = await run('activate', shop, 'v2');
+    expect(a.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli at`));
+    const history = (await s.get(`/v1/spaces/${shop}/history`)).body.history as { to: string; by: string }[];
     expect(history[0]).toMatchObject({ to: 'v2', by: 'cli' });
   });
 });

@@ -133,7 +133,7 @@ describe('explore routes over HTTP', () => {
       method: 'pca',
       fields: ['name', 'genre'],
     });
-    expect(r.body.metadataFields).toEqual(expect.arrayContaining(['name', 'genre', 'plays', 'tags']));
+    expect([...(r.body.metadataFields as string[])].sort()).toEqual(['genre', 'name', 'plays', 'tags']);
     const points = r.body.points as { id: string; x: number; y: number; metadata: Record<string, unknown> }[];
     expect(points).toHaveLength(200);
     expect(new Set(points.map((p) => p.id)).size).toBe(200);
@@ -149,6 +149,29 @@ describe('explore routes over HTTP', () => {
     for (const p of points)
       byGenre.set(p.metadata.genre as string, [...(byGenre.get(p.metadata.genre as string) ?? []), p]);
     expect(byGenre.size).toBeGreaterThan(1);
+    const centroid = new Map(
+      [...byGenre].map(([g, ps]) => [
+        g,
+        { x: ps.reduce((a, p) => a + p.x, 0) / ps.length, y: ps.reduce((a, p) => a + p.y, 0) / ps.length },
+      ]),
+    );
+    const dist = (p: { x: number; y: number }, c: { x: number; y: number }) =>
+      Math.hypot(p.x - c.x, p.y - c.y);
+    let own = 0;
+    let others = 0;
+    let nearestOwn = 0;
+    for (const p of points) {
+      const g = p.metadata.genre as string;
+      const mine = dist(p, centroid.get(g)!);
+      const rest = [...centroid].filter(([h]) => h !== g).map(([, c]) => dist(p, c));
+      own += mine;
+      others += rest.reduce((a, b) => a + b, 0) / rest.length;
+      if (mine < Math.min(...rest)) nearestOwn++;
+    }
+    // Break seen: functions/query/explore/projection.ts placing points at pseudo-random (x, y) instead of
+    // project(pca, row) — fails here.
+    expect(own / others).toBeLessThan(0.3);
+    expect(nearestOwn / points.length).toBeGreaterThanOrEqual(0.95);
 
     const again = await s.get('/v1/spaces/music/collections/artists/projection?sample=200&fields=name,genre');
     expect(again.body.points).toEqual(points);

@@ -143,10 +143,17 @@ describe('s3rver stand-in', () => {
   });
 
   it('ensureBucket is idempotent', async () => {
+    // Idempotent: a second call neither fails nor empties the bucket.
+    // (An ensureBucket that deleted and recreated an existing bucket would lose `kept`.)
     await ensureBucket(s3, bucket);
     const name = `ensure-${Date.now()}`;
     await ensureBucket(s3, name);
+    await s3.send(new PutObjectCommand({ Bucket: name, Key: 'kept', Body: 'still here' }));
     await ensureBucket(s3, name);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: name }));
+    expect((listed.Contents ?? []).map((o) => o.Key)).toEqual(['kept']);
+    const kept = await s3.send(new GetObjectCommand({ Bucket: name, Key: 'kept' }));
+    expect(await kept.Body?.transformToString()).toBe('still here');
   });
 });
 
@@ -272,8 +279,13 @@ describe.each(['dynalite', 'dynamodb-local'] as const)('%s', (backend) => {
   });
 
   it('ensureTable is idempotent', async () => {
+    // Idempotent: a second call on an existing table neither fails nor drops its items.
     const table = await freshTable(ddb, 'ensure');
+    const key = { pk: { S: 'SPACE#kept' }, sk: { S: 'POINTER' } };
+    await ddb.send(new PutItemCommand({ TableName: table, Item: { ...key, n: { N: '1' } } }));
     await ensureTable(ddb, table);
+    const item = await ddb.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }));
+    expect(item.Item?.n?.N).toBe('1');
   });
 });
 

@@ -78,7 +78,8 @@ export interface paths {
         get: operations["getSpace"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** delete a space: it answers 404 at once; the sweeper deletes its snapshots, records and (includeInputs) uploads */
+        delete: operations["deleteSpace"];
         /**
          * the methods this path serves (GET, OPTIONS); a CORS preflight
          * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
@@ -183,7 +184,8 @@ export interface paths {
         get: operations["getItem"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** erase an item (and optionally more ids of the collection) from every answer of every version at once, and from stored snapshots within purgeWithinHours */
+        delete: operations["eraseItem"];
         /**
          * the methods this path serves (GET, OPTIONS); a CORS preflight
          * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
@@ -341,6 +343,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/spaces/{space}/collections/{collection}/items/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** lift an erasure (re-consent); the item comes back with the next release */
+        post: operations["restoreItem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/spaces/{space}/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** erasures of a space with their status */
+        get: operations["listErasures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -401,12 +437,34 @@ export interface components {
             metric: components["schemas"]["Metric"];
             M: number;
             efConstruction: number;
+            /** @description The serving ef (a request's own ef overrides it): tuned by the build's quality gate to the recall target, or the release's own. */
             ef: number;
             segments?: number;
+            /** @description Tie-aware recall@10 on the quality gate sample, at ef. */
             recallAt10?: number;
             overlapAt10?: number;
             /** @description Sharded collections: the shard count (item → shard = FNV-1a 64 of the id's UTF-8 bytes mod shards). */
             shards?: number;
+            /** @description items of the release left out because their ids are erased */
+            erasedDropped?: number;
+            /**
+             * @description How ef was chosen: tuned by the quality gate (the smallest ef on its ladder reaching recallTarget), or set in release.json. Absent in versions built before tuning.
+             * @enum {string}
+             */
+            efSource?: "tuned" | "release";
+            /** @description The recall@10 the gate tuned ef for (absent when the release set ef). */
+            recallTarget?: number;
+            /** @description False when even the ladder's cap stayed below recallTarget (it still reached minRecall): ef is then the smallest with the best recall measured. */
+            recallTargetMet?: boolean;
+            /** @description The quality gate measurements, ascending ef: up to the first ef reaching recallTarget and one step more (or the cap). One point when the release set ef. */
+            recallCurve?: components["schemas"]["RecallPoint"][];
+        };
+        RecallPoint: {
+            ef: number;
+            /** @description Tie-aware recall@10 on the sample at this ef. */
+            recall: number;
+            /** @description Mean search time per sampled query at this ef, in microseconds, on the build machine. */
+            usPerQuery: number;
         };
         /** @enum {string} */
         VersionStatus: "BUILDING" | "READY" | "FAILED" | "DELETED";
@@ -481,6 +539,10 @@ export interface components {
                     [key: string]: number;
                 };
             };
+            /** @description how many times a purge rewrote this snapshot */
+            manifestGeneration?: number;
+            purgedThrough?: number;
+            purgeSwitchedAt?: string;
         };
         History: {
             space: components["schemas"]["Name"];
@@ -775,6 +837,58 @@ export interface components {
             shard: number;
             slot: number;
         };
+        /** @enum {string} */
+        ErasureStatus: "ERASED" | "PURGED" | "RESTORED";
+        Erasure: {
+            space: components["schemas"]["Name"];
+            collection: components["schemas"]["Name"];
+            id: string;
+            status: components["schemas"]["ErasureStatus"];
+            erasedAt: string;
+            by: string;
+            reason?: string;
+            purgedAt?: string;
+            restoredAt?: string;
+            restoredBy?: string;
+            restoreReason?: string;
+            incomingReleases?: string[];
+        };
+        EraseBody: {
+            reason?: string;
+            by?: string;
+            /** @description more ids of the same collection */
+            ids?: string[];
+        };
+        RestoreBody: {
+            reason?: string;
+            by?: string;
+        };
+        EraseAnswer: {
+            space: string;
+            collection: string;
+            erasures: components["schemas"]["Erasure"][];
+            erasure?: components["schemas"]["Erasure"];
+            erasureCounter: number;
+        };
+        ErasureList: {
+            space: string;
+            erasures: components["schemas"]["Erasure"][];
+        };
+        DeleteSpaceBody: {
+            expectedGeneration: number;
+            includeInputs?: boolean;
+            by?: string;
+        };
+        SpaceDeletion: {
+            space: string;
+            deletion: {
+                space: string;
+                requestedAt: string;
+                by: string;
+                includeInputs: boolean;
+                generation: number;
+            };
+        };
     };
     responses: {
         /** @description malformed input: JSON, types, ranges, names, vector length, a vector value that is not a finite float32 (`vector[3] is not a finite float32`), a query vector whose distances overflow float32, unknown filter field or operator, a query parameter the route does not take, or a request over a work-budget limit (the problem's `limit` and `max` name it; contract: "Work budget") */
@@ -1057,6 +1171,36 @@ export interface operations {
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
             405: components["responses"]["E405"];
+        };
+    };
+    deleteSpace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteSpaceBody"];
+            };
+        };
+        responses: {
+            /** @description the deletion mark */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpaceDeletion"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            409: components["responses"]["E409"];
         };
     };
     getSpaceOptions: {
@@ -1342,6 +1486,40 @@ export interface operations {
             404: components["responses"]["E404"];
             405: components["responses"]["E405"];
             503: components["responses"]["E503"];
+        };
+    };
+    eraseItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["EraseBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure records */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EraseAnswer"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            413: components["responses"]["E413"];
         };
     };
     getItemOptions: {
@@ -1862,6 +2040,68 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: components["responses"]["E400"];
+        };
+    };
+    restoreItem: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RestoreBody"];
+            };
+        };
+        responses: {
+            /** @description the erasure record, RESTORED */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        space: string;
+                        erasure: components["schemas"]["Erasure"];
+                    };
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+        };
+    };
+    listErasures: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["ErasureStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description erasures */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureList"];
+                };
             };
             400: components["responses"]["E400"];
         };

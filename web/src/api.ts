@@ -6,8 +6,14 @@
 import type { components, operations } from './api-types.gen';
 
 type Schemas = components['schemas'];
-/** The operations that answer data (every path also has an OPTIONS operation, `…Options`, answering 204). */
-type DataOp = Exclude<keyof operations, `${string}Options`>;
+/** The operations that answer data with a 200 (OPTIONS answers 204, the admin erasure routes 202). */
+type DataOp = {
+  [Op in keyof operations]: operations[Op]['responses'] extends {
+    200: { content: { 'application/json': unknown } };
+  }
+    ? Op
+    : never;
+}[keyof operations];
 /** The JSON body of an operation's 200 answer. */
 type Ok<Op extends DataOp> = operations[Op]['responses'][200]['content']['application/json'];
 /** An operation's query parameters. */

@@ -4,7 +4,6 @@
  * partition task per input part.
  */
 import { join } from 'node:path';
-import { parquetMetadataAsync } from 'hyparquet';
 import type { ReleaseFiles } from '../../adapters/readers/types';
 import { ReleaseInvalidError } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
@@ -17,7 +16,7 @@ import { writeSegments } from '../../snapshot/writer';
 import type { Lease } from '../claim';
 import type { BuildContext, BuildDeps, BuildOutcome } from '../deps';
 import { buildIndex } from '../index-build';
-import { ingest, openRelease } from '../ingest';
+import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
 import { lambdaTasks, planKey, type ShardedCollectionPlan, type ShardedPlan } from './layout';
@@ -30,6 +29,8 @@ export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Prom
   for (const f of c.files) {
     const size = (await files.size(f)) ?? 0;
     if (c.format === 'parquet') {
+      // Loaded on first use: only releases with Parquet collections need it (cold start).
+      const { parquetMetadataAsync } = await import('hyparquet');
       const meta = await parquetMetadataAsync({
         byteLength: size,
         slice: async (start, end) => {
@@ -114,10 +115,11 @@ export async function startShardedBuild(
   ctx: BuildContext,
   lease: Lease,
   workDir: string,
+  inputs?: InputEtags,
 ): Promise<BuildOutcome | undefined> {
   const { store, registry, config, log } = deps;
   const { space, version } = ctx;
-  const { spec, files } = await openRelease(deps, event, workDir);
+  const { spec, files } = await openRelease(deps, event, workDir, inputs);
   const counts = await shardCounts(deps, spec, files);
   if (!counts) return undefined;
   const started = Date.now();
@@ -143,6 +145,7 @@ export async function startShardedBuild(
     const {
       recall: _r,
       overlap: _o,
+      ef,
       ...report
     } = await qualityGate(deps, c, table, built, quality, prev, ctx);
     if (lease.lost()) throw new Error('lost the build lease while building');
@@ -153,7 +156,7 @@ export async function startShardedBuild(
       count: table.count,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
       metadataFields: [...table.metadataFields].sort(),
       segments,
     } satisfies CollectionManifest;
@@ -163,7 +166,7 @@ export async function startShardedBuild(
       metric: c.metric,
       M: c.M,
       efConstruction: c.efConstruction,
-      ef: c.ef,
+      ef,
       segments: segments.length,
       duplicateGroups,
       largestDuplicateGroup,

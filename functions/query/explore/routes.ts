@@ -11,6 +11,7 @@ import { BadRequestError } from '../../core/errors';
 import { assertItemId, assertName } from '../../core/names';
 import type { LoadedCollection } from '../../snapshot/cache';
 import { type RequestContext, type Resolved, served, withRequest } from '../context';
+import { erasedIn, isHidden } from '../erasures';
 import type { QueryService } from '../service';
 import { PROJECTION_DEFAULT_SAMPLE, PROJECTION_MAX_IDS, PROJECTION_MAX_SAMPLE } from './limits';
 import type { PrefixIndexes } from './prefix-index';
@@ -119,14 +120,19 @@ export function exploreRoutes(service: QueryService): Route[] {
             fields,
             ...(points
               ? {
-                  points: f.refs.map((ref, i) =>
-                    point(
-                      ref.id,
-                      f.coords[i * 2] as number,
-                      f.coords[i * 2 + 1] as number,
-                      ref.segment,
-                      ref.label,
-                    ),
+                  points: f.refs.flatMap((ref, i) =>
+                    // An erased item is never shown, even before the purge rewrote the snapshot.
+                    isHidden(c, ref.id)
+                      ? []
+                      : [
+                          point(
+                            ref.id,
+                            f.coords[i * 2] as number,
+                            f.coords[i * 2 + 1] as number,
+                            ref.segment,
+                            ref.label,
+                          ),
+                        ],
                   ),
                 }
               : {}),
@@ -161,7 +167,14 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (builtMs !== undefined) ctx.timings.index = builtMs;
         const flat = flatOf(c);
         const ts = performance.now();
-        const { hits, more } = index.search(query.prefix, limit);
+        // Erased items are asked for on top of the limit and left out, so `limit` others still come back.
+        const hidden = erasedIn(c).length;
+        const found = index.search(query.prefix, limit + hidden);
+        const shown = hidden
+          ? found.hits.filter((h) => !isHidden(c, flat.ids[h.item] as string))
+          : found.hits;
+        const hits = shown.slice(0, limit);
+        const more = found.more || shown.length > limit;
         ctx.timings.search = performance.now() - ts;
         return served(
           {

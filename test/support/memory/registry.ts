@@ -14,6 +14,8 @@
  * Lease expiry is decided by the `now` the caller passes (the port's contract); the injectable
  * `clock` stamps what DynamoRegistry stamps with the wall clock (`statusChangedAt`).
  */
+
+import type { ErasureRecord, ErasureStatus, SpaceDeletion } from '../../../functions/core/erasure';
 import { PointerConflictError } from '../../../functions/core/errors';
 import { formatVersion, parseVersion } from '../../../functions/core/names';
 import {
@@ -22,7 +24,7 @@ import {
   historyEntryFor,
   type Pointer,
 } from '../../../functions/core/pointer';
-import type { Registry, VersionPage } from '../../../functions/core/ports';
+import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../../../functions/core/ports';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../../../functions/core/version';
 
 /** The largest version number DynamoRegistry's 12-digit sort keys can hold. */
@@ -42,6 +44,12 @@ interface SpaceItems {
   /** `${release}#${sequencer}` → claim: the claim is keyed by release and sequencer, not by object key. */
   claims: Map<string, Claim>;
   sequence: number;
+  /** `${collection}#${id}` → erasure record (sk ERASURE#…). */
+  erasures: Map<string, ErasureRecord>;
+  /** Attributes of the pointer item besides the pointer. */
+  erasureCounter: number;
+  erasureAdded: number;
+  deletion?: SpaceDeletion;
 }
 
 /** DynamoDB's answer to a failed ConditionExpression, as the SDK names it. */
@@ -76,7 +84,15 @@ export class MemoryRegistry implements Registry {
   private items(space: string): SpaceItems {
     let s = this.spaces.get(space);
     if (!s) {
-      s = { history: new Map(), versions: new Map(), claims: new Map(), sequence: 0 };
+      s = {
+        history: new Map(),
+        versions: new Map(),
+        claims: new Map(),
+        sequence: 0,
+        erasures: new Map(),
+        erasureCounter: 0,
+        erasureAdded: 0,
+      };
       this.spaces.set(space, s);
     }
     return s;
@@ -96,7 +112,8 @@ export class MemoryRegistry implements Registry {
     await request();
     const s = this.items(next.space);
     const ok =
-      expectedGeneration === 0 ? s.pointer === undefined : s.pointer?.generation === expectedGeneration;
+      s.deletion === undefined &&
+      (expectedGeneration === 0 ? s.pointer === undefined : s.pointer?.generation === expectedGeneration);
     if (!ok) {
       const now = await this.getPointer(next.space);
       throw new PointerConflictError(
@@ -287,6 +304,100 @@ export class MemoryRegistry implements Registry {
     return true;
   }
 
+  async getSpaceState(space: string, _consistent = true): Promise<SpaceState> {
+    const pointer = await this.getPointer(space);
+    const s = this.spaces.get(space);
+    return {
+      pointer,
+      erasureCounter: s?.erasureCounter ?? 0,
+      erasureAdded: s?.erasureAdded ?? 0,
+      ...(s?.deletion ? { deletion: stored(s.deletion) } : {}),
+    };
+  }
+
+  async recordErasures(space: string, records: ErasureRecord[]): Promise<{ erasureCounter: number }> {
+    const s = this.items(space);
+    for (let i = 0; i < records.length; i += 25) {
+      await request();
+      for (const r of records.slice(i, i + 25)) s.erasures.set(`${r.collection}#${r.id}`, stored(r));
+    }
+    await request();
+    s.erasureCounter += 1;
+    s.erasureAdded += 1;
+    return { erasureCounter: s.erasureCounter };
+  }
+
+  async listErasures(space: string): Promise<ErasureRecord[]> {
+    await request();
+    return [...(this.spaces.get(space)?.erasures.entries() ?? [])]
+      .sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
+      .map(([, r]) => stored(r));
+  }
+
+  async updateErasure(
+    space: string,
+    collection: string,
+    id: string,
+    from: ErasureStatus | undefined,
+    patch: Partial<ErasureRecord>,
+  ): Promise<boolean> {
+    await request();
+    const e = this.spaces.get(space)?.erasures;
+    const r = e?.get(`${collection}#${id}`);
+    if (!r || (from !== undefined && r.status !== from)) return false;
+    e?.set(`${collection}#${id}`, stored({ ...r, ...patch }));
+    return true;
+  }
+
+  async bumpErasureCounter(space: string): Promise<void> {
+    await request();
+    this.items(space).erasureCounter += 1;
+  }
+
+  async switchManifest(
+    space: string,
+    version: string,
+    expectedGeneration: number,
+    next: ManifestSwitch,
+  ): Promise<boolean> {
+    const n = versionNumber(version);
+    await request();
+    const v = this.spaces.get(space)?.versions.get(n);
+    if (v?.status !== 'READY' || (v.manifestGeneration ?? 0) !== expectedGeneration) return false;
+    this.items(space).versions.set(n, stored({ ...v, ...next }));
+    return true;
+  }
+
+  async markSpaceDeleting(deletion: SpaceDeletion): Promise<void> {
+    await request();
+    const s = this.items(deletion.space);
+    const generation = s.pointer?.generation ?? 0;
+    if (generation !== deletion.generation) {
+      const now = await this.getPointer(deletion.space);
+      throw new PointerConflictError(
+        `The pointer of space ${deletion.space} is at generation ${now.generation}, not ${deletion.generation}`,
+        { cause: new ConditionalCheckFailedException(), extras: { pointer: now } },
+      );
+    }
+    s.deletion ??= stored(deletion);
+  }
+
+  async deleteSpaceRecords(space: string): Promise<void> {
+    await request();
+    const s = this.spaces.get(space);
+    if (s) {
+      s.versions.clear();
+      s.history.clear();
+      s.claims.clear();
+      s.erasures.clear();
+      s.sequence = 0;
+    }
+    await request();
+    this.spaces.delete(space);
+    await request();
+    this.registered.delete(space);
+  }
+
   // ---- Test helpers (not part of the port) ----
 
   /** Changes a stored version as a crashed or foreign writer would have left it. */
@@ -391,7 +502,7 @@ export class MemoryRegistry implements Registry {
       await request();
     }
     return spaces.map((s) => {
-      const p = this.spaces.get(s)?.pointer;
+      const p = this.spaces.get(s)?.deletion ? undefined : this.spaces.get(s)?.pointer;
       return p ? { ...emptyPointer(s), ...stored(p) } : emptyPointer(s);
     });
   }

@@ -68,6 +68,14 @@ describe('every format yields the same rows for the same vectors', () => {
     expect(content(parquet.rows)).toEqual(expected);
     expect(content(raw.rows)).toEqual(expected);
 
+    // Each row keeps where it came from: line i+1 of the JSONL file, row i+1 of the raw ids file.
+    for (const [r, file] of [
+      [jsonl, 'items.jsonl'],
+      [gz, 'items.jsonl.gz'],
+    ] as const)
+      expect(r.rows.every((row, i) => row.file === file && row.line === i + 1)).toBe(true);
+    expect(raw.rows).toHaveLength(N);
+    expect(new Set(raw.rows.map((row, i) => row.line === i + 1))).toEqual(new Set([true]));
     // Parquet rows are numbered within each part.
     expect(parquet.rows.map((r) => `${r.file}:${r.line}`).slice(999, 1001)).toEqual([
       'part-00000.parquet:1000',

@@ -166,6 +166,12 @@ describe('JSONL reader', () => {
     const { rows, problems } = await readAll(dir, spec('jsonl', ['crlf.jsonl']));
     expect(problems.problems).toEqual([]);
     expect(rows.map((r) => r.id)).toEqual(['a', 'ü', 'c']);
+    // Every line whole, the last one without its newline too, and numbered as an editor shows them.
+    expect(rows.map((r) => [r.line, Array.from(r.vector)])).toEqual([
+      [1, [1, 2]],
+      [2, [3, 4]],
+      [3, [5, 6]],
+    ]);
   });
 
   it('skips an over-long line to its newline without holding it, then reads on', async () => {

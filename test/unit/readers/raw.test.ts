@@ -130,11 +130,13 @@ describe('raw float32 reader', () => {
   });
 
   it('refuses raw input without dims, and missing files by name', async () => {
-    const noDims = await readAll(dir, spec('raw', ['a.f32', 'a.ids']));
+    // Its own files (a.f32/a.ids are written by another test; this one must not depend on it running first).
+    await writeRaw(join(dir, 'own.f32'), join(dir, 'own.ids'), ['x', 'y'], vectors(2, 64));
+    const noDims = await readAll(dir, spec('raw', ['own.f32', 'own.ids']));
     expect(noDims.problems.problems).toEqual([
-      { file: 'a.f32', message: 'raw input needs "dims" in release.json' },
+      { file: 'own.f32', message: 'raw input needs "dims" in release.json' },
     ]);
-    const missing = await readAll(dir, spec('raw', ['nope.f32', 'a.ids'], { dims: 64 }));
+    const missing = await readAll(dir, spec('raw', ['nope.f32', 'own.ids'], { dims: 64 }));
     expect(missing.problems.problems).toEqual([{ file: 'nope.f32', message: 'file not found' }]);
   });
 });

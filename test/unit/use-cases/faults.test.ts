@@ -254,7 +254,7 @@ describe('build faults on the in-memory ports', () => {
     h.registry.poke('music', version, { inputEtags: { 'tracks.jsonl': 'etag-the-first-attempt-saw' } });
     const retry = await h.build(second);
     expect(retry.status === 'FAILED' && retry.reason).toMatch(
-      /^tracks\.jsonl: changed after an earlier attempt/,
+      /^tracks\.jsonl: changed while the build read it \(first seen/,
     );
   });
 

@@ -50,8 +50,27 @@ export function createVersions(deps: VersionsDeps) {
         c.overlapAt10 !== undefined
           ? ` · overlap@10 ${fixed(c.overlapAt10, 2)}${c.overlapWith ? ` vs ${c.overlapWith}` : ''}`
           : '',
-        ` · M ${c.M}, ef ${c.ef}`,
+        ` · M ${c.M}, ef ${c.ef}${c.efSource === 'tuned' ? ` (tuned to ${c.recallTarget})` : ''}`,
+        c.recallCurve?.length ? curveLine(c) : '',
       ),
+    );
+  }
+
+  /** The quality gate's ef → recall@10 curve, the serving ef in bold. */
+  function curveLine(c: NonNullable<VersionSummary['collections']>[string]): HTMLElement {
+    return h(
+      'div',
+      { class: 'recall-curve', 'data-testid': 'recall-curve' },
+      'recall@10 by ef: ',
+      ...(c.recallCurve ?? []).flatMap((p, i) => [
+        i ? ' · ' : '',
+        h(
+          p.ef === c.ef ? 'strong' : 'span',
+          { title: `${p.usPerQuery} µs per query on the build machine` },
+          `${p.ef} → ${fixed(p.recall)}`,
+        ),
+      ]),
+      c.recallTargetMet === false ? ' (target not reached)' : '',
     );
   }
 

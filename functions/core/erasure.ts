@@ -1,0 +1,101 @@
+/**
+ * Erasure (the right to be forgotten): an id erased from a collection of a space is left out of every
+ * answer of every version from the moment the erasure is recorded (query/erasures.ts), and purged from
+ * every retained snapshot within `purgeWithinHours` (sweeper/purge.ts). Pure rules and shapes only.
+ */
+import * as z from 'zod';
+import { BadRequestError } from './errors';
+import { assertItemId, assertName } from './names';
+
+export const ERASURE_STATUSES = ['ERASED', 'PURGED', 'RESTORED'] as const;
+export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
+
+/** Default bound on the time between an erasure and the last stored snapshot holding the id. */
+export const DEFAULT_PURGE_WITHIN_HOURS = 24;
+/** Ids one erase request may carry (the CLI batches larger lists). */
+export const MAX_ERASE_IDS = 500;
+/** Old snapshot objects replaced by a purge are deleted this long after the switch (requests in flight). */
+export const DEFAULT_PURGE_GRACE_MS = 60_000;
+
+export interface ErasureRecord {
+  space: string;
+  collection: string;
+  id: string;
+  status: ErasureStatus;
+  erasedAt: string;
+  by: string;
+  reason?: string;
+  purgedAt?: string;
+  restoredAt?: string;
+  restoredBy?: string;
+  restoreReason?: string;
+  /** Release folders under incoming/ that may still hold the id (Vicinity never edits uploads). */
+  incomingReleases?: string[];
+}
+
+/** An erasure is in force (left out of answers and of new builds) unless it was restored. */
+export function inForce(r: Pick<ErasureRecord, 'status'>): boolean {
+  return r.status !== 'RESTORED';
+}
+
+/** collection → ids in force. */
+export type ErasedIds = Map<string, Set<string>>;
+
+export function erasedIds(records: readonly ErasureRecord[]): ErasedIds {
+  const out: ErasedIds = new Map();
+  for (const r of records) {
+    if (!inForce(r)) continue;
+    const s = out.get(r.collection) ?? new Set<string>();
+    out.set(r.collection, s);
+    s.add(r.id);
+  }
+  return out;
+}
+
+/** Every id erased in any collection (for stripping them from metadata such as the seen field). */
+export function allErased(ids: ErasedIds): Set<string> {
+  const out = new Set<string>();
+  for (const s of ids.values()) for (const id of s) out.add(id);
+  return out;
+}
+
+export const eraseBodySchema = z
+  .object({
+    reason: z.string().max(1000).optional(),
+    by: z.string().min(1).max(200).optional(),
+    /** Extra ids of the same collection, so one call can erase many (the path's id is always included). */
+    ids: z.array(z.string()).max(MAX_ERASE_IDS).optional(),
+  })
+  .strict();
+
+export const restoreBodySchema = z
+  .object({ reason: z.string().max(1000).optional(), by: z.string().min(1).max(200).optional() })
+  .strict();
+
+export const deleteSpaceBodySchema = z
+  .object({
+    expectedGeneration: z.number().int().min(0),
+    includeInputs: z.boolean().optional(),
+    by: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+/** The checked target of an erasure: names valid, ids valid and distinct. */
+export function erasureTarget(space: string, collection: string, ids: readonly string[]) {
+  assertName('space', space);
+  assertName('collection', collection);
+  if (ids.length === 0) throw new BadRequestError('ids: at least one id');
+  if (ids.length > MAX_ERASE_IDS + 1)
+    throw new BadRequestError(`ids: at most ${MAX_ERASE_IDS} per request (batch them)`);
+  return { space, collection, ids: [...new Set(ids.map((id) => assertItemId(id)))] };
+}
+
+/** A space being deleted: it answers nothing (404) while the sweeper removes what it stored. */
+export interface SpaceDeletion {
+  space: string;
+  requestedAt: string;
+  by: string;
+  includeInputs: boolean;
+  /** The pointer generation the caller saw. */
+  generation: number;
+}

@@ -1,0 +1,141 @@
+// sweeper/: erasure purges and space deletions, finished on every sweep (idempotent, resumable).
+import { allVersions } from '../builder/retention';
+import { KEY_PREFIX } from '../contract';
+import { erasedIds } from '../core/erasure';
+import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
+import type { VersionRecord } from '../core/version';
+import { type Manifest, manifestKey } from '../snapshot/manifest';
+import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
+
+export interface PurgeDeps {
+  store: BlobStore;
+  registry: Registry;
+  log: Log;
+  /** Local scratch space for downloads and rebuilt segments. */
+  workDir: string;
+  /** Objects a purge replaced are deleted this long after the switch (requests in flight finish). */
+  graceMs: number;
+  now?: () => Date;
+}
+
+export interface PurgeReport {
+  /** Versions switched to a rewritten snapshot. */
+  rewritten: { space: string; version: string; removed: Record<string, number>; ms: number }[];
+  /** Erasures now PURGED. */
+  purged: number;
+  /** Old objects deleted after their grace. */
+  deletedObjects: number;
+}
+
+const currentKey = (v: VersionRecord) =>
+  v.manifestGeneration && v.manifestKey ? v.manifestKey : manifestKey(v.space, v.version);
+
+/**
+ * Purges a space's erased ids from every READY version not yet checked against the latest erasures
+ * (`purgedThrough` below the space's `erasureAdded`), marks the erasures PURGED once every READY version
+ * is clean, and deletes objects a purge replaced once their grace has passed.
+ */
+export async function purgeSpace(
+  deps: PurgeDeps,
+  space: string,
+  state: SpaceState,
+  report: PurgeReport,
+): Promise<void> {
+  const { registry, store, log } = deps;
+  const now = deps.now ?? (() => new Date());
+  const versions = (await allVersions(registry, space)).filter((v) => v.status === 'READY');
+  let changed = false;
+  const added = state.erasureAdded;
+  if (added > 0) {
+    const records = await registry.listErasures(space);
+    const ids = erasedIds(records);
+    const pending = records.filter((r) => r.status === 'ERASED');
+    for (const v of versions) {
+      if ((v.purgedThrough ?? 0) >= added) continue;
+      const t0 = Date.now();
+      const key = currentKey(v);
+      const text = await store.getText(key);
+      if (text === undefined) continue; // retention racing: the next sweep sees it DELETED
+      const manifest = JSON.parse(text) as Manifest;
+      const generation = (v.manifestGeneration ?? 0) + 1;
+      const out = await purgeSnapshot({ store, log, workDir: deps.workDir }, manifest, ids, generation);
+      const ok = await registry.switchManifest(space, v.version, v.manifestGeneration ?? 0, {
+        manifestKey: out ? out.manifestKey : key,
+        manifestGeneration: out ? generation : (v.manifestGeneration ?? 0),
+        purgedThrough: added,
+        ...(out ? { purgeSwitchedAt: now().toISOString() } : {}),
+      });
+      if (!ok) {
+        log.warn('purge lost the switch (the version changed meanwhile); the next sweep retries', {
+          space,
+          version: v.version,
+        });
+        continue;
+      }
+      if (out) {
+        changed = true;
+        report.rewritten.push({ space, version: v.version, removed: out.removed, ms: Date.now() - t0 });
+      }
+    }
+    // PURGED once every READY version has been checked against (at least) this list.
+    const fresh = (await allVersions(registry, space)).filter((v) => v.status === 'READY');
+    if (pending.length && fresh.every((v) => (v.purgedThrough ?? 0) >= added)) {
+      const at = now().toISOString();
+      for (const r of pending) {
+        if (
+          await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
+            status: 'PURGED',
+            purgedAt: at,
+          })
+        )
+          report.purged++;
+      }
+      changed = true;
+    }
+  }
+  // Instances re-read the list (statuses) and the version records (manifest keys) when the counter moves.
+  if (changed) await registry.bumpErasureCounter(space);
+
+  // Objects a purge replaced, once the grace after the switch has passed (resumable: recomputed each sweep).
+  for (const v of await allVersions(registry, space)) {
+    if (v.status !== 'READY' || !v.manifestGeneration || !v.purgeSwitchedAt) continue;
+    if (now().getTime() - Date.parse(v.purgeSwitchedAt) < deps.graceMs) continue;
+    const key = currentKey(v);
+    const text = await store.getText(key);
+    if (text === undefined) continue;
+    const stale = await unreferencedKeys(store, JSON.parse(text) as Manifest, key);
+    if (!stale.length) continue;
+    await store.deleteKeys(stale);
+    report.deletedObjects += stale.length;
+    log.info('purge deleted replaced snapshot objects', { space, version: v.version, objects: stale.length });
+  }
+}
+
+/**
+ * Finishes a space deletion: its snapshots (and, if asked, its uploads and staging), then its records,
+ * the pointer item (with the deletion mark) last — so a crash anywhere leaves a mark the next sweep
+ * finishes, and the space answers 404 throughout.
+ */
+export async function finishSpaceDeletion(
+  deps: Pick<PurgeDeps, 'store' | 'registry' | 'log'>,
+  space: string,
+  state: SpaceState,
+): Promise<number> {
+  const deletion = state.deletion;
+  if (!deletion) return 0;
+  const prefixes = [
+    `${KEY_PREFIX.snapshots}${space}/`,
+    ...(deletion.includeInputs ? [`${KEY_PREFIX.incoming}${space}/`] : []),
+  ];
+  let objects = 0;
+  for (const prefix of prefixes) {
+    const keys = (await deps.store.list(prefix)).map((o) => o.key);
+    // Manifests first, so a half-deleted snapshot is never mistaken for a whole one.
+    await deps.store.deleteKeys(keys.filter((k) => k.endsWith('/manifest.json')));
+    await deps.store.deleteKeys(keys.filter((k) => !k.endsWith('/manifest.json')));
+    objects += keys.length;
+  }
+  await deps.registry.deleteSpaceRecords(space);
+  deps.log.warn('space deleted', { space, objects, includeInputs: deletion.includeInputs });
+  return objects;
+}
