@@ -166,9 +166,17 @@ export class QueryService {
     params: SearchOptions,
     ctx: RequestContext,
   ): Promise<SearchAnswer> {
-    const sharded = await this.shardedAnswer(r, collection, params.target ?? collection, (router) =>
-      router.similar(r, collection, id, params, ctx, localSide(this)),
-    );
+    const sharded = await this.shardedAnswer(r, collection, params.target ?? collection, (router) => {
+      assertNotErased(r, collection, id);
+      return router.similar(
+        r,
+        collection,
+        id,
+        excludingErased(r, params.target ?? collection, params),
+        ctx,
+        localSide(this),
+      );
+    });
     if (sharded) return { ...sharded, target: params.target ?? collection, id };
     const source = await this.collection(r, collection, ctx);
     const target =
@@ -238,7 +246,7 @@ export class QueryService {
       );
     }
     const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
-      router.query(r, collection, vector, params, ctx),
+      router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
     );
     if (sharded) return sharded;
     const c = await this.collection(r, collection, ctx);
@@ -333,6 +341,7 @@ export class QueryService {
       const router = this.deps.shards;
       const m = router ? await this.deps.cache.manifest(r.space, r.version) : undefined;
       if (m && router?.sharded(m, collection)) {
+        assertNotErased(r, collection, id);
         const got = await router.item(r, collection, id, ctx);
         return {
           space,
@@ -403,9 +412,22 @@ export class QueryService {
     if (!router) return out;
     const m = await this.deps.cache.manifest(r.space, r.version);
     const picked: { i: number; entry: BatchEntry }[] = [];
-    for (const [i, p] of parsed.entries())
-      if ('entry' in p && (router.sharded(m, p.entry.collection) || router.sharded(m, p.entry.target)))
-        picked.push({ i, entry: p.entry });
+    for (const [i, p] of parsed.entries()) {
+      if (!('entry' in p && (router.sharded(m, p.entry.collection) || router.sharded(m, p.entry.target))))
+        continue;
+      const e = p.entry;
+      if (e.item !== undefined && erasedOf(r, e.collection).has(e.item)) {
+        out.set(i, {
+          ok: false,
+          error: new NotFoundError(
+            `No item ${JSON.stringify(e.item)} in ${r.space}/${e.collection} (version ${r.version})`,
+            { extras: { version: r.version } },
+          ),
+        });
+        continue;
+      }
+      picked.push({ i, entry: excludingErased(r, e.target ?? e.collection, e) });
+    }
     if (!picked.length) return out;
     const got = await router.batch(
       r,
@@ -452,4 +474,28 @@ export class QueryService {
     };
     this.deps.onServed?.(s);
   }
+}
+
+/**
+ * Erasure on the sharded path: the slots know nothing of the erasure list, so the router sends the
+ * erased ids of the searched collection as exclusions (k still met) and an erased item is a 404 here.
+ */
+function erasedOf(r: Resolved, collection: string): ReadonlySet<string> {
+  return r.erasures?.ids.get(collection) ?? NO_IDS;
+}
+const NO_IDS: ReadonlySet<string> = new Set();
+
+function assertNotErased(r: Resolved, collection: string, id: string): void {
+  if (erasedOf(r, collection).has(id))
+    throw new NotFoundError(
+      `No item ${JSON.stringify(id)} in ${r.space}/${collection} (version ${r.version})`,
+      {
+        extras: { version: r.version },
+      },
+    );
+}
+
+function excludingErased<P extends { exclude: string[] }>(r: Resolved, collection: string, params: P): P {
+  const erased = erasedOf(r, collection);
+  return erased.size ? { ...params, exclude: [...new Set([...params.exclude, ...erased])] } : params;
 }
