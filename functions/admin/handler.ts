@@ -4,7 +4,7 @@ import * as z from 'zod';
 import { json, parseJsonBody } from '../common/http';
 import { asLog, createObservability } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
-import { createRouter } from '../common/router';
+import { createRouter, type Route } from '../common/router';
 import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
@@ -38,12 +38,13 @@ const answer = (pointer: Pointer) =>
 // Only a build may claim `build`; an HTTP caller is `api` unless it says it is the CLI or the page.
 const caller = (by: Pointer['changedBy'] | undefined) => (by === 'build' || !by ? 'api' : by);
 
-export function adminRouter(
+/** The admin function's route table (ADMIN_ROUTES in query/routes.ts lists the same routes for 405/OPTIONS). */
+export function adminRoutes(
   registry: Registry,
   notifier: PointerMoveNotifier = noPointerMoves,
   log: Log = silentLog,
-) {
-  return createRouter([
+): Route[] {
+  return [
     {
       method: 'POST',
       path: '/v1/spaces/{space}/activate',
@@ -80,7 +81,15 @@ export function adminRouter(
     },
     // Erase and restore items, list erasures, delete a space (admin/erasure.ts).
     ...erasureRoutes(registry, log),
-  ]);
+  ];
+}
+
+export function adminRouter(
+  registry: Registry,
+  notifier: PointerMoveNotifier = noPointerMoves,
+  log: Log = silentLog,
+) {
+  return createRouter(adminRoutes(registry, notifier, log));
 }
 
 /** The state-changing API (IAM-authorised in AWS): activate and roll back with compare-and-swap. */

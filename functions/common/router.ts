@@ -40,7 +40,7 @@ export class MethodNotAllowedError extends VicinityError {
 export function createRouter(
   routes: readonly Route[],
   /** Routes of the same API another function serves: they count for 405/Allow and OPTIONS, never dispatched here. */
-  elsewhere: readonly Pick<Route, 'method' | 'path'>[] = [],
+  elsewhere: readonly Pick<Route, 'method' | 'path' | 'query'>[] = [],
 ): (event: HttpEvent) => Promise<HttpResult> {
   const foreign: Route[] = elsewhere.map((r) => ({
     ...r,

@@ -204,11 +204,19 @@ export function parseQueryBody(raw: unknown): ReturnType<typeof queryBodySchema.
   return parseWith(queryBodySchema, raw, 'body');
 }
 
-/** The admin function's routes (functions/admin): the read router answers 405/OPTIONS on their paths too. */
-export const ADMIN_ROUTES = [
+/**
+ * The admin function's routes (functions/admin, its route table `adminRoutes`): the read router answers
+ * 405/OPTIONS on their paths too, so Allow is the same whichever function a path's other methods reach.
+ * openapi.test.ts checks this list against the admin route table.
+ */
+export const ADMIN_ROUTES: readonly Pick<Route, 'method' | 'path' | 'query'>[] = [
   { method: 'POST', path: '/v1/spaces/{space}/activate' },
   { method: 'POST', path: '/v1/spaces/{space}/rollback' },
-] as const;
+  { method: 'DELETE', path: '/v1/spaces/{space}/collections/{collection}/items/{id}' },
+  { method: 'POST', path: '/v1/spaces/{space}/collections/{collection}/items/{id}/restore' },
+  { method: 'GET', path: '/v1/spaces/{space}/erasures', query: ['status'] },
+  { method: 'DELETE', path: '/v1/spaces/{space}' },
+];
 
 export function queryRouter(service: QueryService, registry: Registry) {
   return createRouter(queryRoutes(service, registry), ADMIN_ROUTES);

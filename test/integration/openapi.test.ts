@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import openapi from '../../docs/openapi.json';
-import { queryRoutes } from '../../functions/query/routes';
+import { adminRoutes as adminRouteTable } from '../../functions/admin/handler';
+import { ADMIN_ROUTES, queryRoutes } from '../../functions/query/routes';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type Schema, validate } from '../support/json-schema';
 import { type TestStack, testStack } from '../support/local';
@@ -10,7 +11,6 @@ type Doc = {
   components: { responses: Record<string, unknown> };
 };
 const doc = openapi as unknown as Doc;
-const ADMIN_ROUTES = ['POST /v1/spaces/{space}/activate', 'POST /v1/spaces/{space}/rollback'];
 /**
  * Documented answers this suite does not provoke: a broken snapshot's 503 (atomic.test.ts covers it), and
  * rollback's 404, which needs a pointer whose previous version record is gone.
@@ -70,13 +70,18 @@ describe('the OpenAPI document is true of the running API', () => {
    */
   const checker = (exercised: Set<string>) =>
     async function check(
-      method: 'GET' | 'POST',
+      method: 'GET' | 'POST' | 'DELETE',
       template: string,
       path: string,
       body?: unknown,
       want?: number,
     ) {
-      const r = method === 'GET' ? await s.get(path) : await s.post(path, body);
+      const r =
+        method === 'GET'
+          ? await s.get(path)
+          : method === 'POST'
+            ? await s.post(path, body)
+            : await del(path, body);
       if (want !== undefined) expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBe(want);
       const op = doc.paths[template]?.[method.toLowerCase()];
       expect(op, `${method} ${template} is documented`).toBeDefined();
@@ -117,8 +122,27 @@ describe('the OpenAPI document is true of the running API', () => {
   });
   afterAll(async () => s?.dispose());
 
+  /** A DELETE (the admin erasure routes), its body JSON when there is one. */
+  async function del(path: string, body?: unknown) {
+    const res = await fetch(s.info.apiUrl + path, {
+      method: 'DELETE',
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+  }
+
   it('documents exactly the routes the handlers serve', () => {
-    const served = queryRoutes(undefined as never, undefined as never).map((r) => `${r.method} ${r.path}`);
+    const key = (r: { method: string; path: string }) => `${r.method} ${r.path}`;
+    const served = queryRoutes(undefined as never, undefined as never).map(key);
+    const admin = adminRouteTable(undefined as never).map(key);
+    // The read router's list of the admin function's routes (for 405/OPTIONS) is the admin route table.
+    expect(ADMIN_ROUTES.map(key).sort()).toEqual([...admin].sort());
+    expect(
+      Object.fromEntries(ADMIN_ROUTES.map((r) => [key(r), r.query ?? []])),
+      'ADMIN_ROUTES declares the query parameters the admin routes take',
+    ).toEqual(Object.fromEntries(adminRouteTable(undefined as never).map((r) => [key(r), r.query ?? []])));
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops)
         .filter((m) => m !== 'options')
@@ -126,7 +150,7 @@ describe('the OpenAPI document is true of the running API', () => {
     );
     // OPTIONS is documented on every path, and the router answers it on every path.
     for (const ops of Object.values(doc.paths)) expect(Object.keys(ops)).toContain('options');
-    expect(documented.sort()).toEqual([...served, ...ADMIN_ROUTES].sort());
+    expect(documented.sort()).toEqual([...served, ...admin].sort());
   });
 
   it('serves the document itself at /v1/openapi.json', async () => {
@@ -303,6 +327,43 @@ describe('the OpenAPI document is true of the running API', () => {
     expect(pointer.body.active).toMatchObject({ version: 'v1', generation: 3 });
   }
 
+  /** Erasure, restore, the erasure list and space deletion, on a space of its own (deleted at the end). */
+  async function erasureRoutes(exercised: Set<string>) {
+    const check = checker(exercised);
+    const e = `erase-${++spaces}`;
+    const r = release(1);
+    await s.publish(e, 'r1', r.files, r.json);
+    const item = '/v1/spaces/{space}/collections/{collection}/items/{id}';
+    const at = (id: string) => `/v1/spaces/${e}/collections/tracks/items/${id}`;
+    const pad = 'x'.repeat(1_100_000);
+    const erased = await check('DELETE', item, at('t1'), { reason: 'request', by: 'test', ids: ['t2'] }, 202);
+    expect((erased.body.erasures as { id: string }[]).map((x) => x.id)).toEqual(['t1', 't2']);
+    await check('DELETE', item, at('t3'), undefined, 202);
+    await check('DELETE', item, at('t4'), { ids: 't5' }, 400);
+    await check('DELETE', item, at('t4'), { bogus: 1 }, 400);
+    await check('DELETE', item, at('t4'), { reason: pad }, 413);
+    const restore = `${item}/restore`;
+    await check('POST', restore, `${at('t1')}/restore`, { reason: 're-consent' }, 200);
+    await check('POST', restore, `${at('t9')}/restore`, {}, 404);
+    await check('POST', restore, `${at('t2')}/restore`, { bogus: 1 }, 400);
+    await check('POST', restore, `${at('t2')}/restore`, { reason: pad }, 413);
+    const list = '/v1/spaces/{space}/erasures';
+    const all = await check('GET', list, `/v1/spaces/${e}/erasures`, undefined, 200);
+    expect((all.body.erasures as unknown[]).length).toBe(3);
+    await check('GET', list, `/v1/spaces/${e}/erasures?status=RESTORED`, undefined, 200);
+    await check('GET', list, `/v1/spaces/${e}/erasures?status=gone`, undefined, 400);
+    const sp = '/v1/spaces/{space}';
+    const generation = ((await s.get(`/v1/spaces/${e}`)).body.pointer as { generation: number }).generation;
+    await check('DELETE', sp, `/v1/spaces/${e}`, { expectedGeneration: generation + 1 }, 409);
+    await check('DELETE', sp, `/v1/spaces/${e}`, {}, 400);
+    await check('DELETE', sp, `/v1/spaces/${e}`, { expectedGeneration: generation, pad }, 413);
+    await check('DELETE', sp, '/v1/spaces/none', { expectedGeneration: 0 }, 404);
+    await check('DELETE', sp, `/v1/spaces/${e}`, { expectedGeneration: generation }, 202);
+    expect((await s.get(`${at('t7')}?consistency=strong`)).status).toBe(404);
+    // A space being deleted takes no more erasures.
+    await check('DELETE', item, at('t6'), undefined, 404);
+  }
+
   it('matches the read routes of spaces, versions and history', async () => {
     await readRoutes(new Set());
   });
@@ -315,12 +376,17 @@ describe('the OpenAPI document is true of the running API', () => {
     await adminRoutes(new Set());
   });
 
+  it('matches the erasure routes: erase, restore, list, delete a space, with their refusals', async () => {
+    await erasureRoutes(new Set());
+  });
+
   it('provoked every documented status of every route (but the 503 of a broken snapshot)', async () => {
     // Provokes them itself (not through the tests above), so it holds whichever tests run, in any order.
     const exercised = new Set<string>();
     await readRoutes(exercised);
     await searchRoutes(exercised);
     await adminRoutes(exercised);
+    await erasureRoutes(exercised);
     const missing = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.entries(ops).flatMap(([m, op]) =>
         Object.keys(op.responses)

@@ -81,7 +81,7 @@ export interface paths {
         /** delete a space: it answers 404 at once; the sweeper deletes its snapshots, records and (includeInputs) uploads */
         delete: operations["deleteSpace"];
         /**
-         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * the methods this path serves (GET, DELETE, OPTIONS); a CORS preflight
          * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
          */
         options: operations["getSpaceOptions"];
@@ -187,7 +187,7 @@ export interface paths {
         /** erase an item (and optionally more ids of the collection) from every answer of every version at once, and from stored snapshots within purgeWithinHours */
         delete: operations["eraseItem"];
         /**
-         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * the methods this path serves (GET, DELETE, OPTIONS); a CORS preflight
          * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
          */
         options: operations["getItemOptions"];
@@ -355,7 +355,11 @@ export interface paths {
         /** lift an erasure (re-consent); the item comes back with the next release */
         post: operations["restoreItem"];
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (POST, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["restoreItemOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -372,7 +376,11 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
+        /**
+         * the methods this path serves (GET, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["listErasuresOptions"];
         head?: never;
         patch?: never;
         trace?: never;
@@ -1200,7 +1208,10 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             409: components["responses"]["E409"];
+            413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
         };
     };
     getSpaceOptions: {
@@ -1519,7 +1530,9 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
             413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
         };
     };
     getItemOptions: {
@@ -2078,6 +2091,36 @@ export interface operations {
             };
             400: components["responses"]["E400"];
             404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
+        };
+    };
+    restoreItemOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+                /** @description collection name */
+                collection: components["parameters"]["collection"];
+                /** @description item id, percent-encoded as one path segment (`/` travels as %2F) */
+                id: components["parameters"]["id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
         };
     };
     listErasures: {
@@ -2102,6 +2145,30 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErasureList"];
                 };
+            };
+            400: components["responses"]["E400"];
+            405: components["responses"]["E405"];
+        };
+    };
+    listErasuresOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["E400"];
         };
