@@ -51,8 +51,8 @@ export function createSweepHandler(
         graceMs: deps.config.retentionGraceMs,
         workDir: deps.config.cacheDir,
       });
-      if (report.failed.length)
-        obs.metrics.addMetric(METRIC.buildsAbandoned, MetricUnit.Count, report.failed.length);
+      // Emitted every sweep, zeros included: a continuous series for the alarm, and no empty-metrics warning.
+      obs.metrics.addMetric(METRIC.buildsAbandoned, MetricUnit.Count, report.failed.length);
       const { failed, restored, purged, activated, errors, erasure, spacesDeleted } = report;
       if (
         failed.length +
