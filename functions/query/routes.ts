@@ -194,7 +194,11 @@ export function parseQueryBody(raw: unknown): ReturnType<typeof queryBodySchema.
     const { vector, ...rest } = raw as Record<string, unknown>;
     if (Array.isArray(vector) && vector.length >= 1 && vector.length <= MAX_VECTOR_DIMS) {
       let ok = true;
-      for (let i = 0; i < vector.length && ok; i++) ok = Math.abs(vector[i] as number) <= FLOAT32_MAX; // float32-finite, as vectorSchema says
+      for (let i = 0; i < vector.length && ok; i++) {
+        // A number, finite as float32 (as vectorSchema says); anything else goes through zod for its 400.
+        const x = vector[i];
+        ok = typeof x === 'number' && Math.abs(x) <= FLOAT32_MAX;
+      }
       if (ok) {
         const r = searchBodySchema.safeParse(rest);
         if (r.success) return { vector: vector as number[], ...r.data };
