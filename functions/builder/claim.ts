@@ -2,7 +2,7 @@ import { parseVersion } from '../core/names';
 import type { ReleaseEvent, VersionRecord } from '../core/version';
 import type { BuildContext, BuildDeps } from './deps';
 
-type ClaimDeps = Pick<BuildDeps, 'registry' | 'config' | 'log' | 'owner'>;
+type ClaimDeps = Pick<BuildDeps, 'registry' | 'config' | 'log' | 'owner' | 'now'>;
 
 /**
  * Maps the release event to its version (the same event, delivered any number of times, to the same
@@ -46,14 +46,16 @@ export interface Lease {
 export async function takeLease(deps: ClaimDeps, ctx: BuildContext): Promise<Lease | undefined> {
   const { registry, config, log, owner } = deps;
   const { space, version } = ctx;
-  const leased = await registry.acquireLease(space, version, owner, Date.now() + config.leaseMs, Date.now());
+  // The injectable clock decides lease times (tests take a lease over without sleeping out its expiry).
+  const nowMs = () => (deps.now ? deps.now().getTime() : Date.now());
+  const leased = await registry.acquireLease(space, version, owner, nowMs() + config.leaseMs, nowMs());
   if (!leased) return undefined;
 
   let lost = false;
   const renewNow = async (): Promise<boolean> => {
     // Conditional on the lease not having expired: an attempt whose timer fires late (a frozen
     // environment thawed) finds it gone instead of taking it back from whoever took over.
-    const ok = await registry.renewLease(space, version, owner, Date.now() + config.leaseMs, Date.now());
+    const ok = await registry.renewLease(space, version, owner, nowMs() + config.leaseMs, nowMs());
     if (!ok) lost = true;
     return ok;
   };
@@ -77,7 +79,7 @@ export async function takeLease(deps: ClaimDeps, ctx: BuildContext): Promise<Lea
     stop: () => clearInterval(renew),
     async release() {
       try {
-        await registry.renewLease(space, version, owner, 0, Date.now());
+        await registry.renewLease(space, version, owner, 0, nowMs());
       } catch (err) {
         // The retry then waits out the lease (≤ leaseMs) instead of starting at once; nothing else is lost.
         log.warn('could not release the build lease; the retry waits for it to expire', {

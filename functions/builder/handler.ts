@@ -85,7 +85,7 @@ export const BUILD_ABORT_MARGIN_MS = 10_000;
 
 export function createBuildHandler(
   deps: HandlerDeps &
-    Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events' | 'busyWaitMs'>> & {
+    Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events' | 'busyWaitMs' | 'now'>> & {
       /** In-memory ports for tests; by default S3 and DynamoDB from the clients. */
       store?: BlobStore;
       registry?: Registry;
@@ -163,6 +163,7 @@ export function createBuildHandler(
                 beforeReady: deps.beforeReady,
                 beforeActivate: deps.beforeActivate,
                 busyWaitMs: deps.busyWaitMs,
+                ...(deps.now ? { now: deps.now } : {}),
                 signal: opts?.signal,
               },
               e,
