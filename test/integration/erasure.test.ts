@@ -58,7 +58,10 @@ function release(seed: number, extraArtist = true) {
   };
 }
 
-describe('erasure: one call removes an item from every answer, the sweeper from every snapshot', () => {
+// A story in steps (erase → every route → purge → a later release → restore): its tests run in order.
+describe('erasure: one call removes an item from every answer, the sweeper from every snapshot', {
+  shuffle: false,
+}, () => {
   let s: TestStack;
   let registry: DynamoRegistry;
   let workDir: string;
