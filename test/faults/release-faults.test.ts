@@ -42,7 +42,8 @@ const TWO_JSON = {
   activate: true,
 };
 
-describe('a release rewritten while it builds', () => {
+// The second test reads what the first observed: in order.
+describe('a release rewritten while it builds', { shuffle: false }, () => {
   let s: TestStack;
   let db: ReturnType<typeof directRegistry>;
   beforeAll(async () => {

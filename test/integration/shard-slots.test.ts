@@ -34,11 +34,24 @@ const release = {
   },
 };
 
+async function pointerAt(s: TestStack, space: string, version: string, ms: number) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const r = await s.get(`/v1/spaces/${space}`);
+    if ((r.body.active as { version?: string } | null)?.version === version) return;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
 async function settled(s: TestStack, space: string, version: string, ms = 120_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
-    if (r.status === 200 && r.body.status !== 'BUILDING') return r.body;
+    if (r.status === 200 && r.body.status !== 'BUILDING') {
+      // READY is written just before the activation that follows it: give the pointer its moment.
+      if (r.body.status === 'READY') await pointerAt(s, space, version, Math.min(30_000, ms));
+      return r.body;
+    }
     if (Date.now() > deadline)
       throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
     await new Promise((ok) => setTimeout(ok, 200));
@@ -61,7 +74,10 @@ function sameAnswer(a: Record<string, unknown>, b: Record<string, unknown>) {
   for (const [i, h] of x.entries()) expect(h.score).toBeCloseTo((y[i] as Hit).score, 6);
 }
 
-describe('sharded collections by scatter-gather over shard slots (Lambda Invoke stand-in)', () => {
+// Steps on one space (v1, then v2 pinned against, then a killed slot): its tests run in order.
+describe('sharded collections by scatter-gather over shard slots (Lambda Invoke stand-in)', {
+  shuffle: false,
+}, () => {
   let s: TestStack;
   let marker: string;
   const v1 = dataset(7);
