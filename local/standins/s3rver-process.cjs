@@ -7,6 +7,47 @@
 // {type:'error', message} before a failed start exits.
 // Messages from the parent: {type:'stop'}.
 
+// s3rver's filesystem store keeps keys as directories and deletes a directory once it is empty. Under
+// concurrent writes and deletes under one prefix (a build's staging chunks written by some tasks while
+// others clean up) that races: a put's mkdir, then the delete's rmdir, then the put's open → ENOENT on a
+// write stream with no error listener, which killed the whole stand-in; a listing's readdir/stat of a
+// path just removed answered 500. Real S3 has no directories, so: keep them (empty ones list nothing),
+// and let a listing skip what vanished under it. Patched before s3rver loads, which binds `walk` then.
+const fs = require('node:fs');
+const path = require('node:path');
+const utils = require('s3rver/lib/utils');
+utils.walk = function* walk(dir, recurseFilter) {
+  let names;
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if (err.code === 'ENOENT') return;
+    throw err;
+  }
+  for (const name of names) {
+    const filePath = path.posix.join(dir, name);
+    let stats;
+    try {
+      stats = fs.statSync(filePath);
+    } catch (err) {
+      if (err.code === 'ENOENT') continue;
+      throw err;
+    }
+    if (!stats.isDirectory()) yield filePath;
+    else if (!recurseFilter || recurseFilter(filePath)) yield* walk(filePath, recurseFilter);
+  }
+};
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
+FilesystemStore.prototype.deleteObject = async function deleteObject(bucket, key) {
+  await Promise.all(
+    ['object', 'object.md5', 'metadata.json'].map((kind) =>
+      fs.promises.unlink(this.getResourcePath(bucket, key, kind)).catch((err) => {
+        if (err.code !== 'ENOENT') throw err;
+      }),
+    ),
+  );
+};
+
 const S3rver = require('s3rver');
 
 function parseArgs(argv) {

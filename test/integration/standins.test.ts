@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { createDynamoClient, createS3Client } from '../../functions/adapters/aws-clients';
@@ -218,6 +223,43 @@ describe('startS3 (a second, separate stand-in)', () => {
     // s3rver names a completed multipart upload ObjectCreated:Post (AWS: CompleteMultipartUpload).
     const multipart = events.find((e) => e.key === 'incoming/s/r1/big.f32');
     expect(multipart?.eventName).toMatch(/^ObjectCreated:/);
+  });
+
+  it('survives puts and deletes racing under one prefix, and lists exactly what remains', async () => {
+    // Unpatched s3rver removes a key's directory once empty: a put between its mkdir and its open then
+    // died with ENOENT on an unhandled stream error and took the whole stand-in down (a build's staging
+    // chunks written by some tasks while others clean up — seen as ECONNREFUSED in the sharded tests).
+    const standIn = await startOwn(['race-bucket']);
+    const client = createS3Client({
+      region: LOCAL_REGION,
+      s3Endpoint: standIn.endpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    cleanups.push(async () => client.destroy());
+    const Bucket = 'race-bucket';
+    const put = (Key: string) => client.send(new PutObjectCommand({ Bucket, Key, Body: Key }));
+    // Per directory: one key deleted while a sibling is put (the delete sees the directory empty).
+    for (let round = 0; round < 25; round++) {
+      const dirs = Array.from({ length: 8 }, (_, i) => `staging/v/shard-${round}-${i}/`);
+      await Promise.all(dirs.map((d) => put(`${d}old.chunk`)));
+      await Promise.all(
+        dirs.flatMap((d) => [
+          client.send(new DeleteObjectCommand({ Bucket, Key: `${d}old.chunk` })),
+          put(`${d}new.chunk`),
+        ]),
+      );
+    }
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket, Prefix: 'staging/v/', ContinuationToken: token }),
+      );
+      keys.push(...(page.Contents ?? []).map((o) => o.Key ?? ''));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    expect(keys).toHaveLength(200);
+    expect(keys.every((k) => k.endsWith('/new.chunk'))).toBe(true);
   });
 
   it('frees its port on stop', async () => {
