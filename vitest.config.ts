@@ -19,6 +19,9 @@ const FAULTS = 'test/faults/**/*.test.ts';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Every run in a new order (files and tests): a test that needs another's leftovers fails here, not
+    // in a reviewer's filtered run. The seed is printed; `--sequence.seed=<seed>` replays an order.
+    sequence: { shuffle: true },
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default'],

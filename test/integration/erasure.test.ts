@@ -58,10 +58,8 @@ function release(seed: number, extraArtist = true) {
   };
 }
 
-// A story in steps (erase → every route → purge → a later release → restore): its tests run in order.
-describe('erasure: one call removes an item from every answer, the sweeper from every snapshot', {
-  shuffle: false,
-}, () => {
+// One stack; each test its own space, so each runs alone and in any order.
+describe('erasure: one call removes an item from every answer, the sweeper from every snapshot', () => {
   let s: TestStack;
   let registry: DynamoRegistry;
   let workDir: string;
@@ -89,31 +87,41 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
   const ids = (body: Record<string, unknown>) => ((body.results ?? []) as { id: string }[]).map((r) => r.id);
   const hidden = [ERASED_USER, ERASED_ARTIST, 't21'];
 
+  /** A space with v1 (release 1) and, unless `only1`, v2 (release 2, active). */
+  const twoVersions = async (space: string, only1 = false) => {
+    await s.publish(space, 'r1', r1.files, r1.json);
+    if (!only1) await s.publish(space, 'r2', r2.files, r2.json);
+  };
+  /** Erases the user and the two artists (one of a duplicate group); answers the two calls. */
+  const eraseAll = async (space: string) => {
+    const user = await call('DELETE', `/v1/spaces/${space}/collections/users/items/${ERASED_USER}`, {
+      reason: 'GDPR art. 17',
+      by: 'dpo',
+    });
+    const artists = await call('DELETE', `/v1/spaces/${space}/collections/artists/items/${ERASED_ARTIST}`, {
+      ids: ['t21'],
+    });
+    return [user, artists] as const;
+  };
+
   beforeAll(async () => {
     s = await testStack({}, undefined, {});
     registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
     workDir = await mkdtemp(join(tmpdir(), 'vicinity-purge-'));
-    await s.publish('music', 'r1', r1.files, r1.json);
-    await s.publish('music', 'r2', r2.files, r2.json);
   }, 120_000);
   afterAll(async () => s?.dispose());
 
   it('answers 202 with the records, and every route of every version leaves the ids out at once', async () => {
+    await twoVersions('music');
     const before = await s.get(`/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}`);
     expect(before.status).toBe(200);
-    const e1 = await call('DELETE', `/v1/spaces/music/collections/users/items/${ERASED_USER}`, {
-      reason: 'GDPR art. 17',
-      by: 'dpo',
-    });
+    const [e1, e2] = await eraseAll('music');
     expect(e1.status).toBe(202);
     expect(e1.body.erasure).toMatchObject({
       id: ERASED_USER,
       status: 'ERASED',
       by: 'dpo',
       reason: 'GDPR art. 17',
-    });
-    const e2 = await call('DELETE', `/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}`, {
-      ids: ['t21'],
     });
     expect(e2.status).toBe(202);
     expect((e2.body.erasures as unknown[]).length).toBe(2);
@@ -198,19 +206,23 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
   }, 120_000);
 
   it('the sweeper rewrites every retained snapshot: neither the ids nor the vectors remain in any object', async () => {
-    const beforeKeys = new Set((await s.store.list('snapshots/music/')).map((o) => o.key));
+    await twoVersions('purge');
+    await eraseAll('purge');
+    const beforeKeys = new Set((await s.store.list('snapshots/purge/')).map((o) => o.key));
     const report = await runSweep();
     expect(report.errors).toEqual([]);
-    expect(report.erasure.rewritten.map((r) => r.version).sort()).toEqual(['v1', 'v2']);
-    expect(report.erasure.purged).toBe(3);
-    const list = await s.get('/v1/spaces/music/erasures');
+    const ours = (r: typeof report) => r.erasure.rewritten.filter((w) => w.space === 'purge');
     expect(
-      (list.body.erasures as { status: string; purgedAt?: string }[]).every(
-        (e) => e.status === 'PURGED' && e.purgedAt,
-      ),
-    ).toBe(true);
+      ours(report)
+        .map((r) => r.version)
+        .sort(),
+    ).toEqual(['v1', 'v2']);
+    const list = await s.get('/v1/spaces/purge/erasures');
+    const erasures = list.body.erasures as { status: string; purgedAt?: string }[];
+    expect(erasures).toHaveLength(3);
+    expect(erasures.every((e) => e.status === 'PURGED' && e.purgedAt)).toBe(true);
 
-    const objects = await s.store.list('snapshots/music/');
+    const objects = await s.store.list('snapshots/purge/');
     expect(objects.some((o) => beforeKeys.has(o.key) && o.key.endsWith('manifest.json'))).toBe(false);
     const needles = [
       ...hidden.map((h) => Buffer.from(`"${h}"`)),
@@ -230,46 +242,48 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
       for (const n of needles)
         expect(bytes.includes(n), `${o.key} still holds an erased id or vector`).toBe(false);
     }
-    const v2 = (await s.get('/v1/spaces/music/versions/v2')).body;
+    const v2 = (await s.get('/v1/spaces/purge/versions/v2')).body;
     expect(v2.manifestGeneration).toBe(1);
     // Serving goes on from the rewritten snapshots, with k results and the group intact.
     for (const v of ['', '&version=v1']) {
       const r = await s.get(
-        `/v1/spaces/music/collections/users/items/u1/similar?target=artists&k=30&consistency=strong${v}`,
+        `/v1/spaces/purge/collections/users/items/u1/similar?target=artists&k=30&consistency=strong${v}`,
       );
       expect(r.status).toBe(200);
       expect(ids(r.body)).toHaveLength(30);
       const dup = await s.get(
-        `/v1/spaces/music/collections/artists/items/t20/similar?k=5&consistency=strong${v}`,
+        `/v1/spaces/purge/collections/artists/items/t20/similar?k=5&consistency=strong${v}`,
       );
       expect(ids(dup.body)).toContain('t22');
       expect(
-        (await s.get(`/v1/spaces/music/collections/artists/items/t21?consistency=strong${v}`)).status,
+        (await s.get(`/v1/spaces/purge/collections/artists/items/t21?consistency=strong${v}`)).status,
       ).toBe(404);
     }
     // A second sweep has nothing left to do.
     const again = await runSweep();
-    expect(again.erasure.rewritten).toEqual([]);
+    expect(ours(again)).toEqual([]);
   }, 180_000);
 
   it('a later release holding the id builds without it; a restore brings it back in the next one', async () => {
+    await twoVersions('later', true);
+    await eraseAll('later');
     const r3 = release(3);
-    await s.publish('music', 'r3', r3.files, r3.json);
-    const v3 = (await s.get('/v1/spaces/music/versions/v3')).body as {
+    await s.publish('later', 'r3', r3.files, r3.json);
+    const built = (await s.get('/v1/spaces/later/versions/v2')).body as {
       status: string;
       collections: Record<string, { erasedDropped?: number; count: number }>;
     };
-    expect(v3.status).toBe('READY');
-    expect(v3.collections.artists?.erasedDropped).toBe(2);
-    expect(v3.collections.users?.erasedDropped).toBe(1);
-    expect(v3.collections.artists?.count).toBe(ARTISTS - 2);
+    expect(built.status).toBe('READY');
+    expect(built.collections.artists?.erasedDropped).toBe(2);
+    expect(built.collections.users?.erasedDropped).toBe(1);
+    expect(built.collections.artists?.count).toBe(ARTISTS - 2);
     expect(
-      (await s.get(`/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}?consistency=strong`)).status,
+      (await s.get(`/v1/spaces/later/collections/artists/items/${ERASED_ARTIST}?consistency=strong`)).status,
     ).toBe(404);
 
     const restored = await call(
       'POST',
-      `/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}/restore`,
+      `/v1/spaces/later/collections/artists/items/${ERASED_ARTIST}/restore`,
       {
         by: 'dpo',
         reason: 're-consent',
@@ -277,44 +291,45 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
     );
     expect(restored.status).toBe(200);
     expect(restored.body.erasure).toMatchObject({ status: 'RESTORED', restoredBy: 'dpo' });
-    // Still absent from v3 (the purge removed it); present again in the next release.
+    // Still absent from v2 (built without it); present again in the next release.
     expect(
-      (await s.get(`/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}?consistency=strong`)).status,
+      (await s.get(`/v1/spaces/later/collections/artists/items/${ERASED_ARTIST}?consistency=strong`)).status,
     ).toBe(404);
     const r4 = release(4);
-    await s.publish('music', 'r4', r4.files, r4.json);
+    await s.publish('later', 'r4', r4.files, r4.json);
     const item = await s.get(
-      `/v1/spaces/music/collections/artists/items/${ERASED_ARTIST}?consistency=strong`,
+      `/v1/spaces/later/collections/artists/items/${ERASED_ARTIST}?consistency=strong`,
     );
     expect(item.status).toBe(200);
-    expect(item.body.version).toBe('v4');
+    expect(item.body.version).toBe('v3');
   }, 180_000);
 
   it('deleting a space: 404 at once; a deletion cut short by a crash is finished by the sweeper', async () => {
-    const space = (await s.get('/v1/spaces/music')).body as { pointer: { generation: number } };
-    const conflict = await call('DELETE', '/v1/spaces/music', {
+    await twoVersions('gone');
+    const space = (await s.get('/v1/spaces/gone')).body as { pointer: { generation: number } };
+    const conflict = await call('DELETE', '/v1/spaces/gone', {
       expectedGeneration: space.pointer.generation + 5,
     });
     expect(conflict.status).toBe(409);
-    const del = await call('DELETE', '/v1/spaces/music', {
+    const del = await call('DELETE', '/v1/spaces/gone', {
       expectedGeneration: space.pointer.generation,
       includeInputs: true,
     });
     expect(del.status).toBe(202);
     expect(
-      (await s.get('/v1/spaces/music/collections/users/items/u1/similar?consistency=strong')).status,
+      (await s.get('/v1/spaces/gone/collections/users/items/u1/similar?consistency=strong')).status,
     ).toBe(404);
     // A crash mid-way: half the objects gone, the records and the mark still there.
-    const objects = await s.store.list('snapshots/music/');
+    const objects = await s.store.list('snapshots/gone/');
     await s.store.deleteKeys(objects.slice(0, Math.floor(objects.length / 2)).map((o) => o.key));
     const report = await runSweep();
-    expect(report.spacesDeleted).toEqual(['music']);
-    expect(await s.store.list('snapshots/music/')).toEqual([]);
-    expect(await s.store.list('incoming/music/')).toEqual([]);
-    expect((await registry.listVersions('music', 10)).versions).toEqual([]);
-    expect(await registry.listErasures('music')).toEqual([]);
-    expect(await registry.listSpaces()).not.toContain('music');
-    expect((await s.get('/v1/spaces/music')).status).toBe(404);
+    expect(report.spacesDeleted).toEqual(['gone']);
+    expect(await s.store.list('snapshots/gone/')).toEqual([]);
+    expect(await s.store.list('incoming/gone/')).toEqual([]);
+    expect((await registry.listVersions('gone', 10)).versions).toEqual([]);
+    expect(await registry.listErasures('gone')).toEqual([]);
+    expect(await registry.listSpaces()).not.toContain('gone');
+    expect((await s.get('/v1/spaces/gone')).status).toBe(404);
     // Idempotent: another sweep (and another DELETE) changes nothing.
     expect((await runSweep()).spacesDeleted).toEqual([]);
   }, 120_000);

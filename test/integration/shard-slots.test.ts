@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { versionSettled } from '../support/settle';
 
 const DIMS = 16;
 const N = 600;
@@ -34,30 +35,6 @@ const release = {
   },
 };
 
-async function pointerAt(s: TestStack, space: string, version: string, ms: number) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const r = await s.get(`/v1/spaces/${space}`);
-    if ((r.body.active as { version?: string } | null)?.version === version) return;
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-}
-
-async function settled(s: TestStack, space: string, version: string, ms = 120_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
-    if (r.status === 200 && r.body.status !== 'BUILDING') {
-      // READY is written just before the activation that follows it: give the pointer its moment.
-      if (r.body.status === 'READY') await pointerAt(s, space, version, Math.min(30_000, ms));
-      return r.body;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
-}
-
 type Hit = { id: string; score: number; metadata?: unknown };
 const hits = (body: Record<string, unknown>) =>
   ((body.results as Hit[]) ?? []).map((r) => ({ id: r.id, score: r.score }));
@@ -74,10 +51,8 @@ function sameAnswer(a: Record<string, unknown>, b: Record<string, unknown>) {
   for (const [i, h] of x.entries()) expect(h.score).toBeCloseTo((y[i] as Hit).score, 6);
 }
 
-// Steps on one space (v1, then v2 pinned against, then a killed slot): its tests run in order.
-describe('sharded collections by scatter-gather over shard slots (Lambda Invoke stand-in)', {
-  shuffle: false,
-}, () => {
+// Space 'sh' holds v1 only (read by every test); the pinning test builds its own space. Any order.
+describe('sharded collections by scatter-gather over shard slots (Lambda Invoke stand-in)', () => {
   let s: TestStack;
   let marker: string;
   const v1 = dataset(7);
@@ -94,7 +69,7 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
       },
     });
     await s.publish('sh', 'r1', { 'items.jsonl': v1.jsonl }, release);
-    expect(await settled(s, 'sh', 'v1')).toMatchObject({ status: 'READY' });
+    expect(await versionSettled(s, 'sh', 'v1')).toMatchObject({ status: 'READY' });
   }, 180_000);
   afterAll(async () => {
     await s?.dispose();
@@ -163,10 +138,12 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
   }, 60_000);
 
   it('a pinned request answers only from its version, fanned out to every slot with it', async () => {
+    await s.publish('pin', 'r1', { 'items.jsonl': v1.jsonl }, release);
+    expect(await versionSettled(s, 'pin', 'v1')).toMatchObject({ status: 'READY' });
     const v2 = dataset(99);
-    await s.publish('sh', 'r2', { 'items.jsonl': v2.jsonl }, release);
-    expect(await settled(s, 'sh', 'v2')).toMatchObject({ status: 'READY' });
-    const base = '/v1/spaces/sh/collections';
+    await s.publish('pin', 'r2', { 'items.jsonl': v2.jsonl }, release);
+    expect(await versionSettled(s, 'pin', 'v2')).toMatchObject({ status: 'READY' });
+    const base = '/v1/spaces/pin/collections';
     const before = await s.post(`${base}/flat/query`, { vector: v1.vec(42), k: 10, ef: 600, version: 'v1' });
     const pinned = await s.post(`${base}/items/query`, { vector: v1.vec(42), k: 10, ef: 600, version: 'v1' });
     expect(pinned.status, JSON.stringify(pinned.body)).toBe(200);
@@ -188,7 +165,7 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
     expect(hits(current.body)).toEqual(hits(currentFlat.body));
     // Warm-up after the pointer moved: sharded collections are warmed in their slots, not in the router.
     const { warmUp } = await import('../../functions/query/handler');
-    const warmed = await warmUp(s.query, { vicinity: 'warm-up', slot: 0, space: 'sh', version: 'v2' });
+    const warmed = await warmUp(s.query, { vicinity: 'warm-up', slot: 0, space: 'pin', version: 'v2' });
     expect(warmed).toMatchObject({ warmed: ['flat', 'items'] });
     expect(s.query.cache.loaded().some((k) => k.endsWith('/items'))).toBe(false);
   }, 180_000);

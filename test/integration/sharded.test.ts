@@ -13,6 +13,7 @@ import { shardOf } from '../../functions/core/shard';
 import type { Manifest } from '../../functions/snapshot/manifest';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { versionSettled } from '../support/settle';
 
 const DIMS = 16;
 const N = 1800;
@@ -70,54 +71,33 @@ function release(shards: number | 'auto', extra: Record<string, unknown> = {}) {
   };
 }
 
-async function pointerAt(s: TestStack, space: string, version: string, ms: number) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const r = await s.get(`/v1/spaces/${space}`);
-    if ((r.body.active as { version?: string } | null)?.version === version) return;
-    await new Promise((ok) => setTimeout(ok, 100));
-  }
-}
-
-async function settled(s: TestStack, space: string, version: string, ms = 120_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
-    if (r.status === 200 && r.body.status !== 'BUILDING') {
-      // READY is written just before the activation that follows it: give the pointer its moment.
-      if (r.body.status === 'READY') await pointerAt(s, space, version, Math.min(30_000, ms));
-      return r.body;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
-}
-
 const topIds = (body: Record<string, unknown>) => ((body.results as { id: string }[]) ?? []).map((r) => r.id);
 
-// Steps on one space (v1 built, then a failing v2, then a redelivery of v1's event): in order.
-describe('sharded collections (build tasks on the Lambda Invoke stand-in)', { shuffle: false }, () => {
+// Space 'shop' v1 is built once (with a killed shard task) and only read after; each test runs alone.
+describe('sharded collections (build tasks on the Lambda Invoke stand-in)', () => {
   let s: TestStack;
   let marker: string;
+  let v: Record<string, unknown>;
+  let failedAfterV1: unknown[];
 
   beforeAll(async () => {
     marker = join(await mkdtemp(join(tmpdir(), 'vicinity-kill-')), 'killed');
     s = await testStack({ qualitySample: 40, retentionGraceMs: 0 }, undefined, {
       tasks: { concurrency: 2, retryDelayMs: 100, env: { VICINITY_TEST_KILL_SHARD: `${marker}:items:5` } },
     });
-  }, 120_000);
+    await s.publish('shop', 'r1', { ...partFiles(), 'tags.jsonl': smallJsonl }, release(SHARDS));
+    v = await versionSettled(s, 'shop', 'v1');
+    failedAfterV1 = [...s.lambda.failed];
+  }, 240_000);
   afterAll(async () => {
     await s?.dispose();
   });
 
   it('builds a 12-shard collection from 6 Parquet parts beside an unsharded one, live in one switch; a SIGKILLed shard task is retried', async () => {
-    await s.publish('shop', 'r1', { ...partFiles(), 'tags.jsonl': smallJsonl }, release(SHARDS));
-    const v = await settled(s, 'shop', 'v1');
     expect(v).toMatchObject({ status: 'READY' });
     // The kill hook fired once (shard 5's first attempt), the retry built it, the version went READY once.
     expect(existsSync(marker)).toBe(true);
-    expect(s.lambda.failed).toEqual([]);
+    expect(failedAfterV1).toEqual([]);
     const tasks = v.tasks as Record<string, number>;
     expect(tasks).toMatchObject({
       partitions: PARTS,
@@ -170,7 +150,7 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', { sh
 
     // Same top-10 as the same data unsharded, at high ef.
     await s.publish('plain', 'r1', { ...partFiles(), 'tags.jsonl': smallJsonl }, release(1));
-    expect(await settled(s, 'plain', 'v1')).toMatchObject({ status: 'READY' });
+    expect(await versionSettled(s, 'plain', 'v1')).toMatchObject({ status: 'READY' });
     for (const q of [3, 500, 1234]) {
       const a = await s.get(`/v1/spaces/shop/collections/items/items/item-${q}/similar?k=10&ef=500`);
       const b = await s.get(`/v1/spaces/plain/collections/items/items/item-${q}/similar?k=10&ef=500`);
@@ -188,10 +168,10 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', { sh
 
   it('a bad row in one part FAILS the version with file and line; the pointer stays', async () => {
     await s.publish('shop', 'r2', { ...partFiles(1000), 'tags.jsonl': smallJsonl }, release(SHARDS));
-    const v = await settled(s, 'shop', 'v2');
-    expect(v.status).toBe('FAILED');
-    expect(String(v.reason)).toMatch(/items\/part-00003-abc\.snappy\.parquet/);
-    expect(JSON.stringify(v.problems)).toMatch(/"line":\s*101/);
+    const v2 = await versionSettled(s, 'shop', 'v2');
+    expect(v2.status).toBe('FAILED');
+    expect(String(v2.reason)).toMatch(/items\/part-00003-abc\.snappy\.parquet/);
+    expect(JSON.stringify(v2.problems)).toMatch(/"line":\s*101/);
     expect((await s.get('/v1/spaces/shop')).body).toMatchObject({ active: { version: 'v1', generation: 1 } });
     // Partition tasks still writing when the version FAILED delete their own chunks as they finish.
     await s.idle();
@@ -200,6 +180,11 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', { sh
 
   it('a redelivered release.json event builds nothing twice', async () => {
     const before = s.lambda.invocations.length;
+    const names = async () =>
+      ((await s.get('/v1/spaces/shop/versions')).body.versions as { version: string }[]).map(
+        (x) => x.version,
+      );
+    const versionsBefore = await names();
     // The same object key and content again: s3rver sends a new event (new sequencer) → a new version,
     // as in AWS; redelivery of the *same* event is what must not build twice — replay the first one.
     const replay = await s.get('/v1/spaces/shop/versions/v1');
@@ -217,7 +202,6 @@ describe('sharded collections (build tasks on the Lambda Invoke stand-in)', { sh
     expect(again).toMatchObject({ status: 'READY', version: 'v1', built: false });
     await s.idle();
     expect(s.lambda.invocations.length).toBe(before);
-    const versions = await s.get('/v1/spaces/shop/versions');
-    expect((versions.body.versions as unknown[]).length).toBe(2);
+    expect(await names()).toEqual(versionsBefore);
   }, 60_000);
 });
