@@ -67,6 +67,8 @@ export class QueryService {
       shards?: ShardRouter;
       /** See VersionResolver: 0 or absent, requests wait for a new version's load. */
       switchGraceMs?: number;
+      /** The clock for pointer and record TTLs and the switch grace (default Date.now). */
+      now?: () => number;
     },
   ) {
     this.versions = new VersionResolver({
@@ -77,6 +79,7 @@ export class QueryService {
       roles: (space, active, previous) => deps.cache.setRoles(space, active, previous),
       gone: (space, version) => void deps.cache.retire(space, version),
       switchGraceMs: deps.switchGraceMs,
+      ...(deps.now ? { now: deps.now } : {}),
       warmer: {
         loaded: (space, version) => deps.cache.loadedNames(space, version),
         load: async (space, version, names) => {

@@ -65,9 +65,15 @@ export class VersionResolver {
        */
       switchGraceMs?: number;
       warmer?: SwitchWarmer;
+      /** The clock for the TTLs and the grace (default Date.now): tests move it instead of sleeping. */
+      now?: () => number;
     },
   ) {
     this.erasures = new ErasureCache(deps.registry);
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
   }
 
   /** The pointer, from a cache trusted for pointerTtlMs; never moves back to a generation older than one seen. */
@@ -81,13 +87,13 @@ export class VersionResolver {
    */
   async spaceState(space: string, strong = false) {
     const cached = this.pointers.get(space);
-    if (!strong && cached && Date.now() - cached.at < this.deps.pointerTtlMs) return cached;
+    if (!strong && cached && this.now() - cached.at < this.deps.pointerTtlMs) return cached;
     const fresh = await this.deps.registry.getSpaceState(space, strong);
     const pointer =
       cached && cached.pointer.generation > fresh.pointer.generation ? cached.pointer : fresh.pointer;
     const state = {
       pointer,
-      at: Date.now(),
+      at: this.now(),
       erasureCounter: Math.max(fresh.erasureCounter, cached?.erasureCounter ?? 0),
       deleting: fresh.deletion !== undefined,
     };
@@ -99,7 +105,7 @@ export class VersionResolver {
   /** A version's record, from a cache trusted for pointerTtlMs (fresh when `strong`). */
   async record(space: string, version: string, strong = false): Promise<VersionRecord | undefined> {
     const key = `${space}/${version}`;
-    const now = Date.now();
+    const now = this.now();
     const cached = this.records.get(key);
     if (!strong && cached && now - cached.at < this.deps.pointerTtlMs) return cached.record;
     const record = await this.deps.registry.getVersion(space, version);
@@ -180,7 +186,7 @@ export class VersionResolver {
       const have = new Set(warmer.loaded(space, r.version));
       const missing = had.filter((n) => !have.has(n));
       if (missing.length === 0) return undefined;
-      const s: Switch = { from, to: r.version, since: Date.now(), done: false, failed: false };
+      const s: Switch = { from, to: r.version, since: this.now(), done: false, failed: false };
       sw = s;
       this.switches.set(space, s);
       this.deps.log.info('version switch: serving the loaded version while the new one loads', {
@@ -204,7 +210,7 @@ export class VersionResolver {
         },
       );
     }
-    if (sw.done || sw.failed || Date.now() - sw.since >= graceMs) return undefined;
+    if (sw.done || sw.failed || this.now() - sw.since >= graceMs) return undefined;
     // The old version must still be in memory (a load may have evicted it): else it is no shortcut.
     if (warmer.loaded(space, from).length === 0) return undefined;
     return { space, version: from };

@@ -79,6 +79,8 @@ export interface SnapshotCacheOptions {
   view?: (manifest: Manifest) => Manifest;
   /** Free bytes on the cache directory's file system (default: statfs). */
   freeBytes?: (dir: string) => Promise<number>;
+  /** The clock for pin windows, failure holds and LRU (default Date.now): tests move it instead of sleeping. */
+  now?: () => number;
 }
 
 export interface CollectionOptions {
@@ -144,6 +146,10 @@ export class SnapshotCache {
     private readonly engine: IndexEngine,
     private readonly opts: SnapshotCacheOptions,
   ) {}
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
 
   private get pinWindowMs(): number {
     return this.opts.pinWindowMs ?? 300_000;
@@ -213,7 +219,7 @@ export class SnapshotCache {
 
   /** Versions pinned within the pin window that are neither active nor previous, as space/version. */
   pinnedVersions(): string[] {
-    const now = Date.now();
+    const now = this.now();
     return [...this.pins.entries()]
       .filter(([k, at]) => at + this.pinWindowMs > now && !this.hasRole(k))
       .map(([k]) => k);
@@ -231,7 +237,7 @@ export class SnapshotCache {
     const key = custom ? `${base}#${options.manifestKey}` : base;
     const vkey = `${space}/${version}`;
     const failed = this.failures.get(key);
-    if (failed && failed.until > Date.now()) {
+    if (failed && failed.until > this.now()) {
       throw new SnapshotUnavailableError(failed.message, { extras: { version } });
     }
     let entry = this.entries.get(key);
@@ -243,7 +249,7 @@ export class SnapshotCache {
         space,
         version,
         promise: Promise.resolve(undefined as never),
-        lastUsed: Date.now(),
+        lastUsed: this.now(),
         inFlight: 0,
         reserved: 0,
       };
@@ -258,10 +264,10 @@ export class SnapshotCache {
       // Another request is loading it: this one waited for the load too.
       report = { cached: false };
     }
-    if (options.pinned) this.pins.set(vkey, Date.now());
+    if (options.pinned) this.pins.set(vkey, this.now());
     const d = this.disk.get(vkey);
-    if (d) d.lastUsed = Date.now();
-    entry.lastUsed = Date.now();
+    if (d) d.lastUsed = this.now();
+    entry.lastUsed = this.now();
     entry.inFlight++;
     let released = false;
     const held = entry;
@@ -281,10 +287,10 @@ export class SnapshotCache {
       // Capacity (503), a deleted version (404), an unreadable manifest: not a fault of these files.
       if (err instanceof VicinityError) throw err;
       const message = `The snapshot of ${space} ${version} collection ${name} could not be loaded`;
-      if (!this.failures.has(key) || (this.failures.get(key)?.until ?? 0) <= Date.now()) {
+      if (!this.failures.has(key) || (this.failures.get(key)?.until ?? 0) <= this.now()) {
         this.opts.log.error('snapshot load failed', { space, version, collection: name, error: String(err) });
         this.opts.onFailure?.({ space, version, collection: name });
-        this.failures.set(key, { message, until: Date.now() + FAILURE_HOLD_MS });
+        this.failures.set(key, { message, until: this.now() + FAILURE_HOLD_MS });
       }
       throw new SnapshotUnavailableError(message, { cause: err, extras: { version } });
     }
@@ -431,7 +437,7 @@ export class SnapshotCache {
     return r?.active === version || r?.previous === version;
   }
 
-  private rank(space: string, version: string, now = Date.now()): number {
+  private rank(space: string, version: string, now = this.now()): number {
     const r = this.roles.get(space);
     if (r?.active === version) return RANK.active;
     if (r?.previous === version) return RANK.previous;
@@ -441,7 +447,7 @@ export class SnapshotCache {
 
   /** A pinned request for a version not loaded yet: refused when the instance already holds its share of pins. */
   private admitPin(space: string, version: string): void {
-    const now = Date.now();
+    const now = this.now();
     for (const [k, at] of this.pins) if (at + this.pinWindowMs <= now) this.pins.delete(k);
     if (this.rank(space, version, now) !== RANK.other) return;
     const max = this.opts.maxPinnedVersions ?? Number.POSITIVE_INFINITY;
@@ -471,7 +477,7 @@ export class SnapshotCache {
         },
       );
     }
-    const now = Date.now();
+    const now = this.now();
     const loadRank = this.rank(space, version, now);
     const used = this.memoryBytes() + this.memReserved;
     if (used + bytes > budget) {
@@ -575,7 +581,7 @@ export class SnapshotCache {
 
   /** The least recently used version whose files may go: no role, no recent pin, nothing of it held or loading. */
   private diskVictim(except: string): string | undefined {
-    const now = Date.now();
+    const now = this.now();
     const busy = new Set<string>();
     for (const e of this.entries.values())
       if (e.inFlight > 0 || !e.collection) busy.add(`${e.space}/${e.version}`);
@@ -630,7 +636,7 @@ export class SnapshotCache {
   private async recount(space: string, version: string): Promise<void> {
     const vkey = `${space}/${version}`;
     const bytes = await dirBytes(localPathFor(this.opts.cacheDir, snapshotPrefix(space, version)), false);
-    if (bytes > 0) this.disk.set(vkey, { bytes, lastUsed: Date.now() });
+    if (bytes > 0) this.disk.set(vkey, { bytes, lastUsed: this.now() });
     else this.disk.delete(vkey);
   }
 
@@ -684,7 +690,7 @@ export class SnapshotCache {
   evict(): void {
     let total = this.memoryBytes() + this.memReserved;
     if (total <= this.opts.memoryBudgetBytes) return;
-    const now = Date.now();
+    const now = this.now();
     const victims = [...this.entries.entries()]
       .filter(([, e]) => e.collection && e.inFlight === 0)
       .map(([k, e]) => ({ k, e, rank: this.rank(e.space, e.version, now) }))

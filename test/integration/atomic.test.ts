@@ -190,7 +190,6 @@ describe.each(BACKENDS)('serving through switches (local HTTP server, pointer on
     await s.deps.s3.send(new PutObjectCommand({ Bucket: s.info.bucket, Key: key, Body: bytes }));
     const act = await s.post(`/v1/spaces/${broken}/activate`, { version: 'v2', expectedGeneration: 1 });
     expect(act.status).toBe(200);
-    await new Promise((ok) => setTimeout(ok, 50));
     const r = await s.get(`/v1/spaces/${broken}/collections/tracks/items/a1/similar?consistency=strong`);
     expect(r.status).toBe(200);
     expect(r.body.version).toBe('v1');

@@ -96,15 +96,37 @@ describe('build function: formats, refusals and the quality gate', () => {
         },
       ],
     } as unknown as S3Event;
-    const building = createBuildHandler({ ...deps, events })(
+    // A delayed file is uploaded once the builder has looked for it and not found it (it then waits).
+    const s3 = delayed ? testS3() : deps.s3;
+    const delayedKeys = new Set(Object.keys(delayed ?? {}).map((k) => prefix + k));
+    let sawMissing = () => {};
+    const looked = new Promise<void>((ok) => {
+      sawMissing = ok;
+    });
+    if (delayed)
+      s3.middlewareStack.add(
+        (next, context) => async (args) => {
+          try {
+            return await next(args);
+          } catch (err) {
+            const key = (args.input as { Key?: string }).Key ?? '';
+            if (context.commandName === 'HeadObjectCommand' && delayedKeys.has(key)) sawMissing();
+            throw err;
+          }
+        },
+        { step: 'initialize', name: 'seesDelayedFileMissing' },
+      );
+    const building = createBuildHandler({ ...deps, s3, events })(
       event,
       fakeContext('build', `t${seq}`, BUILD_TIMEOUT_MS),
     );
     if (delayed) {
-      await new Promise((r) => setTimeout(r, 400));
+      await Promise.race([looked, building]);
       for (const [k, v] of Object.entries(delayed)) await put(k, v);
     }
-    const [outcome] = await building;
+    const [outcome] = await building.finally(() => {
+      if (delayed) s3.destroy();
+    });
     return outcome!;
   }
 

@@ -18,6 +18,7 @@ import { QueryService } from '../../../functions/query/service';
 import { estimateCollectionBytes, nativeIndexBytes } from '../../../functions/snapshot/budget';
 import { CapacityError, SnapshotCache, type SnapshotCacheOptions } from '../../../functions/snapshot/cache';
 import { allFiles, type Manifest, manifestKey, snapshotPrefix } from '../../../functions/snapshot/manifest';
+import { manualClock } from '../../support/clock';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
 const SPACE = 'music';
@@ -49,16 +50,18 @@ describe('instance budgets on the in-memory ports', () => {
   function setup(opts: Partial<SnapshotCacheOptions>, store: BlobStore = h.store) {
     const dir = join(h.cacheDir, `q-${Math.random().toString(36).slice(2)}`);
     const log = recordingLog();
+    const clock = manualClock();
     const cache = new SnapshotCache(store, hnswEngine, {
       cacheDir: dir,
       memoryBudgetBytes: 1 << 30,
       log,
+      now: clock.now,
       ...opts,
     });
-    const query = new QueryService({ registry: h.registry, cache, pointerTtlMs: 1000, log });
+    const query = new QueryService({ registry: h.registry, cache, pointerTtlMs: 1000, log, now: clock.now });
     const ask = (p: SearchParams) => query.query(SPACE, 'tracks', vector, p, requestContext());
     const versionDir = (v: string) => join(dir, ...snapshotPrefix(SPACE, v).split('/'));
-    return { cache, query, ask, dir, log, versionDir };
+    return { cache, query, ask, dir, log, versionDir, clock };
   }
 
   it('estimates native hnswlib memory from the index parameters, not from file bytes', async () => {
@@ -100,7 +103,7 @@ describe('instance budgets on the in-memory ports', () => {
   });
 
   it('caps distinct pinned versions per instance, besides the active and previous ones', async () => {
-    const { ask, cache } = setup({ maxPinnedVersions: 2, pinWindowMs: 300 });
+    const { ask, cache, clock } = setup({ maxPinnedVersions: 2, pinWindowMs: 300 });
     expect((await ask(pin('v1'))).version).toBe('v1');
     expect((await ask(pin('v2'))).version).toBe('v2');
     // Pins of the active and previous versions do not count.
@@ -113,7 +116,10 @@ describe('instance budgets on the in-memory ports', () => {
     expect(cache.pinnedVersions().sort()).toEqual([`${SPACE}/v1`, `${SPACE}/v2`]);
     expect((await ask(pin('v1'))).version).toBe('v1');
     expect((await ask(params)).version).toBe('v5');
-    await new Promise((r) => setTimeout(r, 350));
+    // Just inside the window v3 is still refused; once the pins age out it loads.
+    clock.advance(299);
+    expect(await ask(pin('v3')).catch((e) => e)).toBeInstanceOf(CapacityError);
+    clock.advance(2);
     expect((await ask(pin('v3'))).version).toBe('v3');
   });
 

@@ -8,6 +8,7 @@ import { requestContext } from '../../../functions/query/context';
 import { QueryService } from '../../../functions/query/service';
 import { SnapshotCache } from '../../../functions/snapshot/cache';
 import { type Manifest, manifestKey, snapshotPrefix } from '../../../functions/snapshot/manifest';
+import { manualClock } from '../../support/clock';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
 const SPACE = 'music';
@@ -149,13 +150,20 @@ describe('version fallback on the in-memory ports', () => {
     await publishAndBuild('r2', 'b', 2);
     const dir = join(h.cacheDir, 'held');
     const cache = wiredCache(dir);
-    const query = new QueryService({ registry: h.registry, cache, pointerTtlMs: 50, log: recordingLog() });
+    const clock = manualClock();
+    const query = new QueryService({
+      registry: h.registry,
+      cache,
+      pointerTtlMs: 50,
+      log: recordingLog(),
+      now: clock.now,
+    });
     const pinned = { ...params, version: 'v1' };
     expect((await query.query(SPACE, 'tracks', vector, pinned, requestContext())).version).toBe('v1');
     expect(cache.loaded()).toEqual([`${SPACE}/v1/tracks`]);
     // Marked DELETED, its objects still in the bucket (retention's grace): within the TTL it is a 404.
     await retire('v1', false);
-    await new Promise((r) => setTimeout(r, 60));
+    clock.advance(51);
     await expect(query.query(SPACE, 'tracks', vector, pinned, requestContext())).rejects.toBeInstanceOf(
       NotFoundError,
     );

@@ -7,6 +7,7 @@ import { requestContext } from '../../../functions/query/context';
 import { QueryService, type SearchAnswer } from '../../../functions/query/service';
 import { SnapshotCache } from '../../../functions/snapshot/cache';
 import { snapshotPrefix } from '../../../functions/snapshot/manifest';
+import { manualClock } from '../../support/clock';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
 const SPACE = 'music';
@@ -84,16 +85,18 @@ describe('switch grace on the in-memory ports', () => {
       memoryBudgetBytes: 1 << 30,
       log: recordingLog(),
     });
+    const clock = manualClock();
     const query = new QueryService({
       registry: h.registry,
       cache,
       pointerTtlMs: 0,
       log: recordingLog(),
       switchGraceMs,
+      now: clock.now,
     });
     const ask = (p: Partial<SearchParams> = {}) =>
       query.query(SPACE, 'tracks', vector, { ...params, ...p }, requestContext());
-    return { slow, cache, query, ask };
+    return { slow, cache, query, ask, clock };
   }
 
   const from = (a: SearchAnswer, prefix: string) => a.results.every((r) => r.id.startsWith(prefix));
@@ -154,12 +157,14 @@ describe('switch grace on the in-memory ports', () => {
 
   it('stops serving the old version once the grace has run out', async () => {
     await publishAndBuild('r1', 'a', 1);
-    const { slow, ask } = service(150);
+    const { slow, ask, clock } = service(150);
     expect((await ask()).version).toBe('v1');
     await publishAndBuild('r2', 'b', 2);
     slow.close('v2');
     expect((await ask()).version).toBe('v1');
-    await new Promise((r) => setTimeout(r, 200));
+    clock.advance(149);
+    expect((await ask()).version).toBe('v1');
+    clock.advance(1);
     const p = ask();
     expect(await settlesWithin(p, 100)).toBe(false);
     slow.open();
