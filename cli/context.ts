@@ -64,7 +64,7 @@ function hintForStatus(status: number): string | undefined {
     case 400:
       return 'check the arguments (see `vicinity <command> --help`)';
     case 403:
-      return 'the admin routes need IAM (SigV4): check --region, and that your credentials (--profile or the default chain) may call execute-api:Invoke (stack output AdminInvokePolicyArn)';
+      return 'the API needs IAM (SigV4): check --region, and that your credentials (--profile or the default chain) may call execute-api:Invoke (stack outputs ReadInvokePolicyArn for reads, AdminInvokePolicyArn for admin calls)';
     case 404:
       return 'check the space and version names: `vicinity versions <space>`';
     case 409:
@@ -221,8 +221,11 @@ export class CliContext {
       accept: 'application/json',
       ...(text === undefined ? {} : { 'content-type': 'application/json' }),
     };
-    if (signed)
-      headers = await signedHeaders(await this.signingConfig(), method, new URL(base + path), headers, text);
+    // Admin calls are always signed; reads too whenever there are credentials to sign with, since a
+    // default deploy puts them behind IAM as well (readAuth: iam). Without credentials a read goes
+    // unsigned: a deploy with readAuth none or jwt answers it, an IAM one says 403 with the hint below.
+    const signing = signed ? await this.signingConfig() : await this.readSigning();
+    if (signing) headers = await signedHeaders(signing, method, new URL(base + path), headers, text);
     let res: Response;
     try {
       res = await fetch(base + path, { method, headers, ...(text === undefined ? {} : { body: text }) });
@@ -245,6 +248,20 @@ export class CliContext {
       throw new ServiceProblem(res.status, detail, parsed);
     }
     return { body: parsed, headers: res.headers };
+  }
+
+  private readSigningTried = false;
+
+  /** The signing config for a read, or undefined when there is no region or no credentials (no error). */
+  private async readSigning(): Promise<SigningConfig | undefined> {
+    if (this.signing) return this.signing;
+    if (!this.region || this.readSigningTried) return undefined;
+    this.readSigningTried = true;
+    try {
+      return await this.signingConfig();
+    } catch {
+      return undefined;
+    }
   }
 
   /** Region and credentials for SigV4: the local stack's, or AWS's default chain (honouring --profile). */

@@ -13,6 +13,8 @@ export interface LocalInfo {
   secretAccessKey: string;
   /** `iam` when the admin routes check SigV4 signatures (VICINITY_ADMIN_AUTH=iam). */
   adminAuth?: AdminAuth;
+  /** `iam`: read routes need SigV4 too (VICINITY_READ_AUTH=iam), as in a default AWS deploy. */
+  readAuth?: AdminAuth;
 }
 
 /** How the local stack guards its admin routes: `none` (as before), or `iam` (SigV4, as AWS does). */

@@ -12,18 +12,22 @@ import { createStaticHandler } from './static';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/** VICINITY_ADMIN_AUTH: `iam` makes the admin routes check SigV4 as API Gateway does in AWS; default `none`. */
-function adminAuthOf(value: string | undefined): AdminAuth {
+/**
+ * VICINITY_ADMIN_AUTH / VICINITY_READ_AUTH: `iam` makes the admin (read) routes check SigV4 as API
+ * Gateway does in AWS; default `none`.
+ */
+function authOf(name: string, value: string | undefined): AdminAuth {
   if (value === undefined || value === '' || value === 'none') return 'none';
   if (value === 'iam') return 'iam';
-  throw new Error(`VICINITY_ADMIN_AUTH must be iam or none, not ${JSON.stringify(value)}`);
+  throw new Error(`${name} must be iam or none, not ${JSON.stringify(value)}`);
 }
 
 /** `npm start`: the whole system on this machine, no AWS account. */
 async function main() {
   const home = resolve(process.env.VICINITY_HOME || '.vicinity');
   const port = Number(process.env.PORT || 3000);
-  const adminAuth = adminAuthOf(process.env.VICINITY_ADMIN_AUTH);
+  const adminAuth = authOf('VICINITY_ADMIN_AUTH', process.env.VICINITY_ADMIN_AUTH);
+  const readAuth = authOf('VICINITY_READ_AUTH', process.env.VICINITY_READ_AUTH);
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
   // Lambda runs Node 22; locally on Node 20 the SDK's deprecation notice is only noise.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -36,6 +40,7 @@ async function main() {
     s3Port: Number(process.env.VICINITY_S3_PORT ?? (port ? port + 1 : 0)),
     dynamoPort: Number(process.env.VICINITY_DYNAMODB_PORT ?? (port ? port + 2 : 0)),
     adminAuth,
+    readAuth,
     staticHandler: createStaticHandler(),
     log: (l) => console.log(`[vicinity] ${l}`),
     // VICINITY_DEMO=sharded: shard-slot functions serve sharded collections by scatter-gather.
@@ -55,7 +60,7 @@ async function main() {
   S3:         ${info.s3Endpoint}  bucket ${info.bucket}
   DynamoDB:   ${info.dynamodbEndpoint}  table ${info.table}
   Region:     ${info.region}, credentials ${info.accessKeyId}/${info.secretAccessKey}
-${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature with these credentials (VICINITY_ADMIN_AUTH=iam)\n' : ''}  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
+${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature with these credentials (VICINITY_ADMIN_AUTH=iam)\n' : ''}${readAuth === 'iam' ? '  Reads:      need a SigV4 signature too (VICINITY_READ_AUTH=iam; the vicinity CLI signs, the explorer page cannot)\n' : ''}  Data:       ${home} (connection details in ${join(home, 'local.json')})`);
 
   const registry = new DynamoRegistry(stack.deps.dynamo, info.table);
   // First start (or a home from before the music demo): train and publish it, unless VICINITY_DEMO=0.

@@ -45,6 +45,11 @@ export interface LocalStackOptions {
   config?: Partial<Config>;
   /** `iam`: the admin routes refuse requests without a valid SigV4 signature, as in AWS. Default `none`. */
   adminAuth?: AdminAuth;
+  /**
+   * `iam`: the read routes too (a default AWS deploy's `readAuth: iam`), CORS preflights excepted.
+   * Default `none`: the local explorer and curl work unsigned.
+   */
+  readAuth?: AdminAuth;
   /** Serves the explorer page and anything else outside /v1. */
   staticHandler?: Parameters<typeof lambdaRequestListener>[1];
   /** The sweeper's period (ENV.sweepMs, default 60 s; 0: no sweeper). On AWS a 5-minute schedule. */
@@ -165,16 +170,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   const query = createQueryHandler(deps);
   const adminHandler = createAdminHandler(deps) as HttpLambda;
-  const admin: HttpLambda =
-    opts.adminAuth === 'iam'
-      ? async (event, context) => {
-          const problem = await signatureProblem(event, {
-            credentials: LOCAL_CREDENTIALS,
-            region: LOCAL_REGION,
-          });
-          return problem ? forbidden(problem, event.requestContext.requestId) : adminHandler(event, context);
-        }
-      : adminHandler;
+  // What API Gateway's IAM authorizer does before the function runs: no valid signature, 403.
+  const behindIam =
+    (fn: HttpLambda): HttpLambda =>
+    async (event, context) => {
+      if (event.requestContext.http.method === 'OPTIONS') return fn(event, context);
+      const problem = await signatureProblem(event, { credentials: LOCAL_CREDENTIALS, region: LOCAL_REGION });
+      return problem ? forbidden(problem, event.requestContext.requestId) : fn(event, context);
+    };
+  const admin: HttpLambda = opts.adminAuth === 'iam' ? behindIam(adminHandler) : adminHandler;
+  const reads: HttpLambda = opts.readAuth === 'iam' ? behindIam(query as HttpLambda) : (query as HttpLambda);
   // A short test deadline gets a proportionally short abort margin (Lambda's 15 minutes keep 10 s).
   const buildHandler = createBuildHandler({
     ...deps,
@@ -238,7 +243,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const pick = (method: string, path: string): { name: string; fn: HttpLambda } | undefined => {
     if (method === 'POST' && ADMIN_ROUTE.test(path)) return { name: 'vicinity-admin', fn: admin };
     if (ERASURE_ROUTE[method]?.test(path)) return { name: 'vicinity-admin', fn: admin };
-    if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: query as HttpLambda };
+    if (path === '/v1' || path.startsWith('/v1/')) return { name: 'vicinity-query', fn: reads };
     return undefined;
   };
   const server: Server = createServer(
@@ -262,6 +267,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     table,
     ...LOCAL_CREDENTIALS,
     adminAuth: opts.adminAuth ?? 'none',
+    readAuth: opts.readAuth ?? 'none',
   };
   await writeFile(join(home, LOCAL_INFO_FILE), `${JSON.stringify(info, null, 2)}\n`);
 

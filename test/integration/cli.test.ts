@@ -631,7 +631,7 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
       );
       expect(refused.code).toBe(1);
       expect(refused.err).toMatch(
-        /^vicinity: The request signature does not match.*\nhint: the admin routes need IAM \(SigV4\)/,
+        /^vicinity: The request signature does not match.*\nhint: the API needs IAM \(SigV4\)/,
       );
     } finally {
       wrong();
@@ -646,5 +646,77 @@ describe('vicinity CLI against a local stack that checks SigV4 on admin routes (
     expect(a.out).toMatch(new RegExp(`^${shop}: v1 → v2 \\(generation 2, by cli at`));
     const history = (await s.get(`/v1/spaces/${shop}/history`)).body.history as { to: string; by: string }[];
     expect(history[0]).toMatchObject({ to: 'v2', by: 'cli' });
+  });
+});
+
+describe('vicinity CLI against a stack whose reads need SigV4 too (a default deploy: readAuth iam)', () => {
+  let s: TestStack;
+  let work: string;
+  const run = async (...argv: string[]): Promise<Run> => {
+    const b = bufferIo({ ...process.env, VICINITY_HOME: s.home, AWS_EC2_METADATA_DISABLED: 'true' }, work);
+    const code = await runCli(argv, b.io);
+    return { code, out: b.stdout(), err: b.stderr() };
+  };
+
+  beforeAll(async () => {
+    [s, work] = await Promise.all([
+      testStack({}, undefined, { adminAuth: 'iam', readAuth: 'iam' }),
+      mkdtemp(join(tmpdir(), 'vicinity-cli-reads-')),
+    ]);
+  });
+  afterAll(async () => {
+    await s?.dispose();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('refuses an unsigned read with 403 problem+json, but not a CORS preflight', async () => {
+    const shop = await shop_(s, 'unsigned-read', { only: 'a' });
+    const r = await s.get(`/v1/spaces/${shop}/collections/items/items/i0/similar`);
+    expect(r.status).toBe(403);
+    expect(r.headers.get('content-type')).toBe('application/problem+json');
+    expect(String(r.body.detail)).toMatch(/SigV4/);
+    const preflight = await fetch(`${s.info.apiUrl}/v1/spaces/${shop}`, { method: 'OPTIONS' });
+    expect(preflight.status).toBe(204);
+  });
+
+  it('signs its reads: status, versions and similar work locally and with --api-url', async () => {
+    const shop = await shop_(s, 'signed-read');
+    expect((await run('status', shop)).code).toBe(0);
+    const versions = await run('versions', shop);
+    expect(versions.code, versions.err).toBe(0);
+    expect(versions.out).toMatch(/v2/);
+    const local = await run('similar', shop, 'items', 'i0', '-k', '3');
+    expect(local.code, local.err).toBe(0);
+    expect(local.out.split('\n')[0]).toBe(`${shop} v1 · items/i0 "Item 0" → items: 3 results`);
+    const restore = withEnv({
+      AWS_ACCESS_KEY_ID: s.info.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s.info.secretAccessKey,
+    });
+    try {
+      const api = ['--api-url', s.info.apiUrl, '--region', s.info.region];
+      const remote = await run('similar', shop, 'items', 'i0', '-k', '3', ...api);
+      expect(remote.code, remote.err).toBe(0);
+      expect(remote.out).toBe(local.out);
+    } finally {
+      restore();
+    }
+    // Credentials the API does not accept: 403, and the hint names the read policy.
+    const wrong = withEnv({ AWS_ACCESS_KEY_ID: s.info.accessKeyId, AWS_SECRET_ACCESS_KEY: 'wrong' });
+    try {
+      const refused = await run(
+        'similar',
+        shop,
+        'items',
+        'i0',
+        '--api-url',
+        s.info.apiUrl,
+        '--region',
+        s.info.region,
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.err).toMatch(/hint: the API needs IAM \(SigV4\).*ReadInvokePolicyArn/);
+    } finally {
+      wrong();
+    }
   });
 });

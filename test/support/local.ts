@@ -53,6 +53,7 @@ export async function testStack(
     Pick<
       LocalStackOptions,
       | 'adminAuth'
+      | 'readAuth'
       | 'tasks'
       | 'slots'
       | 'interpose'
