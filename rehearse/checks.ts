@@ -10,7 +10,9 @@ import { checkEnvironment, type FunctionSpec, functionSpecs } from './functions'
 import { type RouteSpec, routeSpecs } from './gateway';
 import {
   type Call,
+  conditionRefusals,
   evaluate,
+  formatConditions,
   grantsOf,
   grantUsed,
   roleStatements,
@@ -292,8 +294,10 @@ export interface IamRow {
   readonly count: number;
   /** The statement that allows it, or undefined (a failure). */
   readonly allowedBy?: string;
-  readonly conditional?: boolean;
+  /** The allowing statement's Condition, which held for these calls. */
+  readonly condition?: string;
   readonly platform?: string;
+  readonly context?: Readonly<Record<string, string>>;
 }
 
 export interface IamReport {
@@ -340,7 +344,7 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
   const statements = spec.roleId ? roleStatements(stack, spec.roleId).statements : [];
   const grouped = new Map<string, { call: Call; count: number }>();
   for (const c of calls) {
-    const k = `${c.action} ${c.resource}`;
+    const k = `${c.action} ${c.resource} ${JSON.stringify(c.context ?? {})}`;
     const g = grouped.get(k);
     if (g) g.count++;
     else grouped.set(k, { call: c, count: 1 });
@@ -351,13 +355,26 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
   for (const { call, count } of grouped.values()) {
     const allowed = evaluate(statements, call);
     if (!allowed || allowed === 'deny') {
+      const ctx = Object.entries(call.context ?? {})
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(', ');
+      // A statement that would allow it but for its Condition is the property at fault.
+      const refused = allowed === 'deny' ? [] : conditionRefusals(statements, call);
       findings.push({
         resource: spec.roleId ? `${spec.id} (role ${spec.roleId})` : spec.id,
-        property: policyNames,
-        message: `${allowed === 'deny' ? 'explicitly denies' : 'allows no'} ${call.action} on ${call.resource}, which the bundle called ${count}×`,
+        property: refused.length
+          ? refused.map((r) => `${r.statement.source}.Condition`).join(', ')
+          : policyNames,
+        message: `${allowed === 'deny' ? 'explicitly denies' : 'allows no'} ${call.action} on ${call.resource}${ctx ? ` (${ctx})` : ''}, which the bundle called ${count}×${refused.length ? `: ${refused.map((r) => r.problem).join('; ')}` : ''}`,
       });
       used.push({ ...call, count });
-    } else used.push({ ...call, count, allowedBy: allowed.source, conditional: allowed.hasCondition });
+    } else
+      used.push({
+        ...call,
+        count,
+        allowedBy: allowed.source,
+        ...(allowed.conditions ? { condition: formatConditions(allowed.conditions) } : {}),
+      });
   }
   const platform = platformGrants(spec, model);
   const unused: IamReport['unused'] = [];
@@ -394,23 +411,30 @@ function shape(resource: string): string {
   return resource;
 }
 
+/** An object key (or list prefix) shortened to its first two segments. */
+function shapeKey(key: string): string {
+  const m = /^([^/]+\/[^/]+\/)./.exec(key);
+  return m ? `${m[1]}…` : key;
+}
+
 export function formatIamReport(r: IamReport): string {
   const lines: string[] = [`IAM by use — ${r.functionId}${r.roleId ? ` (role ${r.roleId})` : ''}`];
-  const rows = new Map<string, { count: number; allowedBy?: string; conditional?: boolean }>();
+  const rows = new Map<string, { count: number; allowedBy?: string; condition?: string }>();
   for (const u of r.used) {
-    const k = `${u.action}  ${short(shape(u.resource))}`;
+    const prefix = u.context?.['s3:prefix'];
+    const k = `${u.action}  ${short(shape(u.resource))}${prefix !== undefined ? ` s3:prefix=${shapeKey(prefix)}` : ''}`;
     const prev = rows.get(k);
     rows.set(k, {
       count: (prev?.count ?? 0) + u.count,
       allowedBy: prev && !prev.allowedBy ? undefined : u.allowedBy,
-      conditional: u.conditional,
+      condition: u.condition,
     });
   }
   lines.push('  used (action, resource, calls, allowed by):');
   if (rows.size === 0) lines.push('    (no AWS calls)');
   for (const [k, v] of rows)
     lines.push(
-      `    ${v.allowedBy ? 'ok  ' : 'DENY'} ${k}  ×${v.count}  ${v.allowedBy ? `${v.allowedBy.replace(/\.PolicyDocument\.Statement/, '')}${v.conditional ? ' (has a Condition: not evaluated)' : ''}` : 'no statement allows it'}`,
+      `    ${v.allowedBy ? 'ok  ' : 'DENY'} ${k}  ×${v.count}  ${v.allowedBy ? `${v.allowedBy.replace(/\.PolicyDocument\.Statement/, '')}${v.condition ? ` (Condition ${v.condition}: held)` : ''}` : 'no statement allows it'}`,
     );
   const over = r.unused.filter((u) => !u.platform);
   const plat = r.unused.filter((u) => u.platform);

@@ -88,11 +88,15 @@ async function main(): Promise<number> {
       if (story.steps.some((s) => s.status === 'fail')) failed = true;
     }
 
-    log('== IAM by use (conditions are not evaluated: a statement with a Condition counts as allowing)');
+    log('== IAM by use (Conditions evaluated: StringEquals/Like, ArnEquals/Like, Bool, Null, …IfExists)');
     const recorded: RecordedCalls = {};
     for (const spec of model.functions) {
       const calls = [...(r.proxies.get(spec.id)?.calls ?? []), ...(r.platformCalls.get(spec.id) ?? [])];
-      recorded[spec.id] = calls.map(({ action, resource }) => ({ action, resource }));
+      recorded[spec.id] = calls.map(({ action, resource, context }) => ({
+        action,
+        resource,
+        ...(context && Object.keys(context).length ? { context } : {}),
+      }));
       const report = iamReport(stack, model, spec, calls);
       log(formatIamReport(report));
       for (const f of report.findings) {

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CALLS_FILE, checkingStage, type RecordedCalls } from '../../rehearse/checks';
 import { matches } from '../../rehearse/events';
 import { pickRoute, type RouteSpec } from '../../rehearse/gateway';
-import { callsOf } from '../../rehearse/iam';
+import { type Call, callsOf, conditionProblem, evaluate, type Statement } from '../../rehearse/iam';
 import { type CfnTemplate, findTemplate, formatFinding, Stack } from '../../rehearse/template';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -132,6 +132,121 @@ describe.skipIf(!haveOut)('rehearsal checking stage on broken copies of the temp
       ),
     );
   });
+
+  it('fails a policy Condition that no longer holds for a recorded call, naming the statement', () => {
+    // A recorded s3:ListBucket with its s3:prefix (the last rehearsal's, or one the query function makes).
+    const base = copyWith(() => undefined);
+    const calls = recordedCalls(base);
+    let fn = Object.keys(calls).find((f) =>
+      calls[f]?.some((c) => c.action === 's3:ListBucket' && c.context?.['s3:prefix']),
+    );
+    if (!fn) {
+      fn = queryFunction(base.template);
+      const bucket = stack0Bucket(base);
+      calls[fn] = [
+        ...(calls[fn] ?? []),
+        {
+          action: 's3:ListBucket',
+          resource: `arn:aws:s3:::${bucket}`,
+          context: { 's3:prefix': 'snapshots/s/v1/' },
+        },
+      ];
+    }
+    const listed = calls[fn]?.find((c) => c.action === 's3:ListBucket' && c.context?.['s3:prefix']) as Call;
+    let policy = '';
+    let index = -1;
+    const stack = copyWith((t) => {
+      const role = (t.Resources[fn]!.Properties!.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+      policy = idOf(t, 'AWS::IAM::Policy', (p) => JSON.stringify(p.Roles).includes(`"${role}"`));
+      const doc = t.Resources[policy]!.Properties!.PolicyDocument as {
+        Statement: Array<{ Action: unknown; Condition?: Record<string, Record<string, unknown>> }>;
+      };
+      index = doc.Statement.findIndex((s) => s.Action === 's3:ListBucket' && s.Condition);
+      // The prefixes narrowed to one the call's does not start with.
+      doc.Statement[index]!.Condition = { StringLike: { 's3:prefix': ['nothing-here/*'] } };
+    });
+    expect(index).toBeGreaterThanOrEqual(0);
+    expect(checkingStage(base, ROOT, calls).findings.map(formatFinding)).toEqual([]);
+    const lines = checkingStage(stack, ROOT, calls).findings.map(formatFinding);
+    expect(lines).toContainEqual(
+      expect.stringContaining(
+        `${fn} (role ${(stack.template.Resources[fn]!.Properties!.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]}): ${policy}.PolicyDocument.Statement[${index}].Condition allows no s3:ListBucket on ${listed.resource} (s3:prefix="${listed.context?.['s3:prefix']}")`,
+      ),
+    );
+  });
+});
+
+function stack0Bucket(stack: Stack): string {
+  return stack.physicalName(
+    idOf(
+      stack.template,
+      'AWS::S3::Bucket',
+      (p) => p.NotificationConfiguration === undefined && p.LoggingConfiguration !== undefined,
+    ),
+  );
+}
+
+describe('IAM conditions in the rehearsal', () => {
+  const list = (prefix?: string): Call => ({
+    action: 's3:ListBucket',
+    resource: 'arn:aws:s3:::b',
+    ...(prefix === undefined ? {} : { context: { 's3:prefix': prefix } }),
+  });
+  const allow = (conditions?: Statement['conditions']): Statement => ({
+    source: 'P[0]',
+    effect: 'Allow',
+    actions: ['s3:ListBucket'],
+    resources: ['arn:aws:s3:::b'],
+    hasCondition: conditions !== undefined,
+    ...(conditions ? { conditions } : {}),
+  });
+
+  it('applies a StringLike s3:prefix only to requests whose prefix matches', () => {
+    const s = allow({ StringLike: { 's3:prefix': ['snapshots/*', 'incoming/*'] } });
+    expect(evaluate([s], list('snapshots/s/v1/'))).toBe(s);
+    expect(evaluate([s], list('staging/x'))).toBeUndefined();
+    expect(conditionProblem(s.conditions, list('staging/x'))).toMatch(/StringLike s3:prefix .* "staging\/x"/);
+    // No prefix at all (a whole-bucket list): the key is missing, so StringLike does not hold.
+    expect(evaluate([s], list())).toBeUndefined();
+    expect(evaluate([allow({ StringLikeIfExists: { 's3:prefix': ['snapshots/*'] } })], list())).toBeDefined();
+  });
+
+  it('evaluates StringEquals, ArnLike, Null and global keys, and refuses operators it does not know', () => {
+    expect(conditionProblem({ StringEquals: { 's3:prefix': ['a/'] } }, list('a/'))).toBeUndefined();
+    expect(conditionProblem({ StringEquals: { 's3:prefix': ['a/'] } }, list('a/b'))).toBeDefined();
+    expect(conditionProblem({ StringNotEquals: { 's3:prefix': ['a/'] } }, list())).toBeUndefined();
+    const invoke: Call = {
+      action: 'lambda:InvokeFunction',
+      resource: 'arn:aws:lambda:us-east-1:123456789012:function:f',
+      context: { 'aws:SourceArn': 'arn:aws:events:us-east-1:123456789012:rule/r' },
+    };
+    expect(
+      conditionProblem({ ArnLike: { 'aws:SourceArn': ['arn:aws:events:*:*:rule/*'] } }, invoke),
+    ).toBeUndefined();
+    expect(conditionProblem({ ArnLike: { 'aws:SourceArn': ['arn:aws:s3:::*'] } }, invoke)).toBeDefined();
+    expect(conditionProblem({ Null: { 's3:prefix': ['true'] } }, list())).toBeUndefined();
+    expect(conditionProblem({ Null: { 's3:prefix': ['true'] } }, list('a'))).toBeDefined();
+    expect(
+      conditionProblem({ StringEquals: { 'aws:RequestedRegion': ['us-east-1'] } }, list()),
+    ).toBeUndefined();
+    expect(
+      conditionProblem({ StringEquals: { 'aws:RequestedRegion': ['eu-west-1'] } }, list()),
+    ).toBeDefined();
+    expect(conditionProblem({ NumericLessThan: { 's3:max-keys': ['10'] } }, list('a'))).toMatch(
+      /does not evaluate/,
+    );
+  });
+
+  it('lets a Deny apply only where its Condition holds', () => {
+    const deny: Statement = {
+      ...allow({ StringLike: { 's3:prefix': ['secret/*'] } }),
+      source: 'P[1]',
+      effect: 'Deny',
+    };
+    const open = allow();
+    expect(evaluate([open, deny], list('secret/x'))).toBe('deny');
+    expect(evaluate([open, deny], list('public/x'))).toBe(open);
+  });
 });
 
 describe('rehearsal request and route mapping', () => {
@@ -148,7 +263,7 @@ describe('rehearsal request and route mapping', () => {
       { action: 's3:GetObject', resource: 'arn:aws:s3:::b/snapshots/s/v1/manifest.json' },
     ]);
     expect(callsOf(req('GET', '/b?list-type=2&prefix=snapshots/'))).toEqual([
-      { action: 's3:ListBucket', resource: 'arn:aws:s3:::b' },
+      { action: 's3:ListBucket', resource: 'arn:aws:s3:::b', context: { 's3:prefix': 'snapshots/' } },
     ]);
     expect(callsOf(req('PUT', '/b/k?partNumber=1&uploadId=u'))[0]?.action).toBe('s3:PutObject');
     expect(callsOf(req('DELETE', '/b/k?uploadId=u'))[0]?.action).toBe('s3:AbortMultipartUpload');
