@@ -19,6 +19,7 @@ import {
   type Statement,
   statementsOf,
 } from './iam';
+import { justification } from './justified';
 import { ACCOUNT, type Finding, REGION, ResolveError, type Stack } from './template';
 
 export interface NotificationSpec {
@@ -305,7 +306,14 @@ export interface IamReport {
   readonly roleId?: string;
   readonly used: IamRow[];
   /** Allowed (statement, action, resource) never used by the bundle or the platform. */
-  readonly unused: Array<{ statement: string; action: string; resource: string; platform?: string }>;
+  readonly unused: Array<{
+    statement: string;
+    action: string;
+    resource: string;
+    platform?: string;
+    /** Why the grant stays although the story does not use it (rehearse/justified.ts). */
+    justified?: string;
+  }>;
   readonly findings: Finding[];
 }
 
@@ -382,11 +390,13 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
     for (const g of grantsOf(s)) {
       if (grantUsed(g, calls)) continue;
       const p = platform.find((pc) => grantUsed(g, [pc]));
+      const why = p ? undefined : justification(spec.id, g.action, g.resource);
       unused.push({
         statement: s.source,
         action: g.action,
         resource: g.resource,
         ...(p ? { platform: p.why } : {}),
+        ...(why ? { justified: why } : {}),
       });
     }
   }
@@ -442,13 +452,62 @@ export function formatIamReport(r: IamReport): string {
   if (over.length === 0 && plat.length === 0) lines.push('    (none)');
   for (const u of over)
     lines.push(
-      `    OVER-GRANT ${u.action}  ${short(u.resource)}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})`,
+      `    ${u.justified ? 'justified ' : 'OVER-GRANT'} ${u.action}  ${short(u.resource)}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})${u.justified ? `: ${u.justified}` : ''}`,
     );
   const platGrouped = new Map<string, string[]>();
   for (const u of plat)
     platGrouped.set(u.platform as string, [...(platGrouped.get(u.platform as string) ?? []), u.action]);
   for (const [why, actions] of platGrouped)
     lines.push(`    platform   ${[...new Set(actions)].join(', ')}  (${why})`);
+  return lines.join('\n');
+}
+
+/** Grants allowed but unused and not justified: the over-grants to remove. */
+export function overGrants(r: IamReport): IamReport['unused'] {
+  return r.unused.filter((u) => !u.platform && !u.justified);
+}
+
+const md = (s: string) => s.replace(/\|/g, '\\|');
+
+/** The IAM-by-use table (markdown) for docs/deploy.md: per function, actions used / allowed / unused. */
+export function formatIamTable(reports: readonly IamReport[]): string {
+  const lines = ['| function | used by the story (calls) | allowed, not used: why kept |', '|---|---|---|'];
+  const res = (arn: string) =>
+    short(shape(arn))
+      .replace(/^s3:[^/]+(\/)?/, (_, slash: string | undefined) => (slash ? '' : 'bucket'))
+      .replace(/^dynamodb:table\/.*$/, 'table')
+      .replace(/^events:event-bus\//, 'bus ')
+      .replace(/^lambda:function:/, '');
+  // The slot functions are alike: one row for all of them, calls summed.
+  const groups = new Map<
+    string,
+    { label: string; n: number; used: Map<string, number>; unused: Map<string, Set<string>> }
+  >();
+  for (const r of reports) {
+    const label = r.functionId
+      .replace(/Slot\d+Function[A-F0-9]{8}$/, 'Slot{i}Function')
+      .replace(/[A-F0-9]{8}$/, '');
+    const g = groups.get(label) ?? { label, n: 0, used: new Map(), unused: new Map() };
+    groups.set(label, g);
+    g.n++;
+    for (const u of r.used) {
+      const k = `\`${u.action}\` ${res(u.resource)}`;
+      g.used.set(k, (g.used.get(k) ?? 0) + u.count);
+    }
+    for (const u of r.unused) {
+      const why = u.platform ? `platform (${u.platform})` : (u.justified ?? '**OVER-GRANT**');
+      const set = g.unused.get(why) ?? new Set<string>();
+      set.add(`\`${u.action}\` ${res(u.resource).replace(/slot-\d+$/, 'slot-{i}')}`);
+      g.unused.set(why, set);
+    }
+  }
+  for (const g of groups.values()) {
+    const label = g.n > 1 ? `${g.label} (×${g.n}, calls summed)` : g.label;
+    const used = [...g.used.entries()].map(([k, n]) => `${k} ×${n}`).join('<br>') || '(none)';
+    const unused =
+      [...g.unused.entries()].map(([why, ks]) => `${[...ks].join(', ')}: ${why}`).join('<br>') || '(none)';
+    lines.push(`| ${md(label)} | ${md(used)} | ${md(unused)} |`);
+  }
   return lines.join('\n');
 }
 

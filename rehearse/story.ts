@@ -30,7 +30,9 @@ const ITEMS = 300;
 const COLLECTION = 'items';
 const SPACE = 'rehearsal';
 const SHARDED_SPACE = 'rehearsal-sharded';
-const SHARDS = 2;
+/** Shards of the sharded release: one per slot (so every slot and its grants are used), at least 2. */
+const MIN_SHARDS = 2;
+const MAX_SHARDS = 16;
 /** The compressed clock: a scheduled rule's period divided by this (rate(5 minutes) → every 2 s). */
 export const CLOCK_FACTOR = 150;
 const MIN_PERIOD_MS = 1000;
@@ -496,9 +498,14 @@ export class Story {
       return;
     }
     const taskFn = m.functions.find((f) => f.name === taskName || f.arn === taskName);
+    const queryRoute = this.routeFor('POST', '/v1/spaces/{space}/collections/{collection}/query');
+    const queryFn = m.functions.find((f) => f.id === queryRoute?.functionId);
+    const prefix = queryFn?.environment[ENV.slotFunctionPrefix];
+    const slots = Number(queryFn?.environment[ENV.shardSlots] ?? 0);
+    const shards = Math.min(MAX_SHARDS, Math.max(MIN_SHARDS, slots || 0));
     const invBefore = this.r.invokes.length;
     const asyncBefore = this.r.asyncInvocations.length;
-    const rel = await this.publish(true, SHARDED_SPACE, SHARDS);
+    const rel = await this.publish(true, SHARDED_SPACE, shards);
     await this.r.idle();
     const problems: string[] = [];
     const invokes = this.r.invokes.slice(invBefore);
@@ -513,7 +520,7 @@ export class Story {
       );
     else if (!fromBuild.some((i) => i.functionId === taskFn.id && i.type === 'Event'))
       problems.push(
-        `${buildFn}: built ${rel?.release} (shards: ${SHARDS}) without an asynchronous Invoke of ${taskFn.id} (${taskName})`,
+        `${buildFn}: built ${rel?.release} (shards: ${shards}) without an asynchronous Invoke of ${taskFn.id} (${taskName})`,
       );
     const tasks = this.r.asyncInvocations.slice(asyncBefore).filter((a) => a.functionId === taskFn?.id);
     for (const t of tasks.filter((x) => x.outcome !== 'ok')) {
@@ -535,14 +542,10 @@ export class Story {
     this.step(
       'sharded release: build',
       'ok',
-      `${rel?.release} (shards: ${SHARDS}) → ${version?.version} READY: ${buildFn} invoked ${taskFn?.id} (Environment.Variables.${ENV.taskFunction}=${taskArns.join(', ')}) asynchronously ${fromBuild.length}×, the tasks ran ${tasks.length} invocation(s) (${invokes.filter((i) => i.caller === taskFn?.id).length} self-invokes)`,
+      `${rel?.release} (shards: ${shards}) → ${version?.version} READY: ${buildFn} invoked ${taskFn?.id} (Environment.Variables.${ENV.taskFunction}=${taskArns.join(', ')}) asynchronously ${fromBuild.length}×, the tasks ran ${tasks.length} invocation(s) (${invokes.filter((i) => i.caller === taskFn?.id).length} self-invokes)`,
     );
 
     // Queries fan out to the slots named by the query function's environment.
-    const queryRoute = this.routeFor('POST', '/v1/spaces/{space}/collections/{collection}/query');
-    const queryFn = m.functions.find((f) => f.id === queryRoute?.functionId);
-    const prefix = queryFn?.environment[ENV.slotFunctionPrefix];
-    const slots = Number(queryFn?.environment[ENV.shardSlots] ?? 0);
     const qBefore = this.r.invokes.length;
     const base = `/v1/spaces/${SHARDED_SPACE}/collections/${COLLECTION}`;
     const vectors = this.latest.get(SHARDED_SPACE) as Float32Array;
@@ -563,7 +566,7 @@ export class Story {
           ? `${i.functionId}: the slot answered a function error${this.functionLogTail(i.functionId)}`
           : `${queryFn?.id}: Environment.Variables.${ENV.slotFunctionPrefix}="${prefix}": Invoke of "${i.name}" → 404, no function of this template`,
       );
-    const expected = Array.from({ length: Math.min(SHARDS, slots) }, (_, j) => `${prefix}${j % slots}`);
+    const expected = Array.from({ length: Math.min(shards, slots) }, (_, j) => `${prefix}${j % slots}`);
     const called = new Set(fan.filter((i) => i.type === 'RequestResponse').map((i) => i.name));
     const missing = expected.filter((n) => !called.has(n));
     if (!prefix || slots < 1)
