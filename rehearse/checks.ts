@@ -313,6 +313,8 @@ export interface IamReport {
     platform?: string;
     /** Why the grant stays although the story does not use it (rehearse/justified.ts). */
     justified?: string;
+    /** The grant's Condition (one value of a split condition). */
+    condition?: string;
   }>;
   readonly findings: Finding[];
 }
@@ -390,11 +392,13 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
     for (const g of grantsOf(s)) {
       if (grantUsed(g, calls)) continue;
       const p = platform.find((pc) => grantUsed(g, [pc]));
-      const why = p ? undefined : justification(spec.id, g.action, g.resource);
+      const condition = g.conditions ? formatConditions(g.conditions) : undefined;
+      const why = p ? undefined : justification(spec.id, g.action, g.resource, condition);
       unused.push({
         statement: s.source,
         action: g.action,
         resource: g.resource,
+        ...(condition ? { condition } : {}),
         ...(p ? { platform: p.why } : {}),
         ...(why ? { justified: why } : {}),
       });
@@ -452,7 +456,7 @@ export function formatIamReport(r: IamReport): string {
   if (over.length === 0 && plat.length === 0) lines.push('    (none)');
   for (const u of over)
     lines.push(
-      `    ${u.justified ? 'justified ' : 'OVER-GRANT'} ${u.action}  ${short(u.resource)}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})${u.justified ? `: ${u.justified}` : ''}`,
+      `    ${u.justified ? 'justified ' : 'OVER-GRANT'} ${u.action}  ${short(u.resource)}${u.condition ? ` ${u.condition}` : ''}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})${u.justified ? `: ${u.justified}` : ''}`,
     );
   const platGrouped = new Map<string, string[]>();
   for (const u of plat)
@@ -469,15 +473,28 @@ export function overGrants(r: IamReport): IamReport['unused'] {
 
 const md = (s: string) => s.replace(/\|/g, '\\|');
 
+/** A resource as the table shows it: prefixes of keys, no stack names or hashes, slots as slot-{i}. */
+function tableResource(arn: string, context?: Readonly<Record<string, string>>): string {
+  const noHash = (x: string) => x.replace(/^[A-Za-z0-9]+-(?=[A-Z])/, '').replace(/[A-F0-9]{8}$/, '');
+  const s3 = /^arn:aws:s3:::[^/]+(?:\/([^/*]+)?(.*))?$/.exec(arn);
+  if (s3) {
+    if (s3[1] !== undefined || s3[2]) return `${s3[1] ?? ''}/*`;
+    const prefix = context?.['s3:prefix'];
+    return prefix !== undefined ? `bucket, s3:prefix ${prefix.split('/')[0]}/…` : 'bucket';
+  }
+  if (arn.startsWith('arn:aws:dynamodb:')) return 'table';
+  if (arn.startsWith('arn:aws:events:')) return `bus ${arn.replace(/^.*event-bus\//, '')}`;
+  const fn = /:function:(.+)$/.exec(arn);
+  if (fn) return noHash((fn[1] as string).replace(/slot-\d+$/, 'slot-{i}'));
+  return arn;
+}
+
 /** The IAM-by-use table (markdown) for docs/deploy.md: per function, actions used / allowed / unused. */
 export function formatIamTable(reports: readonly IamReport[]): string {
-  const lines = ['| function | used by the story (calls) | allowed, not used: why kept |', '|---|---|---|'];
-  const res = (arn: string) =>
-    short(shape(arn))
-      .replace(/^s3:[^/]+(\/)?/, (_, slash: string | undefined) => (slash ? '' : 'bucket'))
-      .replace(/^dynamodb:table\/.*$/, 'table')
-      .replace(/^events:event-bus\//, 'bus ')
-      .replace(/^lambda:function:/, '');
+  const lines = [
+    '| function | used by the story (calls) | allowed, not used by the story: why kept |',
+    '|---|---|---|',
+  ];
   // The slot functions are alike: one row for all of them, calls summed.
   const groups = new Map<
     string,
@@ -491,18 +508,24 @@ export function formatIamTable(reports: readonly IamReport[]): string {
     groups.set(label, g);
     g.n++;
     for (const u of r.used) {
-      const k = `\`${u.action}\` ${res(u.resource)}`;
+      const k = `\`${u.action}\` ${tableResource(u.resource, u.context)}`;
       g.used.set(k, (g.used.get(k) ?? 0) + u.count);
     }
     for (const u of r.unused) {
-      const why = u.platform ? `platform (${u.platform})` : (u.justified ?? '**OVER-GRANT**');
+      const platform = u.platform ? `\`${u.action.replace(/:.*/, ':…')}\`` : undefined;
+      const why = u.platform
+        ? 'used by Lambda itself (logs, traces, on-failure destination)'
+        : (u.justified ?? '**OVER-GRANT**');
       const set = g.unused.get(why) ?? new Set<string>();
-      set.add(`\`${u.action}\` ${res(u.resource).replace(/slot-\d+$/, 'slot-{i}')}`);
+      set.add(
+        platform ??
+          `\`${u.action}\` ${tableResource(u.resource)}${u.condition ? ` (${u.condition.replace(/^String(Like|Equals) /, '')})` : ''}`,
+      );
       g.unused.set(why, set);
     }
   }
   for (const g of groups.values()) {
-    const label = g.n > 1 ? `${g.label} (×${g.n}, calls summed)` : g.label;
+    const label = g.n > 1 ? `${g.label} (${g.n} functions, calls summed)` : g.label;
     const used = [...g.used.entries()].map(([k, n]) => `${k} ×${n}`).join('<br>') || '(none)';
     const unused =
       [...g.unused.entries()].map(([why, ks]) => `${[...ks].join(', ')}: ${why}`).join('<br>') || '(none)';

@@ -218,14 +218,25 @@ export interface Grant {
   readonly conditions?: Conditions;
 }
 
+/**
+ * A statement's grants, one per (action, resource) — and per value of a single-key positive condition
+ * (`StringLike s3:prefix` [incoming/*, snapshots/*] → two grants), so a prefix never listed shows up.
+ */
 export function grantsOf(s: Statement): Grant[] {
   if (s.effect !== 'Allow' || !s.actions) return [];
+  const c = s.conditions;
+  const ops = c ? Object.keys(c) : [];
+  const op = ops[0] as string;
+  const keys = c && ops.length === 1 ? Object.keys(c[op] ?? {}) : [];
+  const key = keys[0] as string;
+  const split =
+    c && ops.length === 1 && keys.length === 1 && /^(String|Arn)(Equals|Like)$/.test(op)
+      ? (c[op]?.[key] ?? []).map((v): Conditions => ({ [op]: { [key]: [v] } }))
+      : [c];
   return s.actions.flatMap((a) =>
-    (s.resources ?? ['*']).map((r) => ({
-      action: a,
-      resource: r,
-      ...(s.conditions ? { conditions: s.conditions } : {}),
-    })),
+    (s.resources ?? ['*']).flatMap((r) =>
+      split.map((conditions) => ({ action: a, resource: r, ...(conditions ? { conditions } : {}) })),
+    ),
   );
 }
 

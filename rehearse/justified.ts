@@ -10,6 +10,8 @@ export interface Justification {
   readonly action: string;
   /** The granted resource pattern, as in the template (object ARNs end in `/<prefix>/*`). */
   readonly resource: RegExp;
+  /** The grant's condition, when the justification is for one value (`StringLike s3:prefix=incoming/*`). */
+  readonly condition?: RegExp;
   readonly why: string;
 }
 
@@ -19,6 +21,20 @@ const NOT_FOUND =
   'S3 answers a GET of a missing object with 404 only to a caller that may list the prefix (else 403): a missing snapshot file must read as missing, not as access denied';
 
 export const JUSTIFIED: readonly Justification[] = [
+  {
+    fn: /^(BuildPipelineBuild|BuildTasks)/,
+    action: 's3:ListBucket',
+    resource: /./,
+    condition: /s3:prefix=incoming\/\*$/,
+    why: 'a data file release.json names but not uploaded yet (aws s3 sync has no order) must read as missing — 404, waited for — not as 403',
+  },
+  {
+    fn: /^BuildTasks/,
+    action: 's3:ListBucket',
+    resource: /./,
+    condition: /s3:prefix=snapshots\/\*$/,
+    why: 'the finaliser’s retention lists the snapshot files of a version it deletes',
+  },
   {
     fn: /^BuildPipelineBuild/,
     action: 's3:AbortMultipartUpload',
@@ -78,7 +94,7 @@ export const JUSTIFIED: readonly Justification[] = [
     fn: /^Sweeper/,
     action: 'events:PutEvents',
     resource: /./,
-    why: 'activating a settled build or restoring a DELETED active version puts PointerMoved / VersionFailed events',
+    why: 'failing an abandoned build puts VersionFailed; activating a settled build puts PointerMoved (the story has neither)',
   },
   { fn: /^QueryApiQuery/, action: 's3:ListBucket', resource: /./, why: NOT_FOUND },
   { fn: /^ShardSlotsSlot\d+/, action: 's3:ListBucket', resource: /./, why: NOT_FOUND },
@@ -90,7 +106,17 @@ export const JUSTIFIED: readonly Justification[] = [
   },
 ];
 
-export function justification(functionId: string, action: string, resource: string): string | undefined {
-  return JUSTIFIED.find((j) => j.fn.test(functionId) && j.action === action && j.resource.test(resource))
-    ?.why;
+export function justification(
+  functionId: string,
+  action: string,
+  resource: string,
+  condition?: string,
+): string | undefined {
+  return JUSTIFIED.find(
+    (j) =>
+      j.fn.test(functionId) &&
+      j.action === action &&
+      j.resource.test(resource) &&
+      (!j.condition || j.condition.test(condition ?? '')),
+  )?.why;
 }
