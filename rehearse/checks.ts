@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type RuleSpec, ruleSpecs } from './events';
+import { ENV } from '../functions/contract';
+import { type RuleSpec, ruleSpecs, schedulePeriodMs } from './events';
 import { checkEnvironment, type FunctionSpec, functionSpecs } from './functions';
 import { type RouteSpec, routeSpecs } from './gateway';
 import {
@@ -240,7 +241,14 @@ export function buildModel(stack: Stack, projectRoot: string): Model {
           message: `none lets events.amazonaws.com invoke it for rule ${rule.id}`,
         });
     }
+    if (rule.schedule !== undefined && schedulePeriodMs(rule.schedule) === undefined)
+      findings.push({
+        resource: rule.id,
+        property: 'ScheduleExpression',
+        message: `"${rule.schedule}" is neither rate(…) nor cron(…)`,
+      });
   }
+  findings.push(...fanOutFindings(stack, functions));
 
   const asyncConfig = new Map<string, AsyncConfig>();
   for (const [id, r] of stack.ofType('AWS::Lambda::EventInvokeConfig')) {
@@ -281,6 +289,46 @@ export function buildModel(stack: Stack, projectRoot: string): Model {
   }
 
   return { functions, routes, notifications, rules, asyncConfig, callerStatements, findings, notes };
+}
+
+/**
+ * The functions others invoke by a name from their environment: the build's task function
+ * (VICINITY_TASK_FUNCTION) and the query function's slots (VICINITY_SLOT_FUNCTION_PREFIX{i},
+ * i < VICINITY_SHARD_SLOTS). Each name must be a function of the template, and the caller's role
+ * must allow lambda:InvokeFunction on that exact ARN.
+ */
+export function fanOutFindings(stack: Stack, functions: readonly FunctionSpec[]): Finding[] {
+  const findings: Finding[] = [];
+  const byName = (n: string) => functions.find((f) => f.name === n || f.arn === n);
+  const check = (caller: FunctionSpec, variable: string, name: string) => {
+    const target = byName(name);
+    if (!target) {
+      findings.push({
+        resource: caller.id,
+        property: `Environment.Variables.${variable}`,
+        message: `"${caller.environment[variable]}" makes it invoke "${name}", which is no function of this template (Lambda: 404)`,
+      });
+      return;
+    }
+    if (!caller.roleId) return;
+    const { statements } = roleStatements(stack, caller.roleId);
+    const allowed = evaluate(statements, { action: 'lambda:InvokeFunction', resource: target.arn });
+    if (!allowed || allowed === 'deny')
+      findings.push({
+        resource: `${caller.id} (role ${caller.roleId})`,
+        property:
+          [...new Set(statements.map((x) => x.source.replace(/\[\d+\]$/, '')))].join(', ') || 'no policy',
+        message: `allows no lambda:InvokeFunction on ${target.arn} (${target.id}), which ${variable} names`,
+      });
+  };
+  for (const f of functions) {
+    const task = f.environment[ENV.taskFunction];
+    if (task) check(f, ENV.taskFunction, task);
+    const prefix = f.environment[ENV.slotFunctionPrefix];
+    const slots = Number(f.environment[ENV.shardSlots] ?? 0);
+    if (prefix) for (let i = 0; i < slots; i++) check(f, ENV.slotFunctionPrefix, `${prefix}${i}`);
+  }
+  return findings;
 }
 
 // --- IAM by use -------------------------------------------------------------------------------

@@ -133,6 +133,44 @@ describe.skipIf(!haveOut)('rehearsal checking stage on broken copies of the temp
     );
   });
 
+  it('fails a slot prefix that names no function, naming the query function and the variable', () => {
+    let fn = '';
+    const stack = copyWith((t) => {
+      fn = queryFunction(t);
+      const vars = (t.Resources[fn]!.Properties!.Environment as { Variables: Record<string, unknown> })
+        .Variables;
+      vars.VICINITY_SLOT_FUNCTION_PREFIX = 'Vicinity-slots-';
+    });
+    const lines = checkingStage(stack, ROOT).findings.map(formatFinding);
+    expect(lines).toContainEqual(
+      `${fn}: Environment.Variables.VICINITY_SLOT_FUNCTION_PREFIX "Vicinity-slots-" makes it invoke "Vicinity-slots-0", which is no function of this template (Lambda: 404)`,
+    );
+  });
+
+  it('fails a build role that may not invoke the task function its environment names', () => {
+    let fn = '';
+    let policy = '';
+    const stack = copyWith((t) => {
+      fn = idOf(t, 'AWS::Lambda::Function', (p) =>
+        JSON.stringify(p.Environment ?? {}).includes('VICINITY_TASK_FUNCTION'),
+      );
+      const role = (t.Resources[fn]!.Properties!.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0];
+      policy = idOf(t, 'AWS::IAM::Policy', (p) => JSON.stringify(p.Roles).includes(`"${role}"`));
+      const doc = t.Resources[policy]!.Properties!.PolicyDocument as {
+        Statement: Array<{ Action: unknown }>;
+      };
+      doc.Statement = doc.Statement.filter((s) => s.Action !== 'lambda:InvokeFunction');
+    });
+    const lines = checkingStage(stack, ROOT).findings.map(formatFinding);
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^${fn} \\(role \\w+\\): ${policy}\\S* allows no lambda:InvokeFunction on arn:aws:lambda:us-east-1:123456789012:function:\\S+ \\(BuildTasksFunction\\w+\\), which VICINITY_TASK_FUNCTION names`,
+        ),
+      ),
+    );
+  });
+
   it('fails a policy Condition that no longer holds for a recorded call, naming the statement', () => {
     // A recorded s3:ListBucket with its s3:prefix (the last rehearsal's, or one the query function makes).
     const base = copyWith(() => undefined);
