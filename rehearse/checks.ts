@@ -322,11 +322,32 @@ export function fanOutFindings(stack: Stack, functions: readonly FunctionSpec[])
       });
   };
   for (const f of functions) {
+    const named = new Set<string>();
     const task = f.environment[ENV.taskFunction];
-    if (task) check(f, ENV.taskFunction, task);
+    if (task) {
+      check(f, ENV.taskFunction, task);
+      named.add(task);
+    }
     const prefix = f.environment[ENV.slotFunctionPrefix];
     const slots = Number(f.environment[ENV.shardSlots] ?? 0);
-    if (prefix) for (let i = 0; i < slots; i++) check(f, ENV.slotFunctionPrefix, `${prefix}${i}`);
+    if (prefix)
+      for (let i = 0; i < slots; i++) {
+        check(f, ENV.slotFunctionPrefix, `${prefix}${i}`);
+        named.add(`${prefix}${i}`);
+      }
+    // The other way round: a function its role may invoke that no variable names (a dropped variable).
+    if (!f.roleId) continue;
+    const { statements } = roleStatements(stack, f.roleId);
+    for (const target of functions) {
+      if (target.id === f.id || named.has(target.name)) continue;
+      const allowed = evaluate(statements, { action: 'lambda:InvokeFunction', resource: target.arn });
+      if (allowed && allowed !== 'deny')
+        findings.push({
+          resource: f.id,
+          property: 'Environment.Variables',
+          message: `names no function to invoke (${ENV.taskFunction}, ${ENV.slotFunctionPrefix}/${ENV.shardSlots}), yet its role may invoke ${target.id} (${allowed.source}): a variable was dropped, or the grant is unused`,
+        });
+    }
   }
   return findings;
 }

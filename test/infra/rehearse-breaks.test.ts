@@ -147,6 +147,26 @@ describe.skipIf(!haveOut)('rehearsal checking stage on broken copies of the temp
     );
   });
 
+  it('fails a dropped task-function variable, naming the build function and what its role may invoke', () => {
+    let fn = '';
+    const stack = copyWith((t) => {
+      fn = idOf(t, 'AWS::Lambda::Function', (p) =>
+        JSON.stringify(p.Environment ?? {}).includes('VICINITY_TASK_FUNCTION'),
+      );
+      const vars = (t.Resources[fn]!.Properties!.Environment as { Variables: Record<string, unknown> })
+        .Variables;
+      delete vars.VICINITY_TASK_FUNCTION;
+    });
+    const lines = checkingStage(stack, ROOT).findings.map(formatFinding);
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^${fn}: Environment.Variables names no function to invoke .* yet its role may invoke BuildTasksFunction`,
+        ),
+      ),
+    );
+  });
+
   it('fails a build role that may not invoke the task function its environment names', () => {
     let fn = '';
     let policy = '';
