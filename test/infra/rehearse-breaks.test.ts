@@ -2,8 +2,8 @@
  * The rehearsal's checking stage against deliberately broken copies of the synthesized template: a
  * dropped route, a dropped environment variable, a dropped policy statement, a policy Condition that no
  * longer holds, a fan-out name (task function, slot prefix) naming no function or not invokable must
- * each fail, naming the resource and property at fault. Reuses cdk.out (npm run synth) and, when present, the calls the last rehearsal
- * recorded; skipped without cdk.out unless REHEARSE_REQUIRED=1 (.ci/run sets it after synth + rehearse).
+ * each fail, naming the resource and property at fault. Reuses cdk.out (npm run synth) and, when
+ * present, the calls the last rehearsal recorded; skipped without cdk.out unless REHEARSE_REQUIRED=1 (.ci/run sets it after synth + rehearse).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
