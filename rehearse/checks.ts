@@ -5,18 +5,22 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type RuleSpec, ruleSpecs } from './events';
+import { ENV } from '../functions/contract';
+import { type RuleSpec, ruleSpecs, schedulePeriodMs } from './events';
 import { checkEnvironment, type FunctionSpec, functionSpecs } from './functions';
 import { type RouteSpec, routeSpecs } from './gateway';
 import {
   type Call,
+  conditionRefusals,
   evaluate,
+  formatConditions,
   grantsOf,
   grantUsed,
   roleStatements,
   type Statement,
   statementsOf,
 } from './iam';
+import { justification } from './justified';
 import { ACCOUNT, type Finding, REGION, ResolveError, type Stack } from './template';
 
 export interface NotificationSpec {
@@ -237,7 +241,14 @@ export function buildModel(stack: Stack, projectRoot: string): Model {
           message: `none lets events.amazonaws.com invoke it for rule ${rule.id}`,
         });
     }
+    if (rule.schedule !== undefined && schedulePeriodMs(rule.schedule) === undefined)
+      findings.push({
+        resource: rule.id,
+        property: 'ScheduleExpression',
+        message: `"${rule.schedule}" is neither rate(…) nor cron(…)`,
+      });
   }
+  findings.push(...fanOutFindings(stack, functions));
 
   const asyncConfig = new Map<string, AsyncConfig>();
   for (const [id, r] of stack.ofType('AWS::Lambda::EventInvokeConfig')) {
@@ -280,6 +291,67 @@ export function buildModel(stack: Stack, projectRoot: string): Model {
   return { functions, routes, notifications, rules, asyncConfig, callerStatements, findings, notes };
 }
 
+/**
+ * The functions others invoke by a name from their environment: the build's task function
+ * (VICINITY_TASK_FUNCTION) and the query function's slots (VICINITY_SLOT_FUNCTION_PREFIX{i},
+ * i < VICINITY_SHARD_SLOTS). Each name must be a function of the template, and the caller's role
+ * must allow lambda:InvokeFunction on that exact ARN.
+ */
+export function fanOutFindings(stack: Stack, functions: readonly FunctionSpec[]): Finding[] {
+  const findings: Finding[] = [];
+  const byName = (n: string) => functions.find((f) => f.name === n || f.arn === n);
+  const check = (caller: FunctionSpec, variable: string, name: string) => {
+    const target = byName(name);
+    if (!target) {
+      findings.push({
+        resource: caller.id,
+        property: `Environment.Variables.${variable}`,
+        message: `"${caller.environment[variable]}" makes it invoke "${name}", which is no function of this template (Lambda: 404)`,
+      });
+      return;
+    }
+    if (!caller.roleId) return;
+    const { statements } = roleStatements(stack, caller.roleId);
+    const allowed = evaluate(statements, { action: 'lambda:InvokeFunction', resource: target.arn });
+    if (!allowed || allowed === 'deny')
+      findings.push({
+        resource: `${caller.id} (role ${caller.roleId})`,
+        property:
+          [...new Set(statements.map((x) => x.source.replace(/\[\d+\]$/, '')))].join(', ') || 'no policy',
+        message: `allows no lambda:InvokeFunction on ${target.arn} (${target.id}), which ${variable} names`,
+      });
+  };
+  for (const f of functions) {
+    const named = new Set<string>();
+    const task = f.environment[ENV.taskFunction];
+    if (task) {
+      check(f, ENV.taskFunction, task);
+      named.add(task);
+    }
+    const prefix = f.environment[ENV.slotFunctionPrefix];
+    const slots = Number(f.environment[ENV.shardSlots] ?? 0);
+    if (prefix)
+      for (let i = 0; i < slots; i++) {
+        check(f, ENV.slotFunctionPrefix, `${prefix}${i}`);
+        named.add(`${prefix}${i}`);
+      }
+    // The other way round: a function its role may invoke that no variable names (a dropped variable).
+    if (!f.roleId) continue;
+    const { statements } = roleStatements(stack, f.roleId);
+    for (const target of functions) {
+      if (target.id === f.id || named.has(target.name)) continue;
+      const allowed = evaluate(statements, { action: 'lambda:InvokeFunction', resource: target.arn });
+      if (allowed && allowed !== 'deny')
+        findings.push({
+          resource: f.id,
+          property: 'Environment.Variables',
+          message: `names no function to invoke (${ENV.taskFunction}, ${ENV.slotFunctionPrefix}/${ENV.shardSlots}), yet its role may invoke ${target.id} (${allowed.source}): a variable was dropped, or the grant is unused`,
+        });
+    }
+  }
+  return findings;
+}
+
 // --- IAM by use -------------------------------------------------------------------------------
 
 export interface PlatformCall extends Call {
@@ -292,8 +364,10 @@ export interface IamRow {
   readonly count: number;
   /** The statement that allows it, or undefined (a failure). */
   readonly allowedBy?: string;
-  readonly conditional?: boolean;
+  /** The allowing statement's Condition, which held for these calls. */
+  readonly condition?: string;
   readonly platform?: string;
+  readonly context?: Readonly<Record<string, string>>;
 }
 
 export interface IamReport {
@@ -301,7 +375,16 @@ export interface IamReport {
   readonly roleId?: string;
   readonly used: IamRow[];
   /** Allowed (statement, action, resource) never used by the bundle or the platform. */
-  readonly unused: Array<{ statement: string; action: string; resource: string; platform?: string }>;
+  readonly unused: Array<{
+    statement: string;
+    action: string;
+    resource: string;
+    platform?: string;
+    /** Why the grant stays although the story does not use it (rehearse/justified.ts). */
+    justified?: string;
+    /** The grant's Condition (one value of a split condition). */
+    condition?: string;
+  }>;
   readonly findings: Finding[];
 }
 
@@ -340,7 +423,7 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
   const statements = spec.roleId ? roleStatements(stack, spec.roleId).statements : [];
   const grouped = new Map<string, { call: Call; count: number }>();
   for (const c of calls) {
-    const k = `${c.action} ${c.resource}`;
+    const k = `${c.action} ${c.resource} ${JSON.stringify(c.context ?? {})}`;
     const g = grouped.get(k);
     if (g) g.count++;
     else grouped.set(k, { call: c, count: 1 });
@@ -351,13 +434,26 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
   for (const { call, count } of grouped.values()) {
     const allowed = evaluate(statements, call);
     if (!allowed || allowed === 'deny') {
+      const ctx = Object.entries(call.context ?? {})
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(', ');
+      // A statement that would allow it but for its Condition is the property at fault.
+      const refused = allowed === 'deny' ? [] : conditionRefusals(statements, call);
       findings.push({
         resource: spec.roleId ? `${spec.id} (role ${spec.roleId})` : spec.id,
-        property: policyNames,
-        message: `${allowed === 'deny' ? 'explicitly denies' : 'allows no'} ${call.action} on ${call.resource}, which the bundle called ${count}×`,
+        property: refused.length
+          ? refused.map((r) => `${r.statement.source}.Condition`).join(', ')
+          : policyNames,
+        message: `${allowed === 'deny' ? 'explicitly denies' : 'allows no'} ${call.action} on ${call.resource}${ctx ? ` (${ctx})` : ''}, which the bundle called ${count}×${refused.length ? `: ${refused.map((r) => r.problem).join('; ')}` : ''}`,
       });
       used.push({ ...call, count });
-    } else used.push({ ...call, count, allowedBy: allowed.source, conditional: allowed.hasCondition });
+    } else
+      used.push({
+        ...call,
+        count,
+        allowedBy: allowed.source,
+        ...(allowed.conditions ? { condition: formatConditions(allowed.conditions) } : {}),
+      });
   }
   const platform = platformGrants(spec, model);
   const unused: IamReport['unused'] = [];
@@ -365,11 +461,15 @@ export function iamReport(stack: Stack, model: Model, spec: FunctionSpec, calls:
     for (const g of grantsOf(s)) {
       if (grantUsed(g, calls)) continue;
       const p = platform.find((pc) => grantUsed(g, [pc]));
+      const condition = g.conditions ? formatConditions(g.conditions) : undefined;
+      const why = p ? undefined : justification(spec.id, g.action, g.resource, condition);
       unused.push({
         statement: s.source,
         action: g.action,
         resource: g.resource,
+        ...(condition ? { condition } : {}),
         ...(p ? { platform: p.why } : {}),
+        ...(why ? { justified: why } : {}),
       });
     }
   }
@@ -394,23 +494,30 @@ function shape(resource: string): string {
   return resource;
 }
 
+/** An object key (or list prefix) shortened to its first two segments. */
+function shapeKey(key: string): string {
+  const m = /^([^/]+\/[^/]+\/)./.exec(key);
+  return m ? `${m[1]}…` : key;
+}
+
 export function formatIamReport(r: IamReport): string {
   const lines: string[] = [`IAM by use — ${r.functionId}${r.roleId ? ` (role ${r.roleId})` : ''}`];
-  const rows = new Map<string, { count: number; allowedBy?: string; conditional?: boolean }>();
+  const rows = new Map<string, { count: number; allowedBy?: string; condition?: string }>();
   for (const u of r.used) {
-    const k = `${u.action}  ${short(shape(u.resource))}`;
+    const prefix = u.context?.['s3:prefix'];
+    const k = `${u.action}  ${short(shape(u.resource))}${prefix !== undefined ? ` s3:prefix=${shapeKey(prefix)}` : ''}`;
     const prev = rows.get(k);
     rows.set(k, {
       count: (prev?.count ?? 0) + u.count,
       allowedBy: prev && !prev.allowedBy ? undefined : u.allowedBy,
-      conditional: u.conditional,
+      condition: u.condition,
     });
   }
   lines.push('  used (action, resource, calls, allowed by):');
   if (rows.size === 0) lines.push('    (no AWS calls)');
   for (const [k, v] of rows)
     lines.push(
-      `    ${v.allowedBy ? 'ok  ' : 'DENY'} ${k}  ×${v.count}  ${v.allowedBy ? `${v.allowedBy.replace(/\.PolicyDocument\.Statement/, '')}${v.conditional ? ' (has a Condition: not evaluated)' : ''}` : 'no statement allows it'}`,
+      `    ${v.allowedBy ? 'ok  ' : 'DENY'} ${k}  ×${v.count}  ${v.allowedBy ? `${v.allowedBy.replace(/\.PolicyDocument\.Statement/, '')}${v.condition ? ` (Condition ${v.condition}: held)` : ''}` : 'no statement allows it'}`,
     );
   const over = r.unused.filter((u) => !u.platform);
   const plat = r.unused.filter((u) => u.platform);
@@ -418,13 +525,81 @@ export function formatIamReport(r: IamReport): string {
   if (over.length === 0 && plat.length === 0) lines.push('    (none)');
   for (const u of over)
     lines.push(
-      `    OVER-GRANT ${u.action}  ${short(u.resource)}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})`,
+      `    ${u.justified ? 'justified ' : 'OVER-GRANT'} ${u.action}  ${short(u.resource)}${u.condition ? ` ${u.condition}` : ''}  (${u.statement.replace(/\.PolicyDocument\.Statement/, '')})${u.justified ? `: ${u.justified}` : ''}`,
     );
   const platGrouped = new Map<string, string[]>();
   for (const u of plat)
     platGrouped.set(u.platform as string, [...(platGrouped.get(u.platform as string) ?? []), u.action]);
   for (const [why, actions] of platGrouped)
     lines.push(`    platform   ${[...new Set(actions)].join(', ')}  (${why})`);
+  return lines.join('\n');
+}
+
+/** Grants allowed but unused and not justified: the over-grants to remove. */
+export function overGrants(r: IamReport): IamReport['unused'] {
+  return r.unused.filter((u) => !u.platform && !u.justified);
+}
+
+const md = (s: string) => s.replace(/\|/g, '\\|');
+
+/** A resource as the table shows it: prefixes of keys, no stack names or hashes, slots as slot-{i}. */
+function tableResource(arn: string, context?: Readonly<Record<string, string>>): string {
+  const noHash = (x: string) => x.replace(/^[A-Za-z0-9]+-(?=[A-Z])/, '').replace(/[A-F0-9]{8}$/, '');
+  const s3 = /^arn:aws:s3:::[^/]+(?:\/([^/*]+)?(.*))?$/.exec(arn);
+  if (s3) {
+    if (s3[1] !== undefined || s3[2]) return `${s3[1] ?? ''}/*`;
+    const prefix = context?.['s3:prefix'];
+    return prefix !== undefined ? `bucket, s3:prefix ${prefix.split('/')[0]}/…` : 'bucket';
+  }
+  if (arn.startsWith('arn:aws:dynamodb:')) return 'table';
+  if (arn.startsWith('arn:aws:events:')) return `bus ${arn.replace(/^.*event-bus\//, '')}`;
+  const fn = /:function:(.+)$/.exec(arn);
+  if (fn) return noHash((fn[1] as string).replace(/slot-\d+$/, 'slot-{i}'));
+  return arn;
+}
+
+/** The IAM-by-use table (markdown) for docs/deploy.md: per function, actions used / allowed / unused. */
+export function formatIamTable(reports: readonly IamReport[]): string {
+  const lines = [
+    '| function | used by the story (calls) | allowed, not used by the story: why kept |',
+    '|---|---|---|',
+  ];
+  // The slot functions are alike: one row for all of them, calls summed.
+  const groups = new Map<
+    string,
+    { label: string; n: number; used: Map<string, number>; unused: Map<string, Set<string>> }
+  >();
+  for (const r of reports) {
+    const label = r.functionId
+      .replace(/Slot\d+Function[A-F0-9]{8}$/, 'Slot{i}Function')
+      .replace(/[A-F0-9]{8}$/, '');
+    const g = groups.get(label) ?? { label, n: 0, used: new Map(), unused: new Map() };
+    groups.set(label, g);
+    g.n++;
+    for (const u of r.used) {
+      const k = `\`${u.action}\` ${tableResource(u.resource, u.context)}`;
+      g.used.set(k, (g.used.get(k) ?? 0) + u.count);
+    }
+    for (const u of r.unused) {
+      const platform = u.platform ? `\`${u.action.replace(/:.*/, ':…')}\`` : undefined;
+      const why = u.platform
+        ? 'used by Lambda itself (logs, traces, on-failure destination)'
+        : (u.justified ?? '**OVER-GRANT**');
+      const set = g.unused.get(why) ?? new Set<string>();
+      set.add(
+        platform ??
+          `\`${u.action}\` ${tableResource(u.resource)}${u.condition ? ` (${u.condition.replace(/^String(Like|Equals) /, '')})` : ''}`,
+      );
+      g.unused.set(why, set);
+    }
+  }
+  for (const g of groups.values()) {
+    const label = g.n > 1 ? `${g.label} (${g.n} functions, calls summed)` : g.label;
+    const used = [...g.used.entries()].map(([k, n]) => `${k} ×${n}`).join('<br>') || '(none)';
+    const unused =
+      [...g.unused.entries()].map(([why, ks]) => `${[...ks].join(', ')}: ${why}`).join('<br>') || '(none)';
+    lines.push(`| ${md(label)} | ${md(used)} | ${md(unused)} |`);
+  }
   return lines.join('\n');
 }
 

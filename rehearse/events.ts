@@ -84,6 +84,24 @@ export function ruleSpecs(stack: Stack, findings: Finding[]): RuleSpec[] {
   return out;
 }
 
+const UNIT_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+/**
+ * The period of a ScheduleExpression: `rate(5 minutes)` → 300000. A `cron(…)` is taken as its
+ * finest field's period (minutes field `*` or `0/n` → n minutes, else hourly, else daily).
+ */
+export function schedulePeriodMs(expression: string): number | undefined {
+  const rate = /^rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)$/i.exec(expression.trim());
+  if (rate) return Number(rate[1]) * (UNIT_MS[(rate[2] as string).toLowerCase()] as number);
+  const cron = /^cron\(\s*(\S+)\s+(\S+)/i.exec(expression.trim());
+  if (!cron) return undefined;
+  const [, minutes = '', hours = ''] = cron;
+  if (minutes === '*') return 60_000;
+  const step = /^[\d*]+\/(\d+)$/.exec(minutes);
+  if (step) return Number(step[1]) * 60_000;
+  return hours === '*' || /\//.test(hours) ? 3_600_000 : 86_400_000;
+}
+
 function matchValue(cond: unknown, value: unknown, present: boolean): boolean {
   if (cond !== null && typeof cond === 'object') {
     const c = cond as Record<string, unknown>;
@@ -185,6 +203,8 @@ export interface Delivery {
 export class EventBusStandIn {
   readonly events: Array<BusEvent & { bus: string; caller: string }> = [];
   readonly deliveries: Delivery[] = [];
+  /** Firings per scheduled rule. */
+  readonly firings = new Map<string, number>();
   ticks = 0;
 
   constructor(
@@ -212,20 +232,24 @@ export class EventBusStandIn {
   tick(): RuleSpec[] {
     this.ticks++;
     const fired = this.rules.filter((r) => r.enabled && r.schedule);
-    for (const rule of fired) {
-      this.deliver(rule, {
-        version: '0',
-        id: randomUUID(),
-        'detail-type': 'Scheduled Event',
-        source: 'aws.events',
-        account: ACCOUNT,
-        time: new Date().toISOString(),
-        region: REGION,
-        resources: [`arn:aws:events:${REGION}:${ACCOUNT}:rule/${rule.id}`],
-        detail: {},
-      });
-    }
+    for (const rule of fired) this.fire(rule);
     return fired;
+  }
+
+  /** One firing of a scheduled rule: its targets get EventBridge's Scheduled Event. */
+  fire(rule: RuleSpec): void {
+    this.firings.set(rule.id, (this.firings.get(rule.id) ?? 0) + 1);
+    this.deliver(rule, {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': 'Scheduled Event',
+      source: 'aws.events',
+      account: ACCOUNT,
+      time: new Date().toISOString(),
+      region: REGION,
+      resources: [`arn:aws:events:${REGION}:${ACCOUNT}:rule/${rule.id}`],
+      detail: {},
+    });
   }
 
   /** The PutEvents API (AWS JSON 1.1). */

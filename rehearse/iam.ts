@@ -1,14 +1,27 @@
 /**
  * IAM by use: turns a recorded SDK request into (action, resource ARN) as IAM would see it in the
- * stack's account and region, and checks it against the policies the template attaches to a role.
- * Conditions are not evaluated (a statement with a Condition counts as allowing); say so in reports.
+ * stack's account and region (with the condition keys the request carries, e.g. `s3:prefix`), and
+ * checks it against the policies the template attaches to a role, Conditions included: a statement
+ * whose Condition does not hold for the call does not apply to it, as in IAM.
  */
 import { ACCOUNT, REGION, type Stack } from './template';
 
 export interface Call {
   readonly action: string;
   readonly resource: string;
+  /** Request-specific condition keys (`s3:prefix`, …), as IAM would see them. */
+  readonly context?: Readonly<Record<string, string>>;
 }
+
+/** Condition keys every request carries in the rehearsal's account and region. */
+export const GLOBAL_CONTEXT: Readonly<Record<string, string>> = Object.freeze({
+  'aws:RequestedRegion': REGION,
+  'aws:PrincipalAccount': ACCOUNT,
+  'aws:SecureTransport': 'true',
+});
+
+/** A statement's Condition block: operator → condition key → values. */
+export type Conditions = Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
 
 export interface Statement {
   /** `PolicyLogicalId[statement index]`. */
@@ -19,6 +32,7 @@ export interface Statement {
   readonly resources?: string[];
   readonly notResources?: string[];
   readonly hasCondition: boolean;
+  readonly conditions?: Conditions;
 }
 
 /** Lambda's platform features that use the execution role on the function's behalf. */
@@ -39,6 +53,15 @@ function glob(pattern: string, value: string, caseInsensitive: boolean): boolean
   return new RegExp(`^${re}$`, caseInsensitive ? 'i' : '').test(value);
 }
 
+function conditionsOf(raw: unknown): Conditions {
+  const out: Record<string, Record<string, string[]>> = {};
+  for (const [op, block] of Object.entries((raw ?? {}) as Record<string, Record<string, unknown>>))
+    out[op] = Object.fromEntries(
+      Object.entries(block ?? {}).map(([k, v]) => [k, (Array.isArray(v) ? v : [v]).map(String)]),
+    );
+  return out;
+}
+
 export function statementsOf(doc: unknown, source: string, stack: Stack): Statement[] {
   const d = stack.resolve(doc, source) as { Statement?: unknown };
   const raw = Array.isArray(d.Statement) ? d.Statement : d.Statement ? [d.Statement] : [];
@@ -50,6 +73,7 @@ export function statementsOf(doc: unknown, source: string, stack: Stack): Statem
     resources: list(s.Resource),
     notResources: list(s.NotResource),
     hasCondition: s.Condition !== undefined,
+    ...(s.Condition !== undefined ? { conditions: conditionsOf(s.Condition) } : {}),
   }));
 }
 
@@ -112,24 +136,125 @@ function resourceMatches(s: Statement, resource: string): boolean {
   return false;
 }
 
-/** The statement that allows the call, `deny` when an explicit Deny matches, undefined when none allows it. */
+/** Operators the rehearsal evaluates (each also with `IfExists`); any other makes the statement not apply. */
+const OPERATORS: Record<string, (pattern: string, value: string) => boolean> = {
+  StringEquals: (p, v) => p === v,
+  StringNotEquals: (p, v) => p !== v,
+  StringEqualsIgnoreCase: (p, v) => p.toLowerCase() === v.toLowerCase(),
+  StringNotEqualsIgnoreCase: (p, v) => p.toLowerCase() !== v.toLowerCase(),
+  StringLike: (p, v) => glob(p, v, false),
+  StringNotLike: (p, v) => !glob(p, v, false),
+  ArnEquals: (p, v) => p === v,
+  ArnNotEquals: (p, v) => p !== v,
+  ArnLike: (p, v) => glob(p, v, false),
+  ArnNotLike: (p, v) => !glob(p, v, false),
+  Bool: (p, v) => p.toLowerCase() === v.toLowerCase(),
+};
+
+/** Why a condition does not hold, or undefined when it does (every operator and key must hold, IAM's AND). */
+export function conditionProblem(conditions: Conditions | undefined, call: Call): string | undefined {
+  if (!conditions) return undefined;
+  const context: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...GLOBAL_CONTEXT, ...(call.context ?? {}) }))
+    context[k.toLowerCase()] = v;
+  for (const [rawOp, block] of Object.entries(conditions)) {
+    const ifExists = rawOp.endsWith('IfExists');
+    const op = ifExists ? rawOp.slice(0, -'IfExists'.length) : rawOp;
+    for (const [key, values] of Object.entries(block)) {
+      const value = context[key.toLowerCase()];
+      if (op === 'Null') {
+        const wantsAbsent = values.some((x) => x.toLowerCase() === 'true');
+        if ((value === undefined) !== wantsAbsent)
+          return `${rawOp} ${key}: the key is ${value === undefined ? 'absent' : `"${value}"`}`;
+        continue;
+      }
+      const test = OPERATORS[op];
+      if (!test) return `${rawOp} is an operator the rehearsal does not evaluate`;
+      const negated = /Not/.test(op);
+      if (value === undefined) {
+        // A missing key: IfExists and the negated operators hold, the others do not.
+        if (ifExists || negated) continue;
+        return `${rawOp} ${key}: the request carries no ${key}`;
+      }
+      // Several values: any may match (negated operators: none may match).
+      const ok = negated ? values.every((p) => test(p, value)) : values.some((p) => test(p, value));
+      if (!ok) return `${rawOp} ${key} ${JSON.stringify(values)} does not hold for "${value}"`;
+    }
+  }
+  return undefined;
+}
+
+/** The statement that allows the call, `deny` when an explicit Deny applies, undefined when none allows it. */
 export function evaluate(statements: readonly Statement[], call: Call): Statement | 'deny' | undefined {
   const matching = statements.filter(
-    (s) => actionMatches(s, call.action) && resourceMatches(s, call.resource),
+    (s) =>
+      actionMatches(s, call.action) &&
+      resourceMatches(s, call.resource) &&
+      conditionProblem(s.conditions, call) === undefined,
   );
   if (matching.some((s) => s.effect === 'Deny')) return 'deny';
   return matching.find((s) => s.effect === 'Allow');
 }
 
-/** Expands a statement's allowed actions to concrete (action, resource) pairs for the unused report. */
-export function grantsOf(s: Statement): Array<{ action: string; resource: string }> {
-  if (s.effect !== 'Allow' || !s.actions) return [];
-  return s.actions.flatMap((a) => (s.resources ?? ['*']).map((r) => ({ action: a, resource: r })));
+/** Allow statements whose action and resource match the call but whose Condition does not hold. */
+export function conditionRefusals(
+  statements: readonly Statement[],
+  call: Call,
+): Array<{ statement: Statement; problem: string }> {
+  const out: Array<{ statement: Statement; problem: string }> = [];
+  for (const s of statements) {
+    if (s.effect !== 'Allow' || !actionMatches(s, call.action) || !resourceMatches(s, call.resource))
+      continue;
+    const problem = conditionProblem(s.conditions, call);
+    if (problem) out.push({ statement: s, problem });
+  }
+  return out;
 }
 
-/** Was this grant (action pattern, resource pattern) exercised by any of the calls? */
-export function grantUsed(grant: { action: string; resource: string }, calls: readonly Call[]): boolean {
-  return calls.some((c) => glob(grant.action, c.action, true) && glob(grant.resource, c.resource, false));
+/** Expands a statement's allowed actions to concrete (action, resource) pairs for the unused report. */
+export interface Grant {
+  readonly action: string;
+  readonly resource: string;
+  readonly conditions?: Conditions;
+}
+
+/**
+ * A statement's grants, one per (action, resource) — and per value of a single-key positive condition
+ * (`StringLike s3:prefix` [incoming/*, snapshots/*] → two grants), so a prefix never listed shows up.
+ */
+export function grantsOf(s: Statement): Grant[] {
+  if (s.effect !== 'Allow' || !s.actions) return [];
+  const c = s.conditions;
+  const ops = c ? Object.keys(c) : [];
+  const op = ops[0] as string;
+  const keys = c && ops.length === 1 ? Object.keys(c[op] ?? {}) : [];
+  const key = keys[0] as string;
+  const split =
+    c && ops.length === 1 && keys.length === 1 && /^(String|Arn)(Equals|Like)$/.test(op)
+      ? (c[op]?.[key] ?? []).map((v): Conditions => ({ [op]: { [key]: [v] } }))
+      : [c];
+  return s.actions.flatMap((a) =>
+    (s.resources ?? ['*']).flatMap((r) =>
+      split.map((conditions) => ({ action: a, resource: r, ...(conditions ? { conditions } : {}) })),
+    ),
+  );
+}
+
+/** Was this grant (action pattern, resource pattern, under its Condition) exercised by any of the calls? */
+export function grantUsed(grant: Grant, calls: readonly Call[]): boolean {
+  return calls.some(
+    (c) =>
+      glob(grant.action, c.action, true) &&
+      glob(grant.resource, c.resource, false) &&
+      conditionProblem(grant.conditions, c) === undefined,
+  );
+}
+
+/** A condition block as one short line (`StringLike s3:prefix=snapshots/*|incoming/*`). */
+export function formatConditions(c: Conditions): string {
+  return Object.entries(c)
+    .flatMap(([op, block]) => Object.entries(block).map(([k, v]) => `${op} ${k}=${v.join('|')}`))
+    .join(', ');
 }
 
 // --- requests → IAM actions -------------------------------------------------------------------
@@ -166,7 +291,14 @@ function s3Calls(req: RecordedRequest): Call[] {
       return [{ action: 's3:ListBucketMultipartUploads', resource: bucketArn }];
     if (m === 'GET' && q.has('versions')) return [{ action: 's3:ListBucketVersions', resource: bucketArn }];
     if (m === 'GET' && q.has('location')) return [{ action: 's3:GetBucketLocation', resource: bucketArn }];
-    if (m === 'GET' || m === 'HEAD') return [{ action: 's3:ListBucket', resource: bucketArn }];
+    if (m === 'GET' || m === 'HEAD') {
+      const context: Record<string, string> = {};
+      for (const k of ['prefix', 'delimiter', 'max-keys']) {
+        const v = q.get(k);
+        if (v !== null) context[`s3:${k}`] = v;
+      }
+      return [{ action: 's3:ListBucket', resource: bucketArn, context }];
+    }
     if (m === 'PUT') return [{ action: 's3:CreateBucket', resource: bucketArn }];
     if (m === 'DELETE') return [{ action: 's3:DeleteBucket', resource: bucketArn }];
     return [{ action: `s3:${m}Bucket?`, resource: bucketArn }];

@@ -5,12 +5,22 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CALLS_FILE, checkingStage, formatIamReport, iamReport, type RecordedCalls } from './checks';
+import {
+  CALLS_FILE,
+  checkingStage,
+  formatIamReport,
+  formatIamTable,
+  type IamReport,
+  iamReport,
+  overGrants,
+  type RecordedCalls,
+} from './checks';
 import { Story } from './story';
 import { startRehearsal } from './system';
 import { findTemplate, formatFinding, Stack } from './template';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+const IAM_TABLE_FILE = 'rehearsal-iam.md';
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 
 function newestMtime(dir: string): number {
@@ -88,12 +98,18 @@ async function main(): Promise<number> {
       if (story.steps.some((s) => s.status === 'fail')) failed = true;
     }
 
-    log('== IAM by use (conditions are not evaluated: a statement with a Condition counts as allowing)');
+    log('== IAM by use (Conditions evaluated: StringEquals/Like, ArnEquals/Like, Bool, Null, …IfExists)');
     const recorded: RecordedCalls = {};
+    const reports: IamReport[] = [];
     for (const spec of model.functions) {
       const calls = [...(r.proxies.get(spec.id)?.calls ?? []), ...(r.platformCalls.get(spec.id) ?? [])];
-      recorded[spec.id] = calls.map(({ action, resource }) => ({ action, resource }));
+      recorded[spec.id] = calls.map(({ action, resource, context }) => ({
+        action,
+        resource,
+        ...(context && Object.keys(context).length ? { context } : {}),
+      }));
       const report = iamReport(stack, model, spec, calls);
+      reports.push(report);
       log(formatIamReport(report));
       for (const f of report.findings) {
         failed = true;
@@ -101,6 +117,16 @@ async function main(): Promise<number> {
       }
     }
     writeFileSync(join(outDir, CALLS_FILE), `${JSON.stringify(recorded, null, 1)}\n`);
+    writeFileSync(join(outDir, IAM_TABLE_FILE), `${formatIamTable(reports)}\n`);
+    const over = reports.flatMap((x) =>
+      overGrants(x).map((u) => `${x.functionId}: ${u.action} ${u.resource} (${u.statement})`),
+    );
+    log(
+      over.length
+        ? `note ${over.length} OVER-GRANT(s), neither used nor justified in rehearse/justified.ts:\n  ${over.join('\n  ')}`
+        : 'ok   every allowed action was used by the story, by Lambda itself, or is justified (rehearse/justified.ts)',
+    );
+    log(`   IAM-by-use table (docs/deploy.md) written to ${join(outDir, IAM_TABLE_FILE)}`);
     const failedBuilds = [...r.queues.entries()].filter(([, q]) => q.length > 0);
     for (const [arn, q] of failedBuilds)
       log(`note ${q.length} message(s) in ${arn} (async invocations that failed after retries)`);

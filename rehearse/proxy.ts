@@ -92,10 +92,19 @@ export async function startRecordingProxy(caller: string, targets: ProxyTargets)
         status = r.status;
       }
       for (const c of these) calls.push({ ...c, service, status });
-      // S3 answers a GET/HEAD of a missing key with 404 only if the caller may s3:ListBucket (else 403).
+      // S3 answers a GET/HEAD of a missing key with 404 only if the caller may s3:ListBucket (else 403),
+      // evaluated with the key as s3:prefix.
       if (service === 's3' && status === 404)
-        for (const c of these.filter((x) => x.action === 's3:GetObject'))
-          calls.push({ action: 's3:ListBucket', resource: c.resource.replace(/\/.*$/, ''), service, status });
+        for (const c of these.filter((x) => x.action === 's3:GetObject')) {
+          const [, bucket = '', key = ''] = /^arn:aws:s3:::([^/]+)\/(.*)$/.exec(c.resource) ?? [];
+          calls.push({
+            action: 's3:ListBucket',
+            resource: `arn:aws:s3:::${bucket}`,
+            context: { 's3:prefix': key },
+            service,
+            status,
+          });
+        }
     })().catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end(String(err));

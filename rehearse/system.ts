@@ -31,6 +31,18 @@ export interface AsyncInvocation {
   outcome?: 'ok' | 'failed';
 }
 
+/** One Lambda Invoke API call a function made (the build fanning out tasks, the router calling slots). */
+export interface InvokeRecord {
+  readonly caller: string;
+  /** FunctionName as the caller sent it. */
+  readonly name: string;
+  /** The template function it resolved to, or undefined (Lambda would answer 404). */
+  readonly functionId?: string;
+  readonly type: 'Event' | 'RequestResponse';
+  readonly status: number;
+  readonly functionError?: boolean;
+}
+
 export interface Rehearsal {
   readonly stack: Stack;
   readonly model: Model;
@@ -43,6 +55,7 @@ export interface Rehearsal {
   /** Calls Lambda made on a function's behalf (async failure destinations). */
   readonly platformCalls: Map<string, RecordedCall[]>;
   readonly asyncInvocations: AsyncInvocation[];
+  readonly invokes: InvokeRecord[];
   readonly queues: Map<string, unknown[]>;
   /** Resolves when no asynchronous invocation is in flight. */
   idle(): Promise<void>;
@@ -137,21 +150,29 @@ export async function startRehearsal(stack: Stack, model: Model, opts: StartOpti
 
     const bus = new EventBusStandIn(model.rules, asyncInvoke);
 
-    const lambdaInvoke = async (req: RecordedRequest): Promise<LocalReply> => {
+    const invokes: InvokeRecord[] = [];
+    const lambdaInvoke = async (req: RecordedRequest, caller: string): Promise<LocalReply> => {
       const m = /\/functions\/([^/]+)\/invocations/.exec(req.url);
+      const name = decodeURIComponent(m?.[1] ?? '');
       const fnId = m ? byArn.get(lambdaFunctionArn(m[1] as string)) : undefined;
-      if (!fnId)
+      const type =
+        String(req.headers['x-amz-invocation-type'] ?? '') === 'Event' ? 'Event' : 'RequestResponse';
+      if (!fnId) {
+        invokes.push({ caller, name, type, status: 404 });
         return {
           status: 404,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ Type: 'User', message: `Function not found: ${m?.[1]}` }),
+          headers: { 'content-type': 'application/json', 'x-amzn-errortype': 'ResourceNotFoundException' },
+          body: JSON.stringify({ Type: 'User', message: `Function not found: ${lambdaFunctionArn(name)}` }),
         };
+      }
       const payload = JSON.parse(req.body.toString('utf8') || '{}') as unknown;
-      if (String(req.headers['x-amz-invocation-type'] ?? '') === 'Event') {
-        asyncInvoke(fnId, payload, 'Lambda Invoke (Event)');
+      if (type === 'Event') {
+        invokes.push({ caller, name, functionId: fnId, type, status: 202 });
+        asyncInvoke(fnId, payload, `Lambda Invoke (Event) by ${caller}`);
         return { status: 202, body: '' };
       }
       const r = await (runtimes.get(fnId) as FunctionRuntime).invoke(payload);
+      invokes.push({ caller, name, functionId: fnId, type, status: 200, functionError: !r.ok });
       return r.ok
         ? { status: 200, headers: { 'x-amz-executed-version': '$LATEST' }, body: JSON.stringify(r.value) }
         : { status: 200, headers: { 'x-amz-function-error': 'Unhandled' }, body: JSON.stringify(r.error) };
@@ -187,7 +208,7 @@ export async function startRehearsal(stack: Stack, model: Model, opts: StartOpti
         dynamodb: dynamo.endpoint,
         local: async (service, req, caller) => {
           if (service === 'events') return bus.handle(req, caller);
-          if (service === 'lambda') return lambdaInvoke(req);
+          if (service === 'lambda') return lambdaInvoke(req, caller);
           if (service === 'sqs') return sqs(req);
           return undefined;
         },
@@ -259,6 +280,7 @@ export async function startRehearsal(stack: Stack, model: Model, opts: StartOpti
       proxies,
       platformCalls,
       asyncInvocations,
+      invokes,
       queues,
       idle: async () => {
         // An upload's event arrives shortly after the upload returns; settle until quiet.
