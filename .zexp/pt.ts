@@ -1,0 +1,2 @@
+export * from '../functions/common/observability';
+export const handler = () => 1;

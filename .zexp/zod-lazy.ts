@@ -1,0 +1,1 @@
+export const handler = async (x: unknown) => (await import('../functions/core/query')).MAX_K;
