@@ -1,2 +1,0 @@
-export * from '../functions/common/observability';
-export const handler = () => 1;

@@ -1,1 +1,0 @@
-export const handler = async (x: unknown) => (await import('../functions/core/query')).MAX_K;

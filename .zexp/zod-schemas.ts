@@ -1,3 +1,0 @@
-export * from '../functions/core/query';
-export * from '../functions/core/release';
-export const handler = () => 1;
