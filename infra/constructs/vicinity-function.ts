@@ -166,8 +166,8 @@ export class VicinityFunction extends Construct {
       // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
       tracing: Tracing.ACTIVE,
       environment: {
-        // Readable stacks in the logs. Node reads and JSON-parses index.mjs.map when it loads the
-        // bundle: ~4–8 ms of init, measured by npm run bench:cold (docs/performance.md).
+        // Readable stacks in the logs. Node reads and JSON-parses the .map of every file it loads
+        // (the entry and its static chunks): ~15 % of the query function's init (docs/performance.md).
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
