@@ -10,16 +10,18 @@
 import { spawn } from 'node:child_process';
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { PROJECT_ROOT } from './paths';
 
@@ -256,7 +258,10 @@ export async function measureInit(s: StagedFunction, runs: number): Promise<Init
   };
 }
 
-/** Imports the bundle leaves unresolved (esbuild metafile, everything external). */
+/**
+ * Imports the bundle leaves unresolved (esbuild metafile): every package import, of the entry and of
+ * the chunks it loads (relative imports, static or `import()`, are followed and must exist).
+ */
 export async function externalImports(file: string): Promise<string[]> {
   const result = await build({
     entryPoints: [file],
@@ -266,10 +271,51 @@ export async function externalImports(file: string): Promise<string[]> {
     platform: 'node',
     format: 'esm',
     logLevel: 'silent',
-    external: ['*'],
+    packages: 'external',
   });
   const imports = Object.values(result.metafile.inputs).flatMap((i) => i.imports);
   return [...new Set(imports.filter((i) => i.external).map((i) => i.path))];
+}
+
+/** Sizes of a split bundle (entry + chunks/): what init reads and parses, and all of it. */
+export interface BundleBytes {
+  /** index.mjs alone. */
+  entry: number;
+  /** index.mjs and the chunks it imports statically, transitively: what a cold start loads. */
+  atInit: number;
+  /** Every .mjs of the bundle, the chunks only `import()`ed on first use included. */
+  total: number;
+}
+
+const STATIC_IMPORT = /(?:\bfrom|\bimport)\s*"(\.{1,2}\/[^"]+\.mjs)"/g;
+
+export function bundleBytes(dir: string): BundleBytes {
+  const entry = join(dir, 'index.mjs');
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(STATIC_IMPORT))
+      visit(resolve(dirname(file), m[1] as string));
+  };
+  visit(entry);
+  const all = [entry, ...listChunks(dir)];
+  const size = (f: string) => statSync(f).size;
+  return {
+    entry: size(entry),
+    atInit: [...seen].reduce((a, f) => a + size(f), 0),
+    total: all.reduce((a, f) => a + size(f), 0),
+  };
+}
+
+/** The chunk files of a split bundle (chunks/*.mjs), none for a one-file bundle. */
+export function listChunks(dir: string): string[] {
+  const chunks = join(dir, 'chunks');
+  return existsSync(chunks)
+    ? readdirSync(chunks)
+        .filter((f) => f.endsWith('.mjs'))
+        .map((f) => join(chunks, f))
+    : [];
 }
 
 /** Whether the bundle leaves @aws-sdk/* to the runtime (an import of it survives bundling). */

@@ -2,7 +2,7 @@
  * Runs after `cdk synth` (part of `npm run synth`): checks what would be deployed, offline.
  *
  * For every Node.js function in cdk.out:
- * - the bundle is ESM (index.mjs) with a source map next to it;
+ * - the bundle is ESM (index.mjs, and the chunks/ it loads) with a source map next to each file;
  * - its only imports left to the runtime are Node built-ins and (unless bundled) @aws-sdk/* —
  *   an `import 'hnswlib-node'` would fail on Lambda, where ESM ignores NODE_PATH;
  * - it initialises the way Lambda initialises it: copied to a directory outside the repository (like
@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, resolve } from 'node:path';
 import { checkFile, formatReport } from '../layers/hnswlib/check-symbols';
-import { externalImports, measureInit, readSynthesized, stageFunction } from './bundle-init';
+import { externalImports, listChunks, measureInit, readSynthesized, stageFunction } from './bundle-init';
 import { PROJECT_ROOT } from './paths';
 
 const outDir = resolve(process.argv[2] ?? join(PROJECT_ROOT, 'cdk.out'));
@@ -81,7 +81,8 @@ async function main(): Promise<void> {
       fail(`${id}: no index.mjs in ${fn.dir} (expected an ESM bundle)`);
       continue;
     }
-    if (!existsSync(`${entry}.map`)) fail(`${id}: no source map next to index.mjs`);
+    for (const f of [entry, ...listChunks(fn.dir)])
+      if (!existsSync(`${f}.map`)) fail(`${id}: no source map next to ${f.slice(fn.dir.length + 1)}`);
 
     const externals = await externalImports(entry);
     const unexpected = externals.filter((s) => !isBuiltin(s) && !s.startsWith('@aws-sdk/'));

@@ -3,7 +3,21 @@
  * function by name, through @aws-sdk/client-lambda — against AWS, or the local Lambda Invoke stand-in
  * (local/standins/lambda.ts) when an endpoint is given (AWS_ENDPOINT_URL_LAMBDA).
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import type { LambdaClient } from '@aws-sdk/client-lambda';
+
+type LambdaSdk = typeof import('@aws-sdk/client-lambda');
+let sdk: Promise<LambdaSdk> | undefined;
+/**
+ * The Lambda client is loaded on the first invoke, not at init: only sharded collections use it (the
+ * query function's shard slots, the build's tasks), so most cold starts never need it.
+ */
+const loadSdk = (): Promise<LambdaSdk> => {
+  sdk ??= import('@aws-sdk/client-lambda').catch((err) => {
+    sdk = undefined;
+    throw err;
+  });
+  return sdk;
+};
 
 export interface LambdaClientConfig {
   region: string;
@@ -11,7 +25,8 @@ export interface LambdaClientConfig {
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
-export function createLambdaClient(c: LambdaClientConfig): LambdaClient {
+export async function createLambdaClient(c: LambdaClientConfig): Promise<LambdaClient> {
+  const { LambdaClient } = await loadSdk();
   return new LambdaClient({
     region: c.region,
     ...(c.lambdaEndpoint ? { endpoint: c.lambdaEndpoint } : {}),
@@ -31,15 +46,28 @@ export class FunctionError extends Error {
   }
 }
 
+/** One client for `c`, created (its SDK loaded) on the first call; shared by the invokers given it. */
+export function lazyLambdaClient(c: LambdaClientConfig): () => Promise<LambdaClient> {
+  let client: Promise<LambdaClient> | undefined;
+  return () => {
+    client ??= createLambdaClient(c).catch((err) => {
+      client = undefined;
+      throw err;
+    });
+    return client;
+  };
+}
+
 export class LambdaInvoker {
   constructor(
-    private readonly client: LambdaClient,
+    private readonly client: () => Promise<LambdaClient>,
     private readonly functionName: string,
   ) {}
 
   /** Queues one asynchronous invocation (Lambda retries it twice, then its on-failure destination). */
   async invokeEvent(payload: unknown): Promise<void> {
-    const r = await this.client.send(
+    const [{ InvokeCommand }, client] = await Promise.all([loadSdk(), this.client()]);
+    const r = await client.send(
       new InvokeCommand({
         FunctionName: this.functionName,
         InvocationType: 'Event',
@@ -52,7 +80,8 @@ export class LambdaInvoker {
 
   /** Invokes and waits; a function error is thrown as FunctionError. */
   async invoke<T>(payload: unknown): Promise<T> {
-    const r = await this.client.send(
+    const [{ InvokeCommand }, client] = await Promise.all([loadSdk(), this.client()]);
+    const r = await client.send(
       new InvokeCommand({
         FunctionName: this.functionName,
         InvocationType: 'RequestResponse',
@@ -70,9 +99,5 @@ export class LambdaInvoker {
       throw new FunctionError(message, r.FunctionError);
     }
     return (text ? JSON.parse(text) : undefined) as T;
-  }
-
-  destroy(): void {
-    this.client.destroy();
   }
 }

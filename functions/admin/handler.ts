@@ -5,7 +5,13 @@ import { json, parseJsonBody } from '../common/http';
 import { asLog, createObservability } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
 import { createRouter, type Route } from '../common/router';
-import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import {
+  httpHandler,
+  lazyHandler,
+  type RegistryDeps,
+  registryAdapters,
+  registryDepsFromEnv,
+} from '../common/wiring';
 import { activateVersion, rollbackSpace } from '../core/activation';
 import { BadRequestError } from '../core/errors';
 import { assertName } from '../core/names';
@@ -93,12 +99,12 @@ export function adminRouter(
 }
 
 /** The state-changing API (IAM-authorised in AWS): activate and roll back with compare-and-swap. */
-export function createAdminHandler(deps: HandlerDeps) {
+export function createAdminHandler(deps: RegistryDeps) {
   const obs = deps.obs ?? createObservability('vicinity-admin');
   const log = asLog(obs.logger);
-  const { registry, events } = adapters(deps, log);
+  const { registry, events } = registryAdapters(deps, log);
   const notifier = pointerNotifier({ log, events, metrics: obs.metrics });
   return httpHandler(obs, deps.config, adminRouter(registry, notifier, log));
 }
 
-export const handler = lazyHandler(() => createAdminHandler(depsFromEnv()));
+export const handler = lazyHandler(() => createAdminHandler(registryDepsFromEnv()));

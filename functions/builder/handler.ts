@@ -5,6 +5,7 @@ import { setTimeout as delay } from 'node:timers';
 import middy from '@middy/core';
 import type { S3Event } from 'aws-lambda';
 import { hnswEngine } from '../adapters/hnsw-index';
+import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
@@ -13,7 +14,7 @@ import {
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
-import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { EVENT_DETAIL_TYPE, METRIC } from '../contract';
 import type { BlobStore, Registry } from '../core/ports';
 import { classifyReleaseKey } from '../core/release';

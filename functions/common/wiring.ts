@@ -5,30 +5,42 @@ import type { Context } from 'aws-lambda';
 import { createDynamoClient, createS3Client } from '../adapters/aws-clients';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
 import { EventBridgePublisher } from '../adapters/event-bus';
-import { S3Store } from '../adapters/s3-store';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
 import { corsMiddleware, type HttpEvent, type HttpResult } from './http';
 import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
 import { problemMiddleware } from './problem';
 
-/** What every handler is built from; tests hand in clients pointed at the stand-ins. */
-export interface HandlerDeps {
+/**
+ * What a handler that needs only the registry is built from (the admin function: no S3 client, so
+ * its bundle neither loads nor evaluates @aws-sdk/client-s3 at a cold start).
+ */
+export interface RegistryDeps {
   config: Config;
-  s3: S3Client;
   dynamo: DynamoDBClient;
   obs?: Observability;
 }
 
-/** Dependencies from the environment, built once per cold start. */
+/** What every other handler is built from; tests hand in clients pointed at the stand-ins. */
+export interface HandlerDeps extends RegistryDeps {
+  s3: S3Client;
+}
+
+/** Dependencies from the environment, built once per cold start (by the first invocation). */
 export function depsFromEnv(): HandlerDeps {
   const config = loadConfig();
   return { config, s3: createS3Client(config), dynamo: createDynamoClient(config) };
 }
 
-export function adapters(deps: HandlerDeps, log: Log = silentLog) {
+/** The same without the S3 client. */
+export function registryDepsFromEnv(): RegistryDeps {
+  const config = loadConfig();
+  return { config, dynamo: createDynamoClient(config) };
+}
+
+/** The registry and the lifecycle events (no S3). */
+export function registryAdapters(deps: RegistryDeps, log: Log = silentLog) {
   return {
-    store: new S3Store(deps.s3, deps.config.bucket),
     registry: new DynamoRegistry(deps.dynamo, deps.config.table),
     // No bus configured (the local stack) means no lifecycle events. The client is loaded on the first event.
     events: deps.config.eventBusName

@@ -1,10 +1,11 @@
 // The query function: the read API's Lambda handler (router, routes, search service, explore routes).
 // May import core, adapters, snapshot, common and contract; never admin, builder, cli or local.
 import { hnswEngine } from '../adapters/hnsw-index';
+import { adapters } from '../common/adapters';
 import type { HttpEvent, HttpResult } from '../common/http';
 import { asLog, createObservability, MetricUnit } from '../common/observability';
 import { publicReadsMiddleware } from '../common/public-reads';
-import { adapters, depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
+import { depsFromEnv, type HandlerDeps, httpHandler, lazyHandler } from '../common/wiring';
 import { METRIC } from '../contract';
 import { SnapshotCache } from '../snapshot/cache';
 import { queryRouter } from './routes';

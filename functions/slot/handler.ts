@@ -2,8 +2,9 @@
 // slot, by synchronous Lambda Invoke from the query router. Use case: query/shards/slot.ts.
 import { existsSync } from 'node:fs';
 import { hnswEngine } from '../adapters/hnsw-index';
+import { adapters } from '../common/adapters';
 import { asLog, createObservability } from '../common/observability';
-import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { ENV } from '../contract';
 import { isSlotRequest, type SlotRequest, type SlotResponse, slotManifest } from '../query/shards/protocol';
 import { SlotService } from '../query/shards/slot';

@@ -1,5 +1,6 @@
 // The sweeper's Lambda edge: an EventBridge schedule (every 5 minutes) → one sweep over every space.
 import middy from '@middy/core';
+import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
@@ -8,7 +9,7 @@ import {
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
-import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { ENV, METRIC, SERVICE_NAME } from '../contract';
 import type { BlobStore, EventPublisher, Registry } from '../core/ports';
 import { DEFAULT_SWEEP_STALE_MS, type SweepReport, sweep } from './sweep';

@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { hnswEngine } from '../adapters/hnsw-index';
 import { lambdaTasks } from '../builder/sharded/layout';
 import { runBuildTask, type TaskOutcome } from '../builder/sharded/task-run';
+import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
@@ -14,7 +15,7 @@ import {
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
-import { adapters, depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
+import { depsFromEnv, type HandlerDeps, lazyHandler } from '../common/wiring';
 import { ENV, METRIC, SERVICE_NAME } from '../contract';
 import type { TaskDispatcher } from '../core/ports';
 import { type BuildTaskEvent, isBuildTaskEvent } from '../core/shard';

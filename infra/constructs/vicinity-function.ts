@@ -1,10 +1,17 @@
-import { join } from 'node:path';
-import { Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
+import { join, relative } from 'node:path';
+import { AssetHashType, DockerImage, Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, type ILayerVersion, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import {
+  Architecture,
+  Code,
+  type ILayerVersion,
+  Function as LambdaFunction,
+  Runtime,
+  Tracing,
+} from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { type BuildOptions, buildSync } from 'esbuild';
 import { METRICS_NAMESPACE } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
 import { acknowledge, NAG_REASON } from '../nag';
@@ -40,6 +47,63 @@ export function externalModules(bundleAwsSdk: boolean): string[] {
   return bundleAwsSdk ? ['hnswlib-node'] : ['@aws-sdk/*', 'hnswlib-node'];
 }
 
+/**
+ * esbuild's options for a function's bundle (everything but `outdir`). ESM with code splitting: the
+ * entry `index.mjs` holds what the handler imports statically; every `import()` — the EventBridge and
+ * Lambda clients, lib-storage's Upload, the Parquet readers, the explorer's maths, the OpenAPI
+ * document, the SDK's rarely used credential providers and their STS/SSO clients — becomes a file in
+ * `chunks/` that Node reads, parses and evaluates on first use only. In one file (NodejsFunction's
+ * `--outfile`, which cannot split) V8 still parsed all of it at every cold start: ~25 % of the query
+ * function's init (docs/performance.md, "Cold start"). Minified, with source maps (no sources inside).
+ * `keepNames` is needed: core/errors.ts names errors after their class. `mainFields: module` picks the
+ * SDK's ES builds, which tree-shake.
+ */
+export function bundleOptions(entry: string, bundleAwsSdk: boolean): BuildOptions {
+  return {
+    entryPoints: { index: entry },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: BUNDLE_TARGET,
+    splitting: true,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'chunks/[name]-[hash]',
+    mainFields: ['module', 'main'],
+    banner: { js: ESM_REQUIRE_BANNER },
+    external: externalModules(bundleAwsSdk),
+    minify: true,
+    keepNames: true,
+    sourcemap: true,
+    sourcesContent: false,
+    absWorkingDir: PROJECT_ROOT,
+    logLevel: 'warning',
+  };
+}
+
+/**
+ * The function's code: `bundleOptions` run by esbuild from node_modules on this machine (never in
+ * Docker: the image is a placeholder that is never pulled). The options (entry included) are part of
+ * the asset's cache key through `command`, so two functions never share a bundle by accident; the
+ * asset hash is the output's.
+ */
+export function bundledCode(entry: string, bundleAwsSdk: boolean): Code {
+  const options = bundleOptions(entry, bundleAwsSdk);
+  return Code.fromAsset(PROJECT_ROOT, {
+    assetHashType: AssetHashType.OUTPUT,
+    bundling: {
+      image: DockerImage.fromRegistry('dummy'),
+      // Never run (local bundling always succeeds); it carries the options into the cache key.
+      command: ['esbuild', relative(PROJECT_ROOT, entry), JSON.stringify(options)],
+      local: {
+        tryBundle(outdir: string): boolean {
+          buildSync({ ...options, outdir });
+          return true;
+        },
+      },
+    },
+  });
+}
+
 export interface VicinityFunctionProps {
   /** Entry file relative to the project root, e.g. `functions/query/handler.ts`. */
   readonly entry: string;
@@ -57,13 +121,13 @@ export interface VicinityFunctionProps {
 }
 
 /**
- * A Node.js 24 function bundled locally by esbuild from node_modules (never in Docker), as ESM, with
- * source maps, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
+ * A Node.js 24 function bundled locally by esbuild from node_modules (never in Docker, see
+ * `bundledCode`), as ESM split into an entry and chunks loaded on first use, with source maps, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
  * its own role: instead of the AWS managed AWSLambdaBasicExecutionRole (logs on every log group), it may
  * write to its own log group only.
  */
 export class VicinityFunction extends Construct {
-  readonly fn: NodejsFunction;
+  readonly fn: LambdaFunction;
   readonly logGroup: LogGroup;
   readonly role: Role;
 
@@ -85,11 +149,9 @@ export class VicinityFunction extends Construct {
       }),
     );
     acknowledge(this.role, 'AwsSolutions-IAM5[Resource::*]', NAG_REASON.xray);
-    this.fn = new NodejsFunction(this, 'Function', {
-      entry: join(PROJECT_ROOT, props.entry),
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+    this.fn = new LambdaFunction(this, 'Function', {
+      code: bundledCode(join(PROJECT_ROOT, props.entry), props.bundleAwsSdk),
+      handler: 'index.handler',
       description: props.description,
       runtime: LAMBDA_RUNTIME,
       role: this.role,
@@ -104,31 +166,12 @@ export class VicinityFunction extends Construct {
       // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
       tracing: Tracing.ACTIVE,
       environment: {
-        // Readable stacks in the logs. Node reads and JSON-parses index.mjs.map when it loads the
-        // bundle: ~4–8 ms of init, measured by npm run bench:cold (docs/performance.md).
+        // Readable stacks in the logs. Node reads and JSON-parses the .map of every file it loads
+        // (the entry and its static chunks): ~15 % of the query function's init (docs/performance.md).
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
-      },
-      // What the bundle does at import is what a cold start waits for (npm run synth bounds it,
-      // npm run bench:cold measures it): rarely used modules (the EventBridge client, lib-storage's
-      // Upload, the Parquet readers, the explorer's maths, the OpenAPI document) are `import()`ed where
-      // they are used, which esbuild keeps in this one file but wraps so that it is only evaluated on
-      // first use. `keepNames` is needed: core/errors.ts names errors after their class.
-      bundling: {
-        forceDockerBundling: false,
-        format: OutputFormat.ESM,
-        target: BUNDLE_TARGET,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        externalModules: externalModules(props.bundleAwsSdk),
-        minify: true,
-        keepNames: true,
-        sourceMap: true,
-        sourceMapMode: SourceMapMode.DEFAULT,
-        sourcesContent: false,
-        metafile: false,
       },
     });
   }

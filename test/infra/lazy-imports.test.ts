@@ -1,8 +1,9 @@
 /**
- * What the functions import statically is what every cold start evaluates (esbuild keeps an
- * `import()`ed module in the one-file bundle, but only evaluates it on first use). These rules keep
- * the rarely used, heavy modules behind `import()`; `npm run synth` then bounds each bundle's
- * measured init (infra/check-bundles.ts, 3× `npm run bench:cold`'s figure). No bundling here.
+ * What the functions import statically is what every cold start loads. These rules keep the rarely
+ * used, heavy modules behind `import()`, which the stack's bundling (code splitting) turns into chunks
+ * read on first use; test/infra/init-closure.test.ts checks the bundles themselves, and `npm run synth`
+ * bounds each bundle's measured init (infra/check-bundles.ts, 3× `npm run bench:cold`'s figure).
+ * No bundling here.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';

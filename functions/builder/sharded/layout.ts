@@ -2,7 +2,7 @@
  * Sharded builds: what the build, the partition tasks, the shard tasks and the finaliser share — the
  * plan (written once by the build), staging keys, the chunk format and the task results.
  */
-import { createLambdaClient, LambdaInvoker } from '../../adapters/lambda-invoke';
+import { LambdaInvoker, lazyLambdaClient } from '../../adapters/lambda-invoke';
 import type { Config } from '../../common/config';
 import { KEY_PREFIX } from '../../contract';
 import type { BlobStore, TaskDispatcher } from '../../core/ports';
@@ -140,7 +140,7 @@ export function lambdaTasks(config: Config): TaskDispatcher {
   if (!d) {
     const local = !!config.lambdaEndpoint && !process.env.AWS_ACCESS_KEY_ID;
     const invoker = new LambdaInvoker(
-      createLambdaClient({
+      lazyLambdaClient({
         region: config.region,
         lambdaEndpoint: config.lambdaEndpoint,
         ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),

@@ -1,5 +1,5 @@
 /** The router's slot calls as synchronous Lambda Invokes (RequestResponse) of `{prefix}{slot}`. */
-import { createLambdaClient, LambdaInvoker } from '../../adapters/lambda-invoke';
+import { LambdaInvoker, lazyLambdaClient } from '../../adapters/lambda-invoke';
 import type { Config } from '../../common/config';
 import type { Log } from '../../core/ports';
 import type { SnapshotCache } from '../../snapshot/cache';
@@ -15,7 +15,7 @@ export function lambdaShardRouter(
   const prefix = config.slotFunctionPrefix;
   if (!prefix) return undefined;
   const local = !!config.lambdaEndpoint && !process.env.AWS_ACCESS_KEY_ID;
-  const client = createLambdaClient({
+  const client = lazyLambdaClient({
     region: config.region,
     lambdaEndpoint: config.lambdaEndpoint,
     ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
