@@ -15,7 +15,7 @@ import type { BatchEntry, SearchParams } from '../../core/query';
 import { mergeNeighbours, type ScoredResult, scoreOf } from '../../core/search';
 import { shardOf } from '../../core/shard';
 import type { CollectionManifest, Manifest } from '../../snapshot/manifest';
-import type { RequestContext, Resolved } from '../context';
+import { type RequestContext, type Resolved, requestContext } from '../context';
 import type { SearchOptions } from '../search-plan';
 import {
   fromWire,
@@ -206,7 +206,7 @@ export class ShardRouter {
       for (let slot = 0; slot < Math.min(c.sharding.shards, this.deps.shardSlots); slot++)
         calls.set(slot, [...(calls.get(slot) ?? []), { op: 'warm', collection: name }]);
     }
-    const ctx = { timings: {}, held: [], cacheHit: true } as unknown as RequestContext;
+    const ctx = requestContext();
     const out = await this.scatter({ space, version }, calls, ctx);
     return { collections, failedSlots: [...out].filter(([, o]) => !o.ok).map(([slot]) => slot) };
   }
