@@ -268,8 +268,10 @@ async function diff(
   for (const name of names) {
     const col = toCols[p.target ?? name] ?? fromCols[p.target ?? name];
     const pairs = Math.min(p.sample, fromCols[name]?.count ?? 0, toCols[name]?.count ?? 0);
-    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, col?.count ?? 0);
-    estimate += (same ? 1 : 2) * pairs * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+    // A sharded target is searched shard by shard (each shard's ef at most its share of the items).
+    const shards = Math.max(col?.shards ?? 1, 1);
+    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, Math.ceil((col?.count ?? 0) / shards));
+    estimate += (same ? 1 : 2) * pairs * shards * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
   }
   ctx.budget.ensure(estimate, `a diff of ${names.length} collection(s), ${p.sample} items sampled, k ${p.k}`);
 

@@ -589,10 +589,16 @@ export class ShardRouter {
     if (calls.size === 0) return out;
     const t0 = performance.now();
     const remaining = Math.max(0, ctx.budget.limit - ctx.budget.used);
-    const share = Math.floor(remaining / calls.size);
+    // Each call's share of the budget follows the shard searches it runs (a slot holding two shards
+    // of a collection searches both); calls without searches share evenly.
+    const weights = await this.searchWeights(r, calls);
+    const total = [...weights.values()].reduce((a, w) => a + w, 0);
     let spent = 0;
     await Promise.all(
       [...calls].map(async ([slot, ops]) => {
+        const share = Math.floor(
+          total > 0 ? (remaining * (weights.get(slot) ?? 0)) / total : remaining / calls.size,
+        );
         const base = {
           vicinity: 'slot' as const,
           slot,
@@ -643,6 +649,23 @@ export class ShardRouter {
     ctx.budget.used += spent;
     ctx.timings.shards = (ctx.timings.shards ?? 0) + performance.now() - t0;
     return out;
+  }
+
+  /** Per slot: how many shard searches its ops run (search ops × the slot's shards of their collection). */
+  private async searchWeights(r: Resolved, calls: Map<number, SlotOp[]>): Promise<Map<number, number>> {
+    const weights = new Map<number, number>();
+    if (![...calls.values()].some((ops) => ops.some((o) => o.op === 'search'))) return weights;
+    const m = await this.deps.manifest(r.space, r.version);
+    for (const [slot, ops] of calls) {
+      let w = 0;
+      for (const op of ops) {
+        if (op.op !== 'search') continue;
+        const shards = m.collections[op.collection]?.sharding?.shards ?? 1;
+        w += shardsOfSlot(slot, shards, this.deps.shardSlots).length;
+      }
+      weights.set(slot, w);
+    }
+    return weights;
   }
 
   /**
