@@ -151,10 +151,9 @@ describe('explorer and diff routes on a sharded collection, through the shard sl
   }, 120_000);
 
   it('a batch whose slot answers exceed the response limit is answered in several calls per slot, whole', async () => {
-    const queries = (c: string) => [
-      ...Array.from({ length: 12 }, (_, i) => ({ collection: c, item: `item-${i * 15}`, k: 10 })),
-      ...Array.from({ length: 6 }, (_, i) => ({ collection: c, vector: v1.vec(i * 30 + 1), k: 10 })),
-    ];
+    // Vector queries only: one round of one call per slot when every answer fits.
+    const queries = (c: string) =>
+      Array.from({ length: 18 }, (_, i) => ({ collection: c, vector: v1.vec(i * 11 + 1), k: 10 }));
     const before = slotCalls(s);
     const a = await s.post(`/v1/spaces/${SPACE}/batch`, { queries: queries('items'), version: 'v1' });
     const calls = slotCalls(s) - before;
@@ -165,9 +164,9 @@ describe('explorer and diff routes on a sharded collection, through the shard sl
     expect(ra.map((r) => r.status)).toEqual(rb.map((r) => r.status));
     expect(ra.every((r) => r.status === 200)).toBe(true);
     for (const [i, r] of ra.entries()) sameAnswer(r, rb[i] as Record<string, unknown>);
-    // Two rounds (item lookups, searches) of one call per slot would be 6: the searches' answers
-    // (18 × 10 hits with metadata, ~2 KB each) do not fit 16 KB, so some slots were asked again.
-    expect(calls).toBeGreaterThan(2 * SLOTS);
+    // One call per slot would be 3: the answers (18 × 10 hits with metadata, ~36 KB a slot) do not fit
+    // 16 KB, so each slot was asked again for the queries its first answer left out.
+    expect(calls).toBeGreaterThanOrEqual(3 * SLOTS);
     routerLoadedNoShard(s);
   }, 60_000);
 
