@@ -735,7 +735,9 @@ async function render() {
   );
 }
 
-if (process.argv.includes('--render')) await render();
-else if (process.argv.includes('--sharded')) await (await import('./query-sharded')).benchSharded();
+if (process.argv.includes('--sharded')) {
+  const sharded = await import('./query-sharded');
+  await (process.argv.includes('--render') ? sharded.renderSharded() : sharded.benchSharded());
+} else if (process.argv.includes('--render')) await render();
 else if (process.argv.includes('--overhead')) await overheadOnly();
 else await main();
