@@ -13,4 +13,4 @@ export {
   scalarFields,
   scalarFieldsOf,
 } from './projection';
-export { flatOf, refOf } from './sampling';
+export { flatOf, idHash, refOf, sampleByHash } from './sampling';

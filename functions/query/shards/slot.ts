@@ -8,8 +8,6 @@ import { LIMITS, WorkBudget } from '../../core/budget';
 import { labelOf } from '../../core/diff';
 import { BadRequestError, NotFoundError, UnprocessableError, VicinityError } from '../../core/errors';
 import type { LoadedCollection, LoadedSegment, SnapshotCache } from '../../snapshot/cache';
-import { PrefixIndexes } from '../explore/prefix-index';
-import { flatOf, idHash, sampleByHash } from '../explore/sampling';
 import { SearchPlanner } from '../search-plan';
 import {
   type SlotItemOp,
@@ -27,7 +25,15 @@ export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 - 64 * 1024;
 
 export class SlotService {
   private readonly planner: SearchPlanner;
-  private readonly prefixIndexes = new PrefixIndexes();
+  /** The explorer's maths (sampling, prefix indexes), loaded by the first sample or prefix op. */
+  private maths?: Promise<
+    typeof import('../explore/maths') & { prefixIndexes: import('../explore/maths').PrefixIndexes }
+  >;
+
+  private loadMaths() {
+    this.maths ??= import('../explore/maths').then((m) => ({ ...m, prefixIndexes: new m.PrefixIndexes() }));
+    return this.maths;
+  }
 
   constructor(
     private readonly deps: {
@@ -81,7 +87,7 @@ export class SlotService {
           else if (op.op === 'search') result = await this.search(c, op, budget);
           else if (op.op === 'item') result = this.item(c, op);
           else if (op.op === 'sample') result = await this.sample(req, c, op, held);
-          else result = this.prefix(c, op);
+          else result = await this.prefix(c, op);
         } catch (err) {
           if (!(err instanceof VicinityError)) throw err;
           result = { ok: false, problem: toWire(err) };
@@ -167,6 +173,7 @@ export class SlotService {
           `collection ${op.collection} has ${a} shards in ${req.version} and ${b} in ${op.alsoIn.version}: a sharded diff needs the same shard count`,
         );
     }
+    const { flatOf, idHash, sampleByHash } = await this.loadMaths();
     const skip = new Set(op.exclude ?? []);
     const flat = flatOf(c);
     const ids =
@@ -187,8 +194,9 @@ export class SlotService {
   }
 
   /** The slot's best `limit` prefix hits (the router merges them by rank, length, value, id). */
-  private prefix(c: LoadedCollection, op: SlotPrefixOp): SlotOpResult {
-    const { index } = this.prefixIndexes.of(c, op.field);
+  private async prefix(c: LoadedCollection, op: SlotPrefixOp): Promise<SlotOpResult> {
+    const { prefixIndexes, flatOf } = await this.loadMaths();
+    const { index } = prefixIndexes.of(c, op.field);
     const flat = flatOf(c);
     const found = index.search(op.prefix, op.limit);
     return {
