@@ -8,7 +8,7 @@
  * - the filter crossover (filtered HNSW vs exact scan by selectivity) behind service.ts's constants;
  * - LanceDB 0.31.0 on the same data (IVF-HNSW-SQ, cosine), build time, latency and recall.
  * Data and indexes are cached under os.tmpdir() (bench/query-data.ts). Writes bench/results/query.json
- * and docs/performance.md.
+ * and its own section of docs/performance.md (between marker comments; other benches' sections stay).
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +31,7 @@ import { SnapshotCache } from '../functions/snapshot/cache';
 import type { Manifest } from '../functions/snapshot/manifest';
 import { fakeContext } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
+import { writeSection } from './doc-section';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
   CACHE_DIR,
@@ -52,6 +53,8 @@ process.env.LANCEDB_LOG ??= 'error';
 process.env.RUST_LOG ??= 'error';
 
 const quick = process.argv.includes('--quick');
+/** This bench's section of docs/performance.md (first; before markers it was the whole file's first part). */
+const QUERY_SECTION = { legacyHeading: '# Query performance', at: 'start' } as const;
 const START_LOAD = loadavg()
   .map((x) => x.toFixed(1))
   .join(' / ');
@@ -557,7 +560,7 @@ async function main() {
     join('bench', 'results', 'query.json'),
     `${JSON.stringify({ at: new Date().toISOString(), quick, loadAverage: START_LOAD, queries: QUERIES, cacheDir: CACHE_DIR, results }, null, 2)}\n`,
   );
-  await writeFile(join('docs', 'performance.md'), performanceDoc(md));
+  await writeSection('query', performanceDoc(md), QUERY_SECTION);
 }
 
 interface Cold {
@@ -725,13 +728,16 @@ async function render() {
   };
   const md = markdown(saved.results);
   process.stdout.write(`${md}\n`);
-  await writeFile(
-    join('docs', 'performance.md'),
+  await writeSection(
+    'query',
     performanceDoc(md, { quick: saved.quick, at: saved.at, load: saved.loadAverage }),
+    QUERY_SECTION,
   );
 }
 
-if (process.argv.includes('--render')) await render();
-else if (process.argv.includes('--sharded')) await (await import('./query-sharded')).benchSharded();
+if (process.argv.includes('--sharded')) {
+  const sharded = await import('./query-sharded');
+  await (process.argv.includes('--render') ? sharded.renderSharded() : sharded.benchSharded());
+} else if (process.argv.includes('--render')) await render();
 else if (process.argv.includes('--overhead')) await overheadOnly();
 else await main();

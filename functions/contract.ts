@@ -179,6 +179,16 @@ export const ENV = Object.freeze({
   /** Router: ms before a slot call gets its hedged retry until that slot's p95 is known (default 1,000). */
   slotHedgeMs: 'VICINITY_SLOT_HEDGE_MS',
   /**
+   * Router: ms a slot call (both attempts) may take before its shards count as missing (default 25,000;
+   * never past the router's own remaining Lambda time, less a margin to answer the 503).
+   */
+  slotDeadlineMs: 'VICINITY_SLOT_DEADLINE_MS',
+  /**
+   * Slot: bytes a slot's answer may hold (default 6 MB less 64 KB, under Lambda's synchronous payload
+   * limit); a batch whose answer would be larger is answered in several calls.
+   */
+  slotMaxResponseBytes: 'VICINITY_SLOT_MAX_RESPONSE_BYTES',
+  /**
    * Test hook only: `<marker-file>:<slot>` — while the marker file exists, that slot function SIGKILLs its
    * own process on every invocation. Never set in a deployment.
    */

@@ -37,6 +37,11 @@ export interface VicinityConfig {
   readonly query: FunctionSizing;
   /** Query-shard slot functions (shard j of a sharded collection → slot j mod shardSlots). Default 8, 1–64. */
   readonly shardSlots: number;
+  /**
+   * How long the query function waits for a slot call (both attempts) before naming its shards missing;
+   * default: the query function's timeout less 3 s (the router also never waits past its remaining time).
+   */
+  readonly slotDeadlineMs?: number;
   /** Admin function (activate, rollback): default 1024 MB, 512 MB /tmp, 25 s. */
   readonly admin: FunctionSizing;
   /** Build function: default 3008 MB, 10240 MB /tmp, 900 s. Raise memory to 10240 MB for large releases. */
@@ -201,6 +206,7 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
     tableDeletionProtection: bool(get, 'tableDeletionProtection', d.tableDeletionProtection),
     query: sizing(get, 'query', d.query, apiMax),
     shardSlots: num(get, 'shardSlots', d.shardSlots, 1, 64),
+    slotDeadlineMs: optNum(get, 'slotDeadlineMs', 100, 900_000),
     admin: sizing(get, 'admin', d.admin, apiMax),
     build: sizing(get, 'build', d.build, 900),
     buildReservedConcurrency: optNum(get, 'buildReservedConcurrency', 1, 1000),

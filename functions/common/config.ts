@@ -51,6 +51,10 @@ export interface Config {
   readonly slotFunctionPrefix?: string;
   readonly shardSlots: number;
   readonly slotHedgeMs: number;
+  /** Router: a slot call's deadline, ms (capped by the router's remaining Lambda time). */
+  readonly slotDeadlineMs: number;
+  /** Slot: the most bytes of JSON one answer holds (Lambda's 6 MB synchronous payload limit, less room). */
+  readonly slotMaxResponseBytes: number;
   /** Build: the slot functions' memory, MB (unset: no slot capacity check). */
   readonly slotMemoryMb?: number;
 }
@@ -114,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     slotFunctionPrefix: env[ENV.slotFunctionPrefix] || undefined,
     shardSlots: int(env, ENV.shardSlots, 8),
     slotHedgeMs: int(env, ENV.slotHedgeMs, 1000),
+    slotDeadlineMs: int(env, ENV.slotDeadlineMs, 25_000),
+    slotMaxResponseBytes: int(env, ENV.slotMaxResponseBytes, 6 * 1024 * 1024 - 64 * 1024),
     slotMemoryMb: env[ENV.slotMemoryMb] ? int(env, ENV.slotMemoryMb, 0) : undefined,
     ...overrides,
   };

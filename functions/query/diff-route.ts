@@ -22,6 +22,7 @@ import { NotFoundError, UnprocessableError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import { compatibilityDiffs } from '../core/pointer';
 import type { Registry } from '../core/ports';
+import type { BatchEntry } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
 import { type RequestContext, type Resolved, withRequest } from './context';
@@ -64,6 +65,150 @@ async function neighbours(
 
 function shape(r: CollectionReport | undefined) {
   return r ? { count: r.count, dims: r.dims, metric: r.metric } : null;
+}
+
+/** Whether either collection is sharded in either version, with slot functions to answer it. */
+async function throughSlots(service: QueryService, rs: Resolved[], names: string[]): Promise<boolean> {
+  for (const r of rs) for (const n of names) if (await service.slotsFor(r, n)) return true;
+  return false;
+}
+
+const labelledBy = (labels: ReadonlyMap<string, string>, id: string): Labelled => {
+  const label = labels.get(id);
+  return label === undefined ? { id } : { id, label };
+};
+
+/**
+ * One collection's diff through the shard slots, the router loading no shard: a hash sample of the ids
+ * in both versions (each slot samples its shards of both, the router keeps the smallest hashes), then
+ * each sampled item's neighbours in each version by one batch of item queries per version (one call
+ * per slot for the lookups, one for the searches). A sharded source needs the same shard count in both
+ * versions (an id then lives in the same slot in both); an unsharded source is sampled here as usual.
+ */
+async function slotDiff(
+  service: QueryService,
+  fromR: Resolved,
+  toR: Resolved,
+  name: string,
+  targetName: string,
+  p: ReturnType<typeof parseDiffQuery>,
+  same: boolean,
+  ctx: RequestContext,
+): Promise<CollectionDiff> {
+  const [fm, tm] = await Promise.all([service.manifest(fromR), service.manifest(toR)]);
+  const side = (m: typeof fm, r: Resolved, c: string) => {
+    const cm = m.collections[c];
+    if (!cm) throw new NotFoundError(`Space ${r.space} version ${r.version} has no collection ${c}`);
+    return cm;
+  };
+  const [fs, ts, ft, tt] = [
+    side(fm, fromR, name),
+    side(tm, toR, name),
+    side(fm, fromR, targetName),
+    side(tm, toR, targetName),
+  ];
+  for (const [src, tgt, v] of [
+    [fs, ft, fromR.version],
+    [ts, tt, toR.version],
+  ] as const) {
+    if (src.dims !== tgt.dims)
+      throw new UnprocessableError(
+        `In ${v}, collection ${targetName} has ${tgt.dims} dims and ${name} has ${src.dims}: they cannot be compared`,
+      );
+  }
+  let inBoth: number;
+  let ids: string[];
+  let labels: Map<string, string>;
+  if (fs.sharding && ts.sharding) {
+    if (fs.sharding.shards !== ts.sharding.shards)
+      throw new UnprocessableError(
+        `Collection ${name} has ${fs.sharding.shards} shards in ${fromR.version} and ${ts.sharding.shards} in ${toR.version}: a diff through the shard slots needs the same shard count in both versions`,
+      );
+    const router = (await service.slotsFor(toR, name)) as NonNullable<
+      Awaited<ReturnType<QueryService['slotsFor']>>
+    >;
+    const erased = [...new Set([...service.erased(fromR, name), ...service.erased(toR, name)])];
+    const sample = await router.sample(
+      toR,
+      name,
+      p.sample,
+      { alsoIn: fromR, exclude: erased, labels: true },
+      ctx,
+    );
+    inBoth = sample.count;
+    ids = sample.ids;
+    labels = sample.labels;
+  } else if (!fs.sharding && !ts.sharding) {
+    const [fromSrc, toSrc] = await Promise.all([
+      service.collection(fromR, name, ctx),
+      service.collection(toR, name, ctx),
+    ]);
+    const both: string[] = [];
+    for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
+    inBoth = both.length;
+    ids = strideSample(both, p.sample);
+    labels = new Map();
+    for (const id of ids) {
+      const l = labelled(toSrc, id).label;
+      if (l !== undefined) labels.set(id, l);
+    }
+  } else {
+    throw new UnprocessableError(
+      `Collection ${name} is sharded in ${fs.sharding ? fromR.version : toR.version} and not in ${fs.sharding ? toR.version : fromR.version}: a diff through the shard slots needs it sharded alike in both versions`,
+    );
+  }
+  const entries = ids.map(
+    (id) =>
+      ({
+        collection: name,
+        item: id,
+        target: targetName,
+        k: p.k,
+        exclude: [],
+        excludeSeen: false,
+        includeMetadata: true,
+        allowPartial: false,
+      }) as BatchEntry,
+  );
+  const run = async (r: Resolved) => {
+    const got = await service.similarThroughSlots(r, entries, ctx);
+    const labelsOf = new Map<string, string>();
+    const lists = got.map((g) => {
+      if (!g.ok) throw g.error;
+      for (const h of g.results) {
+        const l = labelOf(h.metadata);
+        if (l !== undefined) labelsOf.set(h.id, l);
+      }
+      return { ids: g.results.map((h) => h.id), distances: g.results.map((h) => h.distance as number) };
+    });
+    return { lists, labels: labelsOf };
+  };
+  const a = await run(fromR);
+  const b = same ? a : await run(toR);
+  const pairs: NeighbourPair[] = ids.map((id, i) => {
+    const x = a.lists[i] as { ids: string[]; distances: number[] };
+    const y = b.lists[i] as { ids: string[]; distances: number[] };
+    return { id, from: x.ids, to: y.ids, fromDistances: x.distances, toDistances: y.distances };
+  });
+  const summary = summariseDiff(pairs, p.k, p.top);
+  const { mostChanged, ...numbers } = summary;
+  return {
+    collection: name,
+    ...(targetName !== name ? { target: targetName } : {}),
+    from: { count: fs.count, dims: fs.dims, metric: fs.metric },
+    to: { count: ts.count, dims: ts.dims, metric: ts.metric },
+    inBoth,
+    onlyFrom: fs.count - inBoth,
+    onlyTo: ts.count - inBoth,
+    ...numbers,
+    mostChanged: mostChanged.map((d: ItemDiff) => ({
+      ...labelledBy(labels, d.id),
+      overlap: d.overlap,
+      removed: d.removed.map((id) => labelledBy(a.labels, id)),
+      added: d.added.map((id) => labelledBy(b.labels, id)),
+    })),
+    text: describeDiff(targetName === name ? name : `${name} → ${targetName}`, summary, p.k, inBoth),
+  };
 }
 
 export function diffRoute(service: QueryService, registry: Registry): Route {
@@ -123,8 +268,10 @@ async function diff(
   for (const name of names) {
     const col = toCols[p.target ?? name] ?? fromCols[p.target ?? name];
     const pairs = Math.min(p.sample, fromCols[name]?.count ?? 0, toCols[name]?.count ?? 0);
-    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, col?.count ?? 0);
-    estimate += (same ? 1 : 2) * pairs * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+    // A sharded target is searched shard by shard (each shard's ef at most its share of the items).
+    const shards = Math.max(col?.shards ?? 1, 1);
+    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, Math.ceil((col?.count ?? 0) / shards));
+    estimate += (same ? 1 : 2) * pairs * shards * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
   }
   ctx.budget.ensure(estimate, `a diff of ${names.length} collection(s), ${p.sample} items sampled, k ${p.k}`);
 
@@ -132,6 +279,12 @@ async function diff(
   const collections: CollectionDiff[] = [];
   for (const name of names) {
     const targetName = p.target ?? name;
+    if (await throughSlots(service, [fromR, toR], [name, targetName])) {
+      const s0 = performance.now();
+      collections.push(await slotDiff(service, fromR, toR, name, targetName, p, same, ctx));
+      timings.search = (timings.search ?? 0) + performance.now() - s0;
+      continue;
+    }
     const [fromSrc, toSrc] = await Promise.all([load(fromR, name), load(toR, name)]);
     const [fromTgt, toTgt] =
       targetName === name

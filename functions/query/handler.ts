@@ -62,7 +62,12 @@ export function createQueryHandler(deps: HandlerDeps) {
       publicFields: deps.config.publicMetadataFields,
     }),
   );
-  return Object.assign(http, { service, cache, shards });
+  // Slot calls end in time for the router to answer: their deadline never passes its remaining time.
+  const handle = (event: HttpEvent, context: Parameters<typeof http>[1]): Promise<HttpResult> =>
+    shards
+      ? shards.withDeadline(context?.getRemainingTimeInMillis?.(), () => http(event, context))
+      : http(event, context);
+  return Object.assign(handle, { service, cache, shards });
 }
 
 /** What EventBridge sends after a pointer move when warm-up is on (infra/constructs/events.ts). */

@@ -23,7 +23,7 @@ import type { RequestContext, Resolved } from './context';
 import { searchable, withErased } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { localSide } from './shards/local-side';
-import type { MissingShard, ShardRouter } from './shards/router';
+import { type MissingShard, type ShardRouter, ShardsUnavailableError } from './shards/router';
 import { type VersionChoice, VersionResolver } from './versions';
 
 export interface SearchAnswer {
@@ -387,6 +387,52 @@ export class QueryService {
     });
     this.report({ space, version: answer.version, collection, cacheHit: ctx.cacheHit }, ctx);
     return answer;
+  }
+
+  /**
+   * The shard router when `collection` of the resolved version is sharded and slot functions are
+   * configured (the explore and diff routes then go through the slots and load no shard here).
+   */
+  async slotsFor(r: Resolved, collection: string): Promise<ShardRouter | undefined> {
+    const router = this.deps.shards;
+    if (!router) return undefined;
+    return router.sharded(await this.deps.cache.manifest(r.space, r.version), collection)
+      ? router
+      : undefined;
+  }
+
+  /** The resolved version's manifest (small; the router reads it without loading any collection). */
+  manifest(r: Resolved) {
+    return this.deps.cache.manifest(r.space, r.version, r.manifestKey);
+  }
+
+  /** The ids of `collection` erased as of the request's pointer read. */
+  erased(r: Resolved, collection: string): ReadonlySet<string> {
+    return erasedOf(r, collection);
+  }
+
+  /**
+   * Item queries through the shard router (one call per slot for the item lookups, one for the
+   * searches), erased ids excluded as on every sharded path: the diff's searches of a sharded space.
+   */
+  async similarThroughSlots(
+    r: Resolved,
+    entries: BatchEntry[],
+    ctx: RequestContext,
+  ): Promise<({ ok: true; results: ScoredResult[] } | { ok: false; error: VicinityError })[]> {
+    const router = this.deps.shards as ShardRouter;
+    const got = await router.batch(
+      r,
+      entries.map((e) => excludingErased(r, e.target ?? e.collection, e)),
+      ctx,
+      localSide(this),
+    );
+    return got.map((g) => {
+      if (!g.ok) return g;
+      if (g.answer.missingShards?.length)
+        return { ok: false, error: new ShardsUnavailableError(g.answer.missingShards, r.version) };
+      return { ok: true, results: g.answer.results };
+    });
   }
 
   /** A sharded collection on either side, with slot functions configured: the router answers. */

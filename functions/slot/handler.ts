@@ -27,7 +27,12 @@ export function createSlotHandler(deps: HandlerDeps, slot: number, shardSlots: n
     log,
     view: (m) => slotManifest(m, slot, shardSlots),
   });
-  const service = new SlotService({ cache, slot, shardSlots });
+  const service = new SlotService({
+    cache,
+    slot,
+    shardSlots,
+    maxResponseBytes: deps.config.slotMaxResponseBytes,
+  });
   return Object.assign((event: SlotRequest) => service.handle(event), { cache, service });
 }
 

@@ -32,6 +32,10 @@ export interface ShardSlotsProps {
   readonly build?: LambdaFunction;
   /** How many slots (default 8, at most 64). */
   readonly shardSlots: number;
+  /** How long the router waits for a slot call (ENV.slotDeadlineMs); default: its timeout less 3 s. */
+  readonly deadlineMs?: number;
+  /** The query function's timeout (s), from which the default deadline is derived. */
+  readonly queryTimeoutSeconds: number;
   /** Each slot's sizing (default: the query function's). */
   readonly sizing: FunctionSizing;
   readonly logRetention: RetentionDays;
@@ -91,6 +95,10 @@ export class ShardSlots extends Construct {
     );
     props.query.addEnvironment(ENV.slotFunctionPrefix, this.prefix);
     props.query.addEnvironment(ENV.shardSlots, String(n));
+    props.query.addEnvironment(
+      ENV.slotDeadlineMs,
+      String(props.deadlineMs ?? Math.max(1000, props.queryTimeoutSeconds * 1000 - 3000)),
+    );
     props.build?.addEnvironment(ENV.shardSlots, String(n));
     props.build?.addEnvironment(ENV.slotMemoryMb, String(props.sizing.memoryMb));
   }

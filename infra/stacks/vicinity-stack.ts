@@ -123,6 +123,8 @@ export class VicinityStack extends Stack {
       query: this.queryApi.query.fn,
       build: this.buildPipeline.fn.fn,
       shardSlots: config.shardSlots,
+      queryTimeoutSeconds: config.query.timeoutSeconds,
+      ...(config.slotDeadlineMs !== undefined ? { deadlineMs: config.slotDeadlineMs } : {}),
       sizing: config.query,
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,

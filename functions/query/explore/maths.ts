@@ -4,5 +4,13 @@
  */
 export { project, unitIfCosine } from './pca';
 export { PrefixIndexes } from './prefix-index';
-export { Projections, pickFields, scalarFields } from './projection';
-export { flatOf, refOf } from './sampling';
+export {
+  fitRows,
+  Projections,
+  pickFields,
+  SlotFits,
+  sampleSize,
+  scalarFields,
+  scalarFieldsOf,
+} from './projection';
+export { flatOf, idHash, refOf, sampleByHash } from './sampling';

@@ -50,18 +50,52 @@ export class Projections {
       rows.set(v, row * dims);
       return { ...ref, id: flat.ids[i] as string };
     });
-    const pca = pca2(rows, picked.length, dims);
-    const coords = new Float32Array(picked.length * 2);
-    for (let i = 0; i < picked.length; i++) {
-      const [x, y] = project(pca, rows.subarray(i * dims, (i + 1) * dims));
-      coords[i * 2] = x;
-      coords[i * 2 + 1] = y;
-    }
+    const { pca, coords } = fitRows(rows, picked.length, dims);
     const f: Fitted = { pca, refs, coords, sampled: picked.length, requested, ms: performance.now() - t0 };
     byN.set(requested, f);
     // A handful of sample sizes per collection at most; the oldest goes first.
     if (byN.size > 4) byN.delete(byN.keys().next().value as number);
     return f;
+  }
+}
+
+/** The sample size a projection fits: what was asked, cut so that sample × dims stays under the cap. */
+export function sampleSize(requested: number, dims: number): number {
+  return Math.max(1, Math.min(requested, Math.floor(PROJECTION_MAX_CELLS / dims)));
+}
+
+/** PCA of `n` rows of `dims` (row-major) and each row's 2-D coordinates. */
+export function fitRows(rows: Float64Array, n: number, dims: number): { pca: Pca2; coords: Float32Array } {
+  const pca = pca2(rows, n, dims);
+  const coords = new Float32Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    const [x, y] = project(pca, rows.subarray(i * dims, (i + 1) * dims));
+    coords[i * 2] = x;
+    coords[i * 2 + 1] = y;
+  }
+  return { pca, coords };
+}
+
+/** A projection fitted from the shard slots' sample (the router holds the sample, no shard). */
+export interface SlotFitted {
+  pca: Pca2;
+  ids: string[];
+  metadata: (Record<string, unknown> | null)[];
+  coords: Float32Array;
+  sampled: number;
+}
+
+/** Fits of sharded collections by space/version/collection/sample (versions are immutable), the newest 16. */
+export class SlotFits {
+  private readonly fits = new Map<string, SlotFitted>();
+
+  get(key: string): SlotFitted | undefined {
+    return this.fits.get(key);
+  }
+
+  set(key: string, f: SlotFitted): void {
+    this.fits.set(key, f);
+    if (this.fits.size > 16) this.fits.delete(this.fits.keys().next().value as string);
   }
 }
 
@@ -84,21 +118,29 @@ export function pickFields(
 
 /** The fields a projection carries when the caller names none: those whose values are scalars. */
 export function scalarFields(c: LoadedCollection): string[] {
-  const fields = c.manifest.metadataFields ?? [];
+  return scalarFieldsOf(c.manifest.metadataFields ?? [], metadataOf(c));
+}
+
+function* metadataOf(c: LoadedCollection): Generator<Record<string, unknown> | null | undefined> {
+  for (const s of c.segments) yield* s.meta ?? [];
+}
+
+/** scalarFields over the first 500 non-empty metadata records given (a sharded collection: its sample's). */
+export function scalarFieldsOf(
+  fields: readonly string[],
+  metas: Iterable<Record<string, unknown> | null | undefined>,
+): string[] {
   const seen = new Map<string, boolean>();
   let looked = 0;
-  for (const s of c.segments) {
-    for (const m of s.meta ?? []) {
-      if (!m) continue;
-      for (const f of fields) {
-        const v = m[f];
-        if (v === undefined) continue;
-        const scalar = v === null || ['string', 'number', 'boolean'].includes(typeof v);
-        seen.set(f, (seen.get(f) ?? true) && scalar);
-      }
-      if (++looked >= 500) break;
+  for (const m of metas) {
+    if (!m) continue;
+    for (const f of fields) {
+      const v = m[f];
+      if (v === undefined) continue;
+      const scalar = v === null || ['string', 'number', 'boolean'].includes(typeof v);
+      seen.set(f, (seen.get(f) ?? true) && scalar);
     }
-    if (looked >= 500) break;
+    if (++looked >= 500) break;
   }
   return fields.filter((f) => seen.get(f) === true);
 }

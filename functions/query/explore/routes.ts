@@ -9,13 +9,14 @@ import { intOr, listParam, type QueryString, versionParams } from '../../common/
 import type { Route } from '../../common/router';
 import { BadRequestError } from '../../core/errors';
 import { assertItemId, assertName } from '../../core/names';
-import type { LoadedCollection } from '../../snapshot/cache';
+import type { CollectionManifest } from '../../snapshot/manifest';
 import { type RequestContext, type Resolved, served, withRequest } from '../context';
 import { erasedIn, isHidden } from '../erasures';
 import type { QueryService } from '../service';
+import type { ItemVector, ShardRouter } from '../shards/router';
 import { PROJECTION_DEFAULT_SAMPLE, PROJECTION_MAX_IDS, PROJECTION_MAX_SAMPLE } from './limits';
 import type { PrefixIndexes } from './prefix-index';
-import type { Projections } from './projection';
+import type { Projections, SlotFits } from './projection';
 
 type Maths = typeof import('./maths');
 
@@ -34,26 +35,164 @@ const round = (v: number) => Math.round(v * 1e5) / 1e5;
 export function exploreRoutes(service: QueryService): Route[] {
   const base = '/v1/spaces/{space}/collections/{collection}';
   // The maths (PCA, sampling, prefix index) and its caches are loaded by the first explore request.
-  let loaded: Promise<Maths & { projections: Projections; prefixIndexes: PrefixIndexes }> | undefined;
+  let loaded:
+    | Promise<Maths & { projections: Projections; prefixIndexes: PrefixIndexes; slotFits: SlotFits }>
+    | undefined;
   const maths = () => {
     loaded ??= import('./maths').then((m) => ({
       ...m,
       projections: new m.Projections(),
       prefixIndexes: new m.PrefixIndexes(),
+      slotFits: new m.SlotFits(),
     }));
     return loaded;
   };
 
-  const open = async (
-    params: Record<string, string>,
-    query: QueryString,
-    ctx: RequestContext,
-  ): Promise<{ r: Resolved; c: LoadedCollection }> => {
+  const resolve = (params: Record<string, string>, query: QueryString) => {
     const space = assertName('space', params.space);
     const collection = assertName('collection', params.collection);
-    const r = await service.resolve(space, versionParams(query));
-    const c = await service.collection(r, collection, ctx);
-    return { r, c };
+    return service.resolve(space, versionParams(query)).then((r) => ({ r, collection }));
+  };
+
+  /**
+   * A sharded collection's projection through the shard slots (the router loads no shard): each slot
+   * samples its shards by hash, the router keeps the collection's `n` smallest hashes — the ids one
+   * instance would sample — fetches their vectors from their slots and fits the same PCA.
+   */
+  const slotProjection = async (
+    router: ShardRouter,
+    r: Resolved,
+    collection: string,
+    q: { sample: number; points: boolean; ids: string[]; fields?: string[] },
+    ctx: RequestContext,
+    t0: number,
+  ) => {
+    const cm = (await service.manifest(r)).collections[collection] as CollectionManifest;
+    const m = await maths();
+    const known = cm.metadataFields ?? [];
+    if (q.fields) {
+      const unknown = q.fields.filter((f) => !known.includes(f));
+      if (unknown.length)
+        throw new BadRequestError(
+          `fields: ${unknown.map((u) => JSON.stringify(u)).join(', ')} never occur in ${collection} (it has ${known.join(', ') || 'no metadata'})`,
+        );
+    }
+    const cosine = cm.metric === 'cosine';
+    const key = `${r.space}/${r.version}/${collection}/${q.sample}`;
+    let f = m.slotFits.get(key);
+    if (!f) {
+      const tf = performance.now();
+      const sample = await router.sample(r, collection, m.sampleSize(q.sample, cm.dims), {}, ctx);
+      const items = await router.items(r, collection, sample.ids, ctx);
+      const ids = sample.ids.filter((id) => items.has(id));
+      const rows = new Float64Array(ids.length * cm.dims);
+      const metadata = ids.map((id, row) => {
+        const it = items.get(id) as ItemVector;
+        rows.set(m.unitIfCosine(it.vector, cosine), row * cm.dims);
+        return it.metadata;
+      });
+      const { pca, coords } = m.fitRows(rows, ids.length, cm.dims);
+      f = { pca, ids, metadata, coords, sampled: ids.length };
+      m.slotFits.set(key, f);
+      ctx.timings.fit = performance.now() - tf;
+    }
+    const fields = q.fields ?? m.scalarFieldsOf(known, f.metadata);
+    const point = (id: string, x: number, y: number, meta: Record<string, unknown> | null) => {
+      const picked = m.pickFields(meta, fields);
+      return { id, x: round(x), y: round(y), ...(picked ? { metadata: picked } : {}) };
+    };
+    const erased = service.erased(r, collection);
+    const extra: ReturnType<typeof point>[] = [];
+    const missing: string[] = [];
+    if (q.ids.length) {
+      const found = await router.items(r, collection, q.ids, ctx);
+      for (const id of q.ids) {
+        const it = found.get(id);
+        if (!it || erased.has(id)) {
+          missing.push(id);
+          continue;
+        }
+        const [x, y] = m.project(f.pca, m.unitIfCosine(it.vector, cosine));
+        extra.push(point(id, x, y, it.metadata));
+      }
+    }
+    const fit = f;
+    return served(
+      {
+        space: r.space,
+        version: r.version,
+        collection,
+        metric: cm.metric,
+        dims: cm.dims,
+        count: cm.count,
+        sample: fit.sampled,
+        method: 'pca',
+        explained: fit.pca.explained.map(round),
+        metadataFields: known,
+        fields,
+        ...(q.points
+          ? {
+              points: fit.ids.flatMap((id, i) =>
+                erased.has(id)
+                  ? []
+                  : [
+                      point(
+                        id,
+                        fit.coords[i * 2] as number,
+                        fit.coords[i * 2 + 1] as number,
+                        fit.metadata[i] ?? null,
+                      ),
+                    ],
+              ),
+            }
+          : {}),
+        ...(q.ids.length ? { extra, missing } : {}),
+      },
+      ctx,
+      t0,
+    );
+  };
+
+  /** A sharded collection's prefix search through the shard slots (each its best, merged). */
+  const slotPrefix = async (
+    router: ShardRouter,
+    r: Resolved,
+    collection: string,
+    q: { prefix: string; field: string; limit: number },
+    ctx: RequestContext,
+    t0: number,
+  ) => {
+    const cm = (await service.manifest(r)).collections[collection] as CollectionManifest;
+    const known = cm.metadataFields ?? [];
+    if (q.field !== 'id' && !known.includes(q.field))
+      throw new BadRequestError(
+        `field: ${JSON.stringify(q.field)} never occurs in ${collection} (it has id${known.length ? `, ${known.join(', ')}` : ''})`,
+      );
+    const erased = service.erased(r, collection);
+    const ts = performance.now();
+    // Erased items are asked for on top of the limit and left out, so `limit` others still come back.
+    const found = await router.prefix(
+      r,
+      collection,
+      { field: q.field, prefix: q.prefix, limit: q.limit + Math.min(erased.size, 1000) },
+      ctx,
+    );
+    const shown = found.hits.filter((h) => !erased.has(h.id));
+    ctx.timings.search = performance.now() - ts;
+    return served(
+      {
+        space: r.space,
+        version: r.version,
+        collection,
+        field: q.field,
+        prefix: q.prefix,
+        metadataFields: known,
+        results: shown.slice(0, q.limit).map((h) => ({ id: h.id, value: h.value, metadata: h.metadata })),
+        more: found.more || shown.length > q.limit,
+      },
+      ctx,
+      t0,
+    );
   };
 
   return [
@@ -71,8 +210,23 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (ids.length > PROJECTION_MAX_IDS)
           throw new BadRequestError(`ids: at most ${PROJECTION_MAX_IDS} (got ${ids.length})`);
         for (const id of ids) assertItemId(id);
-        const [{ r, c }, { projections, project, unitIfCosine, pickFields, scalarFields }] =
-          await Promise.all([open(params, query, ctx), maths()]);
+        const { r, collection } = await resolve(params, query);
+        const router = await service.slotsFor(r, collection);
+        if (router) {
+          const fields = query.fields === undefined ? undefined : listParam(query.fields);
+          return slotProjection(
+            router,
+            r,
+            collection,
+            { sample, points, ids, ...(fields ? { fields } : {}) },
+            ctx,
+            t0,
+          );
+        }
+        const [c, { projections, project, unitIfCosine, pickFields, scalarFields }] = await Promise.all([
+          service.collection(r, collection, ctx),
+          maths(),
+        ]);
         const known = c.manifest.metadataFields ?? [];
         let fields: string[];
         if (query.fields === undefined) fields = scalarFields(c);
@@ -154,8 +308,11 @@ export function exploreRoutes(service: QueryService): Route[] {
         if (query.prefix.length > 256) throw new BadRequestError('prefix: at most 256 characters');
         const limit = intOr(query.limit, 'limit', 1, PREFIX_MAX_LIMIT, PREFIX_DEFAULT_LIMIT);
         const field = query.field ?? 'id';
-        const [{ r, c }, { prefixIndexes, flatOf, refOf }] = await Promise.all([
-          open(params, query, ctx),
+        const { r, collection } = await resolve(params, query);
+        const router = await service.slotsFor(r, collection);
+        if (router) return slotPrefix(router, r, collection, { prefix: query.prefix, field, limit }, ctx, t0);
+        const [c, { prefixIndexes, flatOf, refOf }] = await Promise.all([
+          service.collection(r, collection, ctx),
           maths(),
         ]);
         const known = c.manifest.metadataFields ?? [];

@@ -32,6 +32,7 @@ export function lambdaShardRouter(
   return new ShardRouter({
     shardSlots: config.shardSlots,
     hedgeMs: config.slotHedgeMs,
+    deadlineMs: config.slotDeadlineMs,
     invoke: (slot: number, req: SlotRequest) => invoker(slot).invoke<SlotResponse>(req),
     manifest: (space, version) => cache.manifest(space, version),
     log,

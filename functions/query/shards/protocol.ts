@@ -39,7 +39,50 @@ export interface SlotWarmOp {
   collection: string;
 }
 
-export type SlotOp = SlotSearchOp | SlotItemOp | SlotWarmOp;
+/**
+ * A hash sample of the slot's shards of a collection (explorer projection, diff): the `n` ids with the
+ * smallest idHash (ties by id), so the router's merge of every slot's sample is the collection's sample.
+ */
+export interface SlotSampleOp {
+  op: 'sample';
+  collection: string;
+  n: number;
+  /**
+   * Diff: only ids also in this other version's same collection (same shard count, so an id's shard —
+   * and slot — is the same in both versions); `count` is then how many are in both.
+   */
+  alsoIn?: { version: string; pinned?: boolean };
+  /** Ids left out of the sample and the count (the router's erased ids). */
+  exclude?: string[];
+  /** Return each sampled id's display label (name, title or label metadata). */
+  labels?: boolean;
+}
+
+/** A prefix search of ids or a metadata field over the slot's shards (explorer). */
+export interface SlotPrefixOp {
+  op: 'prefix';
+  collection: string;
+  field: string;
+  prefix: string;
+  limit: number;
+}
+
+export type SlotOp = SlotSearchOp | SlotItemOp | SlotWarmOp | SlotSampleOp | SlotPrefixOp;
+
+export interface SlotSample {
+  /** Items of the slot's shards (in both versions with alsoIn), erased ones left out. */
+  count: number;
+  ids: string[];
+  hashes: number[];
+  labels?: (string | null)[];
+}
+
+export interface SlotPrefixHit {
+  id: string;
+  value: string;
+  rank: number;
+  metadata: Record<string, unknown> | null;
+}
 
 export interface SlotRequest {
   vicinity: 'slot';
@@ -51,6 +94,12 @@ export interface SlotRequest {
   version: string;
   /** The request pinned this version (?version=): the slot's pin cap applies. */
   pinned?: boolean;
+  /**
+   * Work units this call may spend (core/budget.ts): the router splits the request's budget over the
+   * calls it makes, so a fanned-out request does no more work in all than one request may. Absent: a
+   * whole request's budget.
+   */
+  budget?: number;
   ops: SlotOp[];
 }
 
@@ -74,10 +123,23 @@ export type SlotOpResult =
       ok: true;
       item: { vector: number[]; metadata: Record<string, unknown> | null; seen?: string[] };
     }
+  | { ok: true; sample: SlotSample }
+  | { ok: true; prefix: { hits: SlotPrefixHit[]; more: boolean } }
   | { ok: false; problem: WireProblem };
 
 export type SlotResponse =
-  | { slot: number; version: string; results: SlotOpResult[] }
+  | {
+      slot: number;
+      version: string;
+      results: SlotOpResult[];
+      /** Work units the call spent (the router adds them to the request's budget). */
+      used?: number;
+      /**
+       * The answer would have exceeded the slot's response limit (Lambda's 6 MB synchronous payload):
+       * `results` answers only the first ops; the router sends the rest again in another call.
+       */
+      cut?: boolean;
+    }
   /** The whole call failed in a way the caller may be told (a DELETED version: 404; out of room: 503). */
   | { slot: number; version: string; problem: WireProblem };
 

@@ -8,19 +8,21 @@
  * until enough calls were seen), gets one hedged retry; still failing, the request is a 503 naming the
  * missing shards — or, with `allowPartial`, an answer from the other shards that names them.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { BadRequestError, NotFoundError, UnprocessableError, VicinityError } from '../../core/errors';
 import type { Log } from '../../core/ports';
 import type { BatchEntry, SearchParams } from '../../core/query';
 import { mergeNeighbours, type ScoredResult, scoreOf } from '../../core/search';
 import { shardOf } from '../../core/shard';
 import type { CollectionManifest, Manifest } from '../../snapshot/manifest';
-import type { RequestContext, Resolved } from '../context';
+import { type RequestContext, type Resolved, requestContext } from '../context';
 import type { SearchOptions } from '../search-plan';
 import {
   fromWire,
   type SlotHit,
   type SlotOp,
   type SlotOpResult,
+  type SlotPrefixHit,
   type SlotRequest,
   type SlotResponse,
   shardsOfSlot,
@@ -133,6 +135,14 @@ export function splitOps(ops: SlotOp[], max: number): SlotOp[][] {
   return out;
 }
 
+/** A slot call's deadline when none is configured (ENV.slotDeadlineMs). */
+export const DEFAULT_DEADLINE_MS = 25_000;
+/** What the router keeps of its own remaining time to answer once slot calls gave up. */
+export const ANSWER_MARGIN_MS = 1_000;
+const MIN_DEADLINE_MS = 100;
+/** The current request's end (epoch ms), when the handler knows it (Lambda's remaining time). */
+const requestDeadline = new AsyncLocalStorage<number>();
+
 const SAMPLES = 64;
 const MIN_SAMPLES = 20;
 
@@ -196,7 +206,7 @@ export class ShardRouter {
       for (let slot = 0; slot < Math.min(c.sharding.shards, this.deps.shardSlots); slot++)
         calls.set(slot, [...(calls.get(slot) ?? []), { op: 'warm', collection: name }]);
     }
-    const ctx = { timings: {}, held: [], cacheHit: true } as unknown as RequestContext;
+    const ctx = requestContext();
     const out = await this.scatter({ space, version }, calls, ctx);
     return { collections, failedSlots: [...out].filter(([, o]) => !o.ok).map(([slot]) => slot) };
   }
@@ -215,6 +225,132 @@ export class ShardRouter {
     if (!res.ok) throw fromWire(res.problem);
     if (!('item' in res)) throw new Error(`slot ${slot} answered an item lookup with hits`);
     return res.item;
+  }
+
+  /** The slots serving a shard of a collection of `shards` shards, with `op` each; a failed slot is a 503. */
+  private async everySlot(
+    r: Resolved,
+    collection: string,
+    shards: number,
+    op: SlotOp,
+    ctx: RequestContext,
+  ): Promise<SlotOpResult[]> {
+    const calls = new Map<number, SlotOp[]>();
+    for (let slot = 0; slot < Math.min(shards, this.deps.shardSlots); slot++) calls.set(slot, [op]);
+    const answers = await this.scatter(r, calls, ctx);
+    const missing: MissingShard[] = [];
+    const results: SlotOpResult[] = [];
+    for (const [slot, a] of answers) {
+      if (!a.ok) {
+        for (const shard of shardsOfSlot(slot, shards, this.deps.shardSlots))
+          missing.push({ collection, shard, slot });
+        continue;
+      }
+      const res = a.results[0] as SlotOpResult;
+      if (!res.ok) throw fromWire(res.problem);
+      results.push(res);
+    }
+    if (missing.length) throw new ShardsUnavailableError(missing, r.version);
+    return results;
+  }
+
+  /**
+   * The collection's hash sample (explore/sampling.ts): each slot samples its shards, the merge keeps
+   * the `n` smallest hashes (ties by id) — the same ids one instance holding every shard would pick.
+   * With `alsoIn`, only ids in both versions (a diff; the same shard count in both).
+   */
+  async sample(
+    r: Resolved,
+    collection: string,
+    n: number,
+    opts: { alsoIn?: Resolved; exclude?: readonly string[]; labels?: boolean },
+    ctx: RequestContext,
+  ): Promise<{ count: number; ids: string[]; labels: Map<string, string> }> {
+    const m = await this.deps.manifest(r.space, r.version);
+    const cm = m.collections[collection] as CollectionManifest;
+    const op: SlotOp = {
+      op: 'sample',
+      collection,
+      n,
+      ...(opts.alsoIn
+        ? { alsoIn: { version: opts.alsoIn.version, ...(opts.alsoIn.pinned ? { pinned: true } : {}) } }
+        : {}),
+      ...(opts.exclude?.length ? { exclude: [...opts.exclude] } : {}),
+      ...(opts.labels ? { labels: true } : {}),
+    };
+    const all: { id: string; hash: number; label: string | null }[] = [];
+    let count = 0;
+    for (const res of await this.everySlot(r, collection, cm.sharding?.shards ?? 1, op, ctx)) {
+      if (!('sample' in res)) throw new Error('a slot answered a sample with something else');
+      count += res.sample.count;
+      for (const [i, id] of res.sample.ids.entries())
+        all.push({ id, hash: res.sample.hashes[i] as number, label: res.sample.labels?.[i] ?? null });
+    }
+    all.sort((a, b) => a.hash - b.hash || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const picked = all.slice(0, n);
+    const labels = new Map<string, string>();
+    for (const p of picked) if (p.label !== null) labels.set(p.id, p.label);
+    return { count, ids: picked.map((p) => p.id), labels };
+  }
+
+  /** Items of a sharded collection by id (vector, metadata), one call per slot; unknown ids are absent. */
+  async items(r: Resolved, collection: string, ids: readonly string[], ctx: RequestContext) {
+    const m = await this.deps.manifest(r.space, r.version);
+    const cm = m.collections[collection] as CollectionManifest;
+    const shards = cm.sharding?.shards ?? 1;
+    const calls = new Map<number, SlotOp[]>();
+    const where = new Map<string, { slot: number; at: number }>();
+    for (const id of new Set(ids)) {
+      const slot = slotOf(shardOf(id, shards), this.deps.shardSlots);
+      const ops = calls.get(slot) ?? [];
+      ops.push({ op: 'item', collection, id });
+      calls.set(slot, ops);
+      where.set(id, { slot, at: ops.length - 1 });
+    }
+    const answers = await this.scatter(r, calls, ctx);
+    const out = new Map<string, ItemVector>();
+    const missing: MissingShard[] = [];
+    for (const [id, w] of where) {
+      const a = answers.get(w.slot) as CallOutcome;
+      if (!a.ok) {
+        missing.push({ collection, shard: shardOf(id, shards), slot: w.slot });
+        continue;
+      }
+      const res = a.results[w.at] as SlotOpResult;
+      if (res.ok && 'item' in res) out.set(id, res.item);
+      else if (!res.ok && res.problem.kind !== 'not-found') throw fromWire(res.problem);
+    }
+    if (missing.length) throw new ShardsUnavailableError(dedupe(missing), r.version);
+    return out;
+  }
+
+  /**
+   * A prefix search over a sharded collection: each slot's best `limit`, merged by rank, value length,
+   * value, then id (one instance breaks the last tie by snapshot order).
+   */
+  async prefix(
+    r: Resolved,
+    collection: string,
+    q: { field: string; prefix: string; limit: number },
+    ctx: RequestContext,
+  ): Promise<{ hits: SlotPrefixHit[]; more: boolean }> {
+    const m = await this.deps.manifest(r.space, r.version);
+    const cm = m.collections[collection] as CollectionManifest;
+    const op: SlotOp = { op: 'prefix', collection, ...q };
+    const hits: SlotPrefixHit[] = [];
+    let more = false;
+    for (const res of await this.everySlot(r, collection, cm.sharding?.shards ?? 1, op, ctx)) {
+      if (!('prefix' in res)) throw new Error('a slot answered a prefix search with something else');
+      hits.push(...res.prefix.hits);
+      more ||= res.prefix.more;
+    }
+    hits.sort(
+      (a, b) =>
+        a.rank - b.rank ||
+        a.value.length - b.value.length ||
+        (a.value < b.value ? -1 : a.value > b.value ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
+    return { hits: hits.slice(0, q.limit), more: more || hits.length > q.limit };
   }
 
   /**
@@ -438,7 +574,12 @@ export class ShardRouter {
     });
   }
 
-  /** One call per slot, in parallel, each with its hedged retry. */
+  /**
+   * One call per slot, in parallel, each with its hedged retry. The request's remaining work budget is
+   * split evenly over the calls (a slot's share split again over its payload parts), and what the
+   * slots spent is charged to it. A slot whose answer would exceed its response limit answers the
+   * first ops with `cut`: the rest go to it again, until every op is answered.
+   */
   private async scatter(
     r: Resolved,
     calls: Map<number, SlotOp[]>,
@@ -447,8 +588,17 @@ export class ShardRouter {
     const out = new Map<number, CallOutcome>();
     if (calls.size === 0) return out;
     const t0 = performance.now();
+    const remaining = Math.max(0, ctx.budget.limit - ctx.budget.used);
+    // Each call's share of the budget follows the shard searches it runs (a slot holding two shards
+    // of a collection searches both); calls without searches share evenly.
+    const weights = await this.searchWeights(r, calls);
+    const total = [...weights.values()].reduce((a, w) => a + w, 0);
+    let spent = 0;
     await Promise.all(
       [...calls].map(async ([slot, ops]) => {
+        const share = Math.floor(
+          total > 0 ? (remaining * (weights.get(slot) ?? 0)) / total : remaining / calls.size,
+        );
         const base = {
           vicinity: 'slot' as const,
           slot,
@@ -459,18 +609,28 @@ export class ShardRouter {
         };
         try {
           // Lambda takes at most 6 MB of request payload: a large batch goes to a slot in several calls.
+          const groups = splitOps(ops, this.deps.maxPayloadBytes ?? MAX_PAYLOAD_BYTES);
           const parts = await Promise.all(
-            splitOps(ops, this.deps.maxPayloadBytes ?? MAX_PAYLOAD_BYTES).map(async (part) => {
-              const res = await this.call(slot, { ...base, ops: part });
-              if (res.version !== r.version || res.slot !== slot)
-                throw new Error(
-                  `slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`,
-                );
-              // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
-              if ('problem' in res) throw fromWire(res.problem);
-              if (res.results.length !== part.length)
-                throw new Error(`slot ${slot} answered ${res.results.length} of ${part.length} operations`);
-              return res.results;
+            groups.map(async (group) => {
+              let budget = Math.floor(share / groups.length);
+              const results: SlotOpResult[] = [];
+              while (results.length < group.length) {
+                const part = group.slice(results.length);
+                const res = await this.call(slot, { ...base, budget, ops: part });
+                if (res.version !== r.version || res.slot !== slot)
+                  throw new Error(
+                    `slot ${slot} answered for slot ${res.slot} version ${res.version}, not ${r.version}`,
+                  );
+                // A version the slot may not serve (DELETED: 404) is the caller's answer, not a missing shard.
+                if ('problem' in res) throw fromWire(res.problem);
+                spent += res.used ?? 0;
+                budget = Math.max(0, budget - (res.used ?? 0));
+                const whole = res.results.length === part.length;
+                if (!whole && !(res.cut && res.results.length > 0 && res.results.length < part.length))
+                  throw new Error(`slot ${slot} answered ${res.results.length} of ${part.length} operations`);
+                results.push(...res.results);
+              }
+              return results;
             }),
           );
           out.set(slot, { ok: true, results: parts.flat() });
@@ -486,8 +646,43 @@ export class ShardRouter {
         }
       }),
     );
+    ctx.budget.used += spent;
     ctx.timings.shards = (ctx.timings.shards ?? 0) + performance.now() - t0;
     return out;
+  }
+
+  /** Per slot: how many shard searches its ops run (search ops × the slot's shards of their collection). */
+  private async searchWeights(r: Resolved, calls: Map<number, SlotOp[]>): Promise<Map<number, number>> {
+    const weights = new Map<number, number>();
+    if (![...calls.values()].some((ops) => ops.some((o) => o.op === 'search'))) return weights;
+    const m = await this.deps.manifest(r.space, r.version);
+    for (const [slot, ops] of calls) {
+      let w = 0;
+      for (const op of ops) {
+        if (op.op !== 'search') continue;
+        const shards = m.collections[op.collection]?.sharding?.shards ?? 1;
+        w += shardsOfSlot(slot, shards, this.deps.shardSlots).length;
+      }
+      weights.set(slot, w);
+    }
+    return weights;
+  }
+
+  /**
+   * Runs `fn` (one request) knowing when the router's own invocation ends (Lambda's remaining time):
+   * slot calls then give up in time for the router to answer its 503.
+   */
+  withDeadline<T>(remainingMs: number | undefined, fn: () => T): T {
+    if (remainingMs === undefined || !Number.isFinite(remainingMs)) return fn();
+    return requestDeadline.run(Date.now() + remainingMs, fn);
+  }
+
+  /** A slot call's deadline now: the configured one, or less when the router's invocation ends sooner. */
+  deadlineMs(): number {
+    const configured = this.deps.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const end = requestDeadline.getStore();
+    if (end === undefined) return configured;
+    return Math.max(MIN_DEADLINE_MS, Math.min(configured, end - Date.now() - ANSWER_MARGIN_MS));
   }
 
   /** When a call to this slot gets its hedged retry: its p95 once known, the fixed bound before. */
@@ -512,7 +707,7 @@ export class ShardRouter {
    */
   private call(slot: number, req: SlotRequest): Promise<SlotResponse> {
     const started = performance.now();
-    const deadlineMs = this.deps.deadlineMs ?? 25_000;
+    const deadlineMs = this.deadlineMs();
     return new Promise((resolve, reject) => {
       let launched = 0;
       let failed = 0;
@@ -576,6 +771,12 @@ function unwrap(o: SearchOutcome, r: Resolved, allowPartial = false): ShardedAns
     return { results: o.results, missingShards: o.missing };
   }
   return { results: o.results };
+}
+
+function dedupe(missing: MissingShard[]): MissingShard[] {
+  const seen = new Map<string, MissingShard>();
+  for (const m of missing) seen.set(`${m.collection}/${m.shard}`, m);
+  return [...seen.values()];
 }
 
 function noCollection(r: Resolved, m: Manifest, name: string): NotFoundError {

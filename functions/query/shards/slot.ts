@@ -4,23 +4,46 @@
  * The same search planner as the unsharded path, so each shard plans its own filtered/exact search and
  * the router's merge gives the same top k and scores as one instance holding every segment.
  */
-import { WorkBudget } from '../../core/budget';
-import { BadRequestError, NotFoundError, VicinityError } from '../../core/errors';
+import { LIMITS, WorkBudget } from '../../core/budget';
+import { labelOf } from '../../core/diff';
+import { BadRequestError, NotFoundError, UnprocessableError, VicinityError } from '../../core/errors';
 import type { LoadedCollection, LoadedSegment, SnapshotCache } from '../../snapshot/cache';
 import { SearchPlanner } from '../search-plan';
 import {
   type SlotItemOp,
   type SlotOpResult,
+  type SlotPrefixOp,
   type SlotRequest,
   type SlotResponse,
+  type SlotSampleOp,
   type SlotSearchOp,
   toWire,
 } from './protocol';
 
+/** Lambda's synchronous response payload limit (6 MB), less room for the runtime's envelope. */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 - 64 * 1024;
+
 export class SlotService {
   private readonly planner: SearchPlanner;
+  /** The explorer's maths (sampling, prefix indexes), loaded by the first sample or prefix op. */
+  private maths?: Promise<
+    typeof import('../explore/maths') & { prefixIndexes: import('../explore/maths').PrefixIndexes }
+  >;
 
-  constructor(private readonly deps: { cache: SnapshotCache; slot: number; shardSlots: number }) {
+  private loadMaths() {
+    this.maths ??= import('../explore/maths').then((m) => ({ ...m, prefixIndexes: new m.PrefixIndexes() }));
+    return this.maths;
+  }
+
+  constructor(
+    private readonly deps: {
+      cache: SnapshotCache;
+      slot: number;
+      shardSlots: number;
+      /** The answer's JSON stays under this (default MAX_RESPONSE_BYTES): past it, `cut` and the rest later. */
+      maxResponseBytes?: number;
+    },
+  ) {
     this.planner = new SearchPlanner(deps.cache);
   }
 
@@ -34,7 +57,8 @@ export class SlotService {
       );
     }
     const held: (() => void)[] = [];
-    const budget = new WorkBudget();
+    const budget = new WorkBudget(req.budget ?? LIMITS.requestWork);
+    const maxBytes = this.deps.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     try {
       const collections = new Map<string, Promise<LoadedCollection>>();
       const load = (name: string) => {
@@ -53,17 +77,39 @@ export class SlotService {
         throw err;
       }
       const results: SlotOpResult[] = [];
+      // The envelope (slot, version, used, cut) and the results array's brackets.
+      let bytes = Buffer.byteLength(JSON.stringify({ ...base, results: [], used: budget.limit, cut: true }));
       for (const op of req.ops) {
+        let result: SlotOpResult;
         try {
           const c = await load(op.collection);
-          if (op.op === 'warm') results.push({ ok: true, hits: [] });
-          else results.push(op.op === 'search' ? await this.search(c, op, budget) : this.item(c, op));
+          if (op.op === 'warm') result = { ok: true, hits: [] };
+          else if (op.op === 'search') result = await this.search(c, op, budget);
+          else if (op.op === 'item') result = this.item(c, op);
+          else if (op.op === 'sample') result = await this.sample(req, c, op, held);
+          else result = await this.prefix(c, op);
         } catch (err) {
           if (!(err instanceof VicinityError)) throw err;
-          results.push({ ok: false, problem: toWire(err) });
+          result = { ok: false, problem: toWire(err) };
         }
+        const size = Buffer.byteLength(JSON.stringify(result)) + 1;
+        if (bytes + size > maxBytes) {
+          // Over Lambda's response limit: answer what fits; the router asks again for the rest.
+          if (results.length) return { ...base, results, used: budget.used, cut: true };
+          // One operation's answer alone is too large: that operation fails, never the call.
+          result = {
+            ok: false,
+            problem: toWire(
+              new UnprocessableError(
+                `the answer to this ${op.op} of ${op.collection} would be ${size} bytes, over the ${maxBytes}-byte limit of a shard slot's answer; ask for fewer results or less metadata`,
+              ),
+            ),
+          };
+        }
+        bytes += size;
+        results.push(result);
       }
-      return { ...base, results };
+      return { ...base, results, used: budget.used };
     } finally {
       for (const r of held) r();
     }
@@ -103,6 +149,71 @@ export class SlotService {
         distance: r.distance,
         ...(op.includeMetadata ? { metadata: r.metadata ?? null } : {}),
       })),
+    };
+  }
+
+  /** The slot's hash sample (see SlotSampleOp): with alsoIn, only ids in both versions. */
+  private async sample(
+    req: SlotRequest,
+    c: LoadedCollection,
+    op: SlotSampleOp,
+    held: (() => void)[],
+  ): Promise<SlotOpResult> {
+    let other: LoadedCollection | undefined;
+    if (op.alsoIn) {
+      other = await this.collection(
+        { ...req, version: op.alsoIn.version, pinned: op.alsoIn.pinned === true },
+        op.collection,
+        held,
+      );
+      const a = c.manifest.sharding?.shards;
+      const b = other.manifest.sharding?.shards;
+      if (a !== b)
+        throw new UnprocessableError(
+          `collection ${op.collection} has ${a} shards in ${req.version} and ${b} in ${op.alsoIn.version}: a sharded diff needs the same shard count`,
+        );
+    }
+    const { flatOf, idHash, sampleByHash } = await this.loadMaths();
+    const skip = new Set(op.exclude ?? []);
+    const flat = flatOf(c);
+    const ids =
+      other || skip.size
+        ? flat.ids.filter((id) => !skip.has(id) && (!other || other.lookup(id) !== undefined))
+        : flat.ids;
+    const picked = sampleByHash(ids, op.n).map((i) => ids[i] as string);
+    const labels = op.labels
+      ? picked.map((id) => {
+          const ref = c.lookup(id);
+          return (ref ? labelOf(c.segments[ref.segment]?.meta?.[ref.label]) : undefined) ?? null;
+        })
+      : undefined;
+    return {
+      ok: true,
+      sample: { count: ids.length, ids: picked, hashes: picked.map(idHash), ...(labels ? { labels } : {}) },
+    };
+  }
+
+  /** The slot's best `limit` prefix hits (the router merges them by rank, length, value, id). */
+  private async prefix(c: LoadedCollection, op: SlotPrefixOp): Promise<SlotOpResult> {
+    const { prefixIndexes, flatOf } = await this.loadMaths();
+    const { index } = prefixIndexes.of(c, op.field);
+    const flat = flatOf(c);
+    const found = index.search(op.prefix, op.limit);
+    return {
+      ok: true,
+      prefix: {
+        hits: found.hits.map((h) => {
+          const id = flat.ids[h.item] as string;
+          const ref = c.lookup(id);
+          return {
+            id,
+            value: h.value,
+            rank: h.rank,
+            metadata: (ref ? c.segments[ref.segment]?.meta?.[ref.label] : undefined) ?? null,
+          };
+        }),
+        more: found.more,
+      },
     };
   }
 
