@@ -4,7 +4,7 @@ import { KEY_PREFIX } from '../contract';
 import { erasedIds } from '../core/erasure';
 import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
 import type { VersionRecord } from '../core/version';
-import { type Manifest, manifestKey } from '../snapshot/manifest';
+import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
 
 export interface PurgeDeps {
@@ -27,8 +27,7 @@ export interface PurgeReport {
   deletedObjects: number;
 }
 
-const currentKey = (v: VersionRecord) =>
-  v.manifestGeneration && v.manifestKey ? v.manifestKey : manifestKey(v.space, v.version);
+const currentKey = (v: VersionRecord) => servedManifestKey(v);
 
 /**
  * Purges a space's erased ids from every READY version not yet checked against the latest erasures
