@@ -6,6 +6,7 @@ import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
 import type { VersionRecord } from '../core/version';
 import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
+import { holdingKey, incomingReleasesHolding } from './incoming';
 
 export interface PurgeDeps {
   store: BlobStore;
@@ -49,6 +50,15 @@ export async function purgeSpace(
     const records = await registry.listErasures(space);
     const ids = erasedIds(records);
     const pending = records.filter((r) => r.status === 'ERASED');
+    // Erasures not yet checked against the uploads: which incoming releases still hold the id.
+    const unchecked = pending.filter((r) => r.incomingReleases === undefined);
+    if (unchecked.length) {
+      const holding = await incomingReleasesHolding(deps, space, unchecked);
+      for (const r of unchecked)
+        await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
+          incomingReleases: holding.get(holdingKey(r.collection, r.id)) ?? [],
+        });
+    }
     for (const v of versions) {
       if ((v.purgedThrough ?? 0) >= added) continue;
       const t0 = Date.now();
