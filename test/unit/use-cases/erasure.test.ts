@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { erasureRoutes } from '../../../functions/admin/erasure';
+import { claimVersion } from '../../../functions/builder/claim';
 import { deleteInputsIfAsked } from '../../../functions/builder/inputs';
 import type { HttpEvent } from '../../../functions/common/http';
 import { httpStatus } from '../../../functions/common/problem';
@@ -16,6 +17,7 @@ import { createRouter } from '../../../functions/common/router';
 import { MAX_ERASE_IDS } from '../../../functions/core/erasure';
 import { silentLog } from '../../../functions/core/ports';
 import { finishSpaceDeletion, type PurgeReport, purgeSpace } from '../../../functions/sweeper/purge';
+import { sweep } from '../../../functions/sweeper/sweep';
 import { type Harness, harness, jsonl } from '../../support/memory/harness';
 
 const NOW = new Date('2026-11-30T12:00:00.000Z');
@@ -226,6 +228,17 @@ describe('erasure use cases (in-memory ports)', () => {
     );
     expect(bad.status).toBe('FAILED');
     expect(await x.store.list('incoming/sp/bad/')).toEqual([]);
+    // An abandoned build the sweeper FAILS: its build has ended too.
+    const lost = await x.publish(
+      'sp',
+      'lost',
+      { 'items.jsonl': jsonl('i', 30, 1) },
+      releaseJson({ deleteInputsAfterBuild: true }),
+    );
+    await claimVersion(x.registry, lost, new Date(NOW.getTime() - 2 * 3_600_000));
+    const swept = await sweep({ ...x.deps(), now: () => NOW, staleMs: 3_600_000, graceMs: 0 });
+    expect(swept.failed.map((f) => f.version)).toEqual(['v4']);
+    expect(await x.store.list('incoming/sp/lost/')).toEqual([]);
     // release.json that is not JSON: nothing is deleted (the wish cannot be read).
     await x.store.putText('incoming/sp/junk/release.json', '{"deleteInputsAfterBuild": true');
     expect(await deleteInputsIfAsked({ store: x.store, log: silentLog }, 'sp', 'junk')).toBe(0);
