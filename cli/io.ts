@@ -14,6 +14,29 @@ export interface Io {
   isTTY: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /**
+   * Asks (on stderr) and reads one line of input: the terminal's, or the first line piped in.
+   * Undefined when there is no input to read (stdin closed or empty): a confirmation then refuses.
+   */
+  ask?(question: string): Promise<string | undefined>;
+}
+
+/** One line from stdin (a terminal or a pipe); undefined at end of input. */
+async function askStdin(question: string): Promise<string | undefined> {
+  const { createInterface } = await import('node:readline');
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
+    let answered = false;
+    process.stderr.write(question);
+    rl.once('line', (line) => {
+      answered = true;
+      rl.close();
+      resolve(line);
+    });
+    rl.once('close', () => {
+      if (!answered) resolve(undefined);
+    });
+  });
 }
 
 export function processIo(): Io {
@@ -24,11 +47,13 @@ export function processIo(): Io {
     isTTY: Boolean(process.stderr.isTTY),
     env: process.env,
     cwd: process.cwd(),
+    ask: askStdin,
   };
 }
 
-/** Collects output in memory (tests). */
-export function bufferIo(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()) {
+/** Collects output in memory (tests); `input`: the lines a user would type (none: no stdin). */
+export function bufferIo(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), input: string[] = []) {
+  const lines = [...input];
   const stdout: string[] = [];
   const stderr: string[] = [];
   const io: Io = {
@@ -37,6 +62,10 @@ export function bufferIo(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd
     isTTY: false,
     env,
     cwd,
+    ask: async (question) => {
+      stderr.push(question);
+      return lines.shift();
+    },
   };
   return {
     io,

@@ -1,5 +1,4 @@
 /** `vicinity delete-space <space>`: the space stops answering at once; the sweeper deletes what it stored. */
-import { createInterface } from 'node:readline/promises';
 import { assertSpace } from '../args';
 import type { PointerView } from '../context';
 import { CliError } from '../io';
@@ -18,15 +17,16 @@ export const registerDeleteSpace: RegisterCommand = (program, { io, context }) =
       const ctx = context();
       ctx.requireAdminApi('delete-space');
       if (!o.yes) {
-        const rl = createInterface({ input: process.stdin, output: process.stderr });
-        const typed = (
-          await rl.question(
-            `This deletes space ${space} and everything it stored. Type its name to confirm: `,
-          )
-        ).trim();
-        rl.close();
-        if (typed !== space)
-          throw new CliError('the name did not match; nothing was deleted', 'or pass --yes');
+        const typed = await io.ask?.(
+          `This deletes space ${space} and everything it stored. Type its name to confirm: `,
+        );
+        if (typed === undefined)
+          throw new CliError(
+            `no input to confirm the deletion of ${space}; nothing was deleted`,
+            'type the name when asked, or pass --yes (scripts)',
+          );
+        if (typed.trim() !== space)
+          throw new CliError('the name did not match; nothing was deleted', 'type it exactly, or pass --yes');
       }
       const pointer = (await ctx.space(space, 1)).pointer as PointerView;
       await ctx.request(

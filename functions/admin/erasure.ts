@@ -10,6 +10,7 @@
 import { json, parseJsonBody } from '../common/http';
 import type { Route } from '../common/router';
 import {
+  assertNotDeleting,
   deleteSpaceBodySchema,
   ERASURE_STATUSES,
   type ErasureRecord,
@@ -36,7 +37,7 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
           ...(body.ids ?? []),
         ]);
         const state = await registry.getSpaceState(t.space);
-        if (state.deletion) throw new NotFoundError(`Unknown space ${t.space} (it is being deleted)`);
+        assertNotDeleting(t.space, state);
         const at = now().toISOString();
         const records: ErasureRecord[] = t.ids.map((id) => ({
           space: t.space,
@@ -71,6 +72,7 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
         const collection = assertName('collection', params.collection);
         const id = assertItemId(params.id);
         const body = parseWith(restoreBodySchema, parseJsonBody(event, false) ?? {}, 'body');
+        assertNotDeleting(space, await registry.getSpaceState(space));
         const at = now().toISOString();
         const ok = await registry.updateErasure(space, collection, id, undefined, {
           status: 'RESTORED',
@@ -97,7 +99,9 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
         const status = query.status;
         if (status !== undefined && !(ERASURE_STATUSES as readonly string[]).includes(status))
           throw new BadRequestError(`status: one of ${ERASURE_STATUSES.join(', ')}`);
-        const erasures = (await registry.listErasures(space)).filter((r) => !status || r.status === status);
+        const [state, all] = await Promise.all([registry.getSpaceState(space), registry.listErasures(space)]);
+        assertNotDeleting(space, state);
+        const erasures = all.filter((r) => !status || r.status === status);
         return json(200, { space, erasures });
       },
     },

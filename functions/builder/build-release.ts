@@ -14,6 +14,7 @@ import {
   type BuildOutcome,
 } from './deps';
 import { changed, type InputEtags } from './ingest';
+import { deleteInputsIfAsked } from './inputs';
 import { applyRetention } from './retention';
 import { startShardedBuild } from './sharded/plan';
 import { cleanStaleWorkDirs, newWorkDir, workRoot } from './work-dir';
@@ -186,6 +187,7 @@ async function afterReady(
         space,
       ),
     );
+    await deleteInputsIfAsked(deps, space, ctx.release);
   }
   if (errors.length) {
     await deps.registry
@@ -231,6 +233,7 @@ async function markFailed(
   if (!finished) throw new BuildBusyError(`${space} ${version}: lost the build lease before FAILED`);
   deps.log.error('build FAILED', { ...ctx, reason });
   await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, { ...ctx, reason });
+  await deleteInputsIfAsked(deps, space, ctx.release);
   return { status: 'FAILED', version, reason };
 }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type LoadedCollection, SnapshotCache } from '../snapshot/cache';
-import type { Manifest } from '../snapshot/manifest';
+import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import type { BuildContext, BuildDeps } from './deps';
 
 /** A collection of the version serving now, to compare the new one with — or why there is none. */
@@ -42,8 +42,12 @@ export async function previousVersion(
   });
   let manifest: Manifest | undefined;
   let unreadable = '';
+  // The manifest the version is served from: a purge of erased ids switches it to a new key.
+  let key: string | undefined;
   try {
-    manifest = await cache.manifest(ctx.space, prev);
+    const record = await deps.registry.getVersion(ctx.space, prev);
+    key = servedManifestKey(record ?? { space: ctx.space, version: prev });
+    manifest = await cache.manifest(ctx.space, prev, key);
   } catch (err) {
     unreadable = `the snapshot of ${prev} could not be read (${causeOf(err)})`;
   }
@@ -57,7 +61,7 @@ export async function previousVersion(
       }
       try {
         // Held for the build's life: this cache has no budget to evict under and goes with the work dir.
-        const held = await cache.collection(ctx.space, prev, name);
+        const held = await cache.collection(ctx.space, prev, name, key ? { manifestKey: key } : {});
         return { version: prev, collection: held.collection };
       } catch (err) {
         return {

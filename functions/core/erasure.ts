@@ -4,7 +4,7 @@
  * every retained snapshot within `purgeWithinHours` (sweeper/purge.ts). Pure rules and shapes only.
  */
 import * as z from 'zod';
-import { BadRequestError } from './errors';
+import { BadRequestError, NotFoundError } from './errors';
 import { assertItemId, assertName } from './names';
 
 export const ERASURE_STATUSES = ['ERASED', 'PURGED', 'RESTORED'] as const;
@@ -88,6 +88,11 @@ export function erasureTarget(space: string, collection: string, ids: readonly s
   if (ids.length > MAX_ERASE_IDS + 1)
     throw new BadRequestError(`ids: at most ${MAX_ERASE_IDS} per request (batch them)`);
   return { space, collection, ids: [...new Set(ids.map((id) => assertItemId(id)))] };
+}
+
+/** A space marked for deletion is a 404 on every route from the moment the mark is written. */
+export function assertNotDeleting(space: string, state: { deletion?: SpaceDeletion | undefined }): void {
+  if (state.deletion) throw new NotFoundError(`Unknown space ${space} (it is being deleted)`);
 }
 
 /** A space being deleted: it answers nothing (404) while the sweeper removes what it stored. */

@@ -85,6 +85,8 @@ export const releaseSchema = z
       .strict()
       .optional(),
     seenField: z.string().min(1).optional(),
+    /** Delete the release's inputs under incoming/ once its build ends (READY or FAILED). */
+    deleteInputsAfterBuild: z.boolean().optional(),
     description: z.string().optional(),
   })
   .strict();

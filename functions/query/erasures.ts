@@ -9,7 +9,7 @@
  * Per request that is a Map lookup and, only while the snapshot still holds erased ids (until the purge
  * rewrites it), one Set insert per such id.
  */
-import { type ErasedIds, type ErasureRecord, erasedIds } from '../core/erasure';
+import { allErased, type ErasedIds, type ErasureRecord, erasedIds } from '../core/erasure';
 import type { Registry } from '../core/ports';
 import type { LoadedCollection } from '../snapshot/cache';
 import { manifestKey } from '../snapshot/manifest';
@@ -19,6 +19,8 @@ export interface ErasureState {
   ids: ErasedIds;
   /** version → its manifest key, as read from the registry under this counter (purges move it). */
   manifests: Map<string, Promise<string>>;
+  /** Every id in force, of any collection: what seen lists must not show (made on first use). */
+  all?: Set<string>;
 }
 
 const EMPTY: ErasedIds = new Map();
@@ -135,4 +137,37 @@ export function withErased(exclude: Set<string>, c: LoadedCollection): Set<strin
 /** Whether `id` is hidden in the (view of the) collection: for routes that list ids from segments. */
 export function isHidden(c: LoadedCollection, id: string): boolean {
   return erasedIn(c).length > 0 && c.lookup(id) === undefined;
+}
+
+type Metadata = Record<string, unknown> | null;
+
+/**
+ * What answers may show of an item's metadata under `state`: the release's seen list (`seenField`)
+ * without erased ids — of any collection, since a user's seen list names artists. Until the purge
+ * rewrites the metadata files, this is what keeps an erased id out of `metadata` in answers (items,
+ * `includeMetadata` results, prefix search). Undefined when there is nothing to strip, so the common
+ * path costs nothing.
+ */
+export function seenFilter(
+  state: ErasureState | undefined,
+  seenField: string | undefined,
+): ((m: Metadata | undefined) => Metadata | undefined) | undefined {
+  if (!state || !seenField || state.ids.size === 0) return undefined;
+  state.all ??= allErased(state.ids);
+  const all = state.all;
+  if (all.size === 0) return undefined;
+  return (m) => {
+    const seen = m?.[seenField];
+    if (!m || !Array.isArray(seen) || !seen.some((s) => all.has(String(s)))) return m;
+    return { ...m, [seenField]: seen.filter((s) => !all.has(String(s))) };
+  };
+}
+
+/** `results` with their metadata through `filter` (the same array when there is none). */
+export function withVisibleMetadata<T extends { metadata?: Metadata }>(
+  results: T[],
+  filter: ((m: Metadata | undefined) => Metadata | undefined) | undefined,
+): T[] {
+  if (!filter) return results;
+  return results.map((r) => (r.metadata ? { ...r, metadata: filter(r.metadata) as Metadata } : r));
 }

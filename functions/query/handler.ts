@@ -89,14 +89,18 @@ function isWarmUp(event: unknown): event is WarmUpEvent {
 export async function warmUp(q: ReturnType<typeof createQueryHandler>, e: WarmUpEvent) {
   const started = performance.now();
   try {
-    const manifest = await q.cache.manifest(e.space, e.version);
+    // The manifest the version is served from (a purge of erased ids moves it), READY checked.
+    const r = await q.service.resolve(e.space, { version: e.version, consistency: 'strong' });
+    const key = r.manifestKey;
+    const manifest = await q.cache.manifest(e.space, e.version, key);
     // With shard slots, a sharded collection is warmed in its slots (each loads only its shards).
     const local = Object.keys(manifest.collections).filter(
       (name) => !(q.shards && manifest.collections[name]?.sharding),
     );
     const slots = q.shards?.prewarm(e.space, e.version);
     // Released at once: a warmed collection is the cache's to evict like any other.
-    for (const name of local) (await q.cache.collection(e.space, e.version, name)).release();
+    for (const name of local)
+      (await q.cache.collection(e.space, e.version, name, key ? { manifestKey: key } : {})).release();
     const sharded = await slots;
     return {
       warmed: [...local, ...(sharded?.collections ?? [])],

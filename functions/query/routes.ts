@@ -2,6 +2,7 @@ import { json, parseJsonBody } from '../common/http';
 import { intOr, parseSearchQuery, SEARCH_QUERY_KEYS } from '../common/params';
 import { httpStatus, problemBody } from '../common/problem';
 import { createRouter, type Route, type RouteContext } from '../common/router';
+import { assertNotDeleting } from '../core/erasure';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
@@ -34,6 +35,13 @@ const ITEM_QUERY_KEYS = new Set(['include', 'version', 'consistency']);
 export function queryRoutes(service: QueryService, registry: Registry): Route[] {
   const base = '/v1/spaces/{space}';
   // GET takes the search parameters from the query string, POST from the body; the rest is one route.
+  // The registry-backed reads of a space check its deletion mark (a consistent read of the pointer
+  // item), so a space is a 404 here from the moment DELETE /v1/spaces/{space} is accepted.
+  const live = async (space: string) => {
+    const state = await registry.getSpaceState(space);
+    assertNotDeleting(space, state);
+    return state;
+  };
   const similar =
     (parse: (c: RouteContext) => SearchParams): Route['handler'] =>
     async (c) => {
@@ -65,10 +73,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: base,
       handler: async ({ params }) => {
         const space = assertName('space', params.space);
-        const [pointer, page] = await Promise.all([
-          registry.getPointer(space),
-          registry.listVersions(space, 20),
-        ]);
+        const [{ pointer }, page] = await Promise.all([live(space), registry.listVersions(space, 20)]);
         if (!pointer.version && page.versions.length === 0) throw new NotFoundError(`Unknown space ${space}`);
         return json(200, {
           space,
@@ -88,7 +93,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const space = assertName('space', params.space);
         const limit = intOr(query.limit, 'limit', 1, 100, 20);
         const before = query.before === undefined ? undefined : assertVersion(query.before);
-        const page = await registry.listVersions(space, limit, before);
+        const [, page] = await Promise.all([live(space), registry.listVersions(space, limit, before)]);
         return json(200, {
           space,
           versions: page.versions.map(summary),
@@ -102,7 +107,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params }) => {
         const space = assertName('space', params.space);
         const version = assertVersion(params.version);
-        const v = await registry.getVersion(space, version);
+        const [, v] = await Promise.all([live(space), registry.getVersion(space, version)]);
         if (!v) throw new NotFoundError(`Space ${space} has no version ${version}`);
         const { leaseOwner: _o, leaseUntil: _u, ...record } = v;
         return json(200, record);
@@ -113,7 +118,8 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: `${base}/history`,
       handler: async ({ params }) => {
         const space = assertName('space', params.space);
-        return json(200, { space, history: await registry.listHistory(space, 100) });
+        const [, history] = await Promise.all([live(space), registry.listHistory(space, 100)]);
+        return json(200, { space, history });
       },
     },
     {

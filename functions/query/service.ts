@@ -20,7 +20,7 @@ import {
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
-import { searchable, withErased } from './erasures';
+import { searchable, seenFilter, withErased, withVisibleMetadata } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
 import { localSide } from './shards/local-side';
 import { type MissingShard, type ShardRouter, ShardsUnavailableError } from './shards/router';
@@ -104,6 +104,23 @@ export class QueryService {
     return this.versions.resolve(space, params);
   }
 
+  /**
+   * What answers of `r` may show of metadata: erased ids left out of the release's seen lists (until the
+   * purge has rewritten them); undefined when nothing is erased or the release names no seenField.
+   */
+  async metadataFilter(r: Resolved) {
+    if (!r.erasures || r.erasures.ids.size === 0) return undefined;
+    const m = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
+    return seenFilter(r.erasures, m.seenField);
+  }
+
+  /** `answer` with its results' metadata as answers may show it. */
+  private async visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
+    if (!answer.results.some((x) => x.metadata)) return answer;
+    const f = await this.metadataFilter(r);
+    return f ? { ...answer, results: withVisibleMetadata(answer.results, f) } : answer;
+  }
+
   /** A search of `c` (a collection opened by `collection`, so erased ids are excluded inside the search). */
   search(
     c: LoadedCollection,
@@ -180,7 +197,7 @@ export class QueryService {
         localSide(this),
       );
     });
-    if (sharded) return { ...sharded, target: params.target ?? collection, id };
+    if (sharded) return this.visible(r, { ...sharded, target: params.target ?? collection, id });
     const source = await this.collection(r, collection, ctx);
     const target =
       params.target && params.target !== collection ? await this.collection(r, params.target, ctx) : source;
@@ -219,7 +236,14 @@ export class QueryService {
       withErased(exclude, target),
       ctx,
     );
-    return { space: r.space, version: r.version, collection, target: target.name, id, results };
+    return this.visible(r, {
+      space: r.space,
+      version: r.version,
+      collection,
+      target: target.name,
+      id,
+      results,
+    });
   }
 
   async query(
@@ -251,7 +275,7 @@ export class QueryService {
     const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
       router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
     );
-    if (sharded) return sharded;
+    if (sharded) return this.visible(r, sharded);
     const c = await this.collection(r, collection, ctx);
     if (vector.length !== c.manifest.dims) {
       throw new BadRequestError(
@@ -265,7 +289,7 @@ export class QueryService {
       withErased(new Set(params.exclude), c),
       ctx,
     );
-    return { space: r.space, version: r.version, collection, results };
+    return this.visible(r, { space: r.space, version: r.version, collection, results });
   }
 
   /**
@@ -342,7 +366,7 @@ export class QueryService {
     const id = assertItemId(rawId);
     const answer = await this.versions.onVersion(space, params, ctx, async (r) => {
       const router = this.deps.shards;
-      const m = router ? await this.deps.cache.manifest(r.space, r.version) : undefined;
+      const m = router ? await this.deps.cache.manifest(r.space, r.version, r.manifestKey) : undefined;
       if (m && router?.sharded(m, collection)) {
         assertNotErased(r, collection, id);
         const got = await router.item(r, collection, id, ctx);
@@ -351,7 +375,7 @@ export class QueryService {
           version: r.version,
           collection,
           id,
-          metadata: got.metadata,
+          metadata: ((await this.metadataFilter(r)) ?? same)(got.metadata) ?? null,
           ...(includeVector
             ? {
                 vector: got.vector.map(shortestFloat32),
@@ -375,7 +399,7 @@ export class QueryService {
         version: r.version,
         collection,
         id,
-        metadata: seg.meta?.[ref.label] ?? null,
+        metadata: ((await this.metadataFilter(r)) ?? same)(seg.meta?.[ref.label]) ?? null,
         ...(includeVector
           ? {
               vector: seg.index.getVector(ref.label).map(shortestFloat32),
@@ -444,7 +468,7 @@ export class QueryService {
   ): Promise<SearchAnswer | undefined> {
     const router = this.deps.shards;
     if (!router) return undefined;
-    const m = await this.deps.cache.manifest(r.space, r.version);
+    const m = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
     if (!router.sharded(m, collection) && !router.sharded(m, target)) return undefined;
     const a = await run(router);
     return { space: r.space, version: r.version, collection, ...a };
@@ -459,7 +483,7 @@ export class QueryService {
     const out = new Map<number, BatchOutcome>();
     const router = this.deps.shards;
     if (!router) return out;
-    const m = await this.deps.cache.manifest(r.space, r.version);
+    const m = await this.deps.cache.manifest(r.space, r.version, r.manifestKey);
     const picked: { i: number; entry: BatchEntry }[] = [];
     for (const [i, p] of parsed.entries()) {
       if (!('entry' in p && (router.sharded(m, p.entry.collection) || router.sharded(m, p.entry.target))))
@@ -484,9 +508,13 @@ export class QueryService {
       ctx,
       localSide(this),
     );
+    const filter = await this.metadataFilter(r);
     picked.forEach(({ i, entry }, j) => {
-      const g = got[j];
-      if (!g) return;
+      const g0 = got[j];
+      if (!g0) return;
+      const g = g0.ok
+        ? { ...g0, answer: { ...g0.answer, results: withVisibleMetadata(g0.answer.results, filter) } }
+        : g0;
       out.set(
         i,
         g.ok
@@ -533,6 +561,7 @@ function erasedOf(r: Resolved, collection: string): ReadonlySet<string> {
   return r.erasures?.ids.get(collection) ?? NO_IDS;
 }
 const NO_IDS: ReadonlySet<string> = new Set();
+const same = <T>(m: T): T => m;
 
 function assertNotErased(r: Resolved, collection: string, id: string): void {
   if (erasedOf(r, collection).has(id))

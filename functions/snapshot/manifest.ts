@@ -83,6 +83,19 @@ export function manifestKey(space: string, version: string): string {
   return `${KEY_PREFIX.snapshots}${space}/${version}/manifest.json`;
 }
 
+/**
+ * The manifest a version is served from, as its record says: the purged one (`manifestKey`) once a
+ * purge switched it (`manifestGeneration` > 0), else the default key.
+ */
+export function servedManifestKey(v: {
+  space: string;
+  version: string;
+  manifestKey?: string | undefined;
+  manifestGeneration?: number | undefined;
+}): string {
+  return v.manifestGeneration && v.manifestKey ? v.manifestKey : manifestKey(v.space, v.version);
+}
+
 export function snapshotPrefix(space: string, version: string): string {
   return `${KEY_PREFIX.snapshots}${space}/${version}/`;
 }

@@ -4,8 +4,9 @@ import { KEY_PREFIX } from '../contract';
 import { erasedIds } from '../core/erasure';
 import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
 import type { VersionRecord } from '../core/version';
-import { type Manifest, manifestKey } from '../snapshot/manifest';
+import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
+import { holdingKey, incomingReleasesHolding } from './incoming';
 
 export interface PurgeDeps {
   store: BlobStore;
@@ -27,8 +28,7 @@ export interface PurgeReport {
   deletedObjects: number;
 }
 
-const currentKey = (v: VersionRecord) =>
-  v.manifestGeneration && v.manifestKey ? v.manifestKey : manifestKey(v.space, v.version);
+const currentKey = (v: VersionRecord) => servedManifestKey(v);
 
 /**
  * Purges a space's erased ids from every READY version not yet checked against the latest erasures
@@ -50,6 +50,15 @@ export async function purgeSpace(
     const records = await registry.listErasures(space);
     const ids = erasedIds(records);
     const pending = records.filter((r) => r.status === 'ERASED');
+    // Erasures not yet checked against the uploads: which incoming releases still hold the id.
+    const unchecked = pending.filter((r) => r.incomingReleases === undefined);
+    if (unchecked.length) {
+      const holding = await incomingReleasesHolding(deps, space, unchecked);
+      for (const r of unchecked)
+        await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
+          incomingReleases: holding.get(holdingKey(r.collection, r.id)) ?? [],
+        });
+    }
     for (const v of versions) {
       if ((v.purgedThrough ?? 0) >= added) continue;
       const t0 = Date.now();

@@ -1,6 +1,7 @@
 // sweeper/: what no event will finish — abandoned builds, retention runs that died, activations lost after READY.
 // May import core/, builder/ (its use cases), snapshot/, common/ and contract.ts; never query/ or admin/.
 import { activateBuilt } from '../builder/activate-built';
+import { deleteInputsIfAsked } from '../builder/inputs';
 import { allVersions, deleteSnapshotFiles } from '../builder/retention';
 import { EVENT_DETAIL_TYPE } from '../contract';
 import type { BlobStore, EventPublisher, Log, PointerMoveNotifier, Registry } from '../core/ports';
@@ -117,6 +118,8 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
       release: v.release,
       reason,
     });
+    // Its build has ended: the release's inputs go if it asked (deleteInputsAfterBuild).
+    await deleteInputsIfAsked(deps, space, v.release);
   }
 
   for (const v of versions.filter((x) => x.status === 'DELETED' && !x.filesDeletedAt)) {

@@ -421,6 +421,36 @@ describe.skipIf(!haveChromium)('explorer page in Chromium', () => {
     await shot('explorer-8-user.png', page.locator('#item-panel'));
   });
 
+  it('lists the space erasures with their status, as the API does', async () => {
+    // On a copy: an erasure changes what every other test's answers hold.
+    const space = await copyOfMusic();
+    const erased = await f.api<{ erasures: unknown[] }>(`/v1/spaces/${space}/collections/artists/items/a7`, {
+      method: 'DELETE',
+      body: JSON.stringify({ by: 'dpo', reason: 'GDPR art. 17', ids: ['a9'] }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(erased.status).toBe(202);
+    await open(`space=${space}`);
+    const rows = page.locator('#erasures tbody tr');
+    await expect.poll(() => rows.count(), WARM).toBe(2);
+    const texts = await rows.allTextContents();
+    for (const [i, id] of ['a7', 'a9'].entries()) {
+      expect(texts[i]).toContain(`artists${id}`);
+      expect(texts[i]).toContain('erased — purge pending');
+      expect(texts[i]).toContain('dpo — GDPR art. 17');
+      expect(texts[i]).toContain('not checked yet');
+    }
+    expect(await page.locator('#erasures-note').textContent()).toBe(
+      '2 not yet purged from stored snapshots (answers leave them out already).',
+    );
+    // The space without erasures says so.
+    await open('space=music');
+    await expect
+      .poll(() => page.locator('#erasures tbody').textContent(), WARM)
+      .toBe('No erasures in this space.');
+    await shot('explorer-9-erasures.png', page.locator('#versions-panel'));
+  });
+
   it('works on a narrow window without sideways scrolling', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await open('space=music&collection=artists&item=a1&compare=v2');

@@ -360,8 +360,11 @@ describe('the OpenAPI document is true of the running API', () => {
     await check('DELETE', sp, '/v1/spaces/none', { expectedGeneration: 0 }, 404);
     await check('DELETE', sp, `/v1/spaces/${e}`, { expectedGeneration: generation }, 202);
     expect((await s.get(`${at('t7')}?consistency=strong`)).status).toBe(404);
-    // A space being deleted takes no more erasures.
+    // A space being deleted takes no more erasures, and its registry reads are a 404 at once.
     await check('DELETE', item, at('t6'), undefined, 404);
+    await check('GET', list, `/v1/spaces/${e}/erasures`, undefined, 404);
+    await check('GET', `${sp}/versions`, `/v1/spaces/${e}/versions`, undefined, 404);
+    await check('GET', `${sp}/history`, `/v1/spaces/${e}/history`, undefined, 404);
   }
 
   it('matches the read routes of spaces, versions and history', async () => {

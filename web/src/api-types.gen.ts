@@ -1264,6 +1264,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
             405: components["responses"]["E405"];
         };
     };
@@ -1365,6 +1366,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
             405: components["responses"]["E405"];
         };
     };
@@ -2147,6 +2149,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
             405: components["responses"]["E405"];
         };
     };

@@ -43,6 +43,7 @@ export type Diff = Ok<'diff'>;
 export type DiffCollection = Diff['collections'][number];
 export type DiffItem = DiffCollection['mostChanged'][number];
 export type Problem = Schemas['Problem'];
+export type Erasure = Schemas['Erasure'];
 
 /** An answer that is not 2xx, with its problem+json body. */
 export class ApiError extends Error {
@@ -95,6 +96,7 @@ export const api = {
   spaces: () => call<Ok<'listSpaces'>>('GET', '/v1/spaces'),
   space: (s: string) => call<SpaceDetail>('GET', space(s)),
   history: (s: string) => call<Ok<'history'>>('GET', `${space(s)}/history`),
+  erasures: (s: string) => call<Ok<'listErasures'>>('GET', `${space(s)}/erasures`),
   item: (s: string, c: string, id: string, version?: string) =>
     call<Item>('GET', `${coll(s, c)}/items/${enc(id)}${qs<'getItem'>({ version })}`),
   similar: (

@@ -14,6 +14,7 @@ import { describe, notify } from './notice';
 import { createAct } from './panels/act';
 import { createCompare } from './panels/compare';
 import { createDiff } from './panels/diff';
+import { createErasures } from './panels/erasures';
 import { createItem } from './panels/item';
 import { createMap } from './panels/map';
 import { createRecs } from './panels/recs';
@@ -63,6 +64,7 @@ const recs = createRecs();
 const diff = createDiff({ select });
 const map = createMap({ select, fields: (fields) => search.renderFields(fields) });
 const act = createAct({ reload: () => loadSpace() });
+const erasures = createErasures();
 
 // ------------------------------------------------------------------------------------------------
 // The space: versions, history, pointer; polled while a version is BUILDING
@@ -82,6 +84,7 @@ async function loadSpace(keepSelection = true): Promise<void> {
   state.detail = detail;
   state.history = hist.history;
   versions.render();
+  void erasures.load();
   search.renderCollections();
   compare.renderSelect();
   if (pollTimer) clearTimeout(pollTimer);

@@ -4,6 +4,7 @@
  * search; overlap@10 with the serving version), the manifest listing every shard (written last),
  * READY, the same forward-only auto-activation as the unsharded build, retention, staging deleted.
  */
+
 import { join } from 'node:path';
 import { EVENT_DETAIL_TYPE } from '../../contract';
 import { ReleaseInvalidError } from '../../core/errors';
@@ -14,6 +15,7 @@ import type { LoadedCollection } from '../../snapshot/cache';
 import { type CollectionManifest, type Manifest, manifestKey, type Segment } from '../../snapshot/manifest';
 import { writeManifest } from '../../snapshot/writer';
 import { activateBuilt } from '../activate-built';
+import { deleteInputsIfAsked } from '../inputs';
 import { previousVersion } from '../previous-version';
 import { applyRetention } from '../retention';
 import type { TaskRun } from './layout';
@@ -212,5 +214,6 @@ export async function finalizeVersion(run: TaskRun, plan: ShardedPlan, workDir: 
   await deleteStaging(store, space, version).catch((err) =>
     log.warn('could not delete staging; the sweeper removes it', { ...ctx, error: String(err) }),
   );
+  await deleteInputsIfAsked(deps, space, plan.event.release);
   return { status: 'READY' as const, activation };
 }

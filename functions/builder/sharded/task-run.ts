@@ -5,6 +5,7 @@
  * completes the set of shards finalizes. A refused release FAILS the version at once; any other error
  * is rethrown for Lambda to retry, and FAILS the version on the third attempt.
  */
+
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import type { TaskDispatcher } from '../../core/ports';
 import { type BuildTaskEvent, taskKey } from '../../core/shard';
 import type { TaskState, VersionRecord } from '../../core/version';
 import type { BuildDeps } from '../deps';
+import { deleteInputsIfAsked } from '../inputs';
 import { finalizeVersion } from './finalize';
 import {
   deleteStaging,
@@ -217,4 +219,5 @@ async function failVersion(
   await deleteStaging(deps.store, space, version).catch((err) =>
     deps.log.warn('could not delete staging; the sweeper removes it', { space, version, error: String(err) }),
   );
+  if (plan) await deleteInputsIfAsked(deps, space, plan.event.release);
 }

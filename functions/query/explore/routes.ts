@@ -331,6 +331,7 @@ export function exploreRoutes(service: QueryService): Route[] {
           ? found.hits.filter((h) => !isHidden(c, flat.ids[h.item] as string))
           : found.hits;
         const hits = shown.slice(0, limit);
+        const visible = (await service.metadataFilter(r)) ?? ((m) => m);
         const more = found.more || shown.length > limit;
         ctx.timings.search = performance.now() - ts;
         return served(
@@ -346,7 +347,7 @@ export function exploreRoutes(service: QueryService): Route[] {
               return {
                 id: flat.ids[h.item] as string,
                 value: h.value,
-                metadata: c.segments[ref.segment]?.meta?.[ref.label] ?? null,
+                metadata: visible(c.segments[ref.segment]?.meta?.[ref.label]) ?? null,
               };
             }),
             more,
