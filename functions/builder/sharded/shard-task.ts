@@ -17,6 +17,7 @@ import { VectorTable } from '../vector-table';
 import type { TaskRun } from './layout';
 import {
   decodeChunk,
+  lineBasesKey,
   QUALITY_K,
   queriesKey,
   readBytes,
@@ -67,9 +68,15 @@ export async function runShard(
 
   const problems = new ProblemCollector(10);
   const seen = new Map<string, string>();
+  // Rows of a later byte range are numbered within it; the fan-in recorded where each range starts.
+  const bases = await readJson<number[]>(deps.store, lineBasesKey(space, version, collection)).catch(
+    () => [] as number[],
+  );
   let table: VectorTable | undefined;
   for (const key of keys) {
     const { header, vectors } = decodeChunk(await readBytes(deps.store, key));
+    const base = bases[pieceOrder(key)[0]] ?? 0;
+    if (base) header.lines = header.lines.map((l) => l + base);
     table ??= new VectorTable(header.dims, spec.metric === 'cosine', Math.max(1024, header.n));
     for (let i = 0; i < header.n; i++) {
       const id = header.ids[i] as string;
