@@ -107,7 +107,10 @@ export interface ShardResult {
   dims: number;
   metadataFields: string[];
   segments: Segment[];
-  /** Per sampled query (queries.json order): exact and HNSW top-QUALITY_K over this shard. */
+  /**
+   * Per sampled query (queries.json order): exact and HNSW top-QUALITY_K over this shard, both with
+   * exact distances (HNSW's answers recomputed as the exact search computes them), for the tie-aware gate.
+   */
   exact: Neighbour[][];
   approx: Neighbour[][];
   timings: { readMs: number; indexMs: number; qualityMs: number; uploadMs: number };
