@@ -255,13 +255,17 @@ export async function startShardedBuild(
     shards: sharded.reduce((n, c) => n + c.shards, 0),
   };
   // The hand-off: from here the version's lease belongs to its tasks; a redelivered event finds it held.
+  const handedAt = (deps.now?.() ?? new Date()).getTime();
   const handed = await registry.startTasks(
     space,
     version,
     deps.owner,
     taskOwner,
-    Date.now() + config.taskPhaseMs,
-    totals,
+    handedAt + config.taskPhaseMs,
+    {
+      ...totals,
+      startedAt: handedAt,
+    },
   );
   if (!handed) {
     log.warn('lost the build lease before starting the tasks', ctx);
@@ -280,6 +284,10 @@ export async function startShardedBuild(
       });
     }
   }
+  // Every partition task is queued: from here Lambda's retries carry the build (sweeper/sweep.ts checks this).
+  await registry.setVersionFields(space, version, 'BUILDING', {
+    tasksDispatchedAt: new Date((deps.now?.() ?? new Date()).getTime()).toISOString(),
+  });
   log.info('sharded build dispatched', {
     ...ctx,
     collections: sharded.map((c) => ({ name: c.name, shards: c.shards, partitions: c.partitions.length })),
