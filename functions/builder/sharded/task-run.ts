@@ -10,11 +10,11 @@ import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EVENT_DETAIL_TYPE } from '../../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from '../../core/errors';
-import { BlobChangedError, type TaskDispatcher } from '../../core/ports';
+import type { TaskDispatcher } from '../../core/ports';
 import { type BuildTaskEvent, taskKey } from '../../core/shard';
 import type { TaskState, VersionRecord } from '../../core/version';
 import type { BuildDeps } from '../deps';
-import { changed } from '../ingest';
+import { changedInput } from '../ingest';
 import { finalizeVersion } from './finalize';
 import {
   deleteStaging,
@@ -56,16 +56,6 @@ class PartitionRefusedError extends ReleaseInvalidError {
   ) {
     super(problems, count);
   }
-}
-
-/** The input file a BlobChangedError (anywhere in the cause chain) names, relative to the release folder. */
-function changedInput(err: unknown, prefix: string): ReleaseInvalidError | undefined {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof BlobChangedError) {
-      return changed(e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key, e);
-    }
-  }
-  return undefined;
 }
 
 export async function runBuildTask(

@@ -3,6 +3,7 @@
  * asynchronous invokes would run them): inputs read by their recorded ETags, the tie-aware distributed
  * gate, and the sweeper's verdict on a build that died between the hand-off and the dispatch.
  */
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BuildDeps } from '../../../functions/builder/build-release';
 import { runBuildTask } from '../../../functions/builder/sharded/task-run';
@@ -69,6 +70,36 @@ describe('sharded build tasks (in-memory ports)', () => {
     );
     expect(v?.problems).toEqual([expect.objectContaining({ file: 'b.jsonl' })]);
     expect((await h.registry.getPointer('s')).version).toBeFalsy();
+  });
+
+  it('a Parquet input rewritten after planning FAILS the version too (the reader wraps the storage error)', async () => {
+    const part = (n: number) =>
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: 'id', data: Array.from({ length: n }, (_, i) => `p${i}`) },
+            { name: 'vector', data: Array.from({ length: n }, (_, i) => [1, i + 1, 2]) },
+          ],
+          schema: [
+            { name: 'root', num_children: 2 },
+            { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+            { name: 'vector', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+            { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+            { name: 'element', type: 'FLOAT', repetition_type: 'OPTIONAL' },
+          ],
+        }),
+      );
+    const release = { collections: { items: { files: ['p.parquet'], metric: 'cosine', shards: 2 } } };
+    h.store.putBytes('incoming/s/r1/p.parquet', part(50));
+    const event = await h.publish('s', 'r1', {}, release);
+    expect(await h.build(event, { tasks: q.tasks })).toMatchObject({ status: 'DISPATCHED' });
+    h.store.putBytes('incoming/s/r1/p.parquet', part(51));
+    await q.drain();
+    const v = await h.registry.getVersion('s', 'v1');
+    expect(v?.status).toBe('FAILED');
+    expect(v?.reason).toMatch(
+      /^partition 0 of collection items \(p\.parquet\): p\.parquet: changed while the build read it/,
+    );
   });
 
   it('the same release untouched goes READY (the ETags recorded are the ones read)', async () => {
