@@ -166,6 +166,8 @@ async function main() {
         v = await registry.getVersion(space, 'v1');
       }
       const wholeS = (Date.now() - started) / 1000;
+      // The finaliser's after-READY work (activation, retention, staging deleted) ends before the next run.
+      await tasks.lambda.idle();
       const t = v?.timings ?? {};
       const row = {
         n: N,
