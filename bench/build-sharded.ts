@@ -3,7 +3,8 @@
  * 1 shard (the build function alone, in its own process) and as 8 shards (the build plans; partition
  * and shard tasks run on the local Lambda Invoke stand-in, a pool of 2 worker processes). Reports the
  * whole build time, the slowest shard task, peak RSS per task and recall@10 of both.
- * Default 2M × 64 (long: for a quiet machine); --quick 200k × 64. Writes bench/results/build-sharded*.json.
+ * Default 2M × 64 (long: for a quiet machine); --quick 200k × 64; `--n=300000 --dims=64 --shards=1,8
+ * --pool=2` for any other size. Writes bench/results/build-sharded{-quick|-n×d}.json.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,11 +31,14 @@ process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const quick = process.argv.includes('--quick');
-const N = quick ? 200_000 : 2_000_000;
-const DIMS = 64;
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const N = Number(arg('n') ?? (quick ? 200_000 : 2_000_000));
+const DIMS = Number(arg('dims') ?? 64);
 const PARTS = 8;
-const SHARD_COUNTS = [1, 8];
-const POOL = 2;
+const SHARD_COUNTS = (arg('shards') ?? '1,8').split(',').map(Number);
+const POOL = Number(arg('pool') ?? 2);
+const custom = arg('n') !== undefined || arg('dims') !== undefined;
+const resultName = custom ? `build-sharded-${N}x${DIMS}` : `build-sharded${quick ? '-quick' : ''}`;
 
 function partFile(ids: string[], vectors: Float32Array, from: number, to: number): Buffer {
   const rows = ids.slice(from, to);
@@ -87,6 +91,8 @@ function runBuild(env: NodeJS.ProcessEnv, event: unknown) {
 }
 
 async function main() {
+  if (!SHARD_COUNTS.every((n) => Number.isInteger(n) && n >= 1) || !(N > 0) || !(DIMS > 0))
+    throw new Error('--n, --dims and --shards (comma-separated) must be positive integers');
   const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-sharded-'));
   const bucket = 'bench';
   const s3 = await startS3({ directory: join(home, 's3'), buckets: [bucket] });
@@ -160,6 +166,8 @@ async function main() {
         v = await registry.getVersion(space, 'v1');
       }
       const wholeS = (Date.now() - started) / 1000;
+      // The finaliser's after-READY work (activation, retention, staging deleted) ends before the next run.
+      await tasks.lambda.idle();
       const t = v?.timings ?? {};
       const row = {
         n: N,
@@ -189,19 +197,17 @@ async function main() {
   }
   console.log(
     [
-      '| N × d | shards | task pool | whole build s | slowest task s | peak RSS MB per task | recall@10 |',
-      '|---|---|---|---|---|---|---|',
+      '| N × d | shards | task pool | status | whole build s | slowest task s | peak RSS MB per task | recall@10 | load 1m |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...rows.map(
         (r) =>
-          `| ${(r.n as number).toLocaleString('en')} × ${r.dims} | ${r.shards} | ${r.pool} | ${r.wholeBuildS} | ${r.slowestTaskS} | ${r.peakRssMbPerTask} | ${r.recallAt10} |`,
+          `| ${(r.n as number).toLocaleString('en')} × ${r.dims} | ${r.shards} | ${r.pool} | ${r.status} | ${r.wholeBuildS} | ${r.slowestTaskS} | ${r.peakRssMbPerTask} | ${r.recallAt10 ?? '–'} | ${r.loadAvg1m} |`,
       ),
+      ...rows.filter((r) => r.reason).map((r) => `${r.shards} shards: ${r.reason}`),
     ].join('\n'),
   );
   await mkdir(join('bench', 'results'), { recursive: true });
-  await writeFile(
-    join('bench', 'results', `build-sharded${quick ? '-quick' : ''}.json`),
-    `${JSON.stringify(rows, null, 2)}\n`,
-  );
+  await writeFile(join('bench', 'results', `${resultName}.json`), `${JSON.stringify(rows, null, 2)}\n`);
 }
 
 await main();

@@ -161,6 +161,16 @@ export const ENV = Object.freeze({
   /** How long a version's task phase may take before its lease expires (ms, default 4 h). */
   taskPhaseMs: 'VICINITY_TASK_PHASE_MS',
   /**
+   * An input file of a sharded collection bigger than this (bytes, default 512 MiB) is split over several
+   * partition tasks: plain JSONL by byte range (at line boundaries), Parquet by groups of row groups.
+   */
+  partitionBytes: 'VICINITY_PARTITION_BYTES',
+  /**
+   * Sweeper: a version whose build handed its lease to the task phase this long ago (ms, default 15 min)
+   * without any task having begun gets its partition tasks dispatched again; as long again after that, FAILED.
+   */
+  taskStartMs: 'VICINITY_TASK_START_MS',
+  /**
    * Test hook only: `<marker-file>:<collection>:<shard>` — that shard task SIGKILLs its own process once
    * (the marker file records that it did). Never set in a deployment.
    */

@@ -583,7 +583,10 @@ export class DynamoRegistry implements Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
+    fields: Pick<
+      VersionRecord,
+      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+    >,
   ): Promise<boolean> {
     const names: Record<string, string> = { '#s': 'status' };
     const values: Record<string, unknown> = { ':status': status };
@@ -643,7 +646,7 @@ export class DynamoRegistry implements Registry {
     owner: string,
     taskOwner: string,
     until: number,
-    totals: { partitions: number; shards: number },
+    totals: { partitions: number; shards: number; startedAt?: number },
   ): Promise<boolean> {
     const tasks: TaskState = { ...totals, partitionsDone: 0, shardsDone: 0, rows: 0, done: {}, attempts: {} };
     try {

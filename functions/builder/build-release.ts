@@ -1,6 +1,5 @@
-import { EVENT_DETAIL_TYPE } from '../contract';
+import { EVENT_DETAIL_TYPE, KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError } from '../core/errors';
-import { BlobChangedError } from '../core/ports';
 import { MAX_BUILD_ATTEMPTS, type ReleaseEvent, type VersionRecord } from '../core/version';
 import { manifestKey } from '../snapshot/manifest';
 import { activateBuilt } from './activate-built';
@@ -13,7 +12,7 @@ import {
   type BuildDeps,
   type BuildOutcome,
 } from './deps';
-import { changed, type InputEtags } from './ingest';
+import { changedInput, type InputEtags } from './ingest';
 import { deleteInputsIfAsked } from './inputs';
 import { applyRetention } from './retention';
 import { startShardedBuild } from './sharded/plan';
@@ -244,10 +243,7 @@ async function markFailed(
 async function failed(deps: BuildDeps, ctx: BuildContext, lease: Lease, err: unknown): Promise<BuildOutcome> {
   const { log } = deps;
   lease.stop();
-  const refused =
-    err instanceof BlobChangedError
-      ? changed(err.key.slice(err.key.lastIndexOf(`/${ctx.release}/`) + ctx.release.length + 2), err)
-      : err;
+  const refused = changedInput(err, `${KEY_PREFIX.incoming}${ctx.space}/${ctx.release}/`) ?? err;
   if (refused instanceof ReleaseInvalidError) {
     log.warn('release refused', { ...ctx, reason: refused.message });
     return markFailed(deps, ctx, refused.message, {

@@ -98,6 +98,21 @@ export function changed(file: string, err: BlobChangedError, message?: string): 
   );
 }
 
+/**
+ * The refusal for an input replaced under the build: a BlobChangedError anywhere in `err`'s cause chain
+ * (readers wrap storage errors), as a ReleaseInvalidError naming the file relative to the release folder
+ * `prefix`; undefined for any other error.
+ */
+export function changedInput(err: unknown, prefix: string): ReleaseInvalidError | undefined {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof ReleaseInvalidError) return undefined; // already refused, in its own words
+    if (e instanceof BlobChangedError) {
+      return changed(e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key, e);
+    }
+  }
+  return undefined;
+}
+
 async function checkDiskSpace(input: number, dir: string): Promise<void> {
   // Where statfs is unsupported the check is skipped, not the build: a full disk still fails it (ENOSPC).
   const fs = await statfs(dir).catch(() => undefined);

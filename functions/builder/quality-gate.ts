@@ -186,7 +186,7 @@ async function measureQuality(
  * in float64 as the exact workers compute them (so tied items compare equal across the two versions);
  * undefined if it is not there.
  */
-function neighboursIn(c: LoadedCollection, id: string, k: number): Neighbour[] | undefined {
+export function neighboursIn(c: LoadedCollection, id: string, k: number): Neighbour[] | undefined {
   const ref = c.lookup(id);
   if (!ref) return undefined;
   const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);

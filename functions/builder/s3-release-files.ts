@@ -17,8 +17,8 @@ export function s3ReleaseFiles(
     async size(file) {
       return (await store.head(prefix + file))?.bytes;
     },
-    async stream(file): Promise<Readable> {
-      const s = await store.getStream(prefix + file, undefined, options(file));
+    async stream(file, range): Promise<Readable> {
+      const s = await store.getStream(prefix + file, range, options(file));
       if (!s) throw new Error(`${file} disappeared from the release folder`);
       return s;
     },

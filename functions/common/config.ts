@@ -47,6 +47,10 @@ export interface Config {
   readonly taskMemoryMb: number;
   readonly maxShardItems: number;
   readonly taskPhaseMs: number;
+  /** Sharded builds: an input file bigger than this is read by several partition tasks (JSONL byte ranges, Parquet row groups). */
+  readonly partitionBytes: number;
+  /** Sweeper: a task phase in which no task began this long after the hand-off is dispatched again (then FAILED). */
+  readonly taskStartMs: number;
   /** Scatter-gather: the slot functions' name prefix (unset: sharded collections are searched in-process). */
   readonly slotFunctionPrefix?: string;
   readonly shardSlots: number;
@@ -115,6 +119,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     taskMemoryMb: int(env, ENV.taskMemoryMb, 3008),
     maxShardItems: int(env, ENV.maxShardItems, 2_000_000),
     taskPhaseMs: int(env, ENV.taskPhaseMs, 4 * 3600_000),
+    partitionBytes: int(env, ENV.partitionBytes, 512 * 2 ** 20),
+    taskStartMs: int(env, ENV.taskStartMs, 15 * 60_000),
     slotFunctionPrefix: env[ENV.slotFunctionPrefix] || undefined,
     shardSlots: int(env, ENV.shardSlots, 8),
     slotHedgeMs: int(env, ENV.slotHedgeMs, 1000),

@@ -131,7 +131,10 @@ export interface Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
+    fields: Pick<
+      VersionRecord,
+      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+    >,
   ): Promise<boolean>;
   /** Moves a version from one status to another only if it is still in `from`; false if it was not. */
   transitionStatus(space: string, version: string, from: VersionStatus, to: VersionStatus): Promise<boolean>;
@@ -146,7 +149,7 @@ export interface Registry {
     owner: string,
     taskOwner: string,
     until: number,
-    totals: { partitions: number; shards: number },
+    totals: { partitions: number; shards: number; startedAt?: number },
   ): Promise<boolean>;
   /** Counts one more attempt of task `key`; undefined unless the version is BUILDING with tasks. */
   beginTask(

@@ -91,6 +91,11 @@ export interface VersionRecord {
    * first saw it; every read, by every attempt, is of that ETag, so a file replaced mid-build fails it.
    */
   inputEtags?: Record<string, string>;
+  /**
+   * Sharded builds: when the build finished dispatching the partition tasks (after handing its lease to
+   * them). A task phase without it long after the hand-off had its build die in between: the sweeper FAILS it.
+   */
+  tasksDispatchedAt?: string;
   /** Why a READY version whose release asked to be activated was not (e.g. it would need `force`). */
   notActivatedReason?: string;
   /** When the status last changed by transitionStatus (retention, the sweeper). */
@@ -117,6 +122,8 @@ export interface TaskState {
   rows: number;
   done: Record<string, number>;
   attempts: Record<string, number>;
+  /** When the build handed the version's lease to the task phase (ms since the epoch). */
+  startedAt?: number;
 }
 
 /**

@@ -49,6 +49,7 @@ export function createSweepHandler(
         moves: pointerNotifier({ log, events, metrics: obs.metrics }),
         now: deps.now,
         staleMs,
+        taskStartMs: deps.config.taskStartMs,
         graceMs: deps.config.retentionGraceMs,
         workDir: deps.config.cacheDir,
       });

@@ -20,6 +20,11 @@ export interface SweepDeps {
    * lease this long after its claim, has no retry coming: FAILED (ENV.sweepStaleMs; default 1 h).
    */
   staleMs: number;
+  /**
+   * A sharded build that handed its lease to the task phase this long ago without recording that it
+   * dispatched the tasks died in between (no task will come): FAILED (ENV.taskStartMs; default 15 min).
+   */
+  taskStartMs?: number;
   /** Retention's grace period: a DELETED version older than this whose files remain is finished. */
   graceMs: number;
   /** Scratch directory for purges (downloads, rebuilt segments); without it erasures are not purged. */
@@ -27,6 +32,7 @@ export interface SweepDeps {
 }
 
 export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
+export const DEFAULT_TASK_START_MS = 15 * 60_000;
 
 export interface SweepReport {
   /** BUILDING versions marked FAILED, with the reason. */
@@ -70,6 +76,18 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
   return report;
 }
 
+/**
+ * Why a sharded build's task phase will never start, or undefined: the build handed the version's lease
+ * to the tasks (4 h by default) and died before recording that every partition task was dispatched, so
+ * the lease would hold the version BUILDING for hours with nothing running.
+ */
+export function undispatchedReason(v: VersionRecord, now: number, taskStartMs: number): string | undefined {
+  const t = v.tasks;
+  if (!t || t.startedAt === undefined || v.tasksDispatchedAt !== undefined) return undefined;
+  if (now - t.startedAt < taskStartMs) return undefined;
+  return `the build handed the version to its tasks at ${new Date(t.startedAt).toISOString()} but never recorded dispatching them within ${Math.round(taskStartMs / 1000)} s (the build died between the hand-off and the dispatch); upload release.json again to rebuild`;
+}
+
 /** Why a BUILDING version is abandoned at `now`, or undefined while a build may still finish it. */
 export function abandonedReason(v: VersionRecord, now: number, staleMs: number): string | undefined {
   const attempts = v.attempts ?? 0;
@@ -103,12 +121,15 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
   const pointer = await registry.getPointer(space);
 
   for (const v of versions.filter((x) => x.status === 'BUILDING')) {
-    const reason = abandonedReason(v, now.getTime(), deps.staleMs);
+    const undispatched = undispatchedReason(v, now.getTime(), deps.taskStartMs ?? DEFAULT_TASK_START_MS);
+    const reason = undispatched ?? abandonedReason(v, now.getTime(), deps.staleMs);
     if (!reason) continue;
-    const failed = await registry.failAbandoned(space, v.version, now.getTime(), v.attempts ?? 0, {
-      reason,
-      finishedAt: now.toISOString(),
-    });
+    const patch = { reason, finishedAt: now.toISOString() };
+    // Undispatched: the task phase's owner still holds a live lease; only that owner's FAILED is accepted.
+    const failed =
+      undispatched && v.leaseOwner
+        ? await registry.finishVersion(space, v.version, v.leaseOwner, { status: 'FAILED', ...patch })
+        : await registry.failAbandoned(space, v.version, now.getTime(), v.attempts ?? 0, patch);
     if (!failed) continue;
     log.error('sweeper FAILED an abandoned build', { space, version: v.version, reason });
     report.failed.push({ space, version: v.version, reason });

@@ -546,7 +546,14 @@ export interface components {
                 attempts?: {
                     [key: string]: number;
                 };
+                /** @description When the build handed the version to its tasks (ms since the epoch). */
+                startedAt?: number;
             };
+            /**
+             * Format: date-time
+             * @description Sharded builds: when the build had queued every partition task. Missing long after tasks.startedAt: the build died before dispatching them, and the sweeper FAILS the version.
+             */
+            tasksDispatchedAt?: string;
             /** @description how many times a purge rewrote this snapshot */
             manifestGeneration?: number;
             purgedThrough?: number;

@@ -8,7 +8,7 @@ export { readJsonl } from './jsonl';
 export { localReleaseFiles } from './local-files';
 export { readRaw } from './raw';
 export { isSideFile } from './rows';
-export type { CollectionReader, ReaderOptions, ReleaseFiles, Row } from './types';
+export type { CollectionReader, FilePart, ReaderOptions, ReleaseFiles, Row } from './types';
 export { ProblemCollector } from './types';
 
 /**

@@ -10,6 +10,7 @@ import {
   describe,
   idProblem,
   isSideFile,
+  type Line,
   LineSplitter,
   report,
   ShapeChecker,
@@ -50,7 +51,14 @@ async function* readFile(options: ReaderOptions, file: string, shape: ShapeCheck
   const size = await sizeOrProblem(files, file, problems);
   if (size === undefined) return;
   const gzip = await isGzip(options, file, size);
-  const source = await files.stream(file);
+  const part = options.part?.bytes;
+  if (part && gzip) throw new Error(`${file} is gzip: it cannot be read by byte range`);
+  // A part after the first starts one byte early: the line in progress there (up to and including the
+  // first newline at or after start − 1) belongs to the part before.
+  const later = !!part && part.start > 0;
+  const from = later && part ? part.start - 1 : 0;
+  const stop = part ? part.end : Number.POSITIVE_INFINITY;
+  const source = await files.stream(file, later ? { offset: from, bytes: size - from } : undefined);
   let sourceError: unknown;
   let input: Readable = source;
   if (gzip) {
@@ -70,12 +78,34 @@ async function* readFile(options: ReaderOptions, file: string, shape: ShapeCheck
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const splitter = new LineSplitter(maxLineBytes);
   const self = { file, shape, problems, decoder };
+  const skip = later ? 1 : 0;
+  let done = false;
+  /** Whether the line is this part's (counted), and past its end (stop reading). */
+  const mine = (l: Line): boolean => {
+    if (l.line <= skip) return false;
+    if (from + l.offset >= stop) {
+      done = true;
+      return false;
+    }
+    return true;
+  };
+  const finish = () => {
+    if (options.part) options.part.lines = Math.max(0, splitter.lines - skip - (done ? 1 : 0));
+  };
   try {
     try {
       for await (const chunk of input) {
         for (const line of splitter.push(asBuffer(chunk))) {
-          const row = parseLine(self, line.line, line.bytes, line.length, maxLineBytes);
+          if (!mine(line)) {
+            if (done) break;
+            continue;
+          }
+          const row = parseLine(self, line.line - skip, line.bytes, line.length, maxLineBytes);
           if (row) yield row;
+        }
+        if (done) {
+          finish();
+          return;
         }
       }
     } catch (err) {
@@ -89,9 +119,11 @@ async function* readFile(options: ReaderOptions, file: string, shape: ShapeCheck
       return;
     }
     for (const line of splitter.end()) {
-      const row = parseLine(self, line.line, line.bytes, line.length, maxLineBytes);
+      if (!mine(line)) continue;
+      const row = parseLine(self, line.line - skip, line.bytes, line.length, maxLineBytes);
       if (row) yield row;
     }
+    finish();
   } finally {
     source.destroy();
     if (input !== source) input.destroy();

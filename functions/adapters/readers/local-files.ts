@@ -33,10 +33,14 @@ export function localReleaseFiles(dir: string): ReleaseFiles {
       }
     },
 
-    async stream(file: string): Promise<Readable> {
+    async stream(file: string, range?: { offset: number; bytes: number }): Promise<Readable> {
       // Open first so a missing file rejects here rather than as a later stream error.
       const handle = await open(pathOf(file), 'r');
-      return handle.createReadStream({ highWaterMark: STREAM_CHUNK, autoClose: true });
+      return handle.createReadStream({
+        highWaterMark: STREAM_CHUNK,
+        autoClose: true,
+        ...(range ? { start: range.offset, end: range.offset + range.bytes - 1 } : {}),
+      });
     },
 
     async range(file: string, offset: number, bytes: number): Promise<Uint8Array> {

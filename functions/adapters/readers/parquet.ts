@@ -147,12 +147,20 @@ function chooseColumns(options: ReaderOptions, metadata: FileMetaData): Columns 
 }
 
 /** [rowStart, rowEnd) slices, one per row group, or smaller where offset indexes let hyparquet read only the pages needed. */
-function slices(metadata: FileMetaData, columns: Columns): { start: number; end: number; sliced: boolean }[] {
+function slices(
+  metadata: FileMetaData,
+  columns: Columns,
+  groups?: { from: number; to: number },
+): { start: number; end: number; sliced: boolean }[] {
   const wanted = new Set([columns.id, columns.vector, ...columns.metadata]);
   const out: { start: number; end: number; sliced: boolean }[] = [];
   let groupStart = 0;
-  for (const group of metadata.row_groups) {
+  for (const [g, group] of metadata.row_groups.entries()) {
     const rows = Number(group.num_rows);
+    if (groups && (g < groups.from || g >= groups.to)) {
+      groupStart += rows;
+      continue;
+    }
     const indexed = group.columns.every((c) => {
       const name = c.meta_data?.path_in_schema[0];
       return (
@@ -200,7 +208,7 @@ async function* readFile(options: ReaderOptions, file: string, shape: ShapeCheck
   const wanted = [columns.id, columns.vector, ...columns.metadata];
   const metaNames = columns.metadata;
 
-  for (const slice of slices(metadata, columns)) {
+  for (const slice of slices(metadata, columns, options.part?.rowGroups)) {
     let rows: unknown[][] = [];
     try {
       await parquetRead({

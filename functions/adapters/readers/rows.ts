@@ -162,6 +162,8 @@ export interface Line {
   bytes: Buffer | null;
   /** Length in bytes (for over-long lines, the full length that was skipped). */
   length: number;
+  /** Offset of the line's first byte in the stream (byte-range partitions decide which lines are theirs by it). */
+  offset: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -176,6 +178,9 @@ export class LineSplitter {
   private skipping = false;
   private skipped = 0;
   private lineNo = 0;
+  /** Bytes pushed before the current chunk, and where the line being assembled starts. */
+  private base = 0;
+  private lineStart = 0;
 
   constructor(private readonly maxLineBytes: number) {}
 
@@ -183,13 +188,17 @@ export class LineSplitter {
   *push(chunk: Buffer): Generator<Line> {
     const n = chunk.length;
     let start = 0;
+    const base = this.base;
+    this.base += n;
     while (start < n) {
       const nl = chunk.indexOf(10, start);
       if (nl === -1) {
         this.hold(chunk, start, n);
         return;
       }
-      yield this.complete(chunk, start, nl);
+      const line = this.complete(chunk, start, nl);
+      this.lineStart = base + nl + 1;
+      yield line;
       start = nl + 1;
     }
   }
@@ -222,11 +231,12 @@ export class LineSplitter {
 
   private complete(chunk: Buffer, start: number, end: number): Line {
     const line = ++this.lineNo;
+    const offset = this.lineStart;
     if (this.skipping) {
       const length = this.skipped + end - start;
       this.skipping = false;
       this.skipped = 0;
-      return { line, bytes: null, length };
+      return { line, bytes: null, length, offset };
     }
     let bytes: Buffer;
     if (this.partsBytes === 0) {
@@ -238,8 +248,8 @@ export class LineSplitter {
       this.partsBytes = 0;
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === 13) bytes = bytes.subarray(0, bytes.length - 1);
-    if (bytes.length > this.maxLineBytes) return { line, bytes: null, length: bytes.length };
-    return { line, bytes, length: bytes.length };
+    if (bytes.length > this.maxLineBytes) return { line, bytes: null, length: bytes.length, offset };
+    return { line, bytes, length: bytes.length, offset };
   }
 }
 

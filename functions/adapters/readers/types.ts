@@ -16,8 +16,8 @@ export interface Row {
 export interface ReleaseFiles {
   /** Size in bytes, or undefined when the file does not exist (yet). */
   size(file: string): Promise<number | undefined>;
-  /** The whole file as a stream. */
-  stream(file: string): Promise<Readable>;
+  /** The whole file as a stream, or bytes [offset, offset + bytes) of it. */
+  stream(file: string, range?: { offset: number; bytes: number }): Promise<Readable>;
   /** Bytes [offset, offset + bytes) of the file (Parquet footers and column chunks). */
   range(file: string, offset: number, bytes: number): Promise<Uint8Array>;
 }
@@ -45,6 +45,22 @@ export interface ReaderOptions {
   problems: ProblemCollector;
   /** Lines longer than this are a problem (JSONL, raw ids). */
   maxLineBytes: number;
+  /** Only part of the one file in `spec.files` (a partition task of a big file). */
+  part?: FilePart;
+}
+
+/**
+ * Part of one big input file. `bytes`: the JSONL lines whose first byte lies in [start, end) — the
+ * reader starts after the first newline at or after start − 1 and reads past end to finish its last
+ * line, so every line belongs to exactly one part; when start > 0, lines are numbered from 1 within
+ * the part (the part's first line of the file is unknown until every earlier part has counted its
+ * lines) and `lines` is set to how many lines the part holds, blank and invalid ones included.
+ * `rowGroups`: Parquet row groups [from, to); rows keep their numbers within the file.
+ */
+export interface FilePart {
+  bytes?: { start: number; end: number };
+  rowGroups?: { from: number; to: number };
+  lines?: number;
 }
 
 /**

@@ -1,22 +1,22 @@
 /**
  * Finalize, run by the task that completes the set of shards: the distributed quality gate (each
  * shard's exact and HNSW top-11 for the same sampled queries, merged into recall@10 of the sharded
- * search; overlap@10 with the serving version), the manifest listing every shard (written last),
+ * search; overlap@10 with the serving version; both tie-aware, with the unsharded gate's functions), the manifest listing every shard (written last),
  * READY, the same forward-only auto-activation as the unsharded build, retention, staging deleted.
  */
 
 import { join } from 'node:path';
 import { EVENT_DETAIL_TYPE } from '../../contract';
 import { ReleaseInvalidError } from '../../core/errors';
-import { mergeNeighbours, overlapAt } from '../../core/search';
+import { mergeNeighbours, type Neighbour, tieAwareOverlap, tieAwareRecall } from '../../core/search';
 import { SHARD_HASH } from '../../core/shard';
 import type { CollectionReport } from '../../core/version';
-import type { LoadedCollection } from '../../snapshot/cache';
 import { type CollectionManifest, type Manifest, manifestKey, type Segment } from '../../snapshot/manifest';
 import { writeManifest } from '../../snapshot/writer';
 import { activateBuilt } from '../activate-built';
 import { deleteInputsIfAsked } from '../inputs';
 import { previousVersion } from '../previous-version';
+import { neighboursIn } from '../quality-gate';
 import { applyRetention } from '../retention';
 import type { TaskRun } from './layout';
 import {
@@ -29,22 +29,6 @@ import {
   type ShardResult,
   shardResultKey,
 } from './layout';
-
-/** An item's k nearest in a loaded (previous) version, itself left out; undefined if it is not there. */
-function neighboursIn(c: LoadedCollection, id: string, k: number): string[] | undefined {
-  const ref = c.lookup(id);
-  if (!ref) return undefined;
-  const v = (c.segments[ref.segment] as LoadedCollection['segments'][number]).index.getVector(ref.label);
-  const lists = c.segments.map((s) =>
-    s.index
-      .search(v, k + 1, c.manifest.ef)
-      .map((h) => ({ id: s.ids[h.label] as string, distance: h.distance })),
-  );
-  return mergeNeighbours(lists, k + 1)
-    .filter((n) => n.id !== id)
-    .slice(0, k)
-    .map((n) => n.id);
-}
 
 export async function finalizeVersion(run: TaskRun, plan: ShardedPlan, workDir: string) {
   const { deps, space, version } = run;
@@ -75,41 +59,42 @@ export async function finalizeVersion(run: TaskRun, plan: ShardedPlan, workDir: 
     });
     const fields = new Set(results.flatMap((r) => r.metadataFields));
 
-    // recall@10 of the sharded search: per query, merge every shard's lists, drop the query item.
+    // recall@10 of the sharded search: per query, merge every shard's lists, drop the query item, and
+    // count hits as the unsharded gate does (tie-aware: an item as near as the true k-th is a hit).
     const k = Math.min(10, count - 1);
-    let hits = 0;
-    let total = 0;
+    let recallSum = 0;
+    let measured = 0;
     let overlapSum = 0;
     let overlapN = 0;
     const prev = await previous.collection(cp.name, dims);
     const prevCollection = 'collection' in prev ? prev.collection : undefined;
+    const topK = (lists: Neighbour[][], self: string) =>
+      mergeNeighbours(lists, QUALITY_K)
+        .filter((n) => n.id !== self)
+        .slice(0, k);
     queries.forEach((q, qi) => {
       if (k <= 0) return;
-      const truth = mergeNeighbours(
+      const truth = topK(
         results.map((r) => r.exact[qi] ?? []),
-        QUALITY_K,
-      )
-        .filter((n) => n.id !== q.id)
-        .slice(0, k)
-        .map((n) => n.id);
-      const approx = new Set(
-        mergeNeighbours(
-          results.map((r) => r.approx[qi] ?? []),
-          QUALITY_K,
-        )
-          .filter((n) => n.id !== q.id)
-          .slice(0, k)
-          .map((n) => n.id),
+        q.id,
       );
-      for (const id of truth) if (approx.has(id)) hits++;
-      total += truth.length;
+      const approx = topK(
+        results.map((r) => r.approx[qi] ?? []),
+        q.id,
+      );
+      recallSum += tieAwareRecall(
+        approx.map((n) => n.distance),
+        truth.map((n) => n.distance),
+        k,
+      );
+      measured++;
       const before = prevCollection && neighboursIn(prevCollection, q.id, k);
       if (before) {
-        overlapSum += overlapAt(before, truth, k);
+        overlapSum += tieAwareOverlap(before, truth, k);
         overlapN++;
       }
     });
-    const recall = total === 0 ? 1 : hits / total;
+    const recall = measured === 0 ? 1 : recallSum / measured;
     const where = spec.files[0] as string;
     if (recall < gate.minRecall) {
       throw new ReleaseInvalidError([

@@ -5,6 +5,7 @@
 import { LambdaInvoker, lazyLambdaClient } from '../../adapters/lambda-invoke';
 import type { Config } from '../../common/config';
 import { KEY_PREFIX } from '../../contract';
+import type { ReleaseProblem } from '../../core/errors';
 import type { BlobStore, TaskDispatcher } from '../../core/ports';
 import type { ReleaseSpec } from '../../core/release';
 import type { Neighbour } from '../../core/search';
@@ -19,8 +20,26 @@ export const QUALITY_K = 11;
 export interface ShardedCollectionPlan {
   name: string;
   shards: number;
-  /** One partition task per entry: the files it reads (one input file; raw input: vectors + ids). */
-  partitions: string[][];
+  /** One partition task per entry. */
+  partitions: PartitionPlan[];
+}
+
+/**
+ * What one partition task reads: one input file (raw input: vectors + ids), or one part of a big file —
+ * a byte range of plain JSONL (the lines that start in it) or a run of Parquet row groups.
+ */
+export interface PartitionPlan {
+  files: string[];
+  bytes?: { start: number; end: number };
+  rowGroups?: { from: number; to: number };
+}
+
+/** `items.jsonl`, `items.jsonl bytes 0–1048576`, `part-0.parquet row groups 2–3`. */
+export function describePartition(p: PartitionPlan): string {
+  const files = p.files.join(', ');
+  if (p.bytes) return `${files} bytes ${p.bytes.start}–${p.bytes.end}`;
+  if (p.rowGroups) return `${files} row groups ${p.rowGroups.from}–${p.rowGroups.to - 1}`;
+  return files;
 }
 
 /** Written once by the build to `staging/{space}/{version}/plan.json`; read by every task. */
@@ -48,6 +67,9 @@ export const shardPiecesPrefix = (space: string, version: string, c: string, sha
   `${stagingPrefix(space, version)}${c}/shard-${shard}/`;
 export const partitionResultKey = (space: string, version: string, c: string, part: number) =>
   `${stagingPrefix(space, version)}${c}/partition-${part}.json`;
+/** Per partition of the collection: the file line its first line is (0 unless it is a later byte range). */
+export const lineBasesKey = (space: string, version: string, c: string) =>
+  `${stagingPrefix(space, version)}${c}/line-bases.json`;
 export const queriesKey = (space: string, version: string, c: string) =>
   `${stagingPrefix(space, version)}${c}/queries.json`;
 export const shardResultKey = (space: string, version: string, c: string, shard: number) =>
@@ -69,6 +91,14 @@ export interface PartitionResult {
   pieces: Record<number, number>;
   sample: SampleItem[];
   files: string[];
+  /** Byte-range partitions: lines the range holds (its rows are numbered from 1 within it). */
+  lines?: number;
+  /**
+   * A byte range after the first cannot name file lines until every earlier range has counted its
+   * lines: its refused rows are kept here (lines within the range) and reported by the fan-in.
+   */
+  problems?: ReleaseProblem[];
+  problemCount?: number;
   ms: number;
 }
 
@@ -77,7 +107,10 @@ export interface ShardResult {
   dims: number;
   metadataFields: string[];
   segments: Segment[];
-  /** Per sampled query (queries.json order): exact and HNSW top-QUALITY_K over this shard. */
+  /**
+   * Per sampled query (queries.json order): exact and HNSW top-QUALITY_K over this shard, both with
+   * exact distances (HNSW's answers recomputed as the exact search computes them), for the tie-aware gate.
+   */
   exact: Neighbour[][];
   approx: Neighbour[][];
   timings: { readMs: number; indexMs: number; qualityMs: number; uploadMs: number };
@@ -165,6 +198,8 @@ export interface TaskRun {
   tasks: TaskDispatcher;
   space: string;
   version: string;
+  /** The input ETags the build recorded (version record `inputEtags`): every input is read as that ETag. */
+  inputEtags?: Readonly<Record<string, string>>;
   /** Milliseconds left before the platform kills the task (Lambda's getRemainingTimeInMillis). */
   remainingMs(): number;
   /** Uploads bytes (through a file in the work dir: the store streams files, it has no binary put). */

@@ -5,7 +5,7 @@
  * flushed at a size), outputs are keyed by (version, collection, part), so a retry overwrites them.
  */
 import { readerFor } from '../../adapters/readers/index';
-import { ProblemCollector } from '../../adapters/readers/types';
+import { type FilePart, ProblemCollector } from '../../adapters/readers/types';
 import { ReleaseInvalidError } from '../../core/errors';
 import { fnv1a64, shardOf } from '../../core/shard';
 import { s3ReleaseFiles } from '../s3-release-files';
@@ -70,9 +70,11 @@ export async function runPartition(run: TaskRun, plan: ShardedPlan, collection: 
   const cp = plan.sharded.find((c) => c.name === collection);
   const spec = plan.spec.collections.find((c) => c.name === collection);
   if (!cp || !spec) throw new Error(`plan of ${version} has no sharded collection ${collection}`);
-  const partFiles = cp.partitions[part];
-  if (!partFiles) throw new Error(`collection ${collection} has no partition ${part}`);
-  const files = s3ReleaseFiles(deps.store, `incoming/${space}/${plan.event.release}/`);
+  const partition = cp.partitions[part];
+  if (!partition) throw new Error(`collection ${collection} has no partition ${part}`);
+  const partFiles = partition.files;
+  // Every input is read as the ETag the build recorded: a file rewritten since FAILS the version.
+  const files = s3ReleaseFiles(deps.store, `incoming/${space}/${plan.event.release}/`, run.inputEtags);
   const problems = new ProblemCollector(10);
   const buffers = new Map<number, ShardBuffer>();
   const pieces: Record<number, number> = {};
@@ -104,11 +106,21 @@ export async function runPartition(run: TaskRun, plan: ShardedPlan, collection: 
     b.reset();
   };
 
+  const filePart: FilePart | undefined =
+    partition.bytes || partition.rowGroups
+      ? {
+          ...(partition.bytes ? { bytes: partition.bytes } : {}),
+          ...(partition.rowGroups ? { rowGroups: partition.rowGroups } : {}),
+        }
+      : undefined;
+  // A later byte range numbers its lines within the range until the fan-in knows where it starts.
+  const deferProblems = (partition.bytes?.start ?? 0) > 0;
   const reader = readerFor(spec.format)({
     spec: { ...spec, files: partFiles },
     files,
     problems,
     maxLineBytes: deps.config.maxLineBytes,
+    ...(filePart ? { part: filePart } : {}),
   });
   for await (const row of reader) {
     if (!dims) dims = row.vector.length;
@@ -139,8 +151,9 @@ export async function runPartition(run: TaskRun, plan: ShardedPlan, collection: 
       throw new DeadlineError(`partition ${part} of ${collection} stopped at row ${rows}: deadline near`);
     }
   }
-  if (!problems.ok) throw new ReleaseInvalidError(problems.problems, problems.count);
-  for (const [shard, b] of buffers) await flush(shard, b);
+  if (!problems.ok && !deferProblems) throw new ReleaseInvalidError(problems.problems, problems.count);
+  // With problems kept for the fan-in the version will FAIL: its chunks are not needed.
+  if (problems.ok) for (const [shard, b] of buffers) await flush(shard, b);
   const result: PartitionResult = {
     dims,
     rows,
@@ -148,6 +161,8 @@ export async function runPartition(run: TaskRun, plan: ShardedPlan, collection: 
     pieces,
     sample: sortSample(sample).slice(0, keep),
     files: partFiles,
+    ...(partition.bytes ? { lines: filePart?.lines ?? 0 } : {}),
+    ...(problems.ok ? {} : { problems: problems.problems, problemCount: problems.count }),
     ms: Date.now() - started,
   };
   await deps.store.putText(partitionResultKey(space, version, collection, part), JSON.stringify(result));

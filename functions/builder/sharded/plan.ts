@@ -4,6 +4,7 @@
  * partition task per input part.
  */
 import { join } from 'node:path';
+import { isSideFile } from '../../adapters/readers/rows';
 import type { ReleaseFiles } from '../../adapters/readers/types';
 import { ReleaseInvalidError } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
@@ -19,7 +20,27 @@ import { buildIndex } from '../index-build';
 import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
-import { lambdaTasks, planKey, type ShardedCollectionPlan, type ShardedPlan } from './layout';
+import {
+  lambdaTasks,
+  type PartitionPlan,
+  planKey,
+  type ShardedCollectionPlan,
+  type ShardedPlan,
+} from './layout';
+
+/** A Parquet file's footer, read by range; undefined when unreadable (the partition task reports it, with the file). */
+async function parquetFooter(files: ReleaseFiles, f: string, size: number) {
+  // Loaded on first use: only releases with Parquet collections need it (cold start).
+  const { parquetMetadataAsync } = await import('hyparquet');
+  return parquetMetadataAsync({
+    byteLength: size,
+    slice: async (start, end) => {
+      const stop = Math.min(end ?? size, size);
+      const b = await files.range(f, start, stop - start);
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    },
+  }).catch(() => undefined);
+}
 
 /** Rows of a collection: exact for raw and Parquet (footers), estimated from bytes for JSONL. */
 export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Promise<number> {
@@ -29,17 +50,7 @@ export async function estimateRows(c: CollectionSpec, files: ReleaseFiles): Prom
   for (const f of c.files) {
     const size = (await files.size(f)) ?? 0;
     if (c.format === 'parquet') {
-      // Loaded on first use: only releases with Parquet collections need it (cold start).
-      const { parquetMetadataAsync } = await import('hyparquet');
-      const meta = await parquetMetadataAsync({
-        byteLength: size,
-        slice: async (start, end) => {
-          const stop = Math.min(end ?? size, size);
-          const b = await files.range(f, start, stop - start);
-          return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-        },
-      }).catch(() => undefined);
-      // An unreadable footer is the partition task's problem to report (with the file); estimate 0 here.
+      const meta = await parquetFooter(files, f, size);
       rows += meta ? Number(meta.num_rows) : 0;
     } else rows += estimateJsonlRows(size, c.dims, c.format === 'jsonl.gz');
   }
@@ -98,9 +109,59 @@ async function refuseOverSlots(
   }
 }
 
-/** The partitions of a collection: one per input file (raw input is one part: its vectors and ids). */
-export function partitionsOf(c: CollectionSpec): string[][] {
-  return c.format === 'raw' ? [c.files] : c.files.map((f) => [f]);
+/**
+ * The partitions of a collection: one per input file (raw input is one part: its vectors and ids), and
+ * a file bigger than `partitionBytes` split — plain JSONL into byte ranges of about that size (each
+ * task reads the lines that start in its range), Parquet into runs of row groups of about that many
+ * compressed bytes. Gzip cannot be split (no random access): one task per file, whatever its size.
+ */
+export async function partitionsOf(
+  c: CollectionSpec,
+  files: ReleaseFiles,
+  partitionBytes: number,
+): Promise<PartitionPlan[]> {
+  if (c.format === 'raw') return [{ files: c.files }];
+  const out: PartitionPlan[] = [];
+  for (const f of c.files) {
+    const size = (await files.size(f)) ?? 0;
+    if (size <= partitionBytes || isSideFile(f)) {
+      out.push({ files: [f] });
+    } else if (c.format === 'parquet') {
+      const meta = await parquetFooter(files, f, size);
+      const groups = meta?.row_groups ?? [];
+      if (groups.length <= 1) {
+        out.push({ files: [f] });
+        continue;
+      }
+      let from = 0;
+      let bytes = 0;
+      groups.forEach((g, i) => {
+        bytes += Number(g.total_compressed_size ?? g.total_byte_size);
+        if (bytes >= partitionBytes || i === groups.length - 1) {
+          out.push({ files: [f], rowGroups: { from, to: i + 1 } });
+          from = i + 1;
+          bytes = 0;
+        }
+      });
+    } else if (c.format === 'jsonl.gz' || (await isGzipFile(files, f))) {
+      out.push({ files: [f] });
+    } else {
+      const n = Math.ceil(size / partitionBytes);
+      for (let i = 0; i < n; i++) {
+        out.push({
+          files: [f],
+          bytes: { start: Math.floor((i * size) / n), end: Math.floor(((i + 1) * size) / n) },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Gzip by its magic bytes, as the JSONL reader decides (a `jsonl` collection may hold gzipped parts). */
+async function isGzipFile(files: ReleaseFiles, f: string): Promise<boolean> {
+  const head = await files.range(f, 0, 2);
+  return head[0] === 0x1f && head[1] === 0x8b;
 }
 
 export const taskOwnerOf = (version: string) => `tasks:${version}`;
@@ -177,7 +238,14 @@ export async function startShardedBuild(
 
   const sharded: ShardedCollectionPlan[] = spec.collections
     .filter((c) => (counts.get(c.name) ?? 1) > 1)
-    .map((c) => ({ name: c.name, shards: counts.get(c.name) as number, partitions: partitionsOf(c) }));
+    .map((c) => ({ name: c.name, shards: counts.get(c.name) as number, partitions: [] as PartitionPlan[] }));
+  for (const cp of sharded) {
+    cp.partitions = await partitionsOf(
+      spec.collections.find((c) => c.name === cp.name) as CollectionSpec,
+      files,
+      config.partitionBytes,
+    );
+  }
   const taskOwner = taskOwnerOf(version);
   const plan: ShardedPlan = { event, spec, quality, taskOwner, startedAt: started, sharded, unsharded };
   await store.putText(planKey(space, version), JSON.stringify(plan));
@@ -187,13 +255,17 @@ export async function startShardedBuild(
     shards: sharded.reduce((n, c) => n + c.shards, 0),
   };
   // The hand-off: from here the version's lease belongs to its tasks; a redelivered event finds it held.
+  const handedAt = (deps.now?.() ?? new Date()).getTime();
   const handed = await registry.startTasks(
     space,
     version,
     deps.owner,
     taskOwner,
-    Date.now() + config.taskPhaseMs,
-    totals,
+    handedAt + config.taskPhaseMs,
+    {
+      ...totals,
+      startedAt: handedAt,
+    },
   );
   if (!handed) {
     log.warn('lost the build lease before starting the tasks', ctx);
@@ -212,6 +284,10 @@ export async function startShardedBuild(
       });
     }
   }
+  // Every partition task is queued: from here Lambda's retries carry the build (sweeper/sweep.ts checks this).
+  await registry.setVersionFields(space, version, 'BUILDING', {
+    tasksDispatchedAt: new Date((deps.now?.() ?? new Date()).getTime()).toISOString(),
+  });
   log.info('sharded build dispatched', {
     ...ctx,
     collections: sharded.map((c) => ({ name: c.name, shards: c.shards, partitions: c.partitions.length })),

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { ProblemCollector } from '../../adapters/readers/types';
 import { ENV } from '../../contract';
 import { ReleaseInvalidError } from '../../core/errors';
-import { bruteForce, mergeNeighbours, type Neighbour, normalise } from '../../core/search';
+import { bruteForce, exactOverLabels, mergeNeighbours, type Neighbour, normalise } from '../../core/search';
 import { writeSegments } from '../../snapshot/writer';
 import { buildIndex, rowOf } from '../index-build';
 import { VectorTable } from '../vector-table';
 import type { TaskRun } from './layout';
 import {
   decodeChunk,
+  lineBasesKey,
   QUALITY_K,
   queriesKey,
   readBytes,
@@ -67,9 +68,15 @@ export async function runShard(
 
   const problems = new ProblemCollector(10);
   const seen = new Map<string, string>();
+  // Rows of a later byte range are numbered within it; the fan-in recorded where each range starts.
+  const bases = await readJson<number[]>(deps.store, lineBasesKey(space, version, collection)).catch(
+    () => [] as number[],
+  );
   let table: VectorTable | undefined;
   for (const key of keys) {
     const { header, vectors } = decodeChunk(await readBytes(deps.store, key));
+    const base = bases[pieceOrder(key)[0]] ?? 0;
+    if (base) header.lines = header.lines.map((l) => l + base);
     table ??= new VectorTable(header.dims, spec.metric === 'cosine', Math.max(1024, header.n));
     for (let i = 0; i < header.n; i++) {
       const id = header.ids[i] as string;
@@ -131,15 +138,26 @@ export async function runShard(
   const exact: Neighbour[][] = [];
   const approx: Neighbour[][] = [];
   for (const q of queries) {
+    // The query exactly as bruteForce takes it: HNSW's answers get their distances recomputed from it
+    // in the same arithmetic, so an item tied with a true neighbour has the same distance (tie-aware gate).
     const query = spec.metric === 'cosine' ? Array.from(normalise(q.vector)) : q.vector;
+    const exactQuery = spec.metric === 'cosine' ? normalise(query) : query;
     exact.push(bruteForce(spec.metric, t.dims, vectors, t.ids, query, QUALITY_K));
-    const lists = indexes.map((index, s) =>
-      index.search(query, QUALITY_K, spec.ef).map((h) => ({
-        id: t.ids[rowOf(built[s] as (typeof built)[number], h.label)] as string,
+    const rows = mergeNeighbours(
+      indexes.map((index, s) =>
+        index.search(query, QUALITY_K, spec.ef).map((h) => {
+          const row = rowOf(built[s] as (typeof built)[number], h.label);
+          return { id: t.ids[row] as string, row, distance: h.distance };
+        }),
+      ),
+      QUALITY_K,
+    ).map((n) => n.row);
+    approx.push(
+      exactOverLabels(spec.metric, t.dims, vectors, rows, exactQuery, rows.length).map((h) => ({
+        id: t.ids[h.label] as string,
         distance: h.distance,
       })),
     );
-    approx.push(mergeNeighbours(lists, QUALITY_K));
   }
   const t3 = Date.now();
   const segments = await writeSegments(deps.store, space, version, `${collection}/shard-${shard}`, built);

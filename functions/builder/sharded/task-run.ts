@@ -10,21 +10,25 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EVENT_DETAIL_TYPE } from '../../contract';
-import { ReleaseInvalidError } from '../../core/errors';
+import { ReleaseInvalidError, type ReleaseProblem } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
 import { type BuildTaskEvent, taskKey } from '../../core/shard';
 import type { TaskState, VersionRecord } from '../../core/version';
 import type { BuildDeps } from '../deps';
+import { changedInput } from '../ingest';
 import { deleteInputsIfAsked } from '../inputs';
 import { finalizeVersion } from './finalize';
 import {
   deleteStaging,
+  describePartition,
+  lineBasesKey,
   type PartitionResult,
   partitionResultKey,
   planKey,
   queriesKey,
   readJson,
   type SampleItem,
+  type ShardedCollectionPlan,
   type ShardedPlan,
   type TaskRun,
 } from './layout';
@@ -41,8 +45,19 @@ export type TaskOutcome =
 function describeTask(t: BuildTaskEvent, plan?: ShardedPlan): string {
   if (t.kind === 'finalize') return 'finalize';
   if (t.kind === 'shard') return `shard ${t.index} of collection ${t.collection}`;
-  const files = plan?.sharded.find((c) => c.name === t.collection)?.partitions[t.index ?? 0];
-  return `partition ${t.index} of collection ${t.collection}${files ? ` (${files.join(', ')})` : ''}`;
+  const part = plan?.sharded.find((c) => c.name === t.collection)?.partitions[t.index ?? 0];
+  return `partition ${t.index} of collection ${t.collection}${part ? ` (${describePartition(part)})` : ''}`;
+}
+
+/** Rows refused in later byte ranges, found by the fan-in: the reason names the partition that read them. */
+class PartitionRefusedError extends ReleaseInvalidError {
+  constructor(
+    readonly what: string,
+    problems: ReleaseProblem[],
+    count: number,
+  ) {
+    super(problems, count);
+  }
 }
 
 export async function runBuildTask(
@@ -87,6 +102,7 @@ export async function runBuildTask(
           )
       : await registry.beginTask(space, version, key);
   if (!begun) return { status: 'SKIPPED', key, reason: 'the version is not BUILDING with tasks' };
+  run.inputEtags = begun.record.inputEtags;
   let plan: ShardedPlan | undefined;
   try {
     plan = await readJson<ShardedPlan>(deps.store, planKey(space, version));
@@ -128,8 +144,10 @@ export async function runBuildTask(
       return { status: recorded ? 'DONE' : 'ALREADY_DONE', key, next: r.status };
     }
     return { status: recorded ? 'DONE' : 'ALREADY_DONE', key };
-  } catch (err) {
-    const what = describeTask(task, plan);
+  } catch (thrown) {
+    // An input rewritten after the build recorded its ETag: refused, naming the file (not retried).
+    const err = (plan && changedInput(thrown, `incoming/${space}/${plan.event.release}/`)) || thrown;
+    const what = err instanceof PartitionRefusedError ? err.what : describeTask(task, plan);
     if (err instanceof ReleaseInvalidError) {
       await failVersion(deps, task, plan, `${what}: ${err.message}`, err);
       return { status: 'FAILED', key, reason: err.message };
@@ -150,6 +168,31 @@ export async function runBuildTask(
   }
 }
 
+/**
+ * Where each partition's first line is in its file: 0, except for byte ranges after the first, which
+ * start after the lines of the ranges before them (each range counted its own lines).
+ */
+export function lineBases(cp: ShardedCollectionPlan, parts: PartitionResult[]): number[] {
+  const seen = new Map<string, number>();
+  return cp.partitions.map((p, i) => {
+    if (!p.bytes) return 0;
+    const file = p.files[0] as string;
+    const base = seen.get(file) ?? 0;
+    seen.set(file, base + (parts[i]?.lines ?? 0));
+    return base;
+  });
+}
+
+/** A problem of a later byte range with its file line: `line` and a dims message's `(set by line n)`. */
+function atFileLine(p: ReleaseProblem, base: number): ReleaseProblem {
+  if (p.line === undefined || base === 0) return p;
+  return {
+    ...p,
+    line: p.line + base,
+    message: p.message.replace(/\(set by line (\d+)\)/, (_, n) => `(set by line ${Number(n) + base})`),
+  };
+}
+
 /** After the last partition: check the parts agree, pick the gate's sample, start one task per shard. */
 async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
   const { deps, space, version } = run;
@@ -159,6 +202,29 @@ async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
         readJson<PartitionResult>(deps.store, partitionResultKey(space, version, cp.name, i)),
       ),
     );
+    const bases = lineBases(cp, parts);
+    const refused = parts.flatMap((p, i) =>
+      p.problems?.length
+        ? [
+            {
+              i,
+              problems: p.problems.map((x) => atFileLine(x, bases[i] ?? 0)),
+              count: p.problemCount ?? p.problems.length,
+            },
+          ]
+        : [],
+    );
+    if (refused.length) {
+      const first = refused[0] as (typeof refused)[number];
+      throw new PartitionRefusedError(
+        describeTask(
+          { vicinity: 'build-task', kind: 'partition', space, version, collection: cp.name, index: first.i },
+          plan,
+        ),
+        refused.flatMap((r) => r.problems).slice(0, 10),
+        refused.reduce((n, r) => n + r.count, 0),
+      );
+    }
     const withRows = parts.filter((p) => p.rows > 0);
     const dims = withRows[0]?.dims;
     const odd = withRows.find((p) => p.dims !== dims);
@@ -172,11 +238,12 @@ async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
     }
     if (!withRows.length) {
       throw new ReleaseInvalidError([
-        { file: cp.partitions[0]?.[0] as string, message: `collection ${cp.name} is empty` },
+        { file: cp.partitions[0]?.files[0] as string, message: `collection ${cp.name} is empty` },
       ]);
     }
     const sample = sortSample(parts.flatMap((p) => p.sample)).slice(0, plan.quality.sample) as SampleItem[];
     await deps.store.putText(queriesKey(space, version, cp.name), JSON.stringify(sample));
+    await deps.store.putText(lineBasesKey(space, version, cp.name), JSON.stringify(bases));
   }
   for (const cp of plan.sharded) {
     for (let j = 0; j < cp.shards; j++) {

@@ -290,7 +290,10 @@ export class MemoryRegistry implements Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<VersionRecord, 'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors'>,
+    fields: Pick<
+      VersionRecord,
+      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+    >,
   ): Promise<boolean> {
     const n = versionNumber(version);
     const set = Object.entries(fields).filter(([, value]) => value !== undefined);
@@ -414,7 +417,7 @@ export class MemoryRegistry implements Registry {
     owner: string,
     taskOwner: string,
     until: number,
-    totals: { partitions: number; shards: number },
+    totals: { partitions: number; shards: number; startedAt?: number },
   ): Promise<boolean> {
     await request();
     const n = versionNumber(version);

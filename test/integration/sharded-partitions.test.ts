@@ -1,0 +1,121 @@
+/**
+ * Partitions of one big input file on the stand-ins: a JSONL file above VICINITY_PARTITION_BYTES is
+ * read by one partition task per byte range (Lambda Invoke stand-in, worker processes), and what it
+ * builds — and what it refuses — is what one task reading the whole file would: the same ids, and
+ * problems at the file's own line numbers, also when the line lies in a later range.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../functions/snapshot/manifest';
+import { clusteredVectors, jsonlRows } from '../../local/synthetic';
+import { type TestStack, testStack } from '../support/local';
+
+const DIMS = 8;
+const N = 500;
+const PARTITION_BYTES = 16_000;
+const data = clusteredVectors(N, DIMS, 6, 11);
+const ids = Array.from({ length: N }, (_, i) => `item-${i}`);
+const lines = jsonlRows(ids, data.vectors, DIMS).split('\n').slice(0, N);
+
+/** The byte ranges the planner cuts a file of `size` bytes into (plan.ts partitionsOf). */
+function ranges(size: number): { start: number; end: number }[] {
+  const n = Math.ceil(size / PARTITION_BYTES);
+  return Array.from({ length: n }, (_, i) => ({
+    start: Math.floor((i * size) / n),
+    end: Math.floor(((i + 1) * size) / n),
+  }));
+}
+
+/** The index of the first line that starts inside range `r` (past its first few lines) of `text`. */
+function lineInRange(ls: string[], r: number, skip = 3): number {
+  const text = `${ls.join('\n')}\n`;
+  const range = ranges(Buffer.byteLength(text))[r] as { start: number };
+  let offset = 0;
+  let seen = 0;
+  for (let i = 0; i < ls.length; i++) {
+    if (offset >= range.start && seen++ >= skip) return i;
+    offset += Buffer.byteLength(ls[i] as string) + 1;
+  }
+  throw new Error('no such line');
+}
+
+const release = { collections: { items: { file: 'items.jsonl', metric: 'cosine', shards: 3 } } };
+
+async function settled(s: TestStack, space: string, version: string, ms = 120_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
+    if (r.status === 200 && r.body.status !== 'BUILDING') return r.body;
+    if (Date.now() > deadline)
+      throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+}
+
+describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stand-in)', () => {
+  let s: TestStack;
+  beforeAll(async () => {
+    s = await testStack(
+      { qualitySample: 30, partitionBytes: PARTITION_BYTES, retentionGraceMs: 0 },
+      undefined,
+      {
+        tasks: { concurrency: 2, retryDelayMs: 100 },
+      },
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await s?.dispose();
+  });
+
+  it('a big JSONL split into several byte ranges builds exactly the ids of the file', async () => {
+    const text = `${lines.join('\n')}\n`;
+    expect(ranges(Buffer.byteLength(text)).length).toBeGreaterThanOrEqual(4);
+    await s.publish('split', 'r1', { 'items.jsonl': text }, release);
+    const v = await settled(s, 'split', 'v1');
+    expect(v).toMatchObject({
+      status: 'READY',
+      tasks: { partitions: ranges(Buffer.byteLength(text)).length, rows: N },
+    });
+    const manifest = JSON.parse(
+      (await s.store.getText('snapshots/split/v1/manifest.json')) as string,
+    ) as Manifest;
+    const items = manifest.collections.items;
+    expect(items?.count).toBe(N);
+    const built: string[] = [];
+    for (const seg of items?.segments ?? []) {
+      built.push(...(JSON.parse((await s.store.getText(seg.files.ids.key)) as string) as string[]));
+    }
+    expect(built.sort()).toEqual([...ids].sort());
+    const item = await s.get('/v1/spaces/split/collections/items/items/item-321');
+    expect(item.status).toBe(200);
+  }, 120_000);
+
+  it('a bad line in the 2nd range FAILS the version with its line number in the file', async () => {
+    const bad = [...lines];
+    const t = lineInRange(lines, 1);
+    bad[t] = `{"id":"item-${t}","vector":[1,2,3]}`;
+    expect(lineInRange(bad, 1)).toBe(t); // still inside the 2nd range once shortened
+    await s.publish('bad', 'r1', { 'items.jsonl': `${bad.join('\n')}\n` }, release);
+    const v = await settled(s, 'bad', 'v1');
+    expect(v.status).toBe('FAILED');
+    expect(v.problems).toEqual([expect.objectContaining({ file: 'items.jsonl', line: t + 1 })]);
+    expect(String(v.reason)).toMatch(/^partition 1 of collection items \(items\.jsonl bytes \d+–\d+\): /);
+    expect(String(v.reason)).toContain(`items.jsonl:${t + 1}: vector has 3 values`);
+  }, 120_000);
+
+  it('a duplicate id across ranges is reported at both file lines', async () => {
+    const dup = [...lines];
+    const first = lineInRange(lines, 1);
+    const second = lineInRange(lines, 3);
+    dup[second] = (dup[second] as string).replace(`"item-${second}"`, `"item-${first}"`);
+    await s.publish('dup', 'r1', { 'items.jsonl': `${dup.join('\n')}\n` }, release);
+    const v = await settled(s, 'dup', 'v1');
+    expect(v.status).toBe('FAILED');
+    expect(v.problems).toEqual([
+      expect.objectContaining({
+        file: 'items.jsonl',
+        line: second + 1,
+        message: `duplicate id "item-${first}" (first at items.jsonl:${first + 1})`,
+      }),
+    ]);
+  }, 120_000);
+});
