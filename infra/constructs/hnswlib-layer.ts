@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Stack } from 'aws-cdk-lib';
@@ -20,7 +21,8 @@ export function builtAddonPath(layerDir: string): string {
  * The hnswlib-node native addon as a Lambda layer (x86_64, Node.js 24; Node-API only, so not tied to one Node version), built beforehand by
  * `npm run build:layer` (g++-11, static libstdc++, symbol-checked for Amazon Linux 2023).
  *
- * A synth that bundles (cdk synth/deploy) refuses to go on without the built layer: a function without
+ * A synth that bundles (cdk synth/deploy) builds the default layer when it is missing (a fresh clone), and
+ * refuses to go on without a layer given by path: a function without
  * its addon deploys fine and then fails every request. A synth that skips bundling (unit tests,
  * `-c aws:cdk:bundling-stacks=[]`) uses the layer's source folder as a stand-in asset.
  */
@@ -30,6 +32,15 @@ export class HnswlibLayer extends Construct {
   constructor(scope: Construct, id: string, props: HnswlibLayerProps) {
     super(scope, id);
     const layerDir = isAbsolute(props.layerPath) ? props.layerPath : resolve(PROJECT_ROOT, props.layerPath);
+    const defaultDir = resolve(PROJECT_ROOT, 'layers', 'hnswlib', 'build');
+    // A fresh clone's `npx cdk deploy` (or synth) builds the default layer first, as `npm run synth` does.
+    if (!existsSync(builtAddonPath(layerDir)) && Stack.of(this).bundlingRequired && layerDir === defaultDir) {
+      const r = spawnSync(process.execPath, [join(PROJECT_ROOT, 'rehearse', 'ensure-layer.mjs')], {
+        cwd: PROJECT_ROOT,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
+      if (r.status !== 0) throw new Error(`building the hnswlib-node layer failed (npm run build:layer)`);
+    }
     const built = existsSync(builtAddonPath(layerDir));
     let code: Code;
     if (built) {
@@ -38,7 +49,7 @@ export class HnswlibLayer extends Construct {
       code = Code.fromAsset(join(PROJECT_ROOT, 'layers', 'hnswlib'), { exclude: ['build', 'build/**'] });
     } else {
       throw new Error(
-        `The hnswlib-node layer is not built (no ${builtAddonPath(layerDir)}). Run \`npm run build:layer\` first.`,
+        `The hnswlib-node layer is not built (no ${builtAddonPath(layerDir)}). Run \`npm run build:layer\` first (it writes layers/hnswlib/build; point vicinity:layerPath at a copy of it).`,
       );
     }
     this.layer = new LayerVersion(this, 'Layer', {
