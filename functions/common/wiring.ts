@@ -9,7 +9,7 @@ import { S3Store } from '../adapters/s3-store';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
 import { corsMiddleware, type HttpEvent, type HttpResult } from './http';
-import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
+import { asLog, type Observability, observe } from './observability';
 import { problemMiddleware } from './problem';
 
 /** What every handler is built from; tests hand in clients pointed at the stand-ins. */
@@ -44,9 +44,7 @@ export function httpHandler(
   route: (e: HttpEvent) => Promise<HttpResult>,
 ) {
   return middy<HttpEvent, HttpResult>()
-    .use(injectLambdaContext(obs.logger, { resetKeys: true }))
-    .use(logMetrics(obs.metrics))
-    .use(accessLog(obs))
+    .use(observe(obs))
     .use(corsMiddleware(config.corsOrigins))
     .use(problemMiddleware(asLog(obs.logger)))
     .handler(async (event: HttpEvent) => route(event));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ProblemCollector } from '../../adapters/readers/types';
 import { ENV } from '../../contract';
 import { ReleaseInvalidError } from '../../core/errors';
-import { bruteForce, mergeNeighbours, type Neighbour, normalise } from '../../core/search';
+import { bruteForce, mergeNeighbours, type Neighbour, normalisedArray } from '../../core/search';
 import { writeSegments } from '../../snapshot/writer';
 import { buildIndex, rowOf } from '../index-build';
 import { VectorTable } from '../vector-table';
@@ -131,7 +131,7 @@ export async function runShard(
   const exact: Neighbour[][] = [];
   const approx: Neighbour[][] = [];
   for (const q of queries) {
-    const query = spec.metric === 'cosine' ? Array.from(normalise(q.vector)) : q.vector;
+    const query = spec.metric === 'cosine' ? normalisedArray(q.vector) : q.vector;
     exact.push(bruteForce(spec.metric, t.dims, vectors, t.ids, query, QUALITY_K));
     const lists = indexes.map((index, s) =>
       index.search(query, QUALITY_K, spec.ef).map((h) => ({
