@@ -43,7 +43,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       const ctx = requestContext();
       const { space, collection, id } = c.params as Record<'space' | 'collection' | 'id', string>;
       const body = await service.similar(space, collection, id, parse(c), ctx);
-      return served({ ...body }, ctx, t0);
+      return served(body, ctx, t0);
     };
   return [
     { method: 'GET', path: '/v1/health', query: [], handler: async () => json(200, { status: 'ok' }) },
@@ -160,7 +160,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const ctx = requestContext();
         const { vector, ...p } = parseQueryBody(parseJsonBody(event));
         const body = await service.query(params.space as string, params.collection as string, vector, p, ctx);
-        return served({ ...body }, ctx, t0);
+        return served(body, ctx, t0);
       },
     },
     {
