@@ -1,5 +1,7 @@
 /**
- * npm run bench:query [-- --quick] — the query path, measured on this machine:
+ * npm run bench:query [-- --quick] [-- --n=1000000 --dims=64] [-- --overhead] — the query path, measured on
+ * this machine (`--n`/`--dims`: only the bench dataset of that size; `--overhead`: only the per-layer
+ * cost breakdown, for profiling):
  * - per ef: recall@10 against exact search, p50/p99 of one query inside the handler (the middy handler
  *   called with an API Gateway event, no HTTP), through the local HTTP server (1 client, 16 concurrent,
  *   the client in a worker thread), QPS, and hnswlib alone; exact brute force per query as the baseline;
@@ -37,6 +39,7 @@ import {
   CACHE_DIR,
   DATASETS,
   type Dataset,
+  type DatasetSpec,
   dataset,
   EF_CONSTRUCTION,
   M,
@@ -55,6 +58,26 @@ process.env.RUST_LOG ??= 'error';
 const quick = process.argv.includes('--quick');
 /** This bench's section of docs/performance.md (first; before markers it was the whole file's first part). */
 const QUERY_SECTION = { legacyHeading: '# Query performance', at: 'start' } as const;
+const argValue = (name: string) =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+/**
+ * `--n=1000000 --dims=64` (either alone narrows by it): only the bench datasets of that size
+ * (bench/query-data.ts DATASETS); without them, `fallback`.
+ */
+function chosenSpecs(fallback: DatasetSpec[]): DatasetSpec[] {
+  const n = argValue('n');
+  const dims = argValue('dims');
+  if (n === undefined && dims === undefined) return fallback;
+  const picked = DATASETS.filter(
+    (s) => (n === undefined || s.n === Number(n)) && (dims === undefined || s.dims === Number(dims)),
+  );
+  if (!picked.length)
+    throw new Error(
+      `no bench dataset with${n ? ` n=${n}` : ''}${dims ? ` dims=${dims}` : ''}; there are ${DATASETS.map((s) => s.name).join(', ')}`,
+    );
+  return picked;
+}
 const START_LOAD = loadavg()
   .map((x) => x.toFixed(1))
   .join(' / ');
@@ -354,8 +377,10 @@ async function overhead(
 
 /** `--overhead`: only the per-layer breakdown (and HTTP at ef 80), for profiling runs (`node --cpu-prof`). */
 async function overheadOnly() {
-  const specs = DATASETS.filter((s) => (quick ? s.n < 1_000_000 : true)).filter(
-    (s) => !process.argv.includes('--1m') || s.n >= 1_000_000,
+  const specs = chosenSpecs(
+    DATASETS.filter((s) => (quick ? s.n < 1_000_000 : true)).filter(
+      (s) => !process.argv.includes('--1m') || s.n >= 1_000_000,
+    ),
   );
   const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-query-stack-'));
   const stack = await startLocalStack({ home, port: 0 });
@@ -504,7 +529,7 @@ async function lance(d: Dataset) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  const specs = quick ? DATASETS.slice(0, 1) : DATASETS;
+  const specs = chosenSpecs(quick ? DATASETS.slice(0, 1) : DATASETS);
   const datasets: Dataset[] = [];
   for (const spec of specs) datasets.push(await dataset(spec));
   const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-query-stack-'));
@@ -530,6 +555,9 @@ async function main() {
       log(`${d.name}: filter crossover`);
       log(`${d.name}: the service's own cost per query, by layer`);
       const own = await overhead(stack, d, raw, version);
+      log(
+        `  hnswlib alone p50 ${own.p50us.hnswlib} µs, in-handler p50 ${own.p50us.handler} µs (difference ${own.breakdownUs.handlerMinusHnswlibP50} µs), in-handler p99 ${own.p99us.handler} µs`,
+      );
       log(`  ${JSON.stringify(own.breakdownUs)}`);
       const filter = await crossover(raw, d, 80);
       const peer = skipLance ? undefined : await lance(d);

@@ -52,6 +52,12 @@ export interface VicinityConfig {
   readonly buildRetryAttempts: number;
   /** How long the query function trusts its cached pointer (ms). Default 1000. */
   readonly pointerTtlMs: number;
+  /**
+   * After the pointer moves, how long (ms) a query instance with the old version loaded keeps answering
+   * eventual, unpinned requests from it while it loads the new one in the background (0: requests wait
+   * for the load). Default 30000.
+   */
+  readonly switchGraceMs: number;
   /** READY versions kept besides the active and previous one. Default 5. */
   readonly retainVersions: number;
   /**
@@ -106,6 +112,7 @@ export const DEFAULT_CONFIG: VicinityConfig = Object.freeze({
   build: Object.freeze({ memoryMb: 3008, ephemeralMb: 10240, timeoutSeconds: 900 }),
   buildRetryAttempts: 2,
   pointerTtlMs: 1000,
+  switchGraceMs: 30_000,
   retainVersions: 5,
   readAuth: 'iam',
   publicMetadataFields: Object.freeze([]) as readonly string[],
@@ -212,6 +219,7 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
     buildReservedConcurrency: optNum(get, 'buildReservedConcurrency', 1, 1000),
     buildRetryAttempts: num(get, 'buildRetryAttempts', d.buildRetryAttempts, 0, 2),
     pointerTtlMs: num(get, 'pointerTtlMs', d.pointerTtlMs, 0, 3_600_000),
+    switchGraceMs: num(get, 'switchGraceMs', d.switchGraceMs, 0, 3_600_000),
     retainVersions: num(get, 'retainVersions', d.retainVersions, 0, 1000),
     readAuth: oneOf(get, 'readAuth', ['none', 'iam', 'jwt'] as const, d.readAuth),
     publicMetadataFields: list(get, 'publicMetadataFields', d.publicMetadataFields),

@@ -38,11 +38,14 @@ export function isJsonMediaType(contentType: string | undefined): boolean {
 export function parseJsonBody(event: HttpEvent, required = true): unknown {
   const raw = event.body ?? '';
   const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_BODY_BYTES) {
-    throw new PayloadTooLargeError(
-      `The request body is ${bytes} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
-    );
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit: a short body needs no count.
+  if (text.length * 3 > MAX_BODY_BYTES) {
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_BODY_BYTES) {
+      throw new PayloadTooLargeError(
+        `The request body is ${bytes} bytes; the limit is ${MAX_BODY_BYTES} bytes`,
+      );
+    }
   }
   const type = event.headers?.['content-type'];
   if (raw.length > 0 && !isJsonMediaType(type)) {
@@ -91,11 +94,12 @@ export function corsMiddleware(origins: readonly string[]): MiddlewareObj<HttpEv
         : {}),
     };
   };
-  return { after: async (r) => add(r), onError: async (r) => add(r) };
+  // Synchronous hooks: middy awaits only what returns a promise.
+  return { after: add, onError: add };
 }
 
 export function serverTiming(timings: Record<string, number>): string {
-  return Object.entries(timings)
-    .map(([k, v]) => `${k};dur=${v.toFixed(2)}`)
-    .join(', ');
+  let s = '';
+  for (const k in timings) s += `${s ? ', ' : ''}${k};dur=${(timings[k] as number).toFixed(2)}`;
+  return s;
 }

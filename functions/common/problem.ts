@@ -60,7 +60,7 @@ export function toProblem(err: unknown, instance?: string): HttpResult {
 /** The one error middleware: every problem+json response of every HTTP handler comes from here. */
 export function problemMiddleware(log: Log): MiddlewareObj<HttpEvent, HttpResult> {
   return {
-    onError: async (request) => {
+    onError: (request) => {
       const err = request.error;
       const requestId = request.event?.requestContext?.requestId;
       const version = err instanceof VicinityError ? err.extras.version : undefined;

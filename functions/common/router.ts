@@ -53,6 +53,8 @@ export function createRouter(
     const method = event.requestContext?.http?.method ?? 'GET';
     const rawPath = event.rawPath ?? '/';
     const raw = rawPath.startsWith('/') ? rawPath.slice(1).split('/') : [];
+    // Each segment decoded once, when a route first needs it (so a bad one is a 400 exactly when it was).
+    const decoded: (string | undefined)[] = new Array(raw.length);
     const allowed: string[] = [];
     for (const r of compiled) {
       if (r.parts.length !== raw.length) continue;
@@ -65,11 +67,16 @@ export function createRouter(
           ok = false;
           break;
         }
-        let got: string;
-        try {
-          got = decodeURIComponent(segment);
-        } catch {
-          throw new BadRequestError(`Path segment ${JSON.stringify(segment)} is not valid percent-encoding`);
+        let got = decoded[i];
+        if (got === undefined) {
+          try {
+            got = segment.includes('%') ? decodeURIComponent(segment) : segment;
+          } catch {
+            throw new BadRequestError(
+              `Path segment ${JSON.stringify(segment)} is not valid percent-encoding`,
+            );
+          }
+          decoded[i] = got;
         }
         if (want.startsWith('{')) params[want.slice(1, -1)] = got;
         else ok = want === got;

@@ -8,7 +8,7 @@ import { EventBridgePublisher } from '../adapters/event-bus';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
 import { corsMiddleware, type HttpEvent, type HttpResult } from './http';
-import { accessLog, asLog, injectLambdaContext, logMetrics, type Observability } from './observability';
+import { asLog, type Observability, observe } from './observability';
 import { problemMiddleware } from './problem';
 
 /**
@@ -56,9 +56,7 @@ export function httpHandler(
   route: (e: HttpEvent) => Promise<HttpResult>,
 ) {
   return middy<HttpEvent, HttpResult>()
-    .use(injectLambdaContext(obs.logger, { resetKeys: true }))
-    .use(logMetrics(obs.metrics))
-    .use(accessLog(obs))
+    .use(observe(obs))
     .use(corsMiddleware(config.corsOrigins))
     .use(problemMiddleware(asLog(obs.logger)))
     .handler(async (event: HttpEvent) => route(event));

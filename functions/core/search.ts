@@ -39,6 +39,19 @@ export function normalise(v: ArrayLike<number>): Float32Array {
   return out;
 }
 
+/**
+ * `normalise` as a plain array (what hnswlib-node's searchKnn takes): the same float32 values, written
+ * straight into an array, without a Float32Array and Array.from's iteration over it (~3 µs at 128 dims).
+ */
+export function normalisedArray(v: ArrayLike<number>): number[] {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += (v[i] as number) * (v[i] as number);
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  const out = new Array<number>(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = Math.fround((v[i] as number) * inv);
+  return out;
+}
+
 /** hnswlib's distance for a metric; cosine expects both vectors already normalised. */
 export function distance(metric: Metric, a: ArrayLike<number>, b: ArrayLike<number>): number {
   let acc = 0;

@@ -44,13 +44,11 @@ export interface Resolved {
 }
 
 /** A 200 naming the version it served, in the body and the Vicinity-Version header, with Server-Timing. */
-export function served(
-  body: { version: string } & Record<string, unknown>,
-  ctx: RequestContext,
-  t0: number,
-): HttpResult {
+export function served<
+  T extends { version: string; missingShards?: readonly { collection: string; shard: number }[] },
+>(body: T, ctx: RequestContext, t0: number): HttpResult {
   ctx.timings.total = performance.now() - t0;
-  const missing = body.missingShards as { collection: string; shard: number }[] | undefined;
+  const missing = body.missingShards;
   const res = json(200, body, {
     'vicinity-version': body.version,
     'server-timing': serverTiming(ctx.timings),

@@ -16,7 +16,7 @@ import {
   exactOverLabels,
   type LabelHit,
   mergeNeighbours,
-  normalise,
+  normalisedArray,
   type ScoredResult,
   scoreOf,
 } from '../core/search';
@@ -33,6 +33,9 @@ export { EXACT_NS_PER_DIM, HNSW_NS_PER_VISIT };
 
 /** The search fields of a request; the version was chosen before planning starts. */
 export type SearchOptions = Omit<SearchParams, 'version' | 'consistency'>;
+
+/** The exclusions of a segment nothing is excluded from: never written to. */
+const NONE: ReadonlySet<number> = new Set<number>();
 
 /** Up to this many excluded items in a segment, asking HNSW for k + that many beats a filter callback. */
 const WIDEN_LIMIT = 256;
@@ -115,26 +118,43 @@ export class SearchPlanner {
     budget.charge(searchUnits(k), `a search of ${c.name} (k ${k})`);
     const ef = params.ef ?? c.manifest.ef;
     const predicate = compileFilter(params.filter, c.manifest.metadataFields);
-    const excluded: Set<number>[] = c.segments.map(() => new Set<number>());
+    // No exclusions (the common case): one shared empty set, read only, instead of one per segment.
+    const excluded: ReadonlySet<number>[] = c.segments.map(() => NONE);
     for (const id of exclude) {
       const ref = c.lookup(id);
-      if (ref) excluded[ref.segment]?.add(ref.label);
+      if (!ref) continue;
+      const set = excluded[ref.segment] === NONE ? new Set<number>() : (excluded[ref.segment] as Set<number>);
+      set.add(ref.label);
+      excluded[ref.segment] = set;
     }
     // Cosine: normalised here in float64, so a huge or tiny (but finite float32) vector keeps its direction.
-    const q = c.manifest.metric === 'cosine' ? Array.from(normalise(vector)) : vector;
+    const q = c.manifest.metric === 'cosine' ? normalisedArray(vector) : vector;
     const lists: Hit[][] = [];
-    for (const [i, seg] of c.segments.entries())
+    for (let i = 0; i < c.segments.length; i++)
       lists.push(
-        await this.searchSegment(c, seg, q, k, ef, excluded[i] as Set<number>, params, predicate, budget),
+        await this.searchSegment(
+          c,
+          c.segments[i] as LoadedSegment,
+          q,
+          k,
+          ef,
+          excluded[i] as ReadonlySet<number>,
+          params,
+          predicate,
+          budget,
+        ),
       );
     const metric = c.manifest.metric;
     const merged = mergeNeighbours(lists, k);
     assertFiniteDistances(merged, c.name);
-    return merged.map((n) => {
-      const out: ScoredResult = { id: n.id, score: scoreOf(metric, n.distance), distance: n.distance };
-      if (params.includeMetadata) out.metadata = n.seg.meta?.[n.label] ?? null;
-      return out;
-    });
+    const out: ScoredResult[] = new Array(merged.length);
+    for (let i = 0; i < merged.length; i++) {
+      const n = merged[i] as Hit;
+      const r: ScoredResult = { id: n.id, score: scoreOf(metric, n.distance), distance: n.distance };
+      if (params.includeMetadata) r.metadata = n.seg.meta?.[n.label] ?? null;
+      out[i] = r;
+    }
+    return out;
   }
 
   private async searchSegment(
@@ -143,7 +163,7 @@ export class SearchPlanner {
     vector: number[],
     k: number,
     askedEf: number,
-    excluded: Set<number>,
+    excluded: ReadonlySet<number>,
     params: Pick<SearchParams, 'filter'>,
     predicate: Predicate | undefined,
     budget: WorkBudget,

@@ -122,6 +122,8 @@ export interface QueryApiProps {
   readonly querySizing: FunctionSizing;
   readonly adminSizing: FunctionSizing;
   readonly pointerTtlMs: number;
+  /** ENV.switchGraceMs of the query function (the only function that reads it). */
+  readonly switchGraceMs: number;
   readonly readAuth: ReadAuth;
   /** With readAuth `none`: metadata fields anonymous callers may see. */
   readonly publicMetadataFields?: readonly string[];
@@ -169,6 +171,7 @@ export class QueryApi extends Construct {
         [ENV.table]: props.table.tableName,
         [ENV.eventBusName]: props.eventBus.eventBusName,
         [ENV.pointerTtlMs]: String(props.pointerTtlMs),
+        [ENV.switchGraceMs]: String(props.switchGraceMs),
         // The disk budget defaults to 80% of it (functions/common/config.ts).
         [ENV.ephemeralStorageMb]: String(props.querySizing.ephemeralMb),
         ...(cors ? { [ENV.corsOrigins]: cors } : {}),

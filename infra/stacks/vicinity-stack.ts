@@ -104,6 +104,7 @@ export class VicinityStack extends Stack {
       querySizing: config.query,
       adminSizing: config.admin,
       pointerTtlMs: config.pointerTtlMs,
+      switchGraceMs: config.switchGraceMs,
       readAuth: config.readAuth,
       publicMetadataFields: config.publicMetadataFields,
       jwtIssuer: config.jwtIssuer,

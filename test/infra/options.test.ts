@@ -45,6 +45,8 @@ describe('configuration from context', () => {
       { 'vicinity:retainData': 'yes' },
       { 'vicinity:warmUpInvocations': '6' },
       { 'vicinity:buildRetryAttempts': '3' },
+      { 'vicinity:switchGraceMs': '-1' },
+      { 'vicinity:switchGraceMs': '1.5' },
     ];
     for (const values of bad) {
       expect(() => configFromContext(ctx(values)), JSON.stringify(values)).toThrow(ConfigError);
@@ -108,6 +110,7 @@ describe('options', () => {
       'vicinity:incomingExpirationDays': '3',
       'vicinity:throttleRateLimit': '50',
       'vicinity:throttleBurstLimit': '100',
+      'vicinity:switchGraceMs': '0',
     });
   });
 
@@ -182,6 +185,11 @@ describe('options', () => {
     s.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
     });
+  });
+
+  it('a switch grace of 0 (requests wait for the new version) reaches the query function as "0"', () => {
+    const query = s.template.toJSON().Resources[s.idOf(s.stack.queryApi.query.fn)];
+    expect(query.Properties.Environment.Variables[ENV.switchGraceMs]).toBe('0');
   });
 
   it('CORS, event bus and alarm email reach the API, the functions and the topic', () => {

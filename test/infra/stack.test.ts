@@ -160,7 +160,14 @@ describe('functions', () => {
     expect(fn.Properties.Environment.Variables).toMatchObject({
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME.query,
       [ENV.pointerTtlMs]: '1000',
+      // The grace the query function reads (functions/common/config.ts), set explicitly by infra.
+      [ENV.switchGraceMs]: '30000',
     });
+    // Only the query function resolves versions for requests: no other function carries it.
+    for (const id of [fnIds().admin, fnIds().build]) {
+      const other = s.template.toJSON().Resources[id];
+      expect(other.Properties.Environment.Variables[ENV.switchGraceMs]).toBeUndefined();
+    }
   });
 
   it('admin: timeout below 29 s', () => {

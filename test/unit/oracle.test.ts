@@ -3,7 +3,7 @@
  * selective filters) against the test oracle (test/support/oracle.ts), on random data, all three metrics.
  */
 import { describe, expect, it } from 'vitest';
-import { bruteForce, normalise } from '../../functions/core/search';
+import { bruteForce, normalise, normalisedArray } from '../../functions/core/search';
 import { mulberry32 } from '../../local/synthetic';
 import { exactKnn, expectExactNeighbours, type OracleMetric, rows } from '../support/oracle';
 
@@ -91,5 +91,23 @@ describe('bruteForce agrees with the independent oracle', () => {
     expect(cos[0]?.distance).toBeCloseTo(0, 12);
     expect(cos[2]?.distance).toBeCloseTo(1 - 0.8, 12);
     expect(cos[3]?.distance).toBeCloseTo(1, 12);
+  });
+});
+
+describe('the query vector handed to hnswlib', () => {
+  it('normalisedArray holds exactly the float32 values normalise computes, for tiny, huge and zero vectors', () => {
+    const rnd = mulberry32(7);
+    const vectors: number[][] = [
+      Array.from({ length: 128 }, () => rnd() - 0.5),
+      Array.from({ length: 64 }, () => (rnd() - 0.5) * 1e-30),
+      Array.from({ length: 3 }, () => (rnd() - 0.5) * 3e38),
+      [0, 0, 0],
+      [1],
+    ];
+    for (const v of vectors) {
+      const got = normalisedArray(v);
+      expect(Array.isArray(got)).toBe(true);
+      expect(got).toEqual(Array.from(normalise(v)));
+    }
   });
 });

@@ -18,6 +18,7 @@ import {
 import type { Metric } from '../../functions/core/release';
 import { bruteForce, exactOverLabels, normalise, shortestFloat32 } from '../../functions/core/search';
 import { FilterIndex } from '../../functions/query/filter-index';
+import { parseQueryBody } from '../../functions/query/routes';
 import { exactIsCheaper } from '../../functions/query/search-plan';
 import { QueryService } from '../../functions/query/service';
 import { type LoadedCollection, SnapshotCache } from '../../functions/snapshot/cache';
@@ -34,6 +35,44 @@ const badRequest = (fn: () => unknown): string => {
 };
 
 describe('search parameter validation', () => {
+  it('the query body’s fast path answers exactly what the schema answers, accepted or refused', () => {
+    const values: Record<string, unknown[]> = {
+      k: [1, 10, 1000, 0, 1001, 2.5, -3, '10', null, true, Number.MAX_SAFE_INTEGER],
+      ef: [1, 80, 10_000, 0, 10_001, 80.5, '80', null],
+      includeMetadata: [true, false, 'true', 1, null],
+      excludeSeen: [true, false, 0, null],
+      allowPartial: [true, false, 'false'],
+      consistency: ['eventual', 'strong', 'STRONG', '', null],
+      exclude: [[], ['a']],
+      version: ['v2', 'x'],
+      exlude: [['a']],
+    };
+    const rnd = mulberry32(11);
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)] as T;
+    const vector = [0.25, -1, 3e38];
+    const bodies: Record<string, unknown>[] = [{ vector }];
+    for (const [key, vs] of Object.entries(values)) for (const v of vs) bodies.push({ vector, [key]: v });
+    for (let i = 0; i < 400; i++) {
+      const body: Record<string, unknown> = { vector };
+      for (const key of Object.keys(values)) if (rnd() < 0.35) body[key] = pick(values[key] as unknown[]);
+      bodies.push(body);
+    }
+    const outcome = (f: () => unknown) => {
+      try {
+        const v = f() as Record<string, unknown>;
+        return { ok: true, value: v, keys: Object.keys(v) };
+      } catch (err) {
+        return { ok: false, kind: (err as BadRequestError).kind, detail: (err as Error).message };
+      }
+    };
+    for (const body of bodies) {
+      expect(
+        outcome(() => parseQueryBody(body)),
+        JSON.stringify(body),
+      ).toStrictEqual(outcome(() => parseWith(queryBodySchema, body, 'body')));
+    }
+  });
+
   it('names the field and the operator of a bad filter', () => {
     expect(badRequest(() => parseSearchBody({ filter: { genre: { eq: 'rock' } } }))).toMatch(
       /filter\.genre\.eq: unknown operator "eq"/,

@@ -1,0 +1,133 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../functions/common/config';
+import { type HttpEvent, json, LOG_KEYS } from '../../functions/common/http';
+import { NAMESPACE } from '../../functions/common/observability';
+import { httpHandler } from '../../functions/common/wiring';
+import { ENV, METRIC } from '../../functions/contract';
+import { BadRequestError } from '../../functions/core/errors';
+import { fakeContext } from '../../local/http-adapter';
+
+/** What the HTTP handlers write to stdout (Powertools' log lines and EMF), parsed line by line. */
+function captureStdout() {
+  const lines: Record<string, unknown>[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
+    return true;
+  });
+  return { lines, restore: () => spy.mockRestore() };
+}
+
+function event(path: string, requestId: string): HttpEvent {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: '',
+    headers: {},
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'test',
+      domainName: 'localhost',
+      domainPrefix: 'test',
+      http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+    },
+    isBase64Encoded: false,
+  };
+}
+
+describe('the HTTP handlers’ per-request observability', () => {
+  const saved = { ...process.env };
+  let out: ReturnType<typeof captureStdout>;
+  beforeEach(() => {
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
+    delete process.env.POWERTOOLS_DEV;
+  });
+  afterEach(() => {
+    out?.restore();
+    process.env = { ...saved };
+  });
+
+  function handler() {
+    const logger = new Logger({ serviceName: 'vicinity-test' });
+    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    const h = httpHandler(
+      { logger, metrics },
+      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
+      async (e) => {
+        if (e.rawPath.endsWith('/bad')) throw new BadRequestError('k: must be between 1 and 1000');
+        // A key a route appends for its own request must not reach the next request's lines.
+        logger.appendKeys({ leaked: e.requestContext.requestId });
+        logger.info('inside');
+        const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
+        res[LOG_KEYS] = { collection: 'songs', k: 10 };
+        return res;
+      },
+    );
+    return { h, logger };
+  }
+
+  it('logs one access line per request with the Lambda context, the route’s keys and the version served, and flushes its metrics as EMF', async () => {
+    const { h } = handler();
+    out = captureStdout();
+    const res = await h(event('/v1/spaces/music/collections/songs/query', 'r-1'), fakeContext('fn', 'aws-1'));
+    out.restore();
+    expect(res.statusCode).toBe(200);
+    expect(res[LOG_KEYS]).toBeUndefined();
+    const access = out.lines.find((l) => l.message === 'request');
+    expect(access).toMatchObject({
+      level: 'INFO',
+      service: 'vicinity-test',
+      function_name: 'fn',
+      function_request_id: 'aws-1',
+      cold_start: expect.any(Boolean),
+      collection: 'songs',
+      k: 10,
+      method: 'GET',
+      path: '/v1/spaces/music/collections/songs/query',
+      status: 200,
+      space: 'music',
+      version: 'v7',
+      requestId: 'r-1',
+      ms: expect.any(Number),
+    });
+    const emf = out.lines.filter((l) => '_aws' in l);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ [METRIC.requestLatency]: expect.any(Number), service: 'vicinity-test' });
+  });
+
+  it('clears keys a request appended before the next request logs', async () => {
+    const { h } = handler();
+    out = captureStdout();
+    await h(event('/v1/spaces/music/collections/songs/query', 'r-1'), fakeContext('fn', 'aws-1'));
+    await h(event('/v1/spaces/music/bad', 'r-2'), fakeContext('fn', 'aws-2'));
+    out.restore();
+    const second = out.lines.filter((l) => l.function_request_id === 'aws-2');
+    expect(second.length).toBeGreaterThan(0);
+    for (const line of second) expect(line.leaked).toBeUndefined();
+  });
+
+  it('a refused request: a 400 problem, its access line and a client-error metric in its own EMF flush', async () => {
+    const { h } = handler();
+    out = captureStdout();
+    const res = await h(event('/v1/spaces/music/bad', 'r-3'), fakeContext('fn', 'aws-3'));
+    out.restore();
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toBe('application/problem+json');
+    expect(out.lines.find((l) => l.message === 'request')).toMatchObject({
+      status: 400,
+      function_request_id: 'aws-3',
+      requestId: 'r-3',
+    });
+    const emf = out.lines.filter((l) => '_aws' in l);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ [METRIC.clientErrors]: 1 });
+  });
+});
