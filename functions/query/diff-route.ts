@@ -15,7 +15,6 @@ import {
   type Labelled,
   labelOf,
   type NeighbourPair,
-  strideSample,
   summariseDiff,
 } from '../core/diff';
 import { NotFoundError, UnprocessableError } from '../core/errors';
@@ -26,6 +25,7 @@ import type { BatchEntry } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
 import { type RequestContext, type Resolved, withRequest } from './context';
+import { idHash, sampleByHash } from './explore/sampling';
 import type { SearchOptions } from './search-plan';
 import type { QueryService } from './service';
 
@@ -78,12 +78,108 @@ const labelledBy = (labels: ReadonlyMap<string, string>, id: string): Labelled =
   return label === undefined ? { id } : { id, label };
 };
 
+/** The diff's sample of the ids in both versions: the `n` with the smallest idHash (ties by id), in that order. */
+const hashSample = (both: readonly string[], n: number) =>
+  sampleByHash(both, n).map((i) => both[i] as string);
+
+/** How many ids a slot page of a hash walk asks for (at least the sample). */
+const HASH_PAGE = 2000;
+
+interface Hashed {
+  id: string;
+  hash: number;
+  label?: string;
+}
+
+/** (idHash, id) order: the hash sample's order, the same on every instance. */
+const byHash = (a: Hashed, b: Hashed) => a.hash - b.hash || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * A version's ids of a collection in (idHash, id) order, erased ids left out: from the slots a page at a
+ * time when it is sharded (each slot its shards' next `page`, merged — the router loads no shard), from
+ * the in-process collection when not.
+ */
+async function* idsByHash(
+  service: QueryService,
+  r: Resolved,
+  name: string,
+  erased: ReadonlySet<string>,
+  labels: boolean,
+  page: number,
+  ctx: RequestContext,
+): AsyncGenerator<Hashed> {
+  const router = await service.slotsFor(r, name);
+  if (!router) {
+    const c = await service.collection(r, name, ctx);
+    const all: Hashed[] = [];
+    for (const id of idsOf(c)) if (!erased.has(id)) all.push({ id, hash: idHash(id) });
+    all.sort(byHash);
+    for (const h of all) {
+      if (labels) {
+        const l = labelled(c, h.id).label;
+        if (l !== undefined) h.label = l;
+      }
+      yield h;
+    }
+    return;
+  }
+  let after: { hash: number; id: string } | undefined;
+  for (;;) {
+    const got = await router.sample(
+      r,
+      name,
+      page,
+      { exclude: [...erased], labels, ...(after ? { after } : {}) },
+      ctx,
+    );
+    for (const [i, id] of got.ids.entries()) {
+      const label = got.labels.get(id);
+      yield { id, hash: got.hashes[i] as number, ...(label !== undefined ? { label } : {}) };
+    }
+    if (got.ids.length < page) return;
+    const last = got.ids.length - 1;
+    after = { hash: got.hashes[last] as number, id: got.ids[last] as string };
+  }
+}
+
+/**
+ * The ids in both walks: how many, and the first `n` in hash order (the diff's sample) with the second
+ * walk's labels. The walks go on until one ends, for the count.
+ */
+async function intersectByHash(
+  from: AsyncGenerator<Hashed>,
+  to: AsyncGenerator<Hashed>,
+  n: number,
+): Promise<{ count: number; ids: string[]; labels: Map<string, string> }> {
+  let count = 0;
+  const ids: string[] = [];
+  const labels = new Map<string, string>();
+  let a = await from.next();
+  let b = await to.next();
+  while (!a.done && !b.done) {
+    const d = byHash(a.value, b.value);
+    if (d < 0) a = await from.next();
+    else if (d > 0) b = await to.next();
+    else {
+      count++;
+      if (ids.length < n) {
+        ids.push(b.value.id);
+        if (b.value.label !== undefined) labels.set(b.value.id, b.value.label);
+      }
+      [a, b] = await Promise.all([from.next(), to.next()]);
+    }
+  }
+  return { count, ids, labels };
+}
+
 /**
  * One collection's diff through the shard slots, the router loading no shard: a hash sample of the ids
  * in both versions (each slot samples its shards of both, the router keeps the smallest hashes), then
  * each sampled item's neighbours in each version by one batch of item queries per version (one call
- * per slot for the lookups, one for the searches). A sharded source needs the same shard count in both
- * versions (an id then lives in the same slot in both); an unsharded source is sampled here as usual.
+ * per slot for the lookups, one for the searches). A source sharded alike in both versions is sampled by
+ * the slots (an id lives in the same slot in both); one sharded differently, or in one version only, by
+ * walking both versions' ids in hash order; an unsharded source is sampled here. Every way picks the
+ * same ids: the `sample` ids in both versions with the smallest id hashes.
  */
 async function slotDiff(
   service: QueryService,
@@ -119,26 +215,35 @@ async function slotDiff(
   let inBoth: number;
   let ids: string[];
   let labels: Map<string, string>;
-  if (fs.sharding && ts.sharding) {
-    if (fs.sharding.shards !== ts.sharding.shards)
-      throw new UnprocessableError(
-        `Collection ${name} has ${fs.sharding.shards} shards in ${fromR.version} and ${ts.sharding.shards} in ${toR.version}: a diff through the shard slots needs the same shard count in both versions`,
-      );
+  const erased = new Set([...service.erased(fromR, name), ...service.erased(toR, name)]);
+  if (fs.sharding && ts.sharding && fs.sharding.shards === ts.sharding.shards) {
+    // The same shard count: an id lives in the same slot in both versions, each slot intersects its own.
     const router = (await service.slotsFor(toR, name)) as NonNullable<
       Awaited<ReturnType<QueryService['slotsFor']>>
     >;
-    const erased = [...new Set([...service.erased(fromR, name), ...service.erased(toR, name)])];
     const sample = await router.sample(
       toR,
       name,
       p.sample,
-      { alsoIn: fromR, exclude: erased, labels: true },
+      { alsoIn: fromR, exclude: [...erased], labels: true },
       ctx,
     );
     inBoth = sample.count;
     ids = sample.ids;
     labels = sample.labels;
-  } else if (!fs.sharding && !ts.sharding) {
+  } else if (fs.sharding || ts.sharding) {
+    // Sharded differently, or in one version only: walk both versions' ids in hash order (page by page
+    // from the slots, or from the in-process collection) and intersect them here.
+    const page = Math.max(p.sample, HASH_PAGE);
+    const both = await intersectByHash(
+      idsByHash(service, fromR, name, erased, false, page, ctx),
+      idsByHash(service, toR, name, erased, true, page, ctx),
+      p.sample,
+    );
+    inBoth = both.count;
+    ids = both.ids;
+    labels = both.labels;
+  } else {
     const [fromSrc, toSrc] = await Promise.all([
       service.collection(fromR, name, ctx),
       service.collection(toR, name, ctx),
@@ -146,16 +251,12 @@ async function slotDiff(
     const both: string[] = [];
     for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
     inBoth = both.length;
-    ids = strideSample(both, p.sample);
+    ids = hashSample(both, p.sample);
     labels = new Map();
     for (const id of ids) {
       const l = labelled(toSrc, id).label;
       if (l !== undefined) labels.set(id, l);
     }
-  } else {
-    throw new UnprocessableError(
-      `Collection ${name} is sharded in ${fs.sharding ? fromR.version : toR.version} and not in ${fs.sharding ? toR.version : fromR.version}: a diff through the shard slots needs it sharded alike in both versions`,
-    );
   }
   const entries = ids.map(
     (id) =>
@@ -266,12 +367,16 @@ async function diff(
   // Refused before any search when the sampled searches alone would go over the request's work budget.
   let estimate = 0;
   for (const name of names) {
-    const col = toCols[p.target ?? name] ?? fromCols[p.target ?? name];
     const pairs = Math.min(p.sample, fromCols[name]?.count ?? 0, toCols[name]?.count ?? 0);
-    // A sharded target is searched shard by shard (each shard's ef at most its share of the items).
-    const shards = Math.max(col?.shards ?? 1, 1);
-    const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, Math.ceil((col?.count ?? 0) / shards));
-    estimate += (same ? 1 : 2) * pairs * shards * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+    // A sharded target is searched shard by shard (each shard's ef at most its share of the items), in
+    // each version with that version's shard count.
+    const perSearch = (col: CollectionReport | undefined) => {
+      const shards = Math.max(col?.shards ?? 1, 1);
+      const ef = effectiveEf(Math.max(col?.ef ?? 0, p.k + 1), p.k + 1, Math.ceil((col?.count ?? 0) / shards));
+      return shards * (searchUnits(p.k) + graphUnits(ef, col?.dims ?? 0));
+    };
+    const target = p.target ?? name;
+    estimate += pairs * (perSearch(fromCols[target]) + (same ? 0 : perSearch(toCols[target])));
   }
   ctx.budget.ensure(estimate, `a diff of ${names.length} collection(s), ${p.sample} items sampled, k ${p.k}`);
 
@@ -304,7 +409,7 @@ async function diff(
     const both: string[] = [];
     for (const id of idsOf(fromSrc)) if (toSrc.lookup(id)) both.push(id);
     const pairs: NeighbourPair[] = [];
-    for (const id of strideSample(both, p.sample)) {
+    for (const id of hashSample(both, p.sample)) {
       const a = await neighbours(service, fromSrc, fromTgt, id, search, ctx.budget);
       // A version against itself: the same lists, searched once.
       const b = same ? a : await neighbours(service, toSrc, toTgt, id, search, ctx.budget);

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../functions/contract';
+import { idHash } from '../../functions/query/explore/sampling';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
@@ -34,6 +35,15 @@ const release = {
   collections: {
     items: { file: 'items.jsonl', metric: 'cosine', shards: SHARDS, ef: N },
     flat: { file: 'items.jsonl', metric: 'cosine', ef: N },
+    mixed: { file: 'items.jsonl', metric: 'cosine', ef: N },
+  },
+};
+/** v3 holds v2's data, sharded otherwise: items in 2 shards (4 in v1), mixed in 3 (unsharded in v1). */
+const resharded = {
+  collections: {
+    items: { file: 'items.jsonl', metric: 'cosine', shards: 2, ef: N },
+    flat: { file: 'items.jsonl', metric: 'cosine', ef: N },
+    mixed: { file: 'items.jsonl', metric: 'cosine', shards: 3, ef: N },
   },
 };
 
@@ -49,7 +59,7 @@ async function settled(s: TestStack, version: string, ms = 120_000) {
 
 const slotCalls = (s: TestStack) => s.lambda.invocations.filter((i) => i.type === 'RequestResponse').length;
 const routerLoadedNoShard = (s: TestStack) =>
-  expect(s.query.cache.loaded().filter((k) => k.endsWith('/items'))).toEqual([]);
+  expect(s.query.cache.loaded().filter((k) => k.endsWith('/items') || k.endsWith('/v3/mixed'))).toEqual([]);
 
 type Hit = { id: string; score: number };
 const hits = (b: Record<string, unknown>) =>
@@ -85,7 +95,9 @@ describe('explorer and diff routes on a sharded collection, through the shard sl
     expect(await settled(s, 'v1')).toMatchObject({ status: 'READY' });
     await s.publish(SPACE, 'r2', { 'items.jsonl': dataset(10, N + 10, 6).jsonl }, release);
     expect(await settled(s, 'v2')).toMatchObject({ status: 'READY' });
-  }, 240_000);
+    await s.publish(SPACE, 'r3', { 'items.jsonl': dataset(10, N + 10, 6).jsonl }, resharded);
+    expect(await settled(s, 'v3')).toMatchObject({ status: 'READY' });
+  }, 300_000);
   afterAll(async () => {
     await s?.dispose();
   });
@@ -147,6 +159,42 @@ describe('explorer and diff routes on a sharded collection, through the shard sl
       unchanged: 1,
       sampled: 50,
     });
+    routerLoadedNoShard(s);
+  }, 120_000);
+
+  it('a diff between versions sharded differently, or sharded in one only, gives the unsharded answer', async () => {
+    const diff = async (c: string, from: string, to: string, sample: number) => {
+      const r = await s.get(
+        `/v1/spaces/${SPACE}/diff?from=${from}&to=${to}&collection=${c}&sample=${sample}&k=5&top=8`,
+      );
+      expect(r.status, JSON.stringify(r.body).slice(0, 500)).toBe(200);
+      const {
+        collection: _c,
+        text: _t,
+        ...rest
+      } = (r.body.collections as Record<string, unknown>[])[0] ?? {};
+      return rest;
+    };
+    // items: 4 shards in v1, 2 in v3; mixed: unsharded in v1, 3 shards in v3; flat: unsharded in both.
+    const whole = await diff('flat', 'v1', 'v3', 1000);
+    expect(whole).toMatchObject({ inBoth: 190, onlyFrom: 10, onlyTo: 10, sampled: 190 });
+    expect(await diff('items', 'v1', 'v3', 1000)).toEqual(whole);
+    expect(await diff('mixed', 'v1', 'v3', 1000)).toEqual(whole);
+    // A sample of some: the ids in both with the smallest hashes, whichever way each version is sharded.
+    // Some ids in one version only hash among the first 40 of that version, so intersecting each
+    // version's 40 smallest would sample fewer, or other, items.
+    const byHash = (ids: string[]) => [...ids].sort((a, b) => idHash(a) - idHash(b)).slice(0, 40);
+    const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `item-${from + i}`);
+    const firstOf = [...byHash(ids(0, N)), ...byHash(ids(10, N + 10))];
+    expect(firstOf.some((id) => /^item-(\d|20\d)$/.test(id))).toBe(true);
+    const some = await diff('flat', 'v1', 'v3', 40);
+    expect(some).toMatchObject({ inBoth: 190, sampled: 40 });
+    expect(await diff('items', 'v1', 'v3', 40)).toEqual(some);
+    expect(await diff('mixed', 'v1', 'v3', 40)).toEqual(some);
+    // The same shard count in both (v1 → v2, the slots intersect) samples the same ids of the same data.
+    expect(await diff('items', 'v1', 'v2', 40)).toEqual(some);
+    // And the other way round: sharded in v3, unsharded in v1.
+    expect(await diff('mixed', 'v3', 'v1', 40)).toEqual(await diff('flat', 'v3', 'v1', 40));
     routerLoadedNoShard(s);
   }, 120_000);
 

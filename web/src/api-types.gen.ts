@@ -768,7 +768,7 @@ export interface components {
                 inBoth: number;
                 onlyFrom: number;
                 onlyTo: number;
-                /** @description items compared (a fixed-stride sample of those in both) */
+                /** @description items compared (the `sample` ids in both with the smallest id hashes) */
                 sampled: number;
                 /** @description mean overlap@k of the sampled items' neighbour lists */
                 meanOverlap: number;

@@ -54,6 +54,11 @@ export interface SlotSampleOp {
   alsoIn?: { version: string; pinned?: boolean };
   /** Ids left out of the sample and the count (the router's erased ids). */
   exclude?: string[];
+  /**
+   * Only ids after this (hash, id) in (idHash, id) order: the next page of the slot's ids in hash order
+   * (a diff between versions sharded differently walks both versions' ids this way).
+   */
+  after?: { hash: number; id: string };
   /** Return each sampled id's display label (name, title or label metadata). */
   labels?: boolean;
 }

@@ -257,15 +257,21 @@ export class ShardRouter {
   /**
    * The collection's hash sample (explore/sampling.ts): each slot samples its shards, the merge keeps
    * the `n` smallest hashes (ties by id) — the same ids one instance holding every shard would pick.
-   * With `alsoIn`, only ids in both versions (a diff; the same shard count in both).
+   * With `alsoIn`, only ids in both versions (a diff; the same shard count in both); with `after`, only
+   * ids after that (hash, id): the next page of the collection's ids in hash order.
    */
   async sample(
     r: Resolved,
     collection: string,
     n: number,
-    opts: { alsoIn?: Resolved; exclude?: readonly string[]; labels?: boolean },
+    opts: {
+      alsoIn?: Resolved;
+      exclude?: readonly string[];
+      labels?: boolean;
+      after?: { hash: number; id: string };
+    },
     ctx: RequestContext,
-  ): Promise<{ count: number; ids: string[]; labels: Map<string, string> }> {
+  ): Promise<{ count: number; ids: string[]; hashes: number[]; labels: Map<string, string> }> {
     const m = await this.deps.manifest(r.space, r.version);
     const cm = m.collections[collection] as CollectionManifest;
     const op: SlotOp = {
@@ -277,6 +283,7 @@ export class ShardRouter {
         : {}),
       ...(opts.exclude?.length ? { exclude: [...opts.exclude] } : {}),
       ...(opts.labels ? { labels: true } : {}),
+      ...(opts.after ? { after: opts.after } : {}),
     };
     const all: { id: string; hash: number; label: string | null }[] = [];
     let count = 0;
@@ -290,7 +297,7 @@ export class ShardRouter {
     const picked = all.slice(0, n);
     const labels = new Map<string, string>();
     for (const p of picked) if (p.label !== null) labels.set(p.id, p.label);
-    return { count, ids: picked.map((p) => p.id), labels };
+    return { count, ids: picked.map((p) => p.id), hashes: picked.map((p) => p.hash), labels };
   }
 
   /** Items of a sharded collection by id (vector, metadata), one call per slot; unknown ids are absent. */

@@ -176,9 +176,15 @@ export class SlotService {
     const { flatOf, idHash, sampleByHash } = await this.loadMaths();
     const skip = new Set(op.exclude ?? []);
     const flat = flatOf(c);
+    const after = op.after;
+    const later = (id: string) => {
+      if (!after) return true;
+      const h = idHash(id);
+      return h > after.hash || (h === after.hash && id > after.id);
+    };
     const ids =
-      other || skip.size
-        ? flat.ids.filter((id) => !skip.has(id) && (!other || other.lookup(id) !== undefined))
+      other || skip.size || after
+        ? flat.ids.filter((id) => !skip.has(id) && (!other || other.lookup(id) !== undefined) && later(id))
         : flat.ids;
     const picked = sampleByHash(ids, op.n).map((i) => ids[i] as string);
     const labels = op.labels
