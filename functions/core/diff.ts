@@ -150,17 +150,6 @@ export function summariseDiff(
   };
 }
 
-/**
- * Up to `n` of `ids`, spread evenly over the list (a fixed stride, so the same two versions give the
- * same sample every time).
- */
-export function strideSample<T>(ids: readonly T[], n: number): T[] {
-  const m = Math.min(ids.length, Math.max(0, n));
-  const out: T[] = [];
-  for (let i = 0; i < m; i++) out.push(ids[Math.floor((i * ids.length) / m)] as T);
-  return out;
-}
-
 /** A word for the size of a change, from the mean overlap@k (a reading aid, not a gate). */
 export function changeLevel(meanOverlap: number): 'none' | 'small' | 'moderate' | 'large' | 'complete' {
   if (meanOverlap >= 0.999) return 'none';

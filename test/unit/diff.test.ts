@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDiffQuery } from '../../functions/common/params';
-import {
-  changeLevel,
-  describeDiff,
-  itemDiff,
-  labelOf,
-  strideSample,
-  summariseDiff,
-} from '../../functions/core/diff';
+import { changeLevel, describeDiff, itemDiff, labelOf, summariseDiff } from '../../functions/core/diff';
 import { BadRequestError } from '../../functions/core/errors';
 
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -50,17 +43,6 @@ describe('version diff arithmetic', () => {
     const empty = summariseDiff([], 10);
     expect(empty).toMatchObject({ sampled: 0, meanOverlap: 1, unchanged: 1, mostlyChanged: 0 });
     expect(describeDiff('items', empty, 10, 0)).toMatch(/no item is in both versions/);
-  });
-
-  it('samples with a fixed stride: deterministic, spread, never more than asked', () => {
-    const all = ids('i', 1000);
-    const a = strideSample(all, 200);
-    expect(a).toHaveLength(200);
-    expect(a).toEqual(strideSample(all, 200));
-    expect(a[0]).toBe('i0');
-    expect(a[1]).toBe('i5');
-    expect(a[199]).toBe('i995');
-    expect(strideSample(all.slice(0, 3), 200)).toEqual(['i0', 'i1', 'i2']);
   });
 
   it('names the size of a change and writes one sentence per collection', () => {
