@@ -72,7 +72,20 @@ async function same(fast: (b: unknown) => unknown, zod: (b: unknown) => unknown,
 }
 
 const SEARCH: Values = {
-  k: [1, 10, 1000, 0, 1001, 2.5, -3, '10', null, undefined, Number.MAX_SAFE_INTEGER, Number.POSITIVE_INFINITY],
+  k: [
+    1,
+    10,
+    1000,
+    0,
+    1001,
+    2.5,
+    -3,
+    '10',
+    null,
+    undefined,
+    Number.MAX_SAFE_INTEGER,
+    Number.POSITIVE_INFINITY,
+  ],
   ef: [1, 80, 10_000, 0, 10_001, 80.5, '80', null, undefined],
   target: ['users', 'Users', '', 'a'.repeat(64), 3, undefined],
   exclude: [[], ['a', 'b'], [''], [3], 'a', Array(10_001).fill('x'), ['a\u0000'], undefined],
