@@ -178,7 +178,7 @@ async function main() {
       const parse: Record<string, number> = {};
       for (const format of c.formats) {
         for (const f of filesOf(format)) await upload('parse', f);
-        const spec = parseRelease(JSON.stringify({ collections: { items: specFor(format, c.dims) } }))
+        const spec = (await parseRelease(JSON.stringify({ collections: { items: specFor(format, c.dims) } })))
           .collections[0]!;
         const problems = new ProblemCollector();
         const t0 = performance.now();

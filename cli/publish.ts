@@ -107,9 +107,9 @@ export async function planUpload(
     }
   }
 
-  let spec: ReturnType<typeof parseRelease>;
+  let spec: Awaited<ReturnType<typeof parseRelease>>;
   try {
-    spec = parseRelease(releaseText);
+    spec = await parseRelease(releaseText);
   } catch (err) {
     if (err instanceof ReleaseInvalidError) {
       throw new CliError(

@@ -80,7 +80,7 @@ export async function validateRelease(dir: string, io: Io, opts: ValidateOptions
   }
   let spec: ReleaseSpec;
   try {
-    spec = parseRelease(text);
+    spec = await parseRelease(text);
   } catch (err) {
     if (!(err instanceof ReleaseInvalidError)) throw err;
     result.problems.push(...err.problems);

@@ -11,18 +11,17 @@ import { json, parseJsonBody } from '../common/http';
 import type { Route } from '../common/router';
 import {
   assertNotDeleting,
-  deleteSpaceBodySchema,
   ERASURE_STATUSES,
   type ErasureRecord,
-  eraseBodySchema,
   erasureTarget,
-  restoreBodySchema,
+  parseDeleteSpaceBody,
+  parseEraseBody,
+  parseRestoreBody,
   type SpaceDeletion,
 } from '../core/erasure';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertItemId, assertName } from '../core/names';
 import type { Log, Registry } from '../core/ports';
-import { parseWith } from '../core/query';
 
 export function erasureRoutes(registry: Registry, log: Log, now: () => Date = () => new Date()): Route[] {
   const item = '/v1/spaces/{space}/collections/{collection}/items/{id}';
@@ -31,7 +30,7 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
       method: 'DELETE',
       path: item,
       handler: async ({ params, event }) => {
-        const body = parseWith(eraseBodySchema, parseJsonBody(event, false) ?? {}, 'body');
+        const body = await parseEraseBody(parseJsonBody(event, false) ?? {});
         const t = erasureTarget(params.space as string, params.collection as string, [
           params.id as string,
           ...(body.ids ?? []),
@@ -71,7 +70,7 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
         const space = assertName('space', params.space);
         const collection = assertName('collection', params.collection);
         const id = assertItemId(params.id);
-        const body = parseWith(restoreBodySchema, parseJsonBody(event, false) ?? {}, 'body');
+        const body = await parseRestoreBody(parseJsonBody(event, false) ?? {});
         assertNotDeleting(space, await registry.getSpaceState(space));
         const at = now().toISOString();
         const ok = await registry.updateErasure(space, collection, id, undefined, {
@@ -110,7 +109,7 @@ export function erasureRoutes(registry: Registry, log: Log, now: () => Date = ()
       path: '/v1/spaces/{space}',
       handler: async ({ params, event }) => {
         const space = assertName('space', params.space);
-        const body = parseWith(deleteSpaceBodySchema, parseJsonBody(event), 'body');
+        const body = await parseDeleteSpaceBody(parseJsonBody(event));
         const state = await registry.getSpaceState(space);
         const known =
           state.pointer.version !== null || (await registry.listVersions(space, 1)).versions.length;

@@ -1,6 +1,5 @@
 // admin/: the state-changing HTTP API (activate, rollback) as a thin middy handler over core/activation.
 // May import core/, common/ and contract.ts; never query/, builder/ or snapshot/.
-import * as z from 'zod';
 import { json, parseJsonBody } from '../common/http';
 import { asLog, createObservability } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
@@ -13,30 +12,11 @@ import {
   registryDepsFromEnv,
 } from '../common/wiring';
 import { activateVersion, rollbackSpace } from '../core/activation';
-import { BadRequestError } from '../core/errors';
 import { assertName } from '../core/names';
-import { CHANGED_BY, type Pointer } from '../core/pointer';
+import type { Pointer } from '../core/pointer';
 import { type Log, noPointerMoves, type PointerMoveNotifier, type Registry, silentLog } from '../core/ports';
-import { zodDetail } from '../core/query';
+import { parseActivateBody, parseRollbackBody } from './bodies';
 import { erasureRoutes } from './erasure';
-
-const activateBody = z.object({
-  version: z.string(),
-  expectedGeneration: z.number().int().min(0),
-  force: z.boolean().optional(),
-  by: z.enum(CHANGED_BY).optional(),
-});
-const rollbackBody = z.object({
-  expectedGeneration: z.number().int().min(0),
-  force: z.boolean().optional(),
-  by: z.enum(CHANGED_BY).optional(),
-});
-
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body);
-  if (!r.success) throw new BadRequestError(zodDetail(r.error, 'body'));
-  return r.data;
-}
 
 const answer = (pointer: Pointer) =>
   json(200, { pointer }, pointer.version ? { 'vicinity-version': pointer.version } : {});
@@ -56,7 +36,7 @@ export function adminRoutes(
       path: '/v1/spaces/{space}/activate',
       handler: async ({ params, event }) => {
         const space = assertName('space', params.space);
-        const b = parse(activateBody, parseJsonBody(event));
+        const b = await parseActivateBody(parseJsonBody(event));
         const pointer = await activateVersion(
           registry,
           {
@@ -76,7 +56,7 @@ export function adminRoutes(
       path: '/v1/spaces/{space}/rollback',
       handler: async ({ params, event }) => {
         const space = assertName('space', params.space);
-        const b = parse(rollbackBody, parseJsonBody(event));
+        const b = await parseRollbackBody(parseJsonBody(event));
         const pointer = await rollbackSpace(
           registry,
           { space, expectedGeneration: b.expectedGeneration, force: b.force, by: caller(b.by) },

@@ -48,7 +48,7 @@ export async function openRelease(
   }
   if (text === undefined)
     throw new ReleaseInvalidError([{ file: RELEASE_JSON, message: 'release.json is gone' }]);
-  const spec = parseRelease(text);
+  const spec = await parseRelease(text);
   const prefix = `${KEY_PREFIX.incoming}${event.space}/${event.release}/`;
   const named = spec.collections.flatMap((c) => c.files);
   const { missing, bytes } = await waitForFiles(s3ReleaseFiles(store, prefix), named, config.fileWaitMs);

@@ -10,9 +10,8 @@ import {
   MAX_EXCLUDE_GET,
   MAX_EXCLUDE_POST,
   MAX_K,
-  parseWith,
+  parseSearchFields,
   type SearchParams,
-  searchBodySchema,
 } from '../core/query';
 
 export type QueryString = Record<string, string | undefined>;
@@ -90,10 +89,10 @@ export const SEARCH_QUERY_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /** Search parameters from a query string (GET similar); then the same schema as a body checks them. */
-export function parseSearchQuery(
+export async function parseSearchQuery(
   q: QueryString,
   allowed: ReadonlySet<string> = SEARCH_QUERY_KEYS,
-): SearchParams {
+): Promise<SearchParams> {
   rejectUnknownParams(q, allowed);
   const exclude = listParam(q.exclude);
   if (exclude.length > MAX_EXCLUDE_GET) {
@@ -110,8 +109,7 @@ export function parseSearchQuery(
     }
   }
   const consistency = consistencyParam(q);
-  return parseWith(
-    searchBodySchema,
+  return parseSearchFields(
     {
       k: intParam(q, 'k', 1, MAX_K),
       ef: intParam(q, 'ef', 1, MAX_EF),

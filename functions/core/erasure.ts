@@ -3,9 +3,9 @@
  * answer of every version from the moment the erasure is recorded (query/erasures.ts), and purged from
  * every retained snapshot within `purgeWithinHours` (sweeper/purge.ts). Pure rules and shapes only.
  */
-import * as z from 'zod';
 import { BadRequestError, NotFoundError } from './errors';
 import { assertItemId, assertName } from './names';
+import { bool, checkObject, FAIL, int, type ObjectSpec, str } from './shape';
 
 export const ERASURE_STATUSES = ['ERASED', 'PURGED', 'RESTORED'] as const;
 export type ErasureStatus = (typeof ERASURE_STATUSES)[number];
@@ -59,26 +59,52 @@ export function allErased(ids: ErasedIds): Set<string> {
   return out;
 }
 
-export const eraseBodySchema = z
-  .object({
-    reason: z.string().max(1000).optional(),
-    by: z.string().min(1).max(200).optional(),
-    /** Extra ids of the same collection, so one call can erase many (the path's id is always included). */
-    ids: z.array(z.string()).max(MAX_ERASE_IDS).optional(),
-  })
-  .strict();
+/** The erasure bodies' zod schemas (./erasure-schemas), loaded by the first body the checks here do not pass. */
+const loadErasureSchemas = () => import('./erasure-schemas');
 
-export const restoreBodySchema = z
-  .object({ reason: z.string().max(1000).optional(), by: z.string().min(1).max(200).optional() })
-  .strict();
+const reasonBy = { reason: { check: str(0, 1000) }, by: { check: str(1, 200) } };
+const idsCheck = (v: unknown) =>
+  Array.isArray(v) && v.length <= MAX_ERASE_IDS && v.every((id) => typeof id === 'string') ? v.slice() : FAIL;
+const ERASE_BODY: ObjectSpec = { ...reasonBy, ids: { check: idsCheck } };
+const RESTORE_BODY: ObjectSpec = reasonBy;
+const DELETE_SPACE_BODY: ObjectSpec = {
+  expectedGeneration: { check: int(0), required: true },
+  includeInputs: { check: bool },
+  by: { check: str(1, 200) },
+};
 
-export const deleteSpaceBodySchema = z
-  .object({
-    expectedGeneration: z.number().int().min(0),
-    includeInputs: z.boolean().optional(),
-    by: z.string().min(1).max(200).optional(),
-  })
-  .strict();
+export interface EraseBody {
+  reason?: string | undefined;
+  by?: string | undefined;
+  /** Extra ids of the same collection, so one call can erase many (the path's id is always included). */
+  ids?: string[] | undefined;
+}
+export type RestoreBody = Omit<EraseBody, 'ids'>;
+export interface DeleteSpaceBody {
+  expectedGeneration: number;
+  includeInputs?: boolean | undefined;
+  by?: string | undefined;
+}
+
+/** An erase body as eraseBodySchema answers it (a hand-written check first); a 400 names what is wrong. */
+export async function parseEraseBody(raw: unknown): Promise<EraseBody> {
+  const fast = checkObject(raw, ERASE_BODY, true);
+  return fast ? (fast as EraseBody) : (await loadErasureSchemas()).parseEraseBodyZod(raw);
+}
+
+/** A restore body as restoreBodySchema answers it. */
+export async function parseRestoreBody(raw: unknown): Promise<RestoreBody> {
+  const fast = checkObject(raw, RESTORE_BODY, true);
+  return fast ? (fast as RestoreBody) : (await loadErasureSchemas()).parseRestoreBodyZod(raw);
+}
+
+/** A space deletion body as deleteSpaceBodySchema answers it. */
+export async function parseDeleteSpaceBody(raw: unknown): Promise<DeleteSpaceBody> {
+  const fast = checkObject(raw, DELETE_SPACE_BODY, true);
+  return fast
+    ? (fast as unknown as DeleteSpaceBody)
+    : (await loadErasureSchemas()).parseDeleteSpaceBodyZod(raw);
+}
 
 /** The checked target of an erasure: names valid, ids valid and distinct. */
 export function erasureTarget(space: string, collection: string, ids: readonly string[]) {

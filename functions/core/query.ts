@@ -1,6 +1,6 @@
-import * as z from 'zod';
 import { BadRequestError } from './errors';
 import { itemIdProblem, NAME_PATTERN, parseVersion } from './names';
+import { bool, checkObject, FAIL, type FieldSpec, int, type ObjectSpec, oneOf } from './shape';
 
 export const MAX_K = 1000;
 export const MAX_EF = 10_000;
@@ -104,47 +104,6 @@ export function filterProblems(raw: unknown): { path: (string | number)[]; messa
   return out;
 }
 
-const filterSchema = z
-  .unknown()
-  .superRefine((v, ctx) => {
-    for (const p of filterProblems(v)) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
-  })
-  .transform((v) => v as Filter);
-
-const itemId = z.string().superRefine((id, ctx) => {
-  const p = itemIdProblem(id);
-  if (p) ctx.addIssue({ code: 'custom', message: p });
-});
-
-const name = z.string().regex(NAME_PATTERN, { message: `must match ${NAME_PATTERN.source}` });
-const version = z
-  .string()
-  .refine((v) => parseVersion(v) !== undefined, { message: 'must be "v" + a positive integer' });
-
-/** The search fields shared by every search request (and by each entry of a batch). */
-const searchFields = {
-  k: z.number().int().min(1).max(MAX_K).default(10),
-  ef: z.number().int().min(1).max(MAX_EF).optional(),
-  target: name.optional(),
-  exclude: z.array(itemId).max(MAX_EXCLUDE_POST).default([]),
-  excludeSeen: z.boolean().default(false),
-  filter: filterSchema.optional(),
-  includeMetadata: z.boolean().default(true),
-  /** Sharded collections: answer from the shards that answered, naming the missing ones (default: 503). */
-  allowPartial: z.boolean().default(false),
-};
-
-const versionFields = {
-  version: version.optional(),
-  consistency: z.enum(['eventual', 'strong']).default('eventual'),
-};
-
-/**
- * Search parameters in a JSON body (POST similar, query). Strict: a misspelt field ("exlude") is a 400
- * naming it rather than a silently ignored exclusion.
- */
-export const searchBodySchema = z.object({ ...searchFields, ...versionFields }).strict();
-
 /** The largest finite float32: vectors are stored, and HNSW compares them, in float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
@@ -161,82 +120,146 @@ export function vectorProblem(v: readonly number[]): { index: number; message: s
   return undefined;
 }
 
-/**
- * A vector: numbers that are finite *as float32* (JSON has no NaN, but 1e999 parses to Infinity and
- * 1e39 is a finite double that becomes Infinity in float32).
- */
-export const vectorSchema = z
-  .array(z.number({ message: 'must be a finite number' }), {
-    message: 'vector must be an array of numbers',
-  })
-  .min(1, { message: 'vector is empty' })
-  .max(MAX_VECTOR_DIMS, { message: `vector has more than ${MAX_VECTOR_DIMS} values` })
-  .superRefine((v, ctx) => {
-    const bad = vectorProblem(v);
-    if (bad) ctx.addIssue({ code: 'custom', message: bad.message, path: [bad.index] });
-  });
-
-export const queryBodySchema = z.object({ vector: vectorSchema, ...searchFields, ...versionFields }).strict();
+/** The zod schemas of these requests (./query-schemas), loaded by the first request the checks here do not pass. */
+export const loadQuerySchemas = () => import('./query-schemas');
 
 /** One entry of a batch: an item's neighbours (`item`) or a vector's (`vector`); version is the batch's. */
-export const batchEntrySchema = z
-  .object({ collection: name, item: itemId.optional(), vector: vectorSchema.optional(), ...searchFields })
-  .strict()
-  .superRefine((e, ctx) => {
-    if ((e.item === undefined) === (e.vector === undefined))
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of "item" and "vector"', path: [] });
-  });
-
-export const batchBodySchema = z
-  .object({
-    queries: z
-      .array(z.unknown(), { message: 'queries must be an array' })
-      .min(1, { message: 'a batch needs at least one query' })
-      .max(MAX_BATCH_QUERIES, { message: `a batch holds at most ${MAX_BATCH_QUERIES} queries` }),
-    ...versionFields,
-  })
-  .strict();
-
-export type BatchEntry = z.infer<typeof batchEntrySchema>;
-
-/** `filter.genre.in[0]`, `vector[3]`: a path as a person writes it. */
-function pathText(path: readonly PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+export interface BatchEntry {
+  collection: string;
+  item?: string | undefined;
+  vector?: number[] | undefined;
+  k: number;
+  ef?: number | undefined;
+  target?: string | undefined;
+  exclude: string[];
+  excludeSeen: boolean;
+  filter?: Filter | undefined;
+  includeMetadata: boolean;
+  allowPartial: boolean;
 }
 
-/** A readable one-line account of a zod error, each issue named by its path (`filter.genre.eq: …`). */
-export function zodDetail(error: z.ZodError, where = 'request'): string {
-  const text = error.issues.slice(0, 5).map((i) => {
-    const at = i.path.length ? pathText(i.path) : where;
-    if (i.code === 'unrecognized_keys') {
-      const keys = i.keys.map((k) => JSON.stringify(k)).join(', ');
-      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${keys}`;
-    }
-    // A message that names its own place (`vector[3] is not …`) is not prefixed again.
-    return i.message.startsWith(`${at} `) ? i.message : `${at}: ${i.message}`;
-  });
-  const more = error.issues.length > 5 ? ` (and ${error.issues.length - 5} more)` : '';
-  return text.join('; ') + more;
+// The hand-written twins of the schemas in ./query-schemas: same fields, same order, same defaults.
+const nameCheck = (v: unknown) => (typeof v === 'string' && NAME_PATTERN.test(v) ? v : FAIL);
+const itemIdCheck = (v: unknown) => (itemIdProblem(v) === undefined ? v : FAIL);
+const excludeCheck = (v: unknown) => {
+  if (!Array.isArray(v) || v.length > MAX_EXCLUDE_POST) return FAIL;
+  for (const id of v) if (itemIdProblem(id) !== undefined) return FAIL;
+  return v.slice();
+};
+const filterCheck = (v: unknown) => (filterProblems(v).length === 0 ? v : FAIL);
+/** A vector of 1–MAX_VECTOR_DIMS numbers, each finite as float32 (kept as given, not copied). */
+const vectorCheck = (v: unknown) => {
+  if (!Array.isArray(v) || v.length < 1 || v.length > MAX_VECTOR_DIMS) return FAIL;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (!(typeof x === 'number' && Math.abs(x) <= FLOAT32_MAX)) return FAIL;
+  }
+  return v;
+};
+const searchFieldSpec: Record<string, FieldSpec> = {
+  k: { check: int(1, MAX_K), dflt: () => 10 },
+  ef: { check: int(1, MAX_EF) },
+  target: { check: nameCheck },
+  exclude: { check: excludeCheck, dflt: () => [] },
+  excludeSeen: { check: bool, dflt: () => false },
+  filter: { check: filterCheck },
+  includeMetadata: { check: bool, dflt: () => true },
+  allowPartial: { check: bool, dflt: () => false },
+};
+const versionFieldSpec: Record<string, FieldSpec> = {
+  version: { check: (v) => (typeof v === 'string' && parseVersion(v) !== undefined ? v : FAIL) },
+  consistency: { check: oneOf(['eventual', 'strong']), dflt: () => 'eventual' },
+};
+const SEARCH_BODY: ObjectSpec = { ...searchFieldSpec, ...versionFieldSpec };
+const QUERY_BODY: ObjectSpec = { vector: { check: vectorCheck, required: true }, ...SEARCH_BODY };
+const BATCH_ENTRY: ObjectSpec = {
+  collection: { check: nameCheck, required: true },
+  item: { check: itemIdCheck },
+  vector: { check: (v) => (vectorCheck(v) === FAIL ? FAIL : (v as number[]).slice()) },
+  ...searchFieldSpec,
+};
+const BATCH_BODY: ObjectSpec = {
+  queries: {
+    check: (v) => (Array.isArray(v) && v.length >= 1 && v.length <= MAX_BATCH_QUERIES ? v.slice() : FAIL),
+    required: true,
+  },
+  ...versionFieldSpec,
+};
+
+/** searchBodySchema's answer for a body the hand-written check passes, else undefined. */
+export function fastSearchBody(raw: unknown): SearchParams | undefined {
+  return checkObject(raw, SEARCH_BODY, true) as SearchParams | undefined;
 }
 
-/** Problem extras for a zod error: each issue's path and message, nothing of the input echoed back. */
-export function zodErrors(error: z.ZodError): { path: (string | number)[]; message: string }[] {
-  return error.issues.slice(0, 20).map((i) => ({
-    path: i.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
-    message: i.message,
-  }));
+/** queryBodySchema's answer for a body the hand-written check passes (the vector not copied), else undefined. */
+export function fastQueryBody(raw: unknown): (SearchParams & { vector: number[] }) | undefined {
+  return checkObject(raw, QUERY_BODY, true) as (SearchParams & { vector: number[] }) | undefined;
 }
 
-export function parseWith<T>(schema: z.ZodType<T>, raw: unknown, where: string): T {
-  const r = schema.safeParse(raw);
-  if (!r.success)
-    throw new BadRequestError(zodDetail(r.error, where), { extras: { errors: zodErrors(r.error) } });
-  return r.data;
+/** batchEntrySchema's answer for an entry the hand-written check passes, else undefined. */
+export function fastBatchEntry(raw: unknown): BatchEntry | undefined {
+  const e = checkObject(raw, BATCH_ENTRY, true) as BatchEntry | undefined;
+  return e && (e.item === undefined) !== (e.vector === undefined) ? e : undefined;
+}
+
+export interface BatchBody {
+  queries: unknown[];
+  version?: string | undefined;
+  consistency: 'eventual' | 'strong';
+}
+
+/** batchBodySchema's answer for a body the hand-written check passes, else undefined. */
+export function fastBatchBody(raw: unknown): BatchBody | undefined {
+  return checkObject(raw, BATCH_BODY, true) as BatchBody | undefined;
+}
+
+/** Search parameters as searchBodySchema answers them; a 400 names its places from `where` ('body', 'query'). */
+export async function parseSearchFields(raw: unknown, where: string): Promise<SearchParams> {
+  const fast = fastSearchBody(raw);
+  if (fast) return fast;
+  const s = await loadQuerySchemas();
+  return s.parseWith(s.searchBodySchema, raw, where);
 }
 
 /** Search parameters from a JSON body; an absent body means every default. */
-export function parseSearchBody(body: unknown): SearchParams {
-  return parseWith(searchBodySchema, body ?? {}, 'body');
+export function parseSearchBody(body: unknown): Promise<SearchParams> {
+  return parseSearchFields(body ?? {}, 'body');
+}
+
+/** A query body (vector + search parameters), as queryBodySchema answers it. */
+export async function parseQueryBody(raw: unknown): Promise<SearchParams & { vector: number[] }> {
+  const fast = fastQueryBody(raw);
+  if (fast) return fast;
+  const s = await loadQuerySchemas();
+  return s.parseWith(s.queryBodySchema, raw, 'body');
+}
+
+/** A batch body, as batchBodySchema answers it (entries are checked one by one: `parseBatchEntries`). */
+export async function parseBatchBody(raw: unknown): Promise<BatchBody> {
+  const fast = fastBatchBody(raw);
+  if (fast) return fast;
+  const s = await loadQuerySchemas();
+  return s.parseWith(s.batchBodySchema, raw, 'body');
+}
+
+/** Each entry of a batch checked on its own: the entry, or its own 400 as batchEntrySchema gives it. */
+export async function parseBatchEntries(
+  queries: readonly unknown[],
+): Promise<({ entry: BatchEntry } | { error: BadRequestError })[]> {
+  const fast = queries.map(fastBatchEntry);
+  const s = fast.includes(undefined) ? await loadQuerySchemas() : undefined;
+  return queries.map((q, i) => {
+    const e = fast[i];
+    if (e) return { entry: e };
+    const r = (s as Awaited<ReturnType<typeof loadQuerySchemas>>).batchEntrySchema.safeParse(q);
+    return r.success
+      ? { entry: r.data as BatchEntry }
+      : {
+          error: new BadRequestError(s?.zodDetail(r.error, 'query') ?? '', {
+            extras: { errors: s?.zodErrors(r.error) ?? [] },
+          }),
+        };
+  });
 }
 
 export type Predicate = (meta: Record<string, unknown> | null | undefined) => boolean;

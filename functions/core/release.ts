@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import { KEY_PREFIX } from '../contract';
 import { ReleaseInvalidError, type ReleaseProblem } from './errors';
 import { isValidName, isValidReleaseName, NAME_PATTERN, RELEASE_NAME_PATTERN } from './names';
@@ -25,71 +24,6 @@ export const QUALITY_DEFAULTS = Object.freeze({ minRecall: 0.95, sample: 200, re
 export const EF_LADDER: readonly number[] = Object.freeze([
   10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
 ]);
-
-const relativePath = z
-  .string()
-  .min(1)
-  .refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'), {
-    message: 'must be a path inside the release folder (no "..", no leading "/")',
-  });
-
-const collectionSchema = z
-  .object({
-    file: relativePath.optional(),
-    files: z.array(relativePath).min(1).optional(),
-    vectors: relativePath.optional(),
-    ids: relativePath.optional(),
-    dims: z.number().int().min(1).max(4096).optional(),
-    format: z.enum(FORMATS).optional(),
-    metric: z.enum(METRICS, { message: `metric must be one of ${METRICS.join(', ')}` }),
-    idColumn: z.string().min(1).optional(),
-    vectorColumn: z.string().min(1).optional(),
-    M: z.number().int().min(2).max(128).optional(),
-    efConstruction: z.number().int().min(10).max(2000).optional(),
-    ef: z.number().int().min(1).max(10000).optional(),
-    /** Overrides the release-wide quality.recallTarget for this collection. */
-    recallTarget: z.number().gt(0).max(1).optional(),
-    segments: z.number().int().min(1).max(64).optional(),
-    /** Shards of the collection: 1–256, or "auto" (default; docs/contract.md). */
-    shards: z.union([z.number().int().min(1).max(256), z.literal('auto')]).optional(),
-  })
-  .strict()
-  .superRefine((c, ctx) => {
-    const sources = [c.file !== undefined, c.files !== undefined, c.vectors !== undefined].filter(
-      Boolean,
-    ).length;
-    if (sources !== 1) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'name exactly one of "file", "files", or "vectors"+"ids"+"dims"',
-      });
-    }
-    if (c.vectors !== undefined && (c.ids === undefined || c.dims === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'raw input needs "vectors", "ids" and "dims"' });
-    }
-  });
-
-export const releaseSchema = z
-  .object({
-    collections: z.record(z.string(), collectionSchema).refine((c) => Object.keys(c).length > 0, {
-      message: 'at least one collection is required',
-    }),
-    activate: z.boolean().default(true),
-    quality: z
-      .object({
-        minRecall: z.number().min(0).max(1).optional(),
-        sample: z.number().int().min(1).max(100000).optional(),
-        minOverlap: z.number().min(0).max(1).nullable().optional(),
-        recallTarget: z.number().gt(0).max(1).optional(),
-      })
-      .strict()
-      .optional(),
-    seenField: z.string().min(1).optional(),
-    /** Delete the release's inputs under incoming/ once its build ends (READY or FAILED). */
-    deleteInputsAfterBuild: z.boolean().optional(),
-    description: z.string().optional(),
-  })
-  .strict();
 
 export interface CollectionSpec {
   name: string;
@@ -127,8 +61,11 @@ export function formatFromFile(file: string): InputFormat | undefined {
   return undefined;
 }
 
-/** Parses release.json text into a ReleaseSpec, or throws ReleaseInvalidError naming every problem. */
-export function parseRelease(text: string, file = 'release.json'): ReleaseSpec {
+/**
+ * Parses release.json text into a ReleaseSpec, or throws ReleaseInvalidError naming every problem. The
+ * schema (./release-schema, zod) is loaded by the first call, not at a function's init.
+ */
+export async function parseRelease(text: string, file = 'release.json'): Promise<ReleaseSpec> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -137,6 +74,7 @@ export function parseRelease(text: string, file = 'release.json'): ReleaseSpec {
       cause: err,
     });
   }
+  const { releaseSchema } = await import('./release-schema');
   const parsed = releaseSchema.safeParse(raw);
   if (!parsed.success) {
     const problems: ReleaseProblem[] = parsed.error.issues.map((i) => ({

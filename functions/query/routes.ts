@@ -6,18 +6,7 @@ import { assertNotDeleting } from '../core/erasure';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
-import {
-  batchBodySchema,
-  FLOAT32_MAX,
-  MAX_EF,
-  MAX_K,
-  MAX_VECTOR_DIMS,
-  parseSearchBody,
-  parseWith,
-  queryBodySchema,
-  type SearchParams,
-  searchBodySchema,
-} from '../core/query';
+import { parseBatchBody, parseQueryBody, parseSearchBody, type SearchParams } from '../core/query';
 import { versionSummary } from '../core/version';
 import { requestContext, served } from './context';
 import { diffRoute } from './diff-route';
@@ -45,12 +34,12 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
     return state;
   };
   const similar =
-    (parse: (c: RouteContext) => SearchParams): Route['handler'] =>
+    (parse: (c: RouteContext) => Promise<SearchParams>): Route['handler'] =>
     async (c) => {
       const t0 = performance.now();
       const ctx = requestContext();
       const { space, collection, id } = c.params as Record<'space' | 'collection' | 'id', string>;
-      const body = await service.similar(space, collection, id, parse(c), ctx);
+      const body = await service.similar(space, collection, id, await parse(c), ctx);
       return served(body, ctx, t0);
     };
   return [
@@ -132,7 +121,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const t0 = performance.now();
         const ctx = requestContext();
         const { include, ...rest } = query;
-        const p = parseSearchQuery(rest, ITEM_QUERY_KEYS);
+        const p = await parseSearchQuery(rest, ITEM_QUERY_KEYS);
         const parts = include === undefined ? [] : include.split(',');
         if (parts.some((i) => i !== 'vector'))
           throw new BadRequestError(`include: only "vector" is supported, got ${JSON.stringify(include)}`);
@@ -164,7 +153,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params, event }) => {
         const t0 = performance.now();
         const ctx = requestContext();
-        const { vector, ...p } = parseQueryBody(parseJsonBody(event));
+        const { vector, ...p } = await parseQueryBody(parseJsonBody(event));
         const body = await service.query(params.space as string, params.collection as string, vector, p, ctx);
         return served(body, ctx, t0);
       },
@@ -175,7 +164,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params, event }) => {
         const t0 = performance.now();
         const ctx = requestContext();
-        const b = parseWith(batchBodySchema, parseJsonBody(event), 'body');
+        const b = await parseBatchBody(parseJsonBody(event));
         const out = await service.batch(params.space as string, b, ctx);
         const results = out.outcomes.map((o) => {
           if (!o.ok) return { status: httpStatus(o.error), problem: problemBody(o.error) };
@@ -192,82 +181,8 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
 
 const summary = versionSummary;
 
-/**
- * The query body: a well-formed vector is checked by hand (zod walks it value by value, ~20 µs at 128
- * dims) and the small rest by searchBodySchema; anything else goes through queryBodySchema whole, so
- * every refusal is the same 400 with the same details as before.
- */
-export function parseQueryBody(raw: unknown): ReturnType<typeof queryBodySchema.parse> {
-  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
-    const { vector, ...rest } = raw as Record<string, unknown>;
-    if (Array.isArray(vector) && vector.length >= 1 && vector.length <= MAX_VECTOR_DIMS) {
-      let ok = true;
-      for (let i = 0; i < vector.length && ok; i++) {
-        // A number, finite as float32 (as vectorSchema says); anything else goes through zod for its 400.
-        const x = vector[i];
-        ok = typeof x === 'number' && Math.abs(x) <= FLOAT32_MAX;
-      }
-      if (ok) {
-        const simple = simpleSearchFields(rest);
-        if (simple) return { vector: vector as number[], ...simple };
-        const r = searchBodySchema.safeParse(rest);
-        if (r.success) return { vector: vector as number[], ...r.data };
-      }
-    }
-  }
-  return parseWith(queryBodySchema, raw, 'body');
-}
-
-type SearchFields = ReturnType<typeof searchBodySchema.parse>;
-
-/**
- * What searchBodySchema answers for the common small rest of a query body (`k`, `ef`,
- * `includeMetadata`, `excludeSeen`, `allowPartial`, `consistency`, each valid): the same object, keys
- * in the schema's order, without zod's walk of every field (~2 µs). Anything else (another field, a
- * value out of range, undefined) is undefined: the schema decides, with its 400.
- */
-function simpleSearchFields(rest: Record<string, unknown>): SearchFields | undefined {
-  let k = 10;
-  let ef: number | undefined;
-  let excludeSeen = false;
-  let includeMetadata = true;
-  let allowPartial = false;
-  let consistency: 'eventual' | 'strong' = 'eventual';
-  for (const key in rest) {
-    const v = rest[key];
-    switch (key) {
-      case 'k':
-        if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_K) return undefined;
-        k = v as number;
-        break;
-      case 'ef':
-        if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_EF) return undefined;
-        ef = v as number;
-        break;
-      case 'excludeSeen':
-        if (typeof v !== 'boolean') return undefined;
-        excludeSeen = v;
-        break;
-      case 'includeMetadata':
-        if (typeof v !== 'boolean') return undefined;
-        includeMetadata = v;
-        break;
-      case 'allowPartial':
-        if (typeof v !== 'boolean') return undefined;
-        allowPartial = v;
-        break;
-      case 'consistency':
-        if (v !== 'eventual' && v !== 'strong') return undefined;
-        consistency = v;
-        break;
-      default:
-        return undefined;
-    }
-  }
-  return ef === undefined
-    ? { k, exclude: [], excludeSeen, includeMetadata, allowPartial, consistency }
-    : { k, ef, exclude: [], excludeSeen, includeMetadata, allowPartial, consistency };
-}
+/** The query body (core/query.ts: a hand-written check, then the schema for anything it does not pass). */
+export { parseQueryBody };
 
 /**
  * The admin function's routes (functions/admin, its route table `adminRoutes`): the read router answers

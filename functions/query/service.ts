@@ -9,14 +9,7 @@ import {
 import { assertItemId, assertName } from '../core/names';
 import type { Pointer } from '../core/pointer';
 import type { Log, Registry } from '../core/ports';
-import {
-  type BatchEntry,
-  batchEntrySchema,
-  MAX_BATCH_RESULTS,
-  type SearchParams,
-  zodDetail,
-  zodErrors,
-} from '../core/query';
+import { type BatchEntry, MAX_BATCH_RESULTS, parseBatchEntries, type SearchParams } from '../core/query';
 import { type ScoredResult, shortestFloat32 } from '../core/search';
 import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
@@ -302,16 +295,7 @@ export class QueryService {
     body: { queries: unknown[]; version?: string; consistency: 'eventual' | 'strong' },
     ctx: RequestContext,
   ): Promise<{ space: string; version: string; outcomes: BatchOutcome[] }> {
-    const parsed = body.queries.map((q): { entry: BatchEntry } | { error: VicinityError } => {
-      const r = batchEntrySchema.safeParse(q);
-      return r.success
-        ? { entry: r.data }
-        : {
-            error: new BadRequestError(zodDetail(r.error, 'query'), {
-              extras: { errors: zodErrors(r.error) },
-            }),
-          };
-    });
+    const parsed = await parseBatchEntries(body.queries);
     const total = parsed.reduce((a, p) => a + ('entry' in p ? p.entry.k : 0), 0);
     if (total > MAX_BATCH_RESULTS) {
       throw new BadRequestError(

@@ -47,7 +47,7 @@ export async function incomingReleasesHolding(
     try {
       const text = await deps.store.getText(prefix + RELEASE_JSON);
       if (text === undefined) continue;
-      const spec = parseRelease(text);
+      const spec = await parseRelease(text);
       const files = s3ReleaseFiles(deps.store, prefix);
       for (const c of spec.collections) {
         const ids = wanted.get(c.name);

@@ -86,4 +86,23 @@ describe('what a cold start loads (the bundles, split as the stack splits them)'
     expect(has((closure.query as { bundled: string[] }).bundled, 'docs/openapi.json')).toBe(true);
     expect(has((closure.build as { bundled: string[] }).bundled, 'hyparquet')).toBe(true);
   });
+
+  it('no function loads zod at init: request and release.json checks are hand-written, the schemas a chunk', () => {
+    const schemaModules = [
+      'functions/core/query-schemas.ts',
+      'functions/core/erasure-schemas.ts',
+      'functions/core/release-schema.ts',
+      'functions/admin/body-schemas.ts',
+    ];
+    for (const [name, c] of Object.entries(closure)) {
+      expect(
+        c.atInit.filter((f) => f.startsWith('zod/')),
+        `${name} loads zod at init`,
+      ).toEqual([]);
+      for (const m of schemaModules) expect(has(c.atInit, m), `${name} loads ${m} at init`).toBe(false);
+    }
+    // ...and the schemas are in the bundles that answer with them.
+    for (const name of ['query', 'admin', 'build', 'sweeper'] as const)
+      expect(has((closure[name] as { bundled: string[] }).bundled, 'zod/'), name).toBe(true);
+  });
 });

@@ -59,8 +59,8 @@ describe('names', () => {
 });
 
 describe('release.json', () => {
-  it('fills in defaults and detects formats from extensions', () => {
-    const r = parseRelease(
+  it('fills in defaults and detects formats from extensions', async () => {
+    const r = await parseRelease(
       JSON.stringify({
         collections: {
           users: { file: 'users.jsonl.gz', metric: 'cosine' },
@@ -87,9 +87,9 @@ describe('release.json', () => {
     ],
     ['raw without dims', '{"collections":{"a":{"vectors":"a.f32","ids":"a.ids","metric":"l2"}}}', /dims/],
     ['an unknown format', '{"collections":{"a":{"file":"a.csv","metric":"l2"}}}', /cannot tell the format/],
-  ])('refuses %s, naming release.json', (_what, text, message) => {
+  ])('refuses %s, naming release.json', async (_what, text, message) => {
     try {
-      parseRelease(text);
+      await parseRelease(text);
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ReleaseInvalidError);
@@ -160,14 +160,14 @@ describe('pointer rules', () => {
 });
 
 describe('search parameters', () => {
-  it('parses query strings strictly', () => {
-    expect(parseSearchQuery({})).toMatchObject({
+  it('parses query strings strictly', async () => {
+    expect(await parseSearchQuery({})).toMatchObject({
       k: 10,
       includeMetadata: true,
       exclude: [],
       consistency: 'eventual',
     });
-    expect(parseSearchQuery({ k: '5', exclude: 'a,b', excludeSeen: 'true' })).toMatchObject({
+    expect(await parseSearchQuery({ k: '5', exclude: 'a,b', excludeSeen: 'true' })).toMatchObject({
       k: 5,
       exclude: ['a', 'b'],
       excludeSeen: true,
@@ -180,15 +180,17 @@ describe('search parameters', () => {
       { ef: '0' },
       { includeMetadata: 'yes' },
     ]) {
-      expect(() => parseSearchQuery(q)).toThrow(BadRequestError);
+      await expect(parseSearchQuery(q)).rejects.toThrow(BadRequestError);
     }
-    expect(() => parseSearchQuery({ exclude: Array(101).fill('x').join(',') })).toThrow(/at most 100/);
-    expect(() => parseSearchQuery({ filter: '{bad' })).toThrow(/filter/);
+    await expect(parseSearchQuery({ exclude: Array(101).fill('x').join(',') })).rejects.toThrow(
+      /at most 100/,
+    );
+    await expect(parseSearchQuery({ filter: '{bad' })).rejects.toThrow(/filter/);
   });
 
-  it('caps exclude lists in bodies at 10,000 ids', () => {
-    expect(parseSearchBody({ exclude: Array(10_000).fill('x') }).exclude).toHaveLength(10_000);
-    expect(() => parseSearchBody({ exclude: Array(10_001).fill('x') })).toThrow(BadRequestError);
+  it('caps exclude lists in bodies at 10,000 ids', async () => {
+    expect((await parseSearchBody({ exclude: Array(10_000).fill('x') })).exclude).toHaveLength(10_000);
+    await expect(parseSearchBody({ exclude: Array(10_001).fill('x') })).rejects.toThrow(BadRequestError);
   });
 
   it('compiles filters and refuses fields the collection never had', () => {

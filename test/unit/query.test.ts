@@ -6,15 +6,8 @@ import { hnswEngine, readIndexVectors } from '../../functions/adapters/hnsw-inde
 import { parseSearchQuery } from '../../functions/common/params';
 import { BadRequestError } from '../../functions/core/errors';
 import type { BlobStore, IndexEngine, VectorIndex } from '../../functions/core/ports';
-import {
-  batchEntrySchema,
-  compileFilter,
-  type Filter,
-  filterProblems,
-  parseSearchBody,
-  parseWith,
-  queryBodySchema,
-} from '../../functions/core/query';
+import { compileFilter, type Filter, filterProblems, parseSearchBody } from '../../functions/core/query';
+import { batchEntrySchema, parseWith, queryBodySchema } from '../../functions/core/query-schemas';
 import type { Metric } from '../../functions/core/release';
 import { bruteForce, exactOverLabels, normalise, shortestFloat32 } from '../../functions/core/search';
 import { FilterIndex } from '../../functions/query/filter-index';
@@ -24,9 +17,9 @@ import { QueryService } from '../../functions/query/service';
 import { type LoadedCollection, SnapshotCache } from '../../functions/snapshot/cache';
 import { clusteredVectors, mulberry32 } from '../../local/synthetic';
 
-const badRequest = (fn: () => unknown): string => {
+const badRequest = async (fn: () => unknown): Promise<string> => {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(err).toBeInstanceOf(BadRequestError);
     return (err as Error).message;
@@ -35,7 +28,7 @@ const badRequest = (fn: () => unknown): string => {
 };
 
 describe('search parameter validation', () => {
-  it('the query body’s fast path answers exactly what the schema answers, accepted or refused', () => {
+  it('the query body’s fast path answers exactly what the schema answers, accepted or refused', async () => {
     const values: Record<string, unknown[]> = {
       k: [1, 10, 1000, 0, 1001, 2.5, -3, '10', null, true, Number.MAX_SAFE_INTEGER],
       ef: [1, 80, 10_000, 0, 10_001, 80.5, '80', null],
@@ -57,57 +50,60 @@ describe('search parameter validation', () => {
       for (const key of Object.keys(values)) if (rnd() < 0.35) body[key] = pick(values[key] as unknown[]);
       bodies.push(body);
     }
-    const outcome = (f: () => unknown) => {
+    const outcome = async (f: () => unknown) => {
       try {
-        const v = f() as Record<string, unknown>;
+        const v = (await f()) as Record<string, unknown>;
         return { ok: true, value: v, keys: Object.keys(v) };
       } catch (err) {
         return { ok: false, kind: (err as BadRequestError).kind, detail: (err as Error).message };
       }
     };
     for (const body of bodies) {
-      expect(
-        outcome(() => parseQueryBody(body)),
-        JSON.stringify(body),
-      ).toStrictEqual(outcome(() => parseWith(queryBodySchema, body, 'body')));
+      expect(await outcome(() => parseQueryBody(body)), JSON.stringify(body)).toStrictEqual(
+        await outcome(() => parseWith(queryBodySchema, body, 'body')),
+      );
     }
   });
 
-  it('names the field and the operator of a bad filter', () => {
-    expect(badRequest(() => parseSearchBody({ filter: { genre: { eq: 'rock' } } }))).toMatch(
+  it('names the field and the operator of a bad filter', async () => {
+    expect(await badRequest(() => parseSearchBody({ filter: { genre: { eq: 'rock' } } }))).toMatch(
       /filter\.genre\.eq: unknown operator "eq"/,
     );
-    expect(badRequest(() => parseSearchBody({ filter: { year: { gte: 'x' } } }))).toMatch(
+    expect(await badRequest(() => parseSearchBody({ filter: { year: { gte: 'x' } } }))).toMatch(
       /filter\.year\.gte: must be a finite number/,
     );
-    expect(badRequest(() => parseSearchBody({ filter: { genre: { in: [] } } }))).toMatch(/filter\.genre\.in/);
-    expect(badRequest(() => parseSearchBody({ filter: { genre: { in: [{}] } } }))).toMatch(
+    expect(await badRequest(() => parseSearchBody({ filter: { genre: { in: [] } } }))).toMatch(
+      /filter\.genre\.in/,
+    );
+    expect(await badRequest(() => parseSearchBody({ filter: { genre: { in: [{}] } } }))).toMatch(
       /filter\.genre\.in\[0\]/,
     );
-    expect(badRequest(() => parseSearchBody({ filter: { genre: ['rock'] } }))).toMatch(
+    expect(await badRequest(() => parseSearchBody({ filter: { genre: ['rock'] } }))).toMatch(
       /filter\.genre: a condition/,
     );
-    expect(badRequest(() => parseSearchBody({ filter: [] }))).toMatch(/filter: must be an object/);
+    expect(await badRequest(() => parseSearchBody({ filter: [] }))).toMatch(/filter: must be an object/);
     expect(
       filterProblems({ genre: 'rock', year: { gte: 1990, lte: 1999 }, tag: { in: ['a', null] } }),
     ).toEqual([]);
   });
 
-  it('refuses a misspelt field instead of ignoring it', () => {
-    expect(badRequest(() => parseSearchBody({ exlude: ['a'] }))).toMatch(/unknown field "exlude"/);
-    expect(badRequest(() => parseSearchQuery({ kk: '3' }))).toMatch(/unknown query parameter "kk"/);
+  it('refuses a misspelt field instead of ignoring it', async () => {
+    expect(await badRequest(() => parseSearchBody({ exlude: ['a'] }))).toMatch(/unknown field "exlude"/);
+    expect(await badRequest(() => parseSearchQuery({ kk: '3' }))).toMatch(/unknown query parameter "kk"/);
   });
 
-  it('refuses non-finite, non-numeric and empty vectors, naming the index', () => {
+  it('refuses non-finite, non-numeric and empty vectors, naming the index', async () => {
     const parse = (vector: unknown) => parseWith(queryBodySchema, { vector }, 'body');
-    expect(badRequest(() => parse([1, Number.POSITIVE_INFINITY]))).toMatch(/vector\[1\]: must be a finite/);
-    expect(badRequest(() => parse([1, 'x']))).toMatch(/vector\[1\]: must be a finite number/);
+    expect(await badRequest(() => parse([1, Number.POSITIVE_INFINITY]))).toMatch(
+      /vector\[1\]: must be a finite/,
+    );
+    expect(await badRequest(() => parse([1, 'x']))).toMatch(/vector\[1\]: must be a finite number/);
     // Finite doubles beyond float32 are refused too: they would be Infinity once stored or compared.
-    expect(badRequest(() => parse([0, 0, 0, 1e39]))).toMatch(/^vector\[3\] is not a finite float32/);
-    expect(badRequest(() => parse([-1e300]))).toMatch(/^vector\[0\] is not a finite float32/);
+    expect(await badRequest(() => parse([0, 0, 0, 1e39]))).toMatch(/^vector\[3\] is not a finite float32/);
+    expect(await badRequest(() => parse([-1e300]))).toMatch(/^vector\[0\] is not a finite float32/);
     expect(parse([3.4e38, 1e-45, -3.4e38, 0]).vector).toHaveLength(4);
-    expect(badRequest(() => parse([]))).toMatch(/vector is empty/);
-    expect(badRequest(() => parse('1,2'))).toMatch(/vector must be an array/);
+    expect(await badRequest(() => parse([]))).toMatch(/vector is empty/);
+    expect(await badRequest(() => parse('1,2'))).toMatch(/vector must be an array/);
   });
 
   it('wants exactly one of item and vector in a batch entry', () => {
@@ -117,8 +113,8 @@ describe('search parameter validation', () => {
     expect(batchEntrySchema.safeParse({ collection: 'c', item: 'a', version: 'v1' }).success).toBe(false);
   });
 
-  it('refuses an unknown filter field, listing the fields the collection has', () => {
-    expect(badRequest(() => compileFilter({ mood: 'sad' }, ['genre', 'year']))).toMatch(
+  it('refuses an unknown filter field, listing the fields the collection has', async () => {
+    expect(await badRequest(() => compileFilter({ mood: 'sad' }, ['genre', 'year']))).toMatch(
       /unknown field "mood".*"genre", "year"/,
     );
   });
@@ -188,7 +184,7 @@ describe('exact search and the exact/HNSW crossover', () => {
     expect(exactIsCheaper(0, 10, 8, 10)).toBe(true);
   });
 
-  it('rounds vector values to the shortest decimal of the same float32', () => {
+  it('rounds vector values to the shortest decimal of the same float32', async () => {
     expect(shortestFloat32(Math.fround(0.1))).toBe(0.1);
     expect(shortestFloat32(Math.fround(-0.123456789))).toBe(-0.12345679);
     expect(shortestFloat32(1)).toBe(1);

@@ -196,9 +196,9 @@ describe('train-als on the Last.fm demo', () => {
     expect(demo.itemTags.get('5676')).toContain('düsseldorf');
   });
 
-  it('writes a release.json the contract accepts, and both collections', () => {
+  it('writes a release.json the contract accepts, and both collections', async () => {
     const text = readFileSync(join(out, 'release.json'), 'utf8');
-    const spec = parseRelease(text);
+    const spec = await parseRelease(text);
     expect(spec.seenField).toBe('seen');
     expect(spec.activate).toBe(true);
     expect(spec.collections.map((c) => [c.name, c.format, c.files, c.metric])).toEqual([
