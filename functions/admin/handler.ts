@@ -19,6 +19,7 @@ import { CHANGED_BY, type Pointer } from '../core/pointer';
 import { type Log, noPointerMoves, type PointerMoveNotifier, type Registry, silentLog } from '../core/ports';
 import { zodDetail } from '../core/query';
 import { erasureRoutes } from './erasure';
+import { settingsRoutes } from './settings';
 
 const activateBody = z.object({
   version: z.string(),
@@ -87,6 +88,8 @@ export function adminRoutes(
     },
     // Erase and restore items, list erasures, delete a space (admin/erasure.ts).
     ...erasureRoutes(registry, log),
+    // A space's settings (admin/settings.ts).
+    ...settingsRoutes(registry, log),
   ];
 }
 

@@ -404,6 +404,7 @@ describe('HTTP API', () => {
       'POST /v1/spaces/{space}/collections/{collection}/items/{id}/restore',
       'GET /v1/spaces/{space}/erasures',
       'DELETE /v1/spaces/{space}',
+      'PUT /v1/spaces/{space}/settings',
     ]);
     for (const r of ADMIN_ROUTES) {
       s.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
