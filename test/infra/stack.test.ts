@@ -478,6 +478,7 @@ describe('HTTP API', () => {
               route('POST', '/v1/spaces/\\*/collections/\\*/items/\\*/restore'),
               route('GET', '/v1/spaces/\\*/erasures'),
               route('DELETE', '/v1/spaces/\\*'),
+              route('PUT', '/v1/spaces/\\*/settings'),
             ],
           },
         ],
