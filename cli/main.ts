@@ -14,6 +14,7 @@ import { registerHistory } from './commands/history';
 import { registerPublish } from './commands/publish';
 import { registerQuery } from './commands/query';
 import { registerRollback } from './commands/rollback';
+import { registerSettings } from './commands/settings';
 import { registerSimilar } from './commands/similar';
 import { registerSpaces } from './commands/spaces';
 import { registerStatus } from './commands/status';
@@ -37,6 +38,7 @@ const COMMANDS: readonly RegisterCommand[] = [
   registerDiff,
   registerErase,
   registerDeleteSpace,
+  registerSettings,
   registerValidate,
   registerTrainAls,
 ];

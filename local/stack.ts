@@ -106,6 +106,8 @@ const ERASURE_ROUTE: Record<string, RegExp> = {
   DELETE: /^\/v1\/spaces\/[^/]+(\/collections\/[^/]+\/items\/[^/]+)?\/?$/,
   POST: /^\/v1\/spaces\/[^/]+\/collections\/[^/]+\/items\/[^/]+\/restore\/?$/,
   GET: /^\/v1\/spaces\/[^/]+\/erasures\/?$/,
+  /** A space's settings (admin/settings.ts). */
+  PUT: /^\/v1\/spaces\/[^/]+\/settings\/?$/,
 };
 
 /**

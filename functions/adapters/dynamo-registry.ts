@@ -13,12 +13,14 @@ import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
 import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../core/ports';
+import { type SpaceSettings, withDefaults } from '../core/space-settings';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../core/version';
 
 const pad = (n: number) => String(n).padStart(12, '0');
 const spacePk = (space: string) => `SPACE#${space}`;
 const POINTER_SK = 'POINTER';
 const SEQUENCE_SK = 'SEQUENCE';
+const SETTINGS_SK = 'SETTINGS';
 const versionSk = (n: number) => `VERSION#${pad(n)}`;
 const historySk = (generation: number) => `HISTORY#${pad(generation)}`;
 const claimSk = (release: string, sequencer: string) => `RELEASE#${release}#${sequencer}`;
@@ -734,6 +736,26 @@ export class DynamoRegistry implements Registry {
     }
   }
 
+  async getSpaceSettings(space: string): Promise<SpaceSettings> {
+    const r = await this.doc.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: { pk: spacePk(space), sk: SETTINGS_SK },
+        ConsistentRead: true,
+      }),
+    );
+    return withDefaults(r.Item ? strip<Partial<SpaceSettings>>(r.Item) : undefined);
+  }
+
+  async putSpaceSettings(space: string, settings: SpaceSettings): Promise<void> {
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.table,
+        Item: { pk: spacePk(space), sk: SETTINGS_SK, ...settings },
+      }),
+    );
+  }
+
   async registerSpace(space: string, now: Date): Promise<void> {
     await this.doc.send(
       new UpdateCommand({
@@ -766,6 +788,7 @@ export class DynamoRegistry implements Registry {
 
   async getPointers(spaces: string[]): Promise<Pointer[]> {
     const found = new Map<string, Pointer>();
+    const deleting = new Set<string>();
     for (let i = 0; i < spaces.length; i += 100) {
       let keys: Item[] | undefined = spaces
         .slice(i, i + 100)
@@ -776,11 +799,15 @@ export class DynamoRegistry implements Registry {
         );
         for (const item of r.Responses?.[this.table] ?? []) {
           const p = pointerOf(String(item.pk).slice('SPACE#'.length), item);
-          if (!(item as { deletion?: unknown }).deletion) found.set(p.space, p);
+          // A space being deleted is left out (GET /v1/spaces stops listing it once DELETE is accepted).
+          if ((item as { deletion?: unknown }).deletion) deleting.add(p.space);
+          else found.set(p.space, p);
         }
         keys = r.UnprocessedKeys?.[this.table]?.Keys as Item[] | undefined;
       }
     }
-    return spaces.map((s) => (found.has(s) ? { ...emptyPointer(s), ...found.get(s) } : emptyPointer(s)));
+    return spaces
+      .filter((s) => !deleting.has(s))
+      .map((s) => (found.has(s) ? { ...emptyPointer(s), ...found.get(s) } : emptyPointer(s)));
   }
 }

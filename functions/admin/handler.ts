@@ -17,6 +17,7 @@ import type { Pointer } from '../core/pointer';
 import { type Log, noPointerMoves, type PointerMoveNotifier, type Registry, silentLog } from '../core/ports';
 import { parseActivateBody, parseRollbackBody } from './bodies';
 import { erasureRoutes } from './erasure';
+import { settingsRoutes } from './settings';
 
 const answer = (pointer: Pointer) =>
   json(200, { pointer }, pointer.version ? { 'vicinity-version': pointer.version } : {});
@@ -67,6 +68,8 @@ export function adminRoutes(
     },
     // Erase and restore items, list erasures, delete a space (admin/erasure.ts).
     ...erasureRoutes(registry, log),
+    // A space's settings (admin/settings.ts).
+    ...settingsRoutes(registry, log),
   ];
 }
 

@@ -1,11 +1,13 @@
 // core/: the pure domain — names, release schema, versions, pointer rules, activation, search, errors (kinds).
 // Imports only core/ and contract.ts: nothing from AWS, hnswlib, HTTP or node:fs; adapters implement ports.ts.
+
 import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
 import type { ErasureRecord, ErasureStatus, SpaceDeletion } from './erasure';
 import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { BuildTaskEvent } from './shard';
+import type { SpaceSettings } from './space-settings';
 import type { ReleaseEvent, VersionRecord, VersionStatus } from './version';
 
 /** Conditions on a read: `ifMatch` reads the object only while its ETag (unquoted) is this one. */
@@ -200,8 +202,14 @@ export interface Registry {
   /** Deletes every item of the space (versions, claims, history, erasures, sequence), then the pointer item and its registry entry. */
   deleteSpaceRecords(space: string): Promise<void>;
 
+  /** The space's settings item (strongly consistent), over the defaults when it has none. */
+  getSpaceSettings(space: string): Promise<SpaceSettings>;
+  /** Writes (replaces) the space's settings item; deleteSpaceRecords removes it with the rest. */
+  putSpaceSettings(space: string, settings: SpaceSettings): Promise<void>;
+
   registerSpace(space: string, now: Date): Promise<void>;
   listSpaces(): Promise<string[]>;
+  /** The pointers of these spaces, in order, leaving out the spaces being deleted (a deletion mark). */
   getPointers(spaces: string[]): Promise<Pointer[]>;
 }
 

@@ -97,7 +97,7 @@ export async function warmUp(q: ReturnType<typeof createQueryHandler>, e: WarmUp
     const local = Object.keys(manifest.collections).filter(
       (name) => !(q.shards && manifest.collections[name]?.sharding),
     );
-    const slots = q.shards?.prewarm(e.space, e.version);
+    const slots = q.shards?.prewarm(e.space, e.version, key);
     // Released at once: a warmed collection is the cache's to evict like any other.
     for (const name of local)
       (await q.cache.collection(e.space, e.version, name, key ? { manifestKey: key } : {})).release();

@@ -64,7 +64,11 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       path: base,
       handler: async ({ params }) => {
         const space = assertName('space', params.space);
-        const [{ pointer }, page] = await Promise.all([live(space), registry.listVersions(space, 20)]);
+        const [{ pointer }, page, settings] = await Promise.all([
+          live(space),
+          registry.listVersions(space, 20),
+          registry.getSpaceSettings(space),
+        ]);
         if (!pointer.version && page.versions.length === 0) throw new NotFoundError(`Unknown space ${space}`);
         return json(200, {
           space,
@@ -72,6 +76,7 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
             ? { version: pointer.version, generation: pointer.generation, changedAt: pointer.changedAt }
             : null,
           pointer,
+          settings,
           versions: page.versions.map(summary),
         });
       },
@@ -196,6 +201,7 @@ export const ADMIN_ROUTES: readonly Pick<Route, 'method' | 'path' | 'query'>[] =
   { method: 'POST', path: '/v1/spaces/{space}/collections/{collection}/items/{id}/restore' },
   { method: 'GET', path: '/v1/spaces/{space}/erasures', query: ['status'] },
   { method: 'DELETE', path: '/v1/spaces/{space}' },
+  { method: 'PUT', path: '/v1/spaces/{space}/settings' },
 ];
 
 export function queryRouter(service: QueryService, registry: Registry) {

@@ -404,7 +404,7 @@ export class QueryService {
   async slotsFor(r: Resolved, collection: string): Promise<ShardRouter | undefined> {
     const router = this.deps.shards;
     if (!router) return undefined;
-    return router.sharded(await this.deps.cache.manifest(r.space, r.version), collection)
+    return router.sharded(await this.deps.cache.manifest(r.space, r.version, r.manifestKey), collection)
       ? router
       : undefined;
   }

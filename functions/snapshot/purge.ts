@@ -173,6 +173,16 @@ export async function purgeSnapshot(
       if (c) {
         c.segments = segments;
         c.count = count;
+        // A sharded collection keeps its layout (one output segment per input segment, in order);
+        // each shard's count follows its segments.
+        if (c.sharding)
+          c.sharding = {
+            ...c.sharding,
+            layout: c.sharding.layout.map((l) => ({
+              ...l,
+              count: l.segments.reduce((a, i) => a + (segments[i]?.count ?? 0), 0),
+            })),
+          };
       }
     }
     if (rebuilt === 0 && metaRewritten === 0) return undefined;

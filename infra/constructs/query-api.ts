@@ -65,6 +65,7 @@ export const ADMIN_ROUTES: readonly RouteSpec[] = Object.freeze([
   { method: HttpMethod.POST, path: '/v1/spaces/{space}/collections/{collection}/items/{id}/restore' },
   { method: HttpMethod.GET, path: '/v1/spaces/{space}/erasures' },
   { method: HttpMethod.DELETE, path: '/v1/spaces/{space}' },
+  { method: HttpMethod.PUT, path: '/v1/spaces/{space}/settings' },
 ]);
 
 /** Fields of the API's access log lines (JSON, one per request). */
@@ -286,7 +287,7 @@ export class QueryApi extends Construct {
 
     this.adminInvokePolicy = this.invokePolicy(
       'AdminInvokePolicy',
-      'Allows calling the Vicinity admin routes (activate, rollback, erase, restore, erasures, delete space) with SigV4',
+      'Allows calling the Vicinity admin routes (activate, rollback, erase, restore, erasures, delete space, settings) with SigV4',
       ADMIN_ROUTES,
     );
     if (props.readAuth === 'iam') {

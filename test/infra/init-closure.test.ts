@@ -93,6 +93,7 @@ describe('what a cold start loads (the bundles, split as the stack splits them)'
       'functions/core/erasure-schemas.ts',
       'functions/core/release-schema.ts',
       'functions/admin/body-schemas.ts',
+      'functions/core/space-settings-schema.ts',
     ];
     for (const [name, c] of Object.entries(closure)) {
       expect(

@@ -404,6 +404,7 @@ describe('HTTP API', () => {
       'POST /v1/spaces/{space}/collections/{collection}/items/{id}/restore',
       'GET /v1/spaces/{space}/erasures',
       'DELETE /v1/spaces/{space}',
+      'PUT /v1/spaces/{space}/settings',
     ]);
     for (const r of ADMIN_ROUTES) {
       s.template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
@@ -477,6 +478,7 @@ describe('HTTP API', () => {
               route('POST', '/v1/spaces/\\*/collections/\\*/items/\\*/restore'),
               route('GET', '/v1/spaces/\\*/erasures'),
               route('DELETE', '/v1/spaces/\\*'),
+              route('PUT', '/v1/spaces/\\*/settings'),
             ],
           },
         ],

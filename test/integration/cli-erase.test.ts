@@ -158,4 +158,19 @@ describe('vicinity erase / restore / delete-space against the local stack', () =
     expect((await s.get(`/v1/spaces/${sp}/versions`)).status).toBe(404);
     expect((await s.get(`/v1/spaces/${sp}/collections/items/items/i1?consistency=strong`)).status).toBe(404);
   });
+
+  it('settings shows a space settings and sets deleteInputsAfterBuild; refuses a value that is not a boolean', async () => {
+    const sp = await space('settings');
+    const shown = await run(undefined, 'settings', sp);
+    expect(shown.code, shown.err).toBe(0);
+    expect(shown.out).toContain(`${sp}: deleteInputsAfterBuild=false`);
+    const set = await run(undefined, 'settings', sp, '--delete-inputs-after-build', 'true');
+    expect(set.code, set.err).toBe(0);
+    expect(set.out).toContain(`${sp}: deleteInputsAfterBuild=true`);
+    expect((await s.get(`/v1/spaces/${sp}`)).body.settings).toEqual({ deleteInputsAfterBuild: true });
+    const bad = await run(undefined, 'settings', sp, '--delete-inputs-after-build', 'yes');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('takes true or false');
+    expect((await s.get(`/v1/spaces/${sp}`)).body.settings).toEqual({ deleteInputsAfterBuild: true });
+  });
 });

@@ -294,7 +294,7 @@ describe('the server matches docs/openapi.json, whatever it is sent', () => {
         expect(r.headers.allow).toBe(o.headers.allow);
       }
       // A body that is not application/json: 415 (refused before anything is read or recorded).
-      for (const m of ['POST', 'DELETE'].filter((x) => item[x.toLowerCase()])) {
+      for (const m of ['POST', 'DELETE', 'PUT'].filter((x) => item[x.toLowerCase()])) {
         for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
           const r = await expectConforms(m, path, '{"k":1}', { 'content-type': type });
           expect(r.status, `${m} ${template} ${type}`).toBe(415);
@@ -326,6 +326,8 @@ describe('the server matches docs/openapi.json, whatever it is sent', () => {
       ['GET', `${doomed}/erasures`, 200],
       ['GET', `${doomed}/erasures?status=ERASED`, 200],
       ['GET', `${doomed}/erasures?status=gone`, 400],
+      ['PUT', `${doomed}/settings`, 200, { deleteInputsAfterBuild: true }],
+      ['PUT', `${doomed}/settings`, 400, { deleteInputsAfterBuild: 'yes' }],
       ['DELETE', doomed, 400, {}],
       ['DELETE', doomed, 400],
       ['DELETE', doomed, 409, { expectedGeneration: 99 }],

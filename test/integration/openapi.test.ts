@@ -70,7 +70,7 @@ describe('the OpenAPI document is true of the running API', () => {
    */
   const checker = (exercised: Set<string>) =>
     async function check(
-      method: 'GET' | 'POST' | 'DELETE',
+      method: 'GET' | 'POST' | 'DELETE' | 'PUT',
       template: string,
       path: string,
       body?: unknown,
@@ -81,7 +81,7 @@ describe('the OpenAPI document is true of the running API', () => {
           ? await s.get(path)
           : method === 'POST'
             ? await s.post(path, body)
-            : await del(path, body);
+            : await send(method, path, body);
       if (want !== undefined) expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBe(want);
       const op = doc.paths[template]?.[method.toLowerCase()];
       expect(op, `${method} ${template} is documented`).toBeDefined();
@@ -123,9 +123,9 @@ describe('the OpenAPI document is true of the running API', () => {
   afterAll(async () => s?.dispose());
 
   /** A DELETE (the admin erasure routes), its body JSON when there is one. */
-  async function del(path: string, body?: unknown) {
+  async function send(method: 'DELETE' | 'PUT', path: string, body?: unknown) {
     const res = await fetch(s.info.apiUrl + path, {
-      method: 'DELETE',
+      method,
       ...(body === undefined
         ? {}
         : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
@@ -353,6 +353,17 @@ describe('the OpenAPI document is true of the running API', () => {
     await check('GET', list, `/v1/spaces/${e}/erasures?status=RESTORED`, undefined, 200);
     await check('GET', list, `/v1/spaces/${e}/erasures?status=gone`, undefined, 400);
     const sp = '/v1/spaces/{space}';
+    const settings = `${sp}/settings`;
+    const put = await check(
+      'PUT',
+      settings,
+      `/v1/spaces/${e}/settings`,
+      { deleteInputsAfterBuild: true },
+      200,
+    );
+    expect(put.body.settings).toEqual({ deleteInputsAfterBuild: true });
+    await check('PUT', settings, `/v1/spaces/${e}/settings`, { deleteInputsAfterBuild: 1 }, 400);
+    await check('PUT', settings, `/v1/spaces/${e}/settings`, { deleteInputsAfterBuild: true, pad }, 413);
     const generation = ((await s.get(`/v1/spaces/${e}`)).body.pointer as { generation: number }).generation;
     await check('DELETE', sp, `/v1/spaces/${e}`, { expectedGeneration: generation + 1 }, 409);
     await check('DELETE', sp, `/v1/spaces/${e}`, {}, 400);
@@ -363,6 +374,7 @@ describe('the OpenAPI document is true of the running API', () => {
     // A space being deleted takes no more erasures, and its registry reads are a 404 at once.
     await check('DELETE', item, at('t6'), undefined, 404);
     await check('GET', list, `/v1/spaces/${e}/erasures`, undefined, 404);
+    await check('PUT', settings, `/v1/spaces/${e}/settings`, { deleteInputsAfterBuild: false }, 404);
     await check('GET', `${sp}/versions`, `/v1/spaces/${e}/versions`, undefined, 404);
     await check('GET', `${sp}/history`, `/v1/spaces/${e}/history`, undefined, 404);
   }

@@ -385,6 +385,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/spaces/{space}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** replace a space's settings (deleteInputsAfterBuild); a space may be configured before its first release */
+        put: operations["putSpaceSettings"];
+        post?: never;
+        delete?: never;
+        /**
+         * the methods this path serves (PUT, OPTIONS); a CORS preflight
+         * @description Answered by every path: 204 with Allow (and, when CORS origins are configured, the CORS headers). Preflights carry no credentials, so this operation needs none.
+         */
+        options: operations["putSpaceSettingsOptions"];
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -497,6 +518,7 @@ export interface components {
             };
             pointer?: components["schemas"]["Pointer"];
             versions: components["schemas"]["VersionSummary"][];
+            settings: components["schemas"]["SpaceSettings"];
         };
         VersionPage: {
             space: components["schemas"]["Name"];
@@ -903,6 +925,14 @@ export interface components {
                 includeInputs: boolean;
                 generation: number;
             };
+        };
+        SpaceSettings: {
+            /** @description delete a release's inputs (incoming/{space}/{release}/) once its build ends, READY or FAILED; default false. A release.json's own deleteInputsAfterBuild, when present, decides for that release */
+            deleteInputsAfterBuild: boolean;
+        };
+        SpaceSettingsAnswer: {
+            space: components["schemas"]["Name"];
+            settings: components["schemas"]["SpaceSettings"];
         };
     };
     responses: {
@@ -2161,6 +2191,61 @@ export interface operations {
         };
     };
     listErasuresOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description no content; Allow lists the methods */
+            204: {
+                headers: {
+                    Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["E400"];
+        };
+    };
+    putSpaceSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description space name */
+                space: components["parameters"]["space"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpaceSettings"];
+            };
+        };
+        responses: {
+            /** @description the stored settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpaceSettingsAnswer"];
+                };
+            };
+            400: components["responses"]["E400"];
+            404: components["responses"]["E404"];
+            405: components["responses"]["E405"];
+            413: components["responses"]["E413"];
+            415: components["responses"]["E415"];
+        };
+    };
+    putSpaceSettingsOptions: {
         parameters: {
             query?: never;
             header?: never;

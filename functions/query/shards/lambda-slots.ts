@@ -34,7 +34,7 @@ export function lambdaShardRouter(
     hedgeMs: config.slotHedgeMs,
     deadlineMs: config.slotDeadlineMs,
     invoke: (slot: number, req: SlotRequest) => invoker(slot).invoke<SlotResponse>(req),
-    manifest: (space, version) => cache.manifest(space, version),
+    manifest: (space, version, key) => cache.manifest(space, version, key),
     log,
   });
 }

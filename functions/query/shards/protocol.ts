@@ -51,7 +51,7 @@ export interface SlotSampleOp {
    * Diff: only ids also in this other version's same collection (same shard count, so an id's shard —
    * and slot — is the same in both versions); `count` is then how many are in both.
    */
-  alsoIn?: { version: string; pinned?: boolean };
+  alsoIn?: { version: string; pinned?: boolean; manifestKey?: string };
   /** Ids left out of the sample and the count (the router's erased ids). */
   exclude?: string[];
   /**
@@ -99,6 +99,12 @@ export interface SlotRequest {
   version: string;
   /** The request pinned this version (?version=): the slot's pin cap applies. */
   pinned?: boolean;
+  /**
+   * The manifest the version is served from (the version record's `manifestKey`, which a purge of
+   * erased ids moves); absent: the version's default manifest. The router sends what it resolved, so
+   * router and slots read the same manifest and the slot needs no registry read.
+   */
+  manifestKey?: string;
   /**
    * Work units this call may spend (core/budget.ts): the router splits the request's budget over the
    * calls it makes, so a fanned-out request does no more work in all than one request may. Absent: a

@@ -85,7 +85,8 @@ export interface ShardRouterDeps {
   shardSlots: number;
   /** One synchronous invoke of a slot function (the Lambda adapter; tests: anything). */
   invoke(slot: number, req: SlotRequest): Promise<SlotResponse>;
-  manifest(space: string, version: string): Promise<Manifest>;
+  /** The version's manifest at `key` (the resolved `manifestKey`; default: the version's own). */
+  manifest(space: string, version: string, key?: string): Promise<Manifest>;
   /** Hedge after this long until a slot has enough observed calls for its own p95. */
   hedgeMs: number;
   /** A slot call (both attempts) gives up after this long. */
@@ -164,7 +165,7 @@ export class ShardRouter {
     params: SearchOptions & { allowPartial?: boolean },
     ctx: RequestContext,
   ): Promise<ShardedAnswer> {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const cm = m.collections[collection] as CollectionManifest;
     if (vector.length !== cm.dims) {
       throw new BadRequestError(
@@ -196,8 +197,12 @@ export class ShardRouter {
    * Prewarm after a pointer move: every slot that serves a shard of a sharded collection of the version
    * loads its shards. Best effort: returns the sharded collections and the slots that did not answer.
    */
-  async prewarm(space: string, version: string): Promise<{ collections: string[]; failedSlots: number[] }> {
-    const m = await this.deps.manifest(space, version);
+  async prewarm(
+    space: string,
+    version: string,
+    manifestKey?: string,
+  ): Promise<{ collections: string[]; failedSlots: number[] }> {
+    const m = await this.deps.manifest(space, version, manifestKey);
     const calls = new Map<number, SlotOp[]>();
     const collections: string[] = [];
     for (const [name, c] of Object.entries(m.collections)) {
@@ -207,13 +212,13 @@ export class ShardRouter {
         calls.set(slot, [...(calls.get(slot) ?? []), { op: 'warm', collection: name }]);
     }
     const ctx = requestContext();
-    const out = await this.scatter({ space, version }, calls, ctx);
+    const out = await this.scatter({ space, version, ...(manifestKey ? { manifestKey } : {}) }, calls, ctx);
     return { collections, failedSlots: [...out].filter(([, o]) => !o.ok).map(([slot]) => slot) };
   }
 
   /** One item of a sharded collection (GET …/items/{id}), from its shard's slot. */
   async item(r: Resolved, collection: string, id: string, ctx: RequestContext): Promise<ItemVector> {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const cm = m.collections[collection] as CollectionManifest;
     const shard = shardOf(id, cm.sharding?.shards ?? 1);
     const slot = slotOf(shard, this.deps.shardSlots);
@@ -272,14 +277,20 @@ export class ShardRouter {
     },
     ctx: RequestContext,
   ): Promise<{ count: number; ids: string[]; hashes: number[]; labels: Map<string, string> }> {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const cm = m.collections[collection] as CollectionManifest;
     const op: SlotOp = {
       op: 'sample',
       collection,
       n,
       ...(opts.alsoIn
-        ? { alsoIn: { version: opts.alsoIn.version, ...(opts.alsoIn.pinned ? { pinned: true } : {}) } }
+        ? {
+            alsoIn: {
+              version: opts.alsoIn.version,
+              ...(opts.alsoIn.pinned ? { pinned: true } : {}),
+              ...(opts.alsoIn.manifestKey ? { manifestKey: opts.alsoIn.manifestKey } : {}),
+            },
+          }
         : {}),
       ...(opts.exclude?.length ? { exclude: [...opts.exclude] } : {}),
       ...(opts.labels ? { labels: true } : {}),
@@ -302,7 +313,7 @@ export class ShardRouter {
 
   /** Items of a sharded collection by id (vector, metadata), one call per slot; unknown ids are absent. */
   async items(r: Resolved, collection: string, ids: readonly string[], ctx: RequestContext) {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const cm = m.collections[collection] as CollectionManifest;
     const shards = cm.sharding?.shards ?? 1;
     const calls = new Map<number, SlotOp[]>();
@@ -341,7 +352,7 @@ export class ShardRouter {
     q: { field: string; prefix: string; limit: number },
     ctx: RequestContext,
   ): Promise<{ hits: SlotPrefixHit[]; more: boolean }> {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const cm = m.collections[collection] as CollectionManifest;
     const op: SlotOp = { op: 'prefix', collection, ...q };
     const hits: SlotPrefixHit[] = [];
@@ -370,7 +381,7 @@ export class ShardRouter {
     ctx: RequestContext,
     local: LocalSide,
   ): Promise<({ ok: true; answer: ShardedAnswer } | { ok: false; error: VicinityError })[]> {
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const outcomes: ({ ok: true; answer: ShardedAnswer } | { ok: false; error: VicinityError })[] = [];
     const items: { i: number; collection: string; id: string; params: BatchEntry }[] = [];
     const vectors: { i: number; collection: string; vector: number[]; params: BatchEntry }[] = [];
@@ -424,7 +435,7 @@ export class ShardRouter {
     local: LocalSide,
   ): Promise<SearchOutcome[]> {
     if (queries.length === 0) return [];
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const out: SearchOutcome[] = [];
     // Round 1: the items' vectors, one call per slot.
     const calls = new Map<number, SlotOp[]>();
@@ -523,7 +534,7 @@ export class ShardRouter {
     ctx: RequestContext,
   ): Promise<SearchOutcome[]> {
     if (inputs.length === 0) return [];
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     const calls = new Map<number, SlotOp[]>();
     const jobs: SearchJob[] = inputs.map((s) => {
       const cm = m.collections[s.collection] as CollectionManifest;
@@ -613,6 +624,7 @@ export class ShardRouter {
           space: r.space,
           version: r.version,
           ...(r.pinned ? { pinned: true } : {}),
+          ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}),
         };
         try {
           // Lambda takes at most 6 MB of request payload: a large batch goes to a slot in several calls.
@@ -662,7 +674,7 @@ export class ShardRouter {
   private async searchWeights(r: Resolved, calls: Map<number, SlotOp[]>): Promise<Map<number, number>> {
     const weights = new Map<number, number>();
     if (![...calls.values()].some((ops) => ops.some((o) => o.op === 'search'))) return weights;
-    const m = await this.deps.manifest(r.space, r.version);
+    const m = await this.deps.manifest(r.space, r.version, r.manifestKey);
     for (const [slot, ops] of calls) {
       let w = 0;
       for (const op of ops) {

@@ -116,12 +116,16 @@ export class SlotService {
   }
 
   private async collection(req: SlotRequest, name: string, held: (() => void)[]): Promise<LoadedCollection> {
-    const manifest = await this.deps.cache.manifest(req.space, req.version);
+    // The manifest the router resolved (a purge moves it): never the default key of a purged version.
+    const manifest = await this.deps.cache.manifest(req.space, req.version, req.manifestKey);
     const cm = manifest.collections[name];
     if (!cm) throw new NotFoundError(`Space ${req.space} version ${req.version} has no collection ${name}`);
     if (!cm.sharding)
       throw new BadRequestError(`collection ${name} of ${req.version} is not sharded: the router answers it`);
-    const h = await this.deps.cache.collection(req.space, req.version, name, { pinned: req.pinned === true });
+    const h = await this.deps.cache.collection(req.space, req.version, name, {
+      pinned: req.pinned === true,
+      ...(req.manifestKey ? { manifestKey: req.manifestKey } : {}),
+    });
     held.push(h.release);
     return h.collection;
   }
@@ -162,7 +166,12 @@ export class SlotService {
     let other: LoadedCollection | undefined;
     if (op.alsoIn) {
       other = await this.collection(
-        { ...req, version: op.alsoIn.version, pinned: op.alsoIn.pinned === true },
+        {
+          ...req,
+          version: op.alsoIn.version,
+          pinned: op.alsoIn.pinned === true,
+          manifestKey: op.alsoIn.manifestKey,
+        },
         op.collection,
         held,
       );

@@ -25,6 +25,7 @@ import {
   type Pointer,
 } from '../../../functions/core/pointer';
 import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../../../functions/core/ports';
+import { type SpaceSettings, withDefaults } from '../../../functions/core/space-settings';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../../../functions/core/version';
 
 /** The largest version number DynamoRegistry's 12-digit sort keys can hold. */
@@ -50,6 +51,8 @@ interface SpaceItems {
   erasureCounter: number;
   erasureAdded: number;
   deletion?: SpaceDeletion;
+  /** The settings item (sk SETTINGS), when written. */
+  settings?: SpaceSettings;
 }
 
 /** DynamoDB's answer to a failed ConditionExpression, as the SDK names it. */
@@ -482,6 +485,16 @@ export class MemoryRegistry implements Registry {
     return true;
   }
 
+  async getSpaceSettings(space: string): Promise<SpaceSettings> {
+    await request();
+    return withDefaults(this.spaces.get(space)?.settings);
+  }
+
+  async putSpaceSettings(space: string, settings: SpaceSettings): Promise<void> {
+    await request();
+    this.items(space).settings = stored(settings);
+  }
+
   async registerSpace(space: string, now: Date): Promise<void> {
     await request();
     if (!this.registered.has(space)) this.registered.set(space, now.toISOString());
@@ -504,9 +517,11 @@ export class MemoryRegistry implements Registry {
       }
       await request();
     }
-    return spaces.map((s) => {
-      const p = this.spaces.get(s)?.deletion ? undefined : this.spaces.get(s)?.pointer;
-      return p ? { ...emptyPointer(s), ...stored(p) } : emptyPointer(s);
-    });
+    return spaces
+      .filter((s) => !this.spaces.get(s)?.deletion)
+      .map((s) => {
+        const p = this.spaces.get(s)?.pointer;
+        return p ? { ...emptyPointer(s), ...stored(p) } : emptyPointer(s);
+      });
   }
 }

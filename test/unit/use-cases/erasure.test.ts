@@ -239,9 +239,34 @@ describe('erasure use cases (in-memory ports)', () => {
     const swept = await sweep({ ...x.deps(), now: () => NOW, staleMs: 3_600_000, graceMs: 0 });
     expect(swept.failed.map((f) => f.version)).toEqual(['v4']);
     expect(await x.store.list('incoming/sp/lost/')).toEqual([]);
-    // release.json that is not JSON: nothing is deleted (the wish cannot be read).
+    // release.json that is not JSON: the wish cannot be read, the space setting (default off) decides.
+    const deps = { store: x.store, log: silentLog, registry: x.registry };
     await x.store.putText('incoming/sp/junk/release.json', '{"deleteInputsAfterBuild": true');
-    expect(await deleteInputsIfAsked({ store: x.store, log: silentLog }, 'sp', 'junk')).toBe(0);
+    expect(await deleteInputsIfAsked(deps, 'sp', 'junk')).toBe(0);
     expect((await x.store.list('incoming/sp/junk/')).length).toBe(1);
+  });
+
+  it('follows the space setting unless release.json says otherwise for its release', async () => {
+    h = await harness();
+    const x = h;
+    const deps = { store: x.store, log: silentLog, registry: x.registry };
+    const put = async (release: string, body: string) => {
+      await x.store.putText(`incoming/s2/${release}/items.jsonl`, '{"id":"a"}\n');
+      await x.store.putText(`incoming/s2/${release}/release.json`, body);
+    };
+    await put('silent', '{"dims":2}');
+    await put('keep', '{"deleteInputsAfterBuild":false}');
+    await put('junk', '{not json');
+    // Off (the default): a silent release.json keeps its inputs.
+    expect(await deleteInputsIfAsked(deps, 's2', 'silent')).toBe(0);
+    await x.registry.putSpaceSettings('s2', { deleteInputsAfterBuild: true });
+    expect(await x.registry.getSpaceSettings('s2')).toEqual({ deleteInputsAfterBuild: true });
+    // On: release.json's explicit false wins for its release; silence and junk follow the space.
+    expect(await deleteInputsIfAsked(deps, 's2', 'keep')).toBe(0);
+    expect(await x.store.list('incoming/s2/keep/')).toHaveLength(2);
+    expect(await deleteInputsIfAsked(deps, 's2', 'silent')).toBe(2);
+    expect(await deleteInputsIfAsked(deps, 's2', 'junk')).toBe(2);
+    expect(await x.store.list('incoming/s2/silent/')).toEqual([]);
+    expect(await x.store.list('incoming/s2/junk/')).toEqual([]);
   });
 });
