@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AlsOptions } from '../examples/als/als';
 import { LASTFM_DEMO_OPTIONS, LASTFM_DIR, loadLastfmDemo, writeAlsRelease } from '../examples/als/train-als';
@@ -37,19 +39,8 @@ export interface MusicDemo {
  */
 export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions): Promise<MusicDemo> {
   const space = opts.space ?? 'music';
-  const release = opts.release ?? 'lastfm-als';
-  const dir = join(opts.workDir, release);
   const t0 = performance.now();
-  const data = await loadLastfmDemo(opts.dataDir ?? LASTFM_DIR);
-  const summary = await writeAlsRelease({
-    interactions: data.interactions,
-    outDir: dir,
-    itemsCollection: 'artists',
-    itemNames: data.itemNames,
-    itemTags: data.itemTags,
-    // The loss is only reported; skipping it saves a pass per iteration and changes no factor.
-    options: { ...LASTFM_DEMO_OPTIONS, computeLoss: false, ...opts.options },
-  });
+  const { release, dir, summary } = await trainMusicDemo(opts);
   const t1 = performance.now();
   const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
   const dataFiles = summary.files.filter((f) => f.name !== 'release.json');
@@ -67,6 +58,58 @@ export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions)
     writeMs: t1 - t0 - summary.trainMs,
     uploadMs: performance.now() - t1,
   };
+}
+
+/** Trains the demo's ALS release into `workDir/<release>` (the folder publishMusicDemo uploads). */
+async function trainMusicDemo(opts: MusicDemoOptions) {
+  const release = opts.release ?? 'lastfm-als';
+  const dir = join(opts.workDir, release);
+  const data = await loadLastfmDemo(opts.dataDir ?? LASTFM_DIR);
+  const summary = await writeAlsRelease({
+    interactions: data.interactions,
+    outDir: dir,
+    itemsCollection: 'artists',
+    itemNames: data.itemNames,
+    itemTags: data.itemTags,
+    // The loss is only reported; skipping it saves a pass per iteration and changes no factor.
+    options: { ...LASTFM_DEMO_OPTIONS, computeLoss: false, ...opts.options },
+  });
+  return { release, dir, summary };
+}
+
+/** `VICINITY_DEMO=sharded`: the music demo again, as this space, with its artists sharded. */
+export const SHARDED_MUSIC_SPACE = 'music-sharded';
+export const SHARDED_MUSIC_ARTIST_SHARDS = 4;
+
+/**
+ * The music demo's release published a second time, as space `music-sharded` with `"shards": 4` on
+ * `artists` (users stay one collection): the same neighbours, served by scatter-gather over the shard
+ * slots. Reuses the trained folder in `workDir` when the music demo left one there, else trains it.
+ * Data files first, release.json last.
+ */
+export async function publishShardedMusicDemo(
+  store: BlobStore,
+  opts: MusicDemoOptions & { shards?: number },
+): Promise<{ space: string; release: string; shards: number }> {
+  const space = opts.space ?? SHARDED_MUSIC_SPACE;
+  const shards = opts.shards ?? SHARDED_MUSIC_ARTIST_SHARDS;
+  let release = opts.release ?? 'lastfm-als';
+  let dir = join(opts.workDir, release);
+  if (!existsSync(join(dir, 'release.json'))) ({ release, dir } = await trainMusicDemo(opts));
+  const manifest = JSON.parse(await readFile(join(dir, 'release.json'), 'utf8')) as {
+    collections: Record<string, { file: string; shards?: number }>;
+  };
+  const artists = manifest.collections.artists;
+  if (!artists) throw new Error(`${dir}/release.json has no artists collection`);
+  artists.shards = shards;
+  const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
+  await Promise.all(
+    Object.values(manifest.collections).map((c) =>
+      store.putFile(prefix + c.file, join(dir, c.file), 'application/x-ndjson'),
+    ),
+  );
+  await store.putText(`${prefix}release.json`, `${JSON.stringify(manifest, null, 2)}\n`, 'application/json');
+  return { space, release, shards };
 }
 
 const GENRES = ['rock', 'jazz', 'electronic', 'hip-hop', 'classical', 'folk', 'metal', 'pop'];

@@ -4,9 +4,16 @@ import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
-import { DEMO_ARTIST, DEMO_USER, publishMusicDemo } from './demo';
+import {
+  DEMO_ARTIST,
+  DEMO_USER,
+  publishMusicDemo,
+  publishShardedMusicDemo,
+  SHARDED_MUSIC_ARTIST_SHARDS,
+  SHARDED_MUSIC_SPACE,
+} from './demo';
 import type { AdminAuth } from './info';
-import { demoSlots, publishShardedDemo, SHARDED_DEMO_SPACE } from './sharded-demo';
+import { demoSlots } from './sharded-demo';
 import { startLocalStack } from './stack';
 import { createStaticHandler } from './static';
 
@@ -89,12 +96,22 @@ ${adminAuth === 'iam' ? '  Admin:      activate/rollback need a SigV4 signature 
         `${seconds(Date.now() - published)} for the demo, ${seconds(Date.now() - t0)} from start).`,
     );
   }
-  if (demoSlots() && !(await registry.listSpaces()).includes(SHARDED_DEMO_SPACE)) {
-    console.log(`Publishing space "${SHARDED_DEMO_SPACE}" (20,000 points in 8 shards over the shard slots)…`);
-    await publishShardedDemo(new S3Store(stack.deps.s3, info.bucket));
-    await stack.idle(300_000);
+  // VICINITY_DEMO=sharded: the music demo again, its artists in 4 shards over the shard slots.
+  if (demoSlots() && !(await registry.listSpaces()).includes(SHARDED_MUSIC_SPACE)) {
     console.log(
-      `Try: curl -s '${info.apiUrl}/v1/spaces/${SHARDED_DEMO_SPACE}/collections/points/items/p1/similar?k=5'`,
+      `Publishing space "${SHARDED_MUSIC_SPACE}" (the music demo with its artists in ${SHARDED_MUSIC_ARTIST_SHARDS} shards over the shard slots)…`,
+    );
+    await publishShardedMusicDemo(new S3Store(stack.deps.s3, info.bucket), { workDir: join(home, 'demo') });
+    await stack.idle(300_000);
+    const pointer = await registry.getPointer(SHARDED_MUSIC_SPACE);
+    if (!pointer.version) {
+      const failed = stack.outcomes.find((o) => o.status === 'FAILED');
+      throw new Error(
+        `the sharded demo release did not go live${failed && 'reason' in failed ? `: ${failed.reason}` : ''}`,
+      );
+    }
+    console.log(
+      `Space "${SHARDED_MUSIC_SPACE}" is live at ${pointer.version}. Try: curl -s '${info.apiUrl}/v1/spaces/${SHARDED_MUSIC_SPACE}/collections/artists/items/${DEMO_ARTIST}/similar?k=5'`,
     );
   }
   const spaces = await registry.listSpaces();

@@ -1,7 +1,8 @@
 /**
  * `VICINITY_DEMO=sharded npm start`: the local stack with shard-slot functions (worker processes behind
- * the Lambda Invoke stand-in) and a synthetic space `sharded` whose collection `points` has 8 shards,
- * served by scatter-gather — beside the music demo.
+ * the Lambda Invoke stand-in); main.ts then publishes the music demo again as space `music-sharded` with
+ * its artists in 4 shards (demo.ts publishShardedMusicDemo). publishShardedDemo, a synthetic space
+ * `sharded` whose collection `points` has 8 shards, is what the shard-slot integration tests publish.
  */
 import type { BlobStore } from '../functions/core/ports';
 import type { LocalSlotsOptions } from './shard-slots';

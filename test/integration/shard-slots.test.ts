@@ -3,7 +3,7 @@
  * — worker processes behind the local Lambda Invoke stand-in — one version per request, and merges.
  * Compared with the same data unsharded (small shards, high ef: HNSW is exact), so ids and scores match.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +180,36 @@ describe('sharded collections by scatter-gather over shard slots (Lambda Invoke 
     const v = await s.get(`/v1/spaces/${SHARDED_DEMO_SPACE}/versions/v1`);
     expect(v.body).toMatchObject({ status: 'READY', collections: { points: { shards: 8 } } });
   }, 180_000);
+
+  it('the VICINITY_DEMO=sharded music space has its artists in 4 shards and their exact neighbours', async () => {
+    const { DEMO_ARTIST, publishShardedMusicDemo, SHARDED_MUSIC_SPACE } = await import('../../local/demo');
+    const { exactKnn, expectExactNeighbours, parseJsonl } = await import('../support/oracle');
+    const work = await mkdtemp(join(tmpdir(), 'vicinity-music-sharded-'));
+    try {
+      // Few iterations: the factors' quality is the music demo's test; here only how they are served.
+      await publishShardedMusicDemo(s.store, { workDir: work, options: { iterations: 2 } });
+      expect(await versionSettled(s, SHARDED_MUSIC_SPACE, 'v1')).toMatchObject({ status: 'READY' });
+      const v = await s.get(`/v1/spaces/${SHARDED_MUSIC_SPACE}/versions/v1`);
+      const collections = v.body.collections as Record<string, { shards?: number }>;
+      expect(collections.artists).toMatchObject({ shards: 4, count: 17632 });
+      expect(collections.users?.shards).toBeUndefined();
+      const r = await s.get(
+        `/v1/spaces/${SHARDED_MUSIC_SPACE}/collections/artists/items/${DEMO_ARTIST}/similar?k=10&ef=800`,
+      );
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      const artists = parseJsonl(await readFile(join(work, 'lastfm-als', 'artists.jsonl'), 'utf8'));
+      const seed = artists.rows[artists.ids.indexOf(DEMO_ARTIST)] as number[];
+      const ranked = exactKnn('ip', artists.rows, artists.ids, seed).filter((n) => n.id !== DEMO_ARTIST);
+      expectExactNeighbours(
+        hits(r.body).map((h) => h.id),
+        ranked,
+        10,
+        1e-5,
+      );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 240_000);
 
   it('a killed slot worker gives 503 naming its shards, allowPartial answers naming them, then it recovers', async () => {
     const base = '/v1/spaces/sh/collections/items';
