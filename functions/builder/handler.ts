@@ -9,8 +9,8 @@ import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
+  flushMetrics,
   injectLambdaContext,
-  logMetrics,
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
@@ -117,7 +117,7 @@ export function createBuildHandler(
         }),
     })
       .use(injectLambdaContext(obs.logger, { resetKeys: true }))
-      .use(logMetrics(obs.metrics))
+      .use(flushMetrics(obs.metrics))
       // At-least-once, whole notifications: every record is handled, then the invocation fails if any
       // record needs a retry (a failed attempt, a deadline, a busy lease) or was refused without a
       // version to say so. Lambda retries the whole notification — the records already handled are

@@ -1,7 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { MiddlewareObj } from '@middy/core';
 import { METRIC } from '../contract';
 import type { Log } from '../core/ports';
@@ -20,7 +19,24 @@ export function createObservability(serviceName: string): Observability {
   return { logger, metrics: new Metrics({ namespace: NAMESPACE, serviceName, logger }) };
 }
 
-export { injectLambdaContext, logMetrics, MetricUnit };
+export { injectLambdaContext, MetricUnit };
+
+/**
+ * For the event-driven functions (build, tasks, sweeper): Powertools' `logMetrics` without its
+ * "No application metrics to publish" warning on an invocation that simply had none to report (a build
+ * that only dispatched its tasks, a duplicate event) — a WARN a user would chase for nothing. Whatever
+ * an invocation stored is flushed after it, or after its error; dimensions never carry over.
+ */
+export function flushMetrics(metrics: Metrics): MiddlewareObj {
+  const flush = () => {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    else {
+      metrics.clearDimensions();
+      metrics.clearMetadata();
+    }
+  };
+  return { after: flush, onError: flush };
+}
 
 /** Powertools' numeric level of INFO: the access line is built only when the logger would write it. */
 const INFO_LEVEL = 12;

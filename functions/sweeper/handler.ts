@@ -4,8 +4,8 @@ import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
+  flushMetrics,
   injectLambdaContext,
-  logMetrics,
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
@@ -39,7 +39,7 @@ export function createSweepHandler(
   const staleMs = deps.staleMs ?? staleMsFromEnv(process.env);
   return middy<unknown, SweepReport>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
-    .use(logMetrics(obs.metrics))
+    .use(flushMetrics(obs.metrics))
     .handler(async () => {
       const report = await sweep({
         store: deps.store ?? (a as ReturnType<typeof adapters>).store,

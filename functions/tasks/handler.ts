@@ -10,8 +10,8 @@ import { adapters } from '../common/adapters';
 import {
   asLog,
   createObservability,
+  flushMetrics,
   injectLambdaContext,
-  logMetrics,
   MetricUnit,
 } from '../common/observability';
 import { pointerNotifier } from '../common/pointer-notifier';
@@ -30,7 +30,7 @@ export function createTaskHandler(deps: HandlerDeps & { tasks?: TaskDispatcher }
   const tasks = deps.tasks ?? lambdaTasks(self ? { ...deps.config, taskFunction: self } : deps.config);
   return middy<BuildTaskEvent, TaskOutcome>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
-    .use(logMetrics(obs.metrics))
+    .use(flushMetrics(obs.metrics))
     .handler(async (event: BuildTaskEvent, context: Context) => {
       if (!isBuildTaskEvent(event)) throw new Error('not a build-task event');
       obs.logger.appendKeys({ space: event.space, version: event.version, kind: event.kind });

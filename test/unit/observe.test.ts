@@ -1,9 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import middy from '@middy/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../functions/common/config';
 import { type HttpEvent, json, LOG_KEYS } from '../../functions/common/http';
-import { NAMESPACE } from '../../functions/common/observability';
+import { flushMetrics, NAMESPACE } from '../../functions/common/observability';
 import { httpHandler } from '../../functions/common/wiring';
 import { ENV, METRIC } from '../../functions/contract';
 import { BadRequestError } from '../../functions/core/errors';
@@ -129,5 +130,38 @@ describe('the HTTP handlers’ per-request observability', () => {
     const emf = out.lines.filter((l) => '_aws' in l);
     expect(emf).toHaveLength(1);
     expect(emf[0]).toMatchObject({ [METRIC.clientErrors]: 1 });
+  });
+});
+
+describe('the event-driven functions’ metrics flush', () => {
+  const saved = { ...process.env };
+  let out: ReturnType<typeof captureStdout>;
+  beforeEach(() => {
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    process.env.POWERTOOLS_LOG_LEVEL = 'WARN';
+    delete process.env.POWERTOOLS_DEV;
+  });
+  afterEach(() => {
+    out?.restore();
+    process.env = { ...saved };
+  });
+
+  it('writes EMF for an invocation that stored metrics, and no warning for one that had none', async () => {
+    const logger = new Logger({ serviceName: 'vicinity-test' });
+    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    const run = middy(async (n: number) => {
+      metrics.addDimension('space', `s${n}`);
+      if (n > 0) metrics.addMetric('Things', MetricUnit.Count, n);
+      return n;
+    }).use(flushMetrics(metrics));
+    out = captureStdout();
+    await run(0, fakeContext('build', 'none'));
+    await run(2, fakeContext('build', 'some'));
+    out.restore();
+    // No "No application metrics to publish" WARN (Powertools' logMetrics writes one for the first).
+    expect(out.lines.filter((l) => l.level === 'WARN')).toEqual([]);
+    const emf = out.lines.filter((l) => '_aws' in l);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ Things: 2, space: 's2' });
   });
 });
