@@ -18,6 +18,7 @@ import {
   summariseDiff,
 } from '../core/diff';
 import { NotFoundError, UnprocessableError } from '../core/errors';
+import { idHash, sampleByHash } from '../core/id-hash';
 import { assertName, assertVersion } from '../core/names';
 import { compatibilityDiffs } from '../core/pointer';
 import type { Registry } from '../core/ports';
@@ -25,7 +26,6 @@ import type { BatchEntry } from '../core/query';
 import type { CollectionReport, VersionRecord } from '../core/version';
 import type { LoadedCollection } from '../snapshot/cache';
 import { type RequestContext, type Resolved, withRequest } from './context';
-import { idHash, sampleByHash } from './explore/sampling';
 import type { SearchOptions } from './search-plan';
 import type { QueryService } from './service';
 

@@ -10,14 +10,23 @@ import { ENV, METRIC } from '../../functions/contract';
 import { BadRequestError } from '../../functions/core/errors';
 import { fakeContext } from '../../local/http-adapter';
 
-/** What the HTTP handlers write to stdout (Powertools' log lines and EMF), parsed line by line. */
+/** What the handlers write (Powertools' log lines, EMF; WARN and ERROR go to stderr), parsed line by line. */
 function captureStdout() {
   const lines: Record<string, unknown>[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+  const write = (chunk: string | Uint8Array) => {
     for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line));
     return true;
-  });
-  return { lines, restore: () => spy.mockRestore() };
+  };
+  const spies = [
+    vi.spyOn(process.stdout, 'write').mockImplementation(write),
+    vi.spyOn(process.stderr, 'write').mockImplementation(write),
+  ];
+  return {
+    lines,
+    restore: () => {
+      for (const s of spies) s.mockRestore();
+    },
+  };
 }
 
 function event(path: string, requestId: string): HttpEvent {
