@@ -33,8 +33,8 @@ export interface SweeperProps {
  * An EventBridge schedule (every 5 minutes) → the sweeper function: FAILS builds nobody will finish,
  * finishes retention runs that died, and activations lost after READY, purges erased ids from stored
  * snapshots and finishes space deletions (functions/sweeper/). It may read and conditionally update the
- * table (and batch-delete a deleted space's items), read, write, list and delete snapshot files, list and
- * delete uploads, and put events — nothing else.
+ * table (and batch-delete a deleted space's items), read, write, list and delete snapshot files, read,
+ * list and delete uploads, and put events — nothing else.
  */
 export class Sweeper extends Construct {
   readonly fn: VicinityFunction;
@@ -67,14 +67,16 @@ export class Sweeper extends Construct {
     // BatchWriteItem: a deleted space's records (sweeper/purge.ts).
     allowTable(fn, props.table, ['GetItem', 'Query', 'UpdateItem', 'PutItem', 'BatchWriteItem']);
     // Snapshots: files of DELETED versions, and purges (read a snapshot, write its rewrite, delete what
-    // it replaced); uploads: deleted only with a space deleted with includeInputs.
+    // it replaced). Uploads: read to list the releases that still hold an erased id (an erasure's
+    // incomingReleases) and the release.json of an abandoned build (deleteInputsAfterBuild); deleted
+    // with a space deleted with includeInputs, or after a build when the space asks.
     allowObjects(
       fn,
       props.bucket,
       [PREFIX.snapshots],
       ['GetObject', 'PutObject', 'AbortMultipartUpload', 'DeleteObject'],
     );
-    allowObjects(fn, props.bucket, [PREFIX.incoming], ['DeleteObject']);
+    allowObjects(fn, props.bucket, [PREFIX.incoming], ['GetObject', 'DeleteObject']);
     allowList(fn, props.bucket, [PREFIX.snapshots, PREFIX.incoming]);
     allowKey(fn, props.key, true);
     props.eventBus.grantPutEventsTo(fn);

@@ -35,7 +35,7 @@ describe('sweeper', () => {
     });
   });
 
-  it('may read and update the table, read/write/list/delete snapshots, list/delete uploads, put events — nothing more', () => {
+  it('may read and update the table, read/write/list/delete snapshots, read/list/delete uploads, put events — nothing more', () => {
     const roleId = s.idOf(s.stack.sweeper.fn.fn.role!);
     const statements = statementsOfRole(s.template, roleId);
     expect(actionsOf(statements)).toEqual(
@@ -60,6 +60,12 @@ describe('sweeper', () => {
     const bucketArn = { 'Fn::GetAtt': [s.idOf(s.stack.storage.bucket), 'Arn'] };
     const deletes = statements.filter((st) => [st.Action].flat().includes('s3:DeleteObject'));
     expect(deletes.map((st) => st.Resource)).toEqual([
+      { 'Fn::Join': ['', [bucketArn, '/snapshots/*']] },
+      { 'Fn::Join': ['', [bucketArn, '/incoming/*']] },
+    ]);
+    // Uploads are read (an erasure's incomingReleases; an abandoned build's release.json), never written.
+    const reads = statements.filter((st) => [st.Action].flat().includes('s3:GetObject'));
+    expect(reads.map((st) => st.Resource)).toEqual([
       { 'Fn::Join': ['', [bucketArn, '/snapshots/*']] },
       { 'Fn::Join': ['', [bucketArn, '/incoming/*']] },
     ]);
