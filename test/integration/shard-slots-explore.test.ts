@@ -10,6 +10,7 @@ import { ENV } from '../../functions/contract';
 import { idHash } from '../../functions/query/explore/sampling';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { versionSettled } from '../support/settle';
 
 const DIMS = 8;
 const N = 200;
@@ -47,16 +48,6 @@ const resharded = {
   },
 };
 
-async function settled(s: TestStack, version: string, ms = 120_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await s.get(`/v1/spaces/${SPACE}/versions/${version}`);
-    if (r.status === 200 && r.body.status !== 'BUILDING') return r.body;
-    if (Date.now() > deadline) throw new Error(`${version} still BUILDING: ${JSON.stringify(r.body)}`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
-}
-
 const slotCalls = (s: TestStack) => s.lambda.invocations.filter((i) => i.type === 'RequestResponse').length;
 const routerLoadedNoShard = (s: TestStack) =>
   expect(s.query.cache.loaded().filter((k) => k.endsWith('/items') || k.endsWith('/v3/mixed'))).toEqual([]);
@@ -92,11 +83,11 @@ describe('explorer and diff routes on a sharded collection, through the shard sl
       },
     });
     await s.publish(SPACE, 'r1', { 'items.jsonl': v1.jsonl }, release);
-    expect(await settled(s, 'v1')).toMatchObject({ status: 'READY' });
+    expect(await versionSettled(s, SPACE, 'v1', { activates: false })).toMatchObject({ status: 'READY' });
     await s.publish(SPACE, 'r2', { 'items.jsonl': dataset(10, N + 10, 6).jsonl }, release);
-    expect(await settled(s, 'v2')).toMatchObject({ status: 'READY' });
+    expect(await versionSettled(s, SPACE, 'v2', { activates: false })).toMatchObject({ status: 'READY' });
     await s.publish(SPACE, 'r3', { 'items.jsonl': dataset(10, N + 10, 6).jsonl }, resharded);
-    expect(await settled(s, 'v3')).toMatchObject({ status: 'READY' });
+    expect(await versionSettled(s, SPACE, 'v3', { activates: false })).toMatchObject({ status: 'READY' });
   }, 300_000);
   afterAll(async () => {
     await s?.dispose();

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../functions/snapshot/manifest';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { versionSettled } from '../support/settle';
 
 const DIMS = 8;
 const N = 500;
@@ -40,17 +41,6 @@ function lineInRange(ls: string[], r: number, skip = 3): number {
 
 const release = { collections: { items: { file: 'items.jsonl', metric: 'cosine', shards: 3 } } };
 
-async function settled(s: TestStack, space: string, version: string, ms = 120_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await s.get(`/v1/spaces/${space}/versions/${version}`);
-    if (r.status === 200 && r.body.status !== 'BUILDING') return r.body;
-    if (Date.now() > deadline)
-      throw new Error(`${space} ${version} still BUILDING: ${JSON.stringify(r.body)}`);
-    await new Promise((ok) => setTimeout(ok, 200));
-  }
-}
-
 describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stand-in)', () => {
   let s: TestStack;
   beforeAll(async () => {
@@ -70,7 +60,7 @@ describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stan
     const text = `${lines.join('\n')}\n`;
     expect(ranges(Buffer.byteLength(text)).length).toBeGreaterThanOrEqual(4);
     await s.publish('split', 'r1', { 'items.jsonl': text }, release);
-    const v = await settled(s, 'split', 'v1');
+    const v = await versionSettled(s, 'split', 'v1', { activates: false });
     expect(v).toMatchObject({
       status: 'READY',
       tasks: { partitions: ranges(Buffer.byteLength(text)).length, rows: N },
@@ -95,7 +85,7 @@ describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stan
     bad[t] = `{"id":"item-${t}","vector":[1,2,3]}`;
     expect(lineInRange(bad, 1)).toBe(t); // still inside the 2nd range once shortened
     await s.publish('bad', 'r1', { 'items.jsonl': `${bad.join('\n')}\n` }, release);
-    const v = await settled(s, 'bad', 'v1');
+    const v = await versionSettled(s, 'bad', 'v1', { activates: false });
     expect(v.status).toBe('FAILED');
     expect(v.problems).toEqual([expect.objectContaining({ file: 'items.jsonl', line: t + 1 })]);
     expect(String(v.reason)).toMatch(/^partition 1 of collection items \(items\.jsonl bytes \d+–\d+\): /);
@@ -108,7 +98,7 @@ describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stan
     const second = lineInRange(lines, 3);
     dup[second] = (dup[second] as string).replace(`"item-${second}"`, `"item-${first}"`);
     await s.publish('dup', 'r1', { 'items.jsonl': `${dup.join('\n')}\n` }, release);
-    const v = await settled(s, 'dup', 'v1');
+    const v = await versionSettled(s, 'dup', 'v1', { activates: false });
     expect(v.status).toBe('FAILED');
     expect(v.problems).toEqual([
       expect.objectContaining({
