@@ -165,27 +165,6 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
     await deleteInputsIfAsked(deps, space, v.release);
   }
 
-  // Staging a settled build left behind (the path that settled it died or could not delete it, or a
-  // task that began before it settled wrote after): deleted on every sweep; once the quiet period after
-  // settling has passed, the version is marked (stagingDeletedAt) and never listed again. BUILDING
-  // versions are never looked at. FAILED versions of any kind (a build may die after writing its plan
-  // and before the hand-off); READY and DELETED ones only if sharded (`tasks`).
-  const quietMs = deps.stagingQuietMs ?? DEFAULT_STAGING_QUIET_MS;
-  const settled = versions
-    .filter(
-      (v) =>
-        v.stagingDeletedAt === undefined &&
-        (v.status === 'FAILED' || ((v.status === 'READY' || v.status === 'DELETED') && v.tasks)),
-    )
-    .sort((a, b) => b.number - a.number)
-    .slice(0, STAGING_VERSIONS_PER_SWEEP);
-  for (const v of settled) {
-    await cleanStaging(deps, report, space, v.version, v.status);
-    const since = Date.parse(v.finishedAt ?? v.statusChangedAt ?? v.createdAt);
-    if (now.getTime() - since >= quietMs)
-      await registry.setVersionFields(space, v.version, v.status, { stagingDeletedAt: now.toISOString() });
-  }
-
   for (const v of versions.filter((x) => x.status === 'DELETED' && !x.filesDeletedAt)) {
     if (v.version === pointer.version || v.version === pointer.previous) {
       // A retention run died after marking it, and an activation chose it meanwhile: never leave the
@@ -222,6 +201,36 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
     if (activation.activated) {
       log.warn('sweeper finished an activation lost after READY', { space, version: candidate.version });
       report.activated.push({ space, version: candidate.version });
+    }
+  }
+
+  // Staging a settled build left behind (the path that settled it died or could not delete it, or a
+  // task that began before it settled wrote after): deleted on every sweep; once the quiet period after
+  // settling has passed, the version is marked (stagingDeletedAt) and never listed again. BUILDING
+  // versions are never looked at. FAILED versions of any kind (a build may die after writing its plan
+  // and before the hand-off); READY and DELETED ones only if sharded (`tasks`).
+  const quietMs = deps.stagingQuietMs ?? DEFAULT_STAGING_QUIET_MS;
+  const settled = versions
+    .filter(
+      (v) =>
+        v.stagingDeletedAt === undefined &&
+        (v.status === 'FAILED' || ((v.status === 'READY' || v.status === 'DELETED') && v.tasks)),
+    )
+    .sort((a, b) => b.number - a.number)
+    .slice(0, STAGING_VERSIONS_PER_SWEEP);
+  for (const v of settled) {
+    try {
+      await cleanStaging(deps, report, space, v.version, v.status);
+      const since = Date.parse(v.finishedAt ?? v.statusChangedAt ?? v.createdAt);
+      if (now.getTime() - since >= quietMs)
+        await registry.setVersionFields(space, v.version, v.status, { stagingDeletedAt: now.toISOString() });
+    } catch (err) {
+      // The rest of the sweep goes on; the next sweep lists this version again.
+      log.warn('could not delete staging; the next sweep tries again', {
+        space,
+        version: v.version,
+        error: String(err),
+      });
     }
   }
 
