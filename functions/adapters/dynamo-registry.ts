@@ -587,7 +587,12 @@ export class DynamoRegistry implements Registry {
     status: VersionStatus,
     fields: Pick<
       VersionRecord,
-      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+      | 'notActivatedReason'
+      | 'filesDeletedAt'
+      | 'inputEtags'
+      | 'afterReadyErrors'
+      | 'tasksDispatchedAt'
+      | 'stagingDeletedAt'
     >,
   ): Promise<boolean> {
     const names: Record<string, string> = { '#s': 'status' };

@@ -15,6 +15,7 @@ import {
 import { changedInput, type InputEtags } from './ingest';
 import { deleteInputsIfAsked } from './inputs';
 import { applyRetention } from './retention';
+import { deleteStaging } from './sharded/layout';
 import { startShardedBuild } from './sharded/plan';
 import { cleanStaleWorkDirs, newWorkDir, workRoot } from './work-dir';
 
@@ -232,6 +233,10 @@ async function markFailed(
   if (!finished) throw new BuildBusyError(`${space} ${version}: lost the build lease before FAILED`);
   deps.log.error('build FAILED', { ...ctx, reason });
   await deps.events.publish(EVENT_DETAIL_TYPE.versionFailed, { ...ctx, reason });
+  // A sharded build may have written its plan before it failed: nothing of the version stays.
+  await deleteStaging(deps.store, space, version).catch((err) =>
+    deps.log.warn('could not delete staging; the sweeper removes it', { ...ctx, error: String(err) }),
+  );
   await deleteInputsIfAsked(deps, space, ctx.release);
   return { status: 'FAILED', version, reason };
 }

@@ -86,7 +86,7 @@ export const BUILD_ABORT_MARGIN_MS = 10_000;
 
 export function createBuildHandler(
   deps: HandlerDeps &
-    Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events' | 'busyWaitMs' | 'now'>> & {
+    Partial<Pick<BuildDeps, 'beforeReady' | 'beforeActivate' | 'events' | 'busyWaitMs' | 'now' | 'tasks'>> & {
       /** In-memory ports for tests; by default S3 and DynamoDB from the clients. */
       store?: BlobStore;
       registry?: Registry;
@@ -164,6 +164,7 @@ export function createBuildHandler(
                 beforeReady: deps.beforeReady,
                 beforeActivate: deps.beforeActivate,
                 busyWaitMs: deps.busyWaitMs,
+                ...(deps.tasks ? { tasks: deps.tasks } : {}),
                 ...(deps.now ? { now: deps.now } : {}),
                 signal: opts?.signal,
               },

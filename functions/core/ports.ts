@@ -135,7 +135,12 @@ export interface Registry {
     status: VersionStatus,
     fields: Pick<
       VersionRecord,
-      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+      | 'notActivatedReason'
+      | 'filesDeletedAt'
+      | 'inputEtags'
+      | 'afterReadyErrors'
+      | 'tasksDispatchedAt'
+      | 'stagingDeletedAt'
     >,
   ): Promise<boolean>;
   /** Moves a version from one status to another only if it is still in `from`; false if it was not. */

@@ -102,6 +102,12 @@ export interface VersionRecord {
   statusChangedAt?: string;
   /** When retention (or the sweeper finishing it) deleted the files of a DELETED version. */
   filesDeletedAt?: string;
+  /**
+   * Sharded builds: when the sweeper found the version's staging prefix empty (or emptied it) after it
+   * settled and past the quiet period in which a task that began before it settled may still write.
+   * The sweeper no longer looks at a version that has it (bounded work per sweep).
+   */
+  stagingDeletedAt?: string;
   /** What went wrong after READY (event, activation, retention); the version stays READY. */
   afterReadyErrors?: string[];
   /** Sharded builds: the fan-in state and progress while BUILDING (functions/builder/sharded/). */

@@ -55,7 +55,7 @@ export function createSweepHandler(
       });
       // Emitted every sweep, zeros included: a continuous series for the alarm, and no empty-metrics warning.
       obs.metrics.addMetric(METRIC.buildsAbandoned, MetricUnit.Count, report.failed.length);
-      const { failed, restored, purged, activated, errors, erasure, spacesDeleted } = report;
+      const { failed, restored, purged, activated, errors, erasure, spacesDeleted, staging } = report;
       if (
         failed.length +
         restored.length +
@@ -65,7 +65,8 @@ export function createSweepHandler(
         erasure.rewritten.length +
         erasure.purged +
         erasure.deletedObjects +
-        spacesDeleted.length
+        spacesDeleted.length +
+        staging.length
       )
         log.info('sweep done', { ...report });
       // A space that could not be swept fails the invocation (Errors alarm); the next schedule retries.

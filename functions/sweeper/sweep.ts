@@ -3,6 +3,7 @@
 import { activateBuilt } from '../builder/activate-built';
 import { deleteInputsIfAsked } from '../builder/inputs';
 import { allVersions, deleteSnapshotFiles } from '../builder/retention';
+import { deleteStaging } from '../builder/sharded/layout';
 import { EVENT_DETAIL_TYPE } from '../contract';
 import type { BlobStore, EventPublisher, Log, PointerMoveNotifier, Registry } from '../core/ports';
 import { MAX_BUILD_ATTEMPTS, type VersionRecord } from '../core/version';
@@ -29,10 +30,19 @@ export interface SweepDeps {
   graceMs: number;
   /** Scratch directory for purges (downloads, rebuilt segments); without it erasures are not purged. */
   workDir?: string;
+  /**
+   * After a version settles, a build task that began before may still write to its staging this long
+   * (default DEFAULT_STAGING_QUIET_MS): until then the sweeper keeps deleting what appears there.
+   */
+  stagingQuietMs?: number;
 }
 
 export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
 export const DEFAULT_TASK_START_MS = 15 * 60_000;
+/** The longest a build or build-task invocation runs (Lambda's 15-minute limit): the staging quiet period. */
+export const DEFAULT_STAGING_QUIET_MS = 15 * 60_000;
+/** Settled versions whose staging prefix one sweep lists, per space (newest first): bounded work per sweep. */
+export const STAGING_VERSIONS_PER_SWEEP = 25;
 
 export interface SweepReport {
   /** BUILDING versions marked FAILED, with the reason. */
@@ -49,6 +59,8 @@ export interface SweepReport {
   erasure: PurgeReport;
   /** Spaces whose deletion this sweep finished. */
   spacesDeleted: string[];
+  /** Settled (FAILED, READY, DELETED) sharded builds whose staging objects this sweep deleted, and how many. */
+  staging: { space: string; version: string; status: string; objects: number }[];
 }
 
 /**
@@ -64,6 +76,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
     errors: [],
     erasure: { rewritten: [], purged: 0, deletedObjects: 0 },
     spacesDeleted: [],
+    staging: [],
   };
   for (const space of await deps.registry.listSpaces()) {
     try {
@@ -139,6 +152,15 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
       release: v.release,
       reason,
     });
+    // Nothing of a half-built version stays: its staging goes now (a task still writing deletes its
+    // own outputs when it finds the version settled; what a killed one leaves, a later sweep deletes).
+    await cleanStaging(deps, report, space, v.version, 'FAILED').catch((err) =>
+      log.warn('could not delete staging; the next sweep tries again', {
+        space,
+        version: v.version,
+        error: String(err),
+      }),
+    );
     // Its build has ended: the release's inputs go if it asked (deleteInputsAfterBuild).
     await deleteInputsIfAsked(deps, space, v.release);
   }
@@ -182,7 +204,56 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
     }
   }
 
+  // Staging a settled build left behind (the path that settled it died or could not delete it, or a
+  // task that began before it settled wrote after): deleted on every sweep; once the quiet period after
+  // settling has passed, the version is marked (stagingDeletedAt) and never listed again. BUILDING
+  // versions are never looked at. FAILED versions of any kind (a build may die after writing its plan
+  // and before the hand-off); READY and DELETED ones only if sharded (`tasks`).
+  const quietMs = deps.stagingQuietMs ?? DEFAULT_STAGING_QUIET_MS;
+  const settled = versions
+    .filter(
+      (v) =>
+        v.stagingDeletedAt === undefined &&
+        (v.status === 'FAILED' || ((v.status === 'READY' || v.status === 'DELETED') && v.tasks)),
+    )
+    .sort((a, b) => b.number - a.number)
+    .slice(0, STAGING_VERSIONS_PER_SWEEP);
+  for (const v of settled) {
+    try {
+      await cleanStaging(deps, report, space, v.version, v.status);
+      const since = Date.parse(v.finishedAt ?? v.statusChangedAt ?? v.createdAt);
+      if (now.getTime() - since >= quietMs)
+        await registry.setVersionFields(space, v.version, v.status, { stagingDeletedAt: now.toISOString() });
+    } catch (err) {
+      // The rest of the sweep goes on; the next sweep lists this version again.
+      log.warn('could not delete staging; the next sweep tries again', {
+        space,
+        version: v.version,
+        error: String(err),
+      });
+    }
+  }
+
   // Erased ids out of every retained snapshot (invariant 9).
   if (deps.workDir)
     await purgeSpace({ ...deps, workDir: deps.workDir, now: clock }, space, state, report.erasure);
+}
+
+/** Deletes a settled version's staging objects; a trace (WARN + report) when there were any. */
+async function cleanStaging(
+  deps: SweepDeps,
+  report: SweepReport,
+  space: string,
+  version: string,
+  status: string,
+): Promise<void> {
+  const objects = await deleteStaging(deps.store, space, version);
+  if (!objects) return;
+  deps.log.warn('sweeper deleted the staging objects a settled build left', {
+    space,
+    version,
+    status,
+    objects,
+  });
+  report.staging.push({ space, version, status, objects });
 }

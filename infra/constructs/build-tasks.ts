@@ -115,7 +115,9 @@ export class BuildTasks extends Construct {
         resources: [fn.functionArn],
       }),
     );
-    allowObjects(props.build, props.bucket, [PREFIX.staging], ['PutObject']);
+    // …and deletes the staging of a version it FAILS (a plan written before the failure).
+    allowObjects(props.build, props.bucket, [PREFIX.staging], ['PutObject', 'DeleteObject']);
+    allowList(props.build, props.bucket, [PREFIX.staging]);
     props.build.addEnvironment(ENV.taskFunction, fn.functionName);
     props.build.addEnvironment(ENV.taskMemoryMb, String(sizing.memoryMb));
 

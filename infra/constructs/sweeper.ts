@@ -77,7 +77,9 @@ export class Sweeper extends Construct {
       ['GetObject', 'PutObject', 'AbortMultipartUpload', 'DeleteObject'],
     );
     allowObjects(fn, props.bucket, [PREFIX.incoming], ['GetObject', 'DeleteObject']);
-    allowList(fn, props.bucket, [PREFIX.snapshots, PREFIX.incoming]);
+    // Staging: what a settled sharded build left (listed, deleted; never read).
+    allowObjects(fn, props.bucket, [PREFIX.staging], ['DeleteObject']);
+    allowList(fn, props.bucket, [PREFIX.snapshots, PREFIX.incoming, PREFIX.staging]);
     allowKey(fn, props.key, true);
     props.eventBus.grantPutEventsTo(fn);
 

@@ -307,6 +307,11 @@ describe('cdk-nag: AWS Solutions and Serverless packs', () => {
       `AwsSolutions-IAM5[Resource::${bucket}/incoming/*]`,
       NAG_REASON.prefixObjects,
     ],
+    [
+      'Test/Sweeper/Sweeper/Role',
+      `AwsSolutions-IAM5[Resource::${bucket}/staging/*]`,
+      NAG_REASON.prefixObjects,
+    ],
     ['Test/BuildPipeline/FailedBuilds', 'AwsSolutions-SQS3', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/FailedBuilds', 'Serverless-SQSRedrivePolicy', NAG_REASON.failedBuildsRedrive],
     ['Test/BuildPipeline/Build/Function', 'Serverless-LambdaDLQ', NAG_REASON.buildDlq],

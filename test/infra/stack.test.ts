@@ -351,21 +351,26 @@ describe('IAM, least privilege', () => {
     expect(statementsWith(st, 'dynamodb:GetItem').map((x) => x.Resource)).toEqual([tableArn()]);
   });
 
-  it('build: reads incoming/ and snapshots/, writes and deletes snapshots/, writes staging/ (the sharded plan)', () => {
+  it('build: reads incoming/ and snapshots/, writes and deletes snapshots/, writes staging/ (the sharded plan) and deletes it (a FAILED version)', () => {
     const st = statementsOfRole(s.template, roleIds().build);
     expect(statementsWith(st, 's3:GetObject').map((x) => x.Resource)).toEqual([
       [objectsArn('incoming/'), objectsArn('snapshots/')],
     ]);
-    for (const write of ['s3:DeleteObject', 's3:AbortMultipartUpload']) {
-      expect(statementsWith(st, write).map((x) => x.Resource)).toEqual([objectsArn('snapshots/')]);
-    }
+    expect(statementsWith(st, 's3:AbortMultipartUpload').map((x) => x.Resource)).toEqual([
+      objectsArn('snapshots/'),
+    ]);
+    expect(statementsWith(st, 's3:DeleteObject').map((x) => x.Resource)).toEqual([
+      objectsArn('snapshots/'),
+      objectsArn('staging/'),
+    ]);
     expect(statementsWith(st, 's3:PutObject').map((x) => x.Resource)).toEqual([
       objectsArn('snapshots/'),
       objectsArn('staging/'),
     ]);
-    expect(statementsWith(st, 's3:ListBucket')[0]?.Condition).toEqual({
-      StringLike: { 's3:prefix': ['incoming/*', 'snapshots/*'] },
-    });
+    expect(statementsWith(st, 's3:ListBucket').map((x) => x.Condition)).toEqual([
+      { StringLike: { 's3:prefix': ['incoming/*', 'snapshots/*'] } },
+      { StringLike: { 's3:prefix': ['staging/*'] } },
+    ]);
     expect(statementsWith(st, 'events:PutEvents')[0]?.Resource).toEqual({
       'Fn::Join': [
         '',

@@ -35,7 +35,7 @@ describe('sweeper', () => {
     });
   });
 
-  it('may read and update the table, read/write/list/delete snapshots, read/list/delete uploads, put events — nothing more', () => {
+  it('may read and update the table, read/write/list/delete snapshots, read/list/delete uploads, list/delete staging, put events — nothing more', () => {
     const roleId = s.idOf(s.stack.sweeper.fn.fn.role!);
     const statements = statementsOfRole(s.template, roleId);
     expect(actionsOf(statements)).toEqual(
@@ -62,6 +62,7 @@ describe('sweeper', () => {
     expect(deletes.map((st) => st.Resource)).toEqual([
       { 'Fn::Join': ['', [bucketArn, '/snapshots/*']] },
       { 'Fn::Join': ['', [bucketArn, '/incoming/*']] },
+      { 'Fn::Join': ['', [bucketArn, '/staging/*']] },
     ]);
     // Uploads are read (an erasure's incomingReleases; an abandoned build's release.json), never written.
     const reads = statements.filter((st) => [st.Action].flat().includes('s3:GetObject'));
@@ -73,7 +74,7 @@ describe('sweeper', () => {
     expect(writes.map((st) => st.Resource)).toEqual([{ 'Fn::Join': ['', [bucketArn, '/snapshots/*']] }]);
     const lists = statements.filter((st) => [st.Action].flat().includes('s3:ListBucket'));
     expect(lists.map((st) => st.Condition)).toEqual([
-      { StringLike: { 's3:prefix': ['snapshots/*', 'incoming/*'] } },
+      { StringLike: { 's3:prefix': ['snapshots/*', 'incoming/*', 'staging/*'] } },
     ]);
     const table = statements.filter((st) => [st.Action].flat().some((a) => a.startsWith('dynamodb:')));
     expect(table.map((st) => st.Resource)).toEqual([

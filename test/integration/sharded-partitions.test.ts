@@ -2,7 +2,8 @@
  * Partitions of one big input file on the stand-ins: a JSONL file above VICINITY_PARTITION_BYTES is
  * read by one partition task per byte range (Lambda Invoke stand-in, worker processes), and what it
  * builds — and what it refuses — is what one task reading the whole file would: the same ids, and
- * problems at the file's own line numbers, also when the line lies in a later range.
+ * problems at the file's own line numbers, also when the line lies in a later range. A raw input
+ * (vectors + ids) above it is read by one task per range of rows, each row still paired with its id.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '../../functions/snapshot/manifest';
@@ -41,6 +42,15 @@ function lineInRange(ls: string[], r: number, skip = 3): number {
 
 const release = { collections: { items: { file: 'items.jsonl', metric: 'cosine', shards: 3 } } };
 
+// Raw input: 2000 rows × 8 dims = 64 000 vector bytes, four row ranges; ids of uneven lengths.
+const RAW_N = 2000;
+const RAW_PARTS = Math.ceil((RAW_N * DIMS * 4) / PARTITION_BYTES);
+const rawData = clusteredVectors(RAW_N, DIMS, 6, 12);
+const rawIds = Array.from({ length: RAW_N }, (_, i) => `r${'-'.repeat(i % 13)}${i}`);
+const rawRelease = {
+  collections: { items: { vectors: 'items.f32', ids: 'items.ids', dims: DIMS, metric: 'l2', shards: 3 } },
+};
+
 describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stand-in)', () => {
   let s: TestStack;
   beforeAll(async () => {
@@ -55,6 +65,11 @@ describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stan
   afterAll(async () => {
     await s?.dispose();
   });
+  const rawBuild = async (space: string, ids: string[]) => {
+    const vectors = Buffer.from(rawData.vectors.buffer, rawData.vectors.byteOffset, RAW_N * DIMS * 4);
+    await s.publish(space, 'r1', { 'items.f32': vectors, 'items.ids': `${ids.join('\n')}\n` }, rawRelease);
+    return versionSettled(s, space, 'v1', { activates: false });
+  };
 
   it('a big JSONL split into several byte ranges builds exactly the ids of the file', async () => {
     const text = `${lines.join('\n')}\n`;
@@ -90,6 +105,41 @@ describe('partitions of a big JSONL file (byte ranges, on the Lambda Invoke stan
     expect(v.problems).toEqual([expect.objectContaining({ file: 'items.jsonl', line: t + 1 })]);
     expect(String(v.reason)).toMatch(/^partition 1 of collection items \(items\.jsonl bytes \d+–\d+\): /);
     expect(String(v.reason)).toContain(`items.jsonl:${t + 1}: vector has 3 values`);
+  }, 120_000);
+
+  it('a big raw input is split into row ranges and builds exactly its ids and vectors', async () => {
+    const v = await rawBuild('raw', rawIds);
+    expect(v).toMatchObject({ status: 'READY', tasks: { partitions: RAW_PARTS, rows: RAW_N } });
+    const manifest = JSON.parse(
+      (await s.store.getText('snapshots/raw/v1/manifest.json')) as string,
+    ) as Manifest;
+    const built: string[] = [];
+    for (const seg of manifest.collections.items?.segments ?? []) {
+      built.push(...(JSON.parse((await s.store.getText(seg.files.ids.key)) as string) as string[]));
+    }
+    expect(built.sort()).toEqual([...rawIds].sort());
+    // Each id with its own row's vector, across every cut (a row off by one would pair them wrongly).
+    for (let i = 0; i < RAW_N; i += 23) {
+      const item = await s.get(`/v1/spaces/raw/collections/items/items/${rawIds[i]}?include=vector`);
+      expect(item.status).toBe(200);
+      // The API prints float32 values in their shortest form; as float32 they are the input's exactly.
+      expect((item.body.vector as number[]).map(Math.fround)).toEqual(
+        Array.from(rawData.vectors.subarray(i * DIMS, (i + 1) * DIMS)),
+      );
+    }
+  }, 120_000);
+
+  it('a bad id in a later row range FAILS the version naming the ids file and its row', async () => {
+    const row = 1337;
+    const ids = [...rawIds];
+    ids[row - 1] = 'bad\u0000id';
+    const v = await rawBuild('rawbad', ids);
+    expect(v.status).toBe('FAILED');
+    expect(v.problems).toEqual([expect.objectContaining({ file: 'items.ids', line: row })]);
+    expect(String(v.reason)).toMatch(
+      /^partition 2 of collection items \(items\.f32, items\.ids rows \d+–\d+\): /,
+    );
+    expect(String(v.reason)).toContain(`items.ids:${row}: `);
   }, 120_000);
 
   it('a duplicate id across ranges is reported at both file lines', async () => {

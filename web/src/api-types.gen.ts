@@ -576,6 +576,11 @@ export interface components {
              * @description Sharded builds: when the build had queued every partition task. Missing long after tasks.startedAt: the build died before dispatching them, and the sweeper FAILS the version.
              */
             tasksDispatchedAt?: string;
+            /**
+             * Format: date-time
+             * @description Sharded builds: when the sweeper, past the quiet period after the version settled, found its staging objects gone (it deletes what is left) and stopped looking at it.
+             */
+            stagingDeletedAt?: string;
             /** @description how many times a purge rewrote this snapshot */
             manifestGeneration?: number;
             purgedThrough?: number;

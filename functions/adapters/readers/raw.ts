@@ -1,7 +1,8 @@
 /**
  * Raw input: little-endian float32 rows (numpy `tofile`) plus one id per line (UTF-8, LF, CRLF
  * tolerated, optional trailing newline). Both files stream in lockstep: memory holds one chunk of
- * each, never the file.
+ * each, never the file. A partition task reads a range of rows (`part.rows`): a byte range of each
+ * file, its rows numbered as in the file.
  */
 import { endianness } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -96,7 +97,7 @@ class Queue<T> {
 }
 
 /** Reads `spec.files = [vectors, ids]` with `spec.dims` required. */
-export const readRaw: CollectionReader = async function* ({ spec, files, problems, maxLineBytes }) {
+export const readRaw: CollectionReader = async function* ({ spec, files, problems, maxLineBytes, part }) {
   const [vectorsFile, idsFile] = spec.files;
   if (vectorsFile === undefined || idsFile === undefined) {
     report(
@@ -126,9 +127,21 @@ export const readRaw: CollectionReader = async function* ({ spec, files, problem
     );
     return;
   }
-  const rowCount = vectorsSize / rowBytes;
+  const range = part?.rows;
+  // Rows before this part (its rows keep their numbers in the file), and how many it holds.
+  const before = range?.from ?? 0;
+  const rowCount = range ? range.to - range.from : vectorsSize / rowBytes;
   const shape = new ShapeChecker(spec);
-  const [vectorStream, idStream] = await Promise.all([files.stream(vectorsFile), files.stream(idsFile)]);
+  const [vectorStream, idStream] = await Promise.all([
+    files.stream(
+      vectorsFile,
+      range ? { offset: range.from * rowBytes, bytes: rowCount * rowBytes } : undefined,
+    ),
+    files.stream(
+      idsFile,
+      range ? { offset: range.idsStart, bytes: range.idsEnd - range.idsStart } : undefined,
+    ),
+  ]);
   const vectors = new Queue(vectorBatches(vectorStream, dims));
   const ids = new Queue(lineBatches(idStream, maxLineBytes));
   try {
@@ -141,20 +154,21 @@ export const readRaw: CollectionReader = async function* ({ spec, files, problem
       const idLine = await ids.next();
       if (idLine === undefined) break;
       idsSeen++;
-      const row = vectorsSeen;
+      const row = before + vectorsSeen;
+      const line = before + idLine.line;
       let id: string | undefined;
       if (idLine.bytes === null) {
-        report(problems, idsFile, idLine.line, tooLongMessage(idLine.length, maxLineBytes));
+        report(problems, idsFile, line, tooLongMessage(idLine.length, maxLineBytes));
       } else {
         let text: string | undefined;
         try {
           text = decoder.decode(idLine.bytes);
         } catch {
-          report(problems, idsFile, idLine.line, 'invalid UTF-8');
+          report(problems, idsFile, line, 'invalid UTF-8');
         }
         if (text !== undefined) {
           const bad = idProblem(text, true);
-          if (bad) report(problems, idsFile, idLine.line, bad);
+          if (bad) report(problems, idsFile, line, bad);
           else id = text;
         }
       }
@@ -172,6 +186,12 @@ export const readRaw: CollectionReader = async function* ({ spec, files, problem
     const idCount = idsSeen + (await ids.drain());
     if (vectorRows !== rowCount)
       throw new Error(`${vectorsFile} changed while reading (${vectorRows} ≠ ${rowCount} rows)`);
+    if (range && idCount !== rowCount) {
+      // The planner counted these lines (reading the ETag every task reads): the file changed since.
+      throw new Error(
+        `${idsFile} changed while reading (bytes ${range.idsStart}–${range.idsEnd}: ${idCount} ids ≠ ${rowCount} rows)`,
+      );
+    }
     if (idCount !== rowCount) {
       report(
         problems,

@@ -56,11 +56,23 @@ export interface ReaderOptions {
  * the part (the part's first line of the file is unknown until every earlier part has counted its
  * lines) and `lines` is set to how many lines the part holds, blank and invalid ones included.
  * `rowGroups`: Parquet row groups [from, to); rows keep their numbers within the file.
+ * `rows`: raw input rows [from, to) — the vectors file's bytes [from·4·dims, to·4·dims) and the ids
+ * file's bytes [idsStart, idsEnd), which the planner found to hold exactly those rows' id lines
+ * (builder/sharded/plan.ts); rows keep their numbers within the file.
  */
 export interface FilePart {
   bytes?: { start: number; end: number };
   rowGroups?: { from: number; to: number };
+  rows?: RowRange;
   lines?: number;
+}
+
+/** Rows [from, to) of a raw input and the ids file bytes [idsStart, idsEnd) holding their id lines. */
+export interface RowRange {
+  from: number;
+  to: number;
+  idsStart: number;
+  idsEnd: number;
 }
 
 /**

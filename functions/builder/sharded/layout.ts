@@ -3,6 +3,7 @@
  * plan (written once by the build), staging keys, the chunk format and the task results.
  */
 import { LambdaInvoker, lazyLambdaClient } from '../../adapters/lambda-invoke';
+import type { RowRange } from '../../adapters/readers/types';
 import type { Config } from '../../common/config';
 import { KEY_PREFIX } from '../../contract';
 import type { ReleaseProblem } from '../../core/errors';
@@ -26,17 +27,20 @@ export interface ShardedCollectionPlan {
 
 /**
  * What one partition task reads: one input file (raw input: vectors + ids), or one part of a big file —
- * a byte range of plain JSONL (the lines that start in it) or a run of Parquet row groups.
+ * a byte range of plain JSONL (the lines that start in it), a run of Parquet row groups, or a range of
+ * raw rows (with the bytes of the ids file that hold their ids).
  */
 export interface PartitionPlan {
   files: string[];
   bytes?: { start: number; end: number };
   rowGroups?: { from: number; to: number };
+  rows?: RowRange;
 }
 
-/** `items.jsonl`, `items.jsonl bytes 0–1048576`, `part-0.parquet row groups 2–3`. */
+/** `items.jsonl`, `items.jsonl bytes 0–1048576`, `part-0.parquet row groups 2–3`, `a.f32, a.ids rows 1–5000`. */
 export function describePartition(p: PartitionPlan): string {
   const files = p.files.join(', ');
+  if (p.rows) return `${files} rows ${p.rows.from + 1}–${p.rows.to}`;
   if (p.bytes) return `${files} bytes ${p.bytes.start}–${p.bytes.end}`;
   if (p.rowGroups) return `${files} row groups ${p.rowGroups.from}–${p.rowGroups.to - 1}`;
   return files;
@@ -186,10 +190,11 @@ export function lambdaTasks(config: Config): TaskDispatcher {
   return d;
 }
 
-/** Deletes everything under the version's staging prefix (after READY or FAILED). */
-export async function deleteStaging(store: BlobStore, space: string, version: string): Promise<void> {
+/** Deletes everything under the version's staging prefix (after READY or FAILED); how many objects it deleted. */
+export async function deleteStaging(store: BlobStore, space: string, version: string): Promise<number> {
   const keys = (await store.list(stagingPrefix(space, version))).map((o) => o.key);
   for (let i = 0; i < keys.length; i += 1000) await store.deleteKeys(keys.slice(i, i + 1000));
+  return keys.length;
 }
 
 /** One running build task: its dependencies, its version, its deadline, and binary puts through the store. */

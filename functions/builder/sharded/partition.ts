@@ -107,10 +107,11 @@ export async function runPartition(run: TaskRun, plan: ShardedPlan, collection: 
   };
 
   const filePart: FilePart | undefined =
-    partition.bytes || partition.rowGroups
+    partition.bytes || partition.rowGroups || partition.rows
       ? {
           ...(partition.bytes ? { bytes: partition.bytes } : {}),
           ...(partition.rowGroups ? { rowGroups: partition.rowGroups } : {}),
+          ...(partition.rows ? { rows: partition.rows } : {}),
         }
       : undefined;
   // A later byte range numbers its lines within the range until the fan-in knows where it starts.

@@ -109,18 +109,127 @@ async function refuseOverSlots(
   }
 }
 
+/** Ranged reads of a raw input's ids file in flight at once while the planner counts its lines. */
+export const IDS_SCAN_CONCURRENCY = 8;
+/** Scan ranges of the ids file per planned partition: cuts fall on scan-range starts, so this bounds their skew. */
+const SCANS_PER_PARTITION = 4;
+
 /**
- * The partitions of a collection: one per input file (raw input is one part: its vectors and ids), and
+ * The id lines that start in bytes [start, end) of an ids file of `size` bytes (a line starts at 0 and
+ * after every LF but a final one — the raw reader's lines): how many, and where the first one starts.
+ * Reads bytes [start − 1, end − 1) once, streamed: memory holds one chunk.
+ */
+export async function idLinesIn(
+  files: ReleaseFiles,
+  file: string,
+  size: number,
+  start: number,
+  end: number,
+): Promise<{ count: number; first?: number }> {
+  let count = 0;
+  let first: number | undefined;
+  if (start === 0 && size > 0 && end > 0) {
+    count = 1;
+    first = 0;
+  }
+  const lo = start === 0 ? 0 : start - 1;
+  const hi = end - 1;
+  if (hi <= lo) return { count, ...(first !== undefined ? { first } : {}) };
+  const stream = await files.stream(file, { offset: lo, bytes: hi - lo });
+  let at = lo;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      const next = at + i + 1;
+      if (next >= size) break;
+      if (first === undefined) first = next;
+      count++;
+    }
+    at += chunk.length;
+  }
+  return { count, ...(first !== undefined ? { first } : {}) };
+}
+
+/**
+ * A raw input bigger than `partitionBytes`: rows cut into ranges of about that many vector bytes. A
+ * task needs the byte offset of its first id line, which only a count of the lines before it gives:
+ * the planner counts them once — the ids file read as up to 4 scan ranges per partition, 8 ranged
+ * reads at a time, each streamed and keeping a count and one offset — and cuts at scan-range starts
+ * nearest to the even split. Every task then reads exactly its bytes of both files (memory: one chunk
+ * of each), knows its first row's number, and names refused rows by their row in the file at once.
+ * When the files do not agree (a vectors size that is not whole rows, more or fewer ids than rows)
+ * the input is one partition and the reader reports it as the unsharded build does.
+ */
+async function rawPartitions(
+  c: CollectionSpec,
+  files: ReleaseFiles,
+  partitionBytes: number,
+): Promise<PartitionPlan[]> {
+  const whole: PartitionPlan[] = [{ files: c.files }];
+  const [vectorsFile, idsFile] = c.files;
+  if (vectorsFile === undefined || idsFile === undefined || c.dims === undefined) return whole;
+  const rowBytes = 4 * c.dims;
+  const [vectorsSize, idsSize] = await Promise.all([files.size(vectorsFile), files.size(idsFile)]);
+  if (vectorsSize === undefined || idsSize === undefined) return whole;
+  if (vectorsSize <= partitionBytes || vectorsSize % rowBytes !== 0) return whole;
+  const rows = vectorsSize / rowBytes;
+  const parts = Math.min(rows, Math.ceil(vectorsSize / partitionBytes));
+  const scans = Math.max(1, Math.min(parts * SCANS_PER_PARTITION, idsSize));
+  const edges = Array.from({ length: scans + 1 }, (_, k) => Math.floor((k * idsSize) / scans));
+  const counted: { count: number; first?: number }[] = new Array(scans);
+  let next = 0;
+  const worker = async () => {
+    for (let k = next++; k < scans; k = next++) {
+      counted[k] = await idLinesIn(files, idsFile, idsSize, edges[k] as number, edges[k + 1] as number);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(IDS_SCAN_CONCURRENCY, scans) }, worker));
+  // Where a cut may fall: the first id line of each scan range that has one, with its row number.
+  const candidates: { row: number; offset: number }[] = [];
+  let lines = 0;
+  for (const r of counted) {
+    if (r.first !== undefined && lines > 0) candidates.push({ row: lines, offset: r.first });
+    lines += r.count;
+  }
+  if (lines !== rows) return whole;
+  const cuts = [{ row: 0, offset: 0 }];
+  let i = 0;
+  for (let j = 1; j < parts; j++) {
+    const target = Math.round((j * rows) / parts);
+    const last = (cuts[cuts.length - 1] as { row: number }).row;
+    while (i < candidates.length && (candidates[i] as { row: number }).row <= last) i++;
+    while (
+      i + 1 < candidates.length &&
+      Math.abs((candidates[i + 1] as { row: number }).row - target) <=
+        Math.abs((candidates[i] as { row: number }).row - target)
+    )
+      i++;
+    const pick = candidates[i];
+    if (pick && pick.row > last) cuts.push(pick);
+  }
+  if (cuts.length < 2) return whole;
+  cuts.push({ row: rows, offset: idsSize });
+  return cuts.slice(1).map((to, k) => {
+    const from = cuts[k] as { row: number; offset: number };
+    return {
+      files: c.files,
+      rows: { from: from.row, to: to.row, idsStart: from.offset, idsEnd: to.offset },
+    };
+  });
+}
+
+/**
+ * The partitions of a collection: one per input file (raw input: its vectors and ids together), and
  * a file bigger than `partitionBytes` split — plain JSONL into byte ranges of about that size (each
  * task reads the lines that start in its range), Parquet into runs of row groups of about that many
- * compressed bytes. Gzip cannot be split (no random access): one task per file, whatever its size.
+ * compressed bytes, raw input into ranges of rows (rawPartitions). Gzip cannot be split (no random
+ * access): one task per file, whatever its size.
  */
 export async function partitionsOf(
   c: CollectionSpec,
   files: ReleaseFiles,
   partitionBytes: number,
 ): Promise<PartitionPlan[]> {
-  if (c.format === 'raw') return [{ files: c.files }];
+  if (c.format === 'raw') return rawPartitions(c, files, partitionBytes);
   const out: PartitionPlan[] = [];
   for (const f of c.files) {
     const size = (await files.size(f)) ?? 0;

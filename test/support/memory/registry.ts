@@ -295,7 +295,12 @@ export class MemoryRegistry implements Registry {
     status: VersionStatus,
     fields: Pick<
       VersionRecord,
-      'notActivatedReason' | 'filesDeletedAt' | 'inputEtags' | 'afterReadyErrors' | 'tasksDispatchedAt'
+      | 'notActivatedReason'
+      | 'filesDeletedAt'
+      | 'inputEtags'
+      | 'afterReadyErrors'
+      | 'tasksDispatchedAt'
+      | 'stagingDeletedAt'
     >,
   ): Promise<boolean> {
     const n = versionNumber(version);

@@ -179,3 +179,77 @@ describe('Parquet row-group runs', () => {
     ]);
   });
 });
+
+describe('raw row ranges', () => {
+  const DIMS = 2;
+  const N = 60;
+  // Ids of uneven lengths (the planner cannot compute where a row's id starts), CRLF on some lines,
+  // a blank id at row 13, a NaN at row 38 and an over-long id at row 51; no final newline.
+  const idOf = (i: number) => (i === 12 ? '' : i === 50 ? 'x'.repeat(70) : `id-${'n'.repeat(i % 9)}${i}`);
+  const idsText = Array.from({ length: N }, (_, i) => `${idOf(i)}${i % 4 === 1 ? '\r' : ''}`).join('\n');
+  const vecs = Buffer.alloc(N * DIMS * 4);
+  for (let i = 0; i < N * DIMS; i++) vecs.writeFloatLE(i === 37 * DIMS + 1 ? Number.NaN : (i % 7) + 1, i * 4);
+  const rs = spec('raw', ['v.f32', 'v.ids'], { metric: 'l2', dims: DIMS });
+
+  async function readRows(files: ReleaseFiles, part?: FilePart) {
+    const problems = new ProblemCollector(1000);
+    const rows: { id: string; line: number; file: string; vector: number[] }[] = [];
+    for await (const r of readerFor('raw')({
+      spec: rs,
+      files,
+      problems,
+      maxLineBytes: 60,
+      ...(part ? { part } : {}),
+    })) {
+      rows.push({ id: r.id, line: r.line, file: r.file, vector: Array.from(r.vector) });
+    }
+    return { rows, problems: problems.problems };
+  }
+
+  it('the planner cuts a big raw input into row ranges whose parts read exactly what the whole file reads', async () => {
+    for (const [text, chunk] of [
+      [idsText, 7],
+      [`${idsText}\n`, 5],
+      [`${idsText}\r\n`, 64],
+    ] as const) {
+      const files = memoryFiles({ 'v.f32': vecs, 'v.ids': Buffer.from(text) }, chunk);
+      const whole = await readRows(files);
+      expect(whole.rows).toHaveLength(N - 3);
+      expect(whole.problems.map((p) => [p.file, p.line])).toEqual([
+        ['v.ids', 13],
+        ['v.f32', 38],
+        ['v.ids', 51],
+      ]);
+      for (const partitionBytes of [8 * DIMS * 4, 100, 333]) {
+        const plan = await partitionsOf(rs, files, partitionBytes);
+        expect(plan.length).toBeGreaterThanOrEqual(Math.ceil((N * DIMS * 4) / partitionBytes) - 1);
+        expect(plan[0]?.rows).toMatchObject({ from: 0, idsStart: 0 });
+        expect(plan.at(-1)?.rows).toMatchObject({ to: N, idsEnd: text.length });
+        for (let i = 1; i < plan.length; i++) {
+          expect(plan[i]?.rows?.from).toBe(plan[i - 1]?.rows?.to);
+          expect(plan[i]?.rows?.idsStart).toBe(plan[i - 1]?.rows?.idsEnd);
+        }
+        const parts = [];
+        for (const p of plan)
+          parts.push(await readRows(files, { rows: p.rows as NonNullable<FilePart['rows']> }));
+        expect(parts.flatMap((p) => p.rows)).toEqual(whole.rows);
+        expect(parts.flatMap((p) => p.problems)).toEqual(whole.problems);
+      }
+    }
+  });
+
+  it('a raw input that is small, or whose files disagree, is one partition (the reader reports it)', async () => {
+    const files = memoryFiles({
+      'v.f32': vecs,
+      'v.ids': Buffer.from(idsText),
+      'short.ids': Buffer.from(idsText.split('\n').slice(1).join('\n')),
+      'odd.f32': vecs.subarray(0, vecs.length - 4),
+    });
+    expect(await partitionsOf(rs, files, vecs.length)).toEqual([{ files: ['v.f32', 'v.ids'] }]);
+    const short = { ...rs, files: ['v.f32', 'short.ids'] };
+    expect(await partitionsOf(short, files, 64)).toEqual([{ files: ['v.f32', 'short.ids'] }]);
+    expect((await readRows(files)).problems).toHaveLength(3);
+    const odd = { ...rs, files: ['odd.f32', 'v.ids'] };
+    expect(await partitionsOf(odd, files, 64)).toEqual([{ files: ['odd.f32', 'v.ids'] }]);
+  });
+});
