@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { activateVersion } from '../functions/core/activation';
 import { requestContext } from '../functions/query/context';
+import { DEFAULT_CONFIG } from '../infra/config';
 import { startLocalStack } from '../local/stack';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import { DATASETS, dataset, percentile } from './query-data';
@@ -75,7 +76,10 @@ interface Sample {
 async function run(switchGraceMs: number, spec: (typeof DATASETS)[number]) {
   const d = await dataset(spec);
   const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-grace-'));
-  const stack = await startLocalStack({ home, port: 0, config: { switchGraceMs } });
+  // The deployed query function's /tmp (infra/config.ts), not the local default's 512 MB: two 1M × 64
+  // versions (~404 MB each) must fit side by side for the old one to keep answering while the new loads.
+  const diskBudgetBytes = Math.floor(DEFAULT_CONFIG.query.ephemeralMb * 0.8) * 1024 * 1024;
+  const stack = await startLocalStack({ home, port: 0, config: { switchGraceMs, diskBudgetBytes } });
   try {
     const v1 = await publishSnapshot(stack, [d], { release: 'r1', sequencer: '1' });
     const v2 = await publishSnapshot(stack, [d], { release: 'r2', sequencer: '2', activate: false });
