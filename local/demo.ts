@@ -42,12 +42,7 @@ export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions)
   const t0 = performance.now();
   const { release, dir, summary } = await trainMusicDemo(opts);
   const t1 = performance.now();
-  const prefix = `${KEY_PREFIX.incoming}${space}/${release}/`;
-  const dataFiles = summary.files.filter((f) => f.name !== 'release.json');
-  await Promise.all(dataFiles.map((f) => store.putFile(prefix + f.name, f.path, 'application/x-ndjson')));
-  const releaseFile = summary.files.find((f) => f.name === 'release.json');
-  if (!releaseFile) throw new Error('train-als wrote no release.json');
-  await store.putFile(`${prefix}release.json`, releaseFile.path, 'application/json');
+  await uploadMusicDemo(store, { dir, space, release });
   return {
     space,
     release,
@@ -60,8 +55,29 @@ export async function publishMusicDemo(store: BlobStore, opts: MusicDemoOptions)
   };
 }
 
+/**
+ * Uploads a trained demo folder (trainMusicDemo's `dir`) as release `release` of `space`: the collection
+ * files its release.json names first, release.json last, as a producer does (and as publishMusicDemo does).
+ */
+export async function uploadMusicDemo(
+  store: BlobStore,
+  opts: { dir: string; space: string; release: string },
+): Promise<void> {
+  const releasePath = join(opts.dir, 'release.json');
+  const manifest = JSON.parse(await readFile(releasePath, 'utf8')) as {
+    collections: Record<string, { file: string }>;
+  };
+  const prefix = `${KEY_PREFIX.incoming}${opts.space}/${opts.release}/`;
+  await Promise.all(
+    Object.values(manifest.collections).map((c) =>
+      store.putFile(prefix + c.file, join(opts.dir, c.file), 'application/x-ndjson'),
+    ),
+  );
+  await store.putFile(`${prefix}release.json`, releasePath, 'application/json');
+}
+
 /** Trains the demo's ALS release into `workDir/<release>` (the folder publishMusicDemo uploads). */
-async function trainMusicDemo(opts: MusicDemoOptions) {
+export async function trainMusicDemo(opts: MusicDemoOptions) {
   const release = opts.release ?? 'lastfm-als';
   const dir = join(opts.workDir, release);
   const data = await loadLastfmDemo(opts.dataDir ?? LASTFM_DIR);

@@ -32,7 +32,8 @@ describe('erasure and incoming releases', () => {
   let workDir: string;
 
   beforeAll(async () => {
-    s = await testStack({}, undefined, {});
+    // The tests sweep themselves: no timer sweep (every 60 s by default) may race them.
+    s = await testStack({}, undefined, { sweepMs: 0 });
     registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
     workDir = await mkdtemp(join(tmpdir(), 'vicinity-purge-'));
   }, 60_000);

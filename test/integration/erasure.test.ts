@@ -105,7 +105,8 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
   };
 
   beforeAll(async () => {
-    s = await testStack({}, undefined, {});
+    // The tests sweep themselves: no timer sweep (every 60 s by default) may race them.
+    s = await testStack({}, undefined, { sweepMs: 0 });
     registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
     workDir = await mkdtemp(join(tmpdir(), 'vicinity-purge-'));
   }, 120_000);
