@@ -4,7 +4,7 @@
  * The cold path, measured from the deployable artifacts `npm run synth` wrote to cdk.out:
  * - each function's init: a fresh Node process per run, the bundle staged as Lambda stages it
  *   (infra/bundle-init.ts: a directory outside the repository, the layer on NODE_PATH, the template's
- *   environment with NODE_OPTIONS), a tiny runner that `import()`s it; init = performance.now() when
+ *   environment, NODE_OPTIONS included when set), a tiny runner that `import()`s it; init = performance.now() when
  *   `handler` is ready minus the same runner's figure with an empty module (Node's own start-up,
  *   subtracted); median of `--runs` (5). CPU time (user + system) to the same point is reported too:
  *   on a shared machine it moves far less with the load than wall time does.

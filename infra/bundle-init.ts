@@ -5,7 +5,7 @@
  * A bundle is started the way Lambda starts it: copied to a directory outside the repository (like
  * /var/task), the runtime's SDK beside it when the bundle leaves @aws-sdk/* external, NODE_PATH at the
  * staged layer's nodejs/node_modules, the function's environment from the template (NODE_OPTIONS
- * included), and `import()`ed by a small runner in a fresh Node process.
+ * included when the template sets it), and `import()`ed by a small runner in a fresh Node process.
  */
 import { spawn } from 'node:child_process';
 import {

@@ -54,7 +54,9 @@ export function externalModules(bundleAwsSdk: boolean): string[] {
  * document, the SDK's rarely used credential providers and their STS/SSO clients — becomes a file in
  * `chunks/` that Node reads, parses and evaluates on first use only. In one file (NodejsFunction's
  * `--outfile`, which cannot split) V8 still parsed all of it at every cold start: ~25 % of the query
- * function's init (docs/performance.md, "Cold start"). Minified, with source maps (no sources inside).
+ * function's init (docs/performance.md, "Cold start"). Minified, with source maps (no sources inside)
+ * that Node does not load (no `--enable-source-maps`): the injected functions/common/install-mapped-stacks.ts
+ * maps a stack's frames when the stack is formatted, reading a map on the first stack that needs it.
  * `keepNames` is needed: core/errors.ts names errors after their class. `mainFields: module` picks the
  * SDK's ES builds, which tree-shake.
  */
@@ -70,6 +72,7 @@ export function bundleOptions(entry: string, bundleAwsSdk: boolean): BuildOption
     chunkNames: 'chunks/[name]-[hash]',
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_BANNER },
+    inject: [join(PROJECT_ROOT, 'functions', 'common', 'install-mapped-stacks.ts')],
     external: externalModules(bundleAwsSdk),
     minify: true,
     keepNames: true,
@@ -122,7 +125,7 @@ export interface VicinityFunctionProps {
 
 /**
  * A Node.js 24 function bundled locally by esbuild from node_modules (never in Docker, see
- * `bundledCode`), as ESM split into an entry and chunks loaded on first use, with source maps, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
+ * `bundledCode`), as ESM split into an entry and chunks loaded on first use, with source maps read when a stack is formatted, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
  * its own role: instead of the AWS managed AWSLambdaBasicExecutionRole (logs on every log group), it may
  * write to its own log group only.
  */
@@ -166,9 +169,8 @@ export class VicinityFunction extends Construct {
       // Traces API Gateway → Lambda → S3/DynamoDB; the functions add subsegments with Powertools Tracer.
       tracing: Tracing.ACTIVE,
       environment: {
-        // Readable stacks in the logs. Node reads and JSON-parses the .map of every file it loads
-        // (the entry and its static chunks): ~15 % of the query function's init (docs/performance.md).
-        NODE_OPTIONS: '--enable-source-maps',
+        // No NODE_OPTIONS=--enable-source-maps: Node would read and JSON-parse the .map of every file it
+        // loads at every cold start. The bundle maps a stack when it is formatted (bundleOptions).
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,

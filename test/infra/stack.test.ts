@@ -135,8 +135,10 @@ describe('functions', () => {
         Layers: [layer],
         TracingConfig: { Mode: 'Active' },
       });
+      // Source maps are read when a stack is formatted (functions/common/mapped-stacks.ts), not by Node
+      // at every cold start.
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
       expect(fn.Properties.Environment.Variables).toMatchObject({
-        NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         [ENV.bucket]: { Ref: s.idOf(s.stack.storage.bucket) },
         [ENV.table]: { Ref: s.idOf(s.stack.storage.table) },
