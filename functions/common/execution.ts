@@ -22,7 +22,10 @@ interface Plugin {
 }
 interface MiddyRequest {
   event: unknown;
-  context: { getRemainingTimeInMillis?: () => number; lambdaContext?: { getRemainingTimeInMillis?: () => number } };
+  context: {
+    getRemainingTimeInMillis?: () => number;
+    lambdaContext?: { getRemainingTimeInMillis?: () => number };
+  };
   response: unknown;
   error: unknown;
   earlyResponse?: unknown;
