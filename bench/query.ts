@@ -724,8 +724,8 @@ ${table}
 ## Reading the figures
 
 - *In-handler minus hnswlib alone* is the service's own cost per query: the middy chain (Powertools
-  context injection and metrics, the access log, CORS and problem middlewares, middy's per-request
-  AbortController), JSON parsing and zod validation of the body (~5 µs for 128 numbers), the pointer
+  context in the log lines, the access log and its EMF line, CORS and problem middlewares, the early
+  timeout's timer), JSON parsing and validation of the body (~5 µs for 128 numbers), the pointer
   cache, mapping labels to ids and metadata, and the response JSON. A CPU profile on an idle core puts
   it at 35–60 µs; on a loaded machine it grows with everything else.
 - *HTTP 16 concurrent* runs 16 requests against one Node process on a 2-core machine that also runs
