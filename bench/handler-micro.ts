@@ -80,7 +80,8 @@ try {
   }
   const service = stack.query.service;
   const route = queryRouter(service, new DynamoRegistry(stack.deps.dynamo, stack.info.table));
-  const ctx = fakeContext('vicinity-query', 'bench');
+  // One context for the whole run: its deadline far enough that a slow (loaded) run never meets middy's early timeout.
+  const ctx = fakeContext('vicinity-query', 'bench', 3_600_000);
   const params = {
     k: 10,
     ef: 80,

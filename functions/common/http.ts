@@ -28,6 +28,7 @@ export function json(status: number, body: unknown, headers: Record<string, stri
 
 /** Whether a Content-Type header names application/json (parameters such as charset=utf-8 allowed). */
 export function isJsonMediaType(contentType: string | undefined): boolean {
+  if (contentType === 'application/json') return true;
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
 }
 

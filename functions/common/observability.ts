@@ -44,12 +44,62 @@ const INFO_LEVEL = 12;
 type Request = { event: HttpEvent; response?: HttpResult | null };
 
 /**
+ * The request's own metrics as the one EMF line Powertools' `publishStoredMetrics` writes for them (same
+ * namespace, dimension sets and dimension values, metrics in the order added, `Timestamp` now), built
+ * from a template Powertools serialises once (`serializeMetrics` with nothing stored) instead of
+ * Powertools storing, validating and serialising each metric per request (~2.7 µs of CPU per request
+ * with metrics disabled, ~6.8 µs enabled). When Powertools holds other metrics of the invocation (a
+ * snapshot load's), the request's go through Powertools with them, in one line as before. The HTTP
+ * handlers add no dimensions or metadata of their own.
+ */
+function requestMetrics(metrics: Metrics) {
+  let head: string | undefined;
+  let tail = '';
+  const template = () => {
+    const { _aws, ...dimensions } = metrics.serializeMetrics() as unknown as {
+      _aws: { CloudWatchMetrics: [{ Namespace: string; Dimensions: string[][] }] };
+    } & Record<string, unknown>;
+    const cw = _aws.CloudWatchMetrics[0];
+    head = `"CloudWatchMetrics":[{"Namespace":${JSON.stringify(cw.Namespace)},"Dimensions":${JSON.stringify(cw.Dimensions)},"Metrics":[`;
+    const dims = JSON.stringify(dimensions);
+    tail = dims === '{}' ? '' : dims.slice(1, -1);
+  };
+  /** Writes the line for these metrics (name, unit, value), or hands them to Powertools. */
+  return (names: string[], units: string[], values: number[]) => {
+    if (metrics.hasStoredMetrics()) {
+      for (let i = 0; i < names.length; i++)
+        metrics.addMetric(
+          names[i] as string,
+          units[i] as (typeof MetricUnit)[keyof typeof MetricUnit],
+          values[i] as number,
+        );
+      metrics.publishStoredMetrics();
+      return;
+    }
+    // `isDisabled` is protected in Powertools' types, public in its code: POWERTOOLS_METRICS_DISABLED or
+    // POWERTOOLS_DEV as read when the Metrics object was built.
+    if ((metrics as unknown as { isDisabled(): boolean }).isDisabled()) return;
+    if (head === undefined) template();
+    let defs = '';
+    let vals = tail;
+    for (let i = 0; i < names.length; i++) {
+      defs += `${i ? ',' : ''}{"Name":"${names[i]}","Unit":"${units[i]}"}`;
+      vals += `${vals ? ',' : ''}"${names[i]}":${values[i]}`;
+    }
+    process.stdout.write(`{"_aws":{"Timestamp":${Date.now()},${head}${defs}]}]},${vals}}\n`);
+  };
+}
+
+/**
  * The access log: one line per request with the space and version it served (from the Vicinity-Version
  * header the routes set), what the route added under LOG_KEYS (collection, k, cache), latency and
- * status; and the matching EMF metrics. The line's object is not even built when INFO is off.
+ * status; and the matching EMF metrics: RequestLatency, ClientErrors or ServerErrors, and CacheHit or
+ * CacheMiss when the route's keys say `cache: hit|miss` (the query function's searches and item
+ * reads). The line's object is not even built when INFO is off.
  */
 function accessLine(o: Observability) {
   const started = new WeakMap<object, number>();
+  const emit = requestMetrics(o.metrics);
   const start = (request: Request) => {
     started.set(request.event, performance.now());
   };
@@ -74,11 +124,33 @@ function accessLine(o: Observability) {
         requestId: request.event.requestContext?.requestId,
       });
     }
-    o.metrics.addMetric(METRIC.requestLatency, MetricUnit.Milliseconds, ms);
-    if (status >= 500) o.metrics.addMetric(METRIC.serverErrors, MetricUnit.Count, 1);
-    else if (status >= 400) o.metrics.addMetric(METRIC.clientErrors, MetricUnit.Count, 1);
+    const names: string[] = [];
+    const units: string[] = [];
+    const values: number[] = [];
+    // Added in the order the metrics were added before: the cache metric during the request, then these.
+    const cache = keys?.cache;
+    if (cache === 'hit' || cache === 'miss') {
+      names.push(cache === 'hit' ? METRIC.cacheHit : METRIC.cacheMiss);
+      units.push(MetricUnit.Count);
+      values.push(1);
+    }
+    names.push(METRIC.requestLatency);
+    units.push(MetricUnit.Milliseconds);
+    values.push(ms);
+    if (status >= 400) {
+      names.push(status >= 500 ? METRIC.serverErrors : METRIC.clientErrors);
+      units.push(MetricUnit.Count);
+      values.push(1);
+    }
+    emit(names, units, values);
   };
   return { start, finish };
+}
+
+/** Whether Powertools' debug sampling is configured (POWERTOOLS_LOGGER_SAMPLE_RATE above 0), read once. */
+function debugSampling(): boolean {
+  const rate = Number(process.env.POWERTOOLS_LOGGER_SAMPLE_RATE ?? 0);
+  return rate > 0;
 }
 
 /**
@@ -88,19 +160,21 @@ function accessLine(o: Observability) {
  * line, the access line and its metrics (accessLine), the EMF flush, buffer and temporary keys
  * cleared. Synchronous hooks (middy awaits only what returns a promise). Without
  * their per-request copies of `request.internal` (cleanup hooks for early-returning Powertools
- * middlewares, which these handlers do not use) and with one middleware hop instead of three.
+ * middlewares, which these handlers do not use) and with one middleware hop instead of three. The
+ * debug-sampling refresh runs only when a sample rate is configured: without one it only sets the
+ * level the logger already has (nothing here changes it during a request).
  */
 export function observe(o: Observability): MiddlewareObj<HttpEvent, HttpResult> {
   const { start, finish } = accessLine(o);
+  const sampling = debugSampling();
   const end = (request: Request) => {
     finish(request);
-    o.metrics.publishStoredMetrics();
     o.logger.clearBuffer();
     o.logger.resetKeys();
   };
   return {
     before: (request) => {
-      o.logger.refreshSampleRateCalculation();
+      if (sampling) o.logger.refreshSampleRateCalculation();
       o.logger.addContext(request.context);
       o.logger.logEventIfEnabled(request.event);
       start(request);

@@ -84,8 +84,10 @@ export function createRouter(
       if (!ok) continue;
       allowed.push(r.method);
       if (r.method !== method) continue;
-      const query = { ...(event.queryStringParameters ?? {}) };
-      rejectUnknownParams(query, r.query ?? []);
+      // No query string (most POSTs): nothing to copy or check.
+      const qs = event.queryStringParameters;
+      const query = qs ? { ...qs } : {};
+      if (qs) rejectUnknownParams(query, r.query ?? []);
       return r.handler({ event, params, query });
     }
     if (allowed.length) {

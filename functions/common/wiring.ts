@@ -7,6 +7,7 @@ import { DynamoRegistry } from '../adapters/dynamo-registry';
 import { EventBridgePublisher } from '../adapters/event-bus';
 import { type Log, noEvents, silentLog } from '../core/ports';
 import { type Config, loadConfig } from './config';
+import { executionModeWithoutSignal } from './execution';
 import { corsMiddleware, type HttpEvent, type HttpResult } from './http';
 import { asLog, type Observability, observe } from './observability';
 import { problemMiddleware } from './problem';
@@ -55,7 +56,7 @@ export function httpHandler(
   config: Config,
   route: (e: HttpEvent) => Promise<HttpResult>,
 ) {
-  return middy<HttpEvent, HttpResult>()
+  return middy<HttpEvent, HttpResult>({ executionMode: executionModeWithoutSignal })
     .use(observe(obs))
     .use(corsMiddleware(config.corsOrigins))
     .use(problemMiddleware(asLog(obs.logger)))

@@ -50,18 +50,14 @@ export function createQueryHandler(deps: HandlerDeps) {
       if (l.parseMs !== undefined)
         obs.metrics.addMetric(METRIC.snapshotParseMs, MetricUnit.Milliseconds, l.parseMs);
     },
-    onServed: (s) => {
-      // The access log line carries space, version, collection, k and cache (service.ts → ctx.logKeys →
-      // context.ts served → LOG_KEYS on the response): no per-request Logger.appendKeys.
-      obs.metrics.addMetric(s.cacheHit ? METRIC.cacheHit : METRIC.cacheMiss, MetricUnit.Count, 1);
-    },
+    // CacheHit/CacheMiss: from the `cache` key the service puts in the access log's keys (ctx.logKeys →
+    // context.ts served → LOG_KEYS on the response), counted by the observe middleware with the request's
+    // other metrics (common/observability.ts): no per-request Logger.appendKeys or Metrics.addMetric.
   });
-  const http = httpHandler(obs, deps.config, queryRouter(service, registry)).use(
-    publicReadsMiddleware({
-      enabled: deps.config.publicReads,
-      publicFields: deps.config.publicMetadataFields,
-    }),
-  );
+  const http = httpHandler(obs, deps.config, queryRouter(service, registry));
+  // Off (readAuth iam or jwt, the default), public reads do nothing: no middleware hop at all.
+  if (deps.config.publicReads)
+    http.use(publicReadsMiddleware({ enabled: true, publicFields: deps.config.publicMetadataFields }));
   // Slot calls end in time for the router to answer: their deadline never passes its remaining time.
   const handle = (event: HttpEvent, context: Parameters<typeof http>[1]): Promise<HttpResult> =>
     shards

@@ -140,6 +140,82 @@ describe('the HTTP handlers’ per-request observability', () => {
     expect(emf).toHaveLength(1);
     expect(emf[0]).toMatchObject({ [METRIC.clientErrors]: 1 });
   });
+  it('writes a request’s metrics as the very EMF line Powertools writes for them', async () => {
+    const logger = new Logger({ serviceName: 'vicinity-test' });
+    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    const h = httpHandler(
+      { logger, metrics },
+      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
+      async () => {
+        const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
+        res[LOG_KEYS] = { collection: 'songs', k: 10, cache: 'hit' };
+        return res;
+      },
+    );
+    out = captureStdout();
+    await h(event('/v1/spaces/music/collections/songs/query', 'r-4'), fakeContext('fn', 'aws-4'));
+    out.restore();
+    const emf = out.lines.filter((l) => '_aws' in l);
+    expect(emf).toHaveLength(1);
+    const line = emf[0] as Record<string, unknown> & { _aws: { Timestamp: number } };
+    // The same metrics through Powertools itself, the way the handlers flushed them before.
+    const reference = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    reference.addMetric(METRIC.cacheHit, MetricUnit.Count, 1);
+    reference.addMetric(
+      METRIC.requestLatency,
+      MetricUnit.Milliseconds,
+      line[METRIC.requestLatency] as number,
+    );
+    const expected = reference.serializeMetrics();
+    expected._aws.Timestamp = line._aws.Timestamp;
+    expect(JSON.stringify(line)).toBe(JSON.stringify(expected));
+    expect(Math.abs(line._aws.Timestamp - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('flushes metrics stored during the request (a snapshot load’s) with the request’s own, in one line', async () => {
+    const logger = new Logger({ serviceName: 'vicinity-test' });
+    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    const h = httpHandler(
+      { logger, metrics },
+      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
+      async () => {
+        metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
+        const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
+        res[LOG_KEYS] = { cache: 'miss' };
+        return res;
+      },
+    );
+    out = captureStdout();
+    await h(event('/v1/spaces/music/collections/songs/query', 'r-5'), fakeContext('fn', 'aws-5'));
+    await h(event('/v1/spaces/music/collections/songs/query', 'r-6'), fakeContext('fn', 'aws-6'));
+    out.restore();
+    const emf = out.lines.filter((l) => '_aws' in l);
+    expect(emf).toHaveLength(2);
+    expect(emf[0]).toMatchObject({
+      [METRIC.snapshotLoads]: 1,
+      [METRIC.cacheMiss]: 1,
+      service: 'vicinity-test',
+    });
+    expect(emf[0]?.[METRIC.requestLatency]).toEqual(expect.any(Number));
+    // Nothing carried over into the next request's line.
+    expect(emf[1]).toMatchObject({ [METRIC.snapshotLoads]: 1, [METRIC.cacheMiss]: 1 });
+    expect(Object.keys(emf[1] as object).filter((k) => k === METRIC.snapshotLoads)).toHaveLength(1);
+    expect(
+      (emf[1] as { _aws: { CloudWatchMetrics: { Metrics: unknown[] }[] } })._aws.CloudWatchMetrics[0]
+        ?.Metrics,
+    ).toHaveLength(3);
+  });
+
+  it('writes no EMF line when metrics are disabled', async () => {
+    process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+    const { h } = handler();
+    out = captureStdout();
+    const res = await h(event('/v1/spaces/music/collections/songs/query', 'r-7'), fakeContext('fn', 'aws-7'));
+    out.restore();
+    expect(res.statusCode).toBe(200);
+    expect(out.lines.find((l) => l.message === 'request')).toMatchObject({ status: 200, requestId: 'r-7' });
+    expect(out.lines.filter((l) => '_aws' in l)).toEqual([]);
+  });
 });
 
 describe('the event-driven functions’ metrics flush', () => {
