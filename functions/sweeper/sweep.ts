@@ -29,6 +29,10 @@ export interface SweepDeps {
   graceMs: number;
   /** Scratch directory for purges (downloads, rebuilt segments); without it erasures are not purged. */
   workDir?: string;
+  /** Epoch ms the invocation is killed at (Lambda's remaining time): purges start no rebuild past it. */
+  deadlineMs?: number;
+  /** VICINITY_PURGE_SEGMENT_ITEMS: the most items one rebuilt segment piece holds. */
+  pieceItems?: number;
 }
 
 export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
@@ -65,7 +69,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
     erasure: { rewritten: [], purged: 0, deletedObjects: 0 },
     spacesDeleted: [],
   };
-  for (const space of await deps.registry.listSpaces()) {
+  const spaces = await deps.registry.listSpaces();
+  for (const space of spaces) {
     try {
       await sweepSpace(deps, space, report);
     } catch (err) {
@@ -73,6 +78,21 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
       report.errors.push({ space, error: String(err) });
     }
   }
+  // Erased ids out of every retained snapshot (invariant 9): after every space's cheap duties, so a
+  // long purge (bounded by the deadline) never starves them.
+  const workDir = deps.workDir;
+  if (workDir)
+    for (const space of spaces) {
+      if (report.errors.some((e) => e.space === space) || report.spacesDeleted.includes(space)) continue;
+      try {
+        const state = await deps.registry.getSpaceState(space);
+        if (state.deletion) continue;
+        await purgeSpace({ ...deps, workDir }, space, state, report.erasure);
+      } catch (err) {
+        deps.log.error('purge of a space failed; the next sweep tries again', { space, error: String(err) });
+        report.errors.push({ space, error: String(err) });
+      }
+    }
   return report;
 }
 
@@ -181,8 +201,4 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
       report.activated.push({ space, version: candidate.version });
     }
   }
-
-  // Erased ids out of every retained snapshot (invariant 9).
-  if (deps.workDir)
-    await purgeSpace({ ...deps, workDir: deps.workDir, now: clock }, space, state, report.erasure);
 }
