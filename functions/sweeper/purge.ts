@@ -141,6 +141,8 @@ export async function purgeSpace(
     // PURGED once every READY version has been checked against (at least) this list.
     const fresh = (await allVersions(registry, space)).filter((v) => v.status === 'READY');
     const done = fresh.every((v) => (v.purgedThrough ?? 0) >= added);
+    // A stall reported at the start that this attempt then got past is no longer one.
+    if (reported && (progress || done)) report.stalled = report.stalled?.filter((x) => x.space !== space);
     if (pending.length && todo.length && !done) {
       if (progress) {
         for (const r of pending)

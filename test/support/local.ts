@@ -63,6 +63,7 @@ export async function testStack(
       | 'buildTimeoutMs'
       | 'log'
       | 'home'
+      | 'sweepMs'
     >
   > = {},
 ): Promise<TestStack> {
