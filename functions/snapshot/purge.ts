@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { readIndexVectors } from '../adapters/hnsw-index';
 import { buildSegmentsInWorkers } from '../adapters/hnsw-workers';
 import { allErased, type ErasedIds } from '../core/erasure';
+import type { BlobStore, Log } from '../core/ports';
 import {
   DEFAULT_PURGE_SEGMENT_ITEMS,
   pieceRanges,
   rebuildEstimateMs,
   rebuildRefusal,
 } from '../core/purge-budget';
-import type { BlobStore, Log } from '../core/ports';
 import { digestFile } from './digest';
 import { fetchVerified, localPathFor } from './files';
 import { allFiles, type Manifest, type Segment, type SnapshotFile, snapshotPrefix } from './manifest';

@@ -2,8 +2,8 @@
 import { allVersions } from '../builder/retention';
 import { KEY_PREFIX } from '../contract';
 import { erasedIds } from '../core/erasure';
-import { MAX_PURGE_ATTEMPTS, purgeStalledReason } from '../core/purge-budget';
 import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
+import { MAX_PURGE_ATTEMPTS, purgeStalledReason } from '../core/purge-budget';
 import type { VersionRecord } from '../core/version';
 import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
@@ -83,7 +83,7 @@ export async function purgeSpace(
         erasures: pending.length,
         reason,
       });
-      (report.stalled ??= []).push({ space, attempts: n, reason });
+      report.stalled = [...(report.stalled ?? []), { space, attempts: n, reason }];
     };
     let reported = false;
     if (pending.length && todo.length) {
@@ -115,7 +115,10 @@ export async function purgeSpace(
       if (result && 'deferred' in result) {
         // Nothing switched: the version stays unchecked and the erasures ERASED for the next sweep.
         deferred = result.deferred;
-        (report.deferred ??= []).push({ space, version: v.version, reason: result.deferred });
+        report.deferred = [
+          ...(report.deferred ?? []),
+          { space, version: v.version, reason: result.deferred },
+        ];
         break;
       }
       const out = result;

@@ -84,9 +84,9 @@ describe('the purge within the sweeper’s deadline', () => {
     const v1 = await registry.getVersion('dl', 'v1');
     expect(v1?.manifestGeneration ?? 0).toBe(0);
     expect((v1?.purgedThrough ?? 0) < (await registry.getSpaceState('dl')).erasureAdded).toBe(true);
-    expect((await s.store.list('snapshots/dl/v1/p1/')).filter((o) => o.key.endsWith('manifest.json'))).toEqual(
-      [],
-    );
+    expect(
+      (await s.store.list('snapshots/dl/v1/p1/')).filter((o) => o.key.endsWith('manifest.json')),
+    ).toEqual([]);
     // Still hidden from every answer meanwhile.
     expect((await s.get('/v1/spaces/dl/collections/items/items/item-5?consistency=strong')).status).toBe(404);
 

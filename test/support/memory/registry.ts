@@ -15,7 +15,12 @@
  * `clock` stamps what DynamoRegistry stamps with the wall clock (`statusChangedAt`).
  */
 
-import type { ErasurePatch, ErasureRecord, ErasureStatus, SpaceDeletion } from '../../../functions/core/erasure';
+import type {
+  ErasurePatch,
+  ErasureRecord,
+  ErasureStatus,
+  SpaceDeletion,
+} from '../../../functions/core/erasure';
 import { PointerConflictError } from '../../../functions/core/errors';
 import { formatVersion, parseVersion } from '../../../functions/core/names';
 import {
