@@ -5,7 +5,8 @@
  *   the version keeps its manifest (nothing half-switched); a later sweep with time purges it;
  * - a segment bigger than VICINITY_PURGE_SEGMENT_ITEMS is rebuilt as several pieces, and every
  *   remaining id is still found (its similar route, its own vector) while the erased one is gone;
- * - an erasure whose purge is cut short three sweeps in a row shows `purgeError` on GET …/erasures.
+ * - an erasure whose purge is cut short three sweeps in a row shows `purgeError` on GET …/erasures;
+ *   attempts are counted before their work, so attempts killed at the deadline count too.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
@@ -168,6 +169,26 @@ describe('the purge within the sweeper’s deadline', () => {
     const full = await sweepWith(BUILD_TIMEOUT_MS);
     expect(full.erasure.stalled ?? []).toEqual([]);
     const done = await erasure('st', 'item-9');
+    expect(done?.status).toBe('PURGED');
+    expect(done?.purgeError).toBeUndefined();
+  }, 180_000);
+
+  it('counts an attempt before its work, so attempts killed at the deadline add up to purgeError', async () => {
+    await publish('kl');
+    await erase('kl', 'item-3');
+    // Three attempts that started (and counted) but never came back: killed at the deadline.
+    await registry.updateErasure('kl', 'items', 'item-3', 'ERASED', { purgeAttempts: 3 });
+    const fourth = await sweepWith(5_000);
+    expect(fourth.erasure.stalled).toEqual([{ space: 'kl', attempts: 4, reason: expect.any(String) }]);
+    expect(await erasure('kl', 'item-3')).toMatchObject({
+      status: 'ERASED',
+      purgeAttempts: 4,
+      purgeError: expect.stringMatching(/^4 purge attempts in a row/),
+    });
+    // An attempt that gets through is no stall: purged, purgeError gone, nothing reported.
+    const full = await sweepWith(BUILD_TIMEOUT_MS);
+    expect(full.erasure.stalled ?? []).toEqual([]);
+    const done = await erasure('kl', 'item-3');
     expect(done?.status).toBe('PURGED');
     expect(done?.purgeError).toBeUndefined();
   }, 180_000);
