@@ -7,6 +7,7 @@
  * to it with a conditional write and deletes the old objects after a grace, so a request reads one
  * manifest or the other, never a mix.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -143,6 +144,36 @@ export async function purgeSnapshot(
           metaRewritten++;
           continue;
         }
+        // A segment an earlier attempt of this generation rebuilt for the same input and the same erased
+        // ids (then stopped at the deadline) is taken as it left it: a purge resumes, never loops.
+        const checkpointKey = `${segPrefix}rebuilt.json`;
+        const digest = createHash('sha256')
+          .update(
+            JSON.stringify([
+              seg.files.index.sha256,
+              seg.files.ids.sha256,
+              seg.files.meta?.sha256 ?? null,
+              seenField ?? null,
+              pieceItems,
+              keep,
+              [...every].sort(),
+            ]),
+          )
+          .digest('hex');
+        const earlier = await store.getText(checkpointKey);
+        const resumed = earlier
+          ? (JSON.parse(earlier) as { digest: string; segments: Segment[] })
+          : undefined;
+        if (resumed?.digest === digest) {
+          for (const piece of resumed.segments) {
+            (outOf[i] as number[]).push(segments.length);
+            segments.push(piece);
+            count += piece.count;
+          }
+          removed[name] = (removed[name] ?? 0) + ids.length - keep.length;
+          rebuilt++;
+          continue;
+        }
         // Rebuild the segment's index from its remaining vectors, as pieces of at most pieceItems,
         // only when that fits before the deadline: the next sweep (with a whole invocation) does it.
         const estimateMs = rebuildEstimateMs(keep.length, cm.dims, pieceItems, workers);
@@ -236,6 +267,11 @@ export async function purgeSnapshot(
           segments.push({ count: rows.length, files });
           count += rows.length;
         }
+        // Named by no manifest: deleted with the other replaced objects after the switch's grace.
+        await store.putText(
+          checkpointKey,
+          JSON.stringify({ digest, segments: (outOf[i] as number[]).map((j) => segments[j]) }),
+        );
         rebuilt++;
       }
       const c = next.collections[name];

@@ -6,11 +6,17 @@
  * - a segment bigger than VICINITY_PURGE_SEGMENT_ITEMS is rebuilt as several pieces, and every
  *   remaining id is still found (its similar route, its own vector) while the erased one is gone;
  * - an erasure whose purge is cut short three sweeps in a row shows `purgeError` on GET …/erasures;
- *   attempts are counted before their work, so attempts killed at the deadline count too.
+ *   attempts are counted before their work, so attempts killed at the deadline count too;
+ * - a purge cut short between two segments resumes: the segment it rebuilt is not rebuilt again.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
-import type { Manifest } from '../../functions/snapshot/manifest';
+import { type BlobStore, silentLog } from '../../functions/core/ports';
+import { type Manifest, manifestKey } from '../../functions/snapshot/manifest';
+import { purgeSnapshot } from '../../functions/snapshot/purge';
 import { createSweepHandler } from '../../functions/sweeper/handler';
 import type { SweepReport } from '../../functions/sweeper/sweep';
 import { BUILD_TIMEOUT_MS, fakeContext } from '../../local/http-adapter';
@@ -50,6 +56,10 @@ describe('the purge within the sweeper’s deadline', () => {
     registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
   }, 120_000);
   afterAll(async () => s?.dispose());
+  let workDir: string | undefined;
+  afterAll(async () => {
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
 
   /** One sweeper invocation with `remainingMs` before Lambda would kill it. */
   const sweepWith = async (remainingMs: number, pieceItems?: number): Promise<SweepReport> => {
@@ -191,5 +201,52 @@ describe('the purge within the sweeper’s deadline', () => {
     const done = await erasure('kl', 'item-3');
     expect(done?.status).toBe('PURGED');
     expect(done?.purgeError).toBeUndefined();
+  }, 180_000);
+
+  it('resumes a purge cut short between segments: the segment it rebuilt is not rebuilt again', async () => {
+    const [v] = await s.publish('rs', 'r1', r.files, {
+      collections: { items: { file: 'items.jsonl', metric: 'cosine', segments: 2 } },
+      activate: true,
+    });
+    expect(v?.status).toBe('READY');
+    workDir = await mkdtemp(join(tmpdir(), 'vicinity-purge-resume-'));
+    const manifest = JSON.parse((await s.store.getText(manifestKey('rs', 'v1'))) as string) as Manifest;
+    const segs = manifest.collections.items?.segments ?? [];
+    expect(segs).toHaveLength(2);
+    // One erased id in each segment.
+    const firstIds = await Promise.all(
+      segs.map(async (x) => (JSON.parse((await s.store.getText(x.files.ids.key)) as string) as string[])[0]),
+    );
+    const erased = new Map([['items', new Set(firstIds as string[])]]);
+    const uploads: string[] = [];
+    const store = new Proxy(s.store, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver);
+        if (key === 'putFile')
+          return (k: string, ...rest: unknown[]) => {
+            uploads.push(k);
+            return (value as (...a: unknown[]) => Promise<void>).call(target, k, ...rest);
+          };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as BlobStore;
+    // The clock jumps to the deadline after the first segment's check: the second does not fit.
+    let reads = 0;
+    const cut = await purgeSnapshot({ store, log: silentLog, workDir }, manifest, erased, 1, {
+      deadlineMs: 100_000,
+      nowMs: () => (reads++ === 0 ? 0 : 100_000),
+    });
+    expect(cut).toMatchObject({ deferred: expect.stringMatching(/^items segment 1 /) });
+    expect(uploads.filter((k) => k.includes('/seg-0/index.hnsw'))).toHaveLength(1);
+    expect(uploads.filter((k) => k.includes('/seg-1/'))).toEqual([]);
+
+    uploads.length = 0;
+    const done = await purgeSnapshot({ store, log: silentLog, workDir }, manifest, erased, 1, {});
+    expect(done).toMatchObject({ removed: { items: 2 }, rebuilt: 2 });
+    expect(uploads.filter((k) => k.includes('/seg-0/'))).toEqual([]);
+    expect(uploads.filter((k) => k.includes('/seg-1/index.hnsw'))).toHaveLength(1);
+    const out = (done as { manifest: Manifest }).manifest.collections.items;
+    expect(out?.count).toBe(N - 2);
+    expect(out?.segments.map((x) => x.count)).toEqual(segs.map((x) => x.count - 1));
   }, 180_000);
 });
