@@ -55,9 +55,9 @@ describe('the purge within the sweeper’s deadline', () => {
     s = await testStack({}, undefined, { sweepMs: 0 });
     registry = new DynamoRegistry(s.deps.dynamo, s.info.table);
   }, 120_000);
-  afterAll(async () => s?.dispose());
   let workDir: string | undefined;
   afterAll(async () => {
+    await s?.dispose();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
