@@ -4,15 +4,18 @@
  *    with the default (pointer cache TTL) consistency;
  * 2. the purge of one id from an N × 64 snapshot (1M; `--quick`: 100k): one sweep — download, rebuild
  *    the segment holding it from its remaining vectors, upload, switch the manifest, delete the old
- *    objects — timed end to end.
+ *    objects — timed end to end; with `--pieces P`, a second id is then purged with
+ *    VICINITY_PURGE_SEGMENT_ITEMS = P (the segment rebuilt as pieces in parallel worker threads), and
+ *    each rebuild is printed beside the sweeper's estimate (functions/core/purge-budget.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
 import { noEvents, silentLog } from '../functions/core/ports';
+import { DEFAULT_PURGE_SEGMENT_ITEMS, rebuildEstimateMs } from '../functions/core/purge-budget';
 import { sweep } from '../functions/sweeper/sweep';
 import { startLocalStack } from '../local/stack';
 import { clusteredVectors } from '../local/synthetic';
@@ -24,6 +27,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const quick = process.argv.includes('--quick');
 const N = quick ? 100_000 : 1_000_000;
 const DIMS = 64;
+const piecesAt = process.argv.indexOf('--pieces');
+const PIECES = piecesAt > 0 ? Number(process.argv[piecesAt + 1]) : undefined;
 
 async function main() {
   const home = await mkdtemp(join(tmpdir(), 'vicinity-bench-erase-'));
@@ -99,6 +104,32 @@ async function main() {
     console.log(
       `purge of one id from ${N} × ${DIMS}: ${(ms / 1000).toFixed(1)} s (sweep), rewrite ${((rewritten?.ms ?? 0) / 1000).toFixed(1)} s, removed ${JSON.stringify(rewritten?.removed)}, old objects deleted ${report.erasure.deletedObjects}`,
     );
+    const workers = availableParallelism();
+    const estimate = (items: number, pieces: number) =>
+      `${(rebuildEstimateMs(items, DIMS, pieces, workers) / 1000).toFixed(1)} s estimated (${workers} workers)`;
+    console.log(`  the sweeper's estimate of that rebuild: ${estimate(N - 1, DEFAULT_PURGE_SEGMENT_ITEMS)}`);
+    if (PIECES) {
+      await erase('big', 'i23456');
+      const q0 = performance.now();
+      const again = await sweep({
+        store,
+        registry,
+        log: silentLog,
+        events: noEvents,
+        staleMs: 3_600_000,
+        graceMs: 0,
+        workDir,
+        pieceItems: PIECES,
+      });
+      const r2 = again.erasure.rewritten.find((r) => r.version === 'v1');
+      const v2 = await registry.getVersion('big', 'v1');
+      const m = JSON.parse((await store.getText(v2?.manifestKey as string)) as string) as {
+        collections: { items: { segments: unknown[] } };
+      };
+      console.log(
+        `purge of a second id, pieces of ≤ ${PIECES}: ${((performance.now() - q0) / 1000).toFixed(1)} s (sweep), rewrite ${((r2?.ms ?? 0) / 1000).toFixed(1)} s, ${m.collections.items.segments.length} segments now; ${estimate(N - 2, PIECES)}`,
+      );
+    }
   } finally {
     await stack.stop();
     await rm(home, { recursive: true, force: true });

@@ -59,6 +59,12 @@ export const METRIC = Object.freeze({
   releasesRefused: 'ReleasesRefused',
   /** sweeper (Count): BUILDING versions the sweeper marked FAILED (functions/sweeper/handler.ts). */
   buildsAbandoned: 'BuildsAbandoned',
+  /**
+   * sweeper (Count): spaces whose erasures' purge made no progress in MAX_PURGE_ATTEMPTS sweeps in a
+   * row (cut short before the deadline or killed; the erasures carry `purgeError`). Emitted every
+   * sweep, zeros included (functions/sweeper/handler.ts); alarmed in infra/constructs/sweeper.ts.
+   */
+  purgesStalled: 'PurgesStalled',
   /** query, admin (Count): responses with a 5xx / 4xx status. */
   serverErrors: 'ServerErrors',
   clientErrors: 'ClientErrors',
@@ -170,6 +176,8 @@ export const ENV = Object.freeze({
    * without any task having begun gets its partition tasks dispatched again; as long again after that, FAILED.
    */
   taskStartMs: 'VICINITY_TASK_START_MS',
+  /** Sweeper: the most items one rebuilt segment piece of a purge holds (default 250,000; more: pieces in parallel). */
+  purgeSegmentItems: 'VICINITY_PURGE_SEGMENT_ITEMS',
   /**
    * Test hook only: `<marker-file>:<collection>:<shard>` — that shard task SIGKILLs its own process once
    * (the marker file records that it did). Never set in a deployment.

@@ -46,6 +46,11 @@ export interface VicinityConfig {
   readonly admin: FunctionSizing;
   /** Build function: default 3008 MB, 10240 MB /tmp, 900 s. Raise memory to 10240 MB for large releases. */
   readonly build: FunctionSizing;
+  /**
+   * Sweeper memory, MB (default 3008 ≈ 1.7 vCPUs, what new accounts allow). A purge rebuilds segment
+   * pieces in parallel, one per vCPU: 10240 MB (6 vCPUs) purges segments of ~1M items within its 900 s.
+   */
+  readonly sweeperMemoryMb: number;
   /** Reserved concurrency for the build function; undefined (default) reserves none. */
   readonly buildReservedConcurrency?: number;
   /** Lambda's retries of a failed asynchronous build invocation (0–2). Default 2. */
@@ -110,6 +115,7 @@ export const DEFAULT_CONFIG: VicinityConfig = Object.freeze({
   shardSlots: 8,
   admin: Object.freeze({ memoryMb: 1024, ephemeralMb: 512, timeoutSeconds: 25 }),
   build: Object.freeze({ memoryMb: 3008, ephemeralMb: 10240, timeoutSeconds: 900 }),
+  sweeperMemoryMb: 3008,
   buildRetryAttempts: 2,
   pointerTtlMs: 1000,
   switchGraceMs: 30_000,
@@ -216,6 +222,7 @@ export function configFromContext(get: ContextGetter): VicinityConfig {
     slotDeadlineMs: optNum(get, 'slotDeadlineMs', 100, 900_000),
     admin: sizing(get, 'admin', d.admin, apiMax),
     build: sizing(get, 'build', d.build, 900),
+    sweeperMemoryMb: num(get, 'sweeperMemoryMb', d.sweeperMemoryMb, 128, 10240),
     buildReservedConcurrency: optNum(get, 'buildReservedConcurrency', 1, 1000),
     buildRetryAttempts: num(get, 'buildRetryAttempts', d.buildRetryAttempts, 0, 2),
     pointerTtlMs: num(get, 'pointerTtlMs', d.pointerTtlMs, 0, 3_600_000),

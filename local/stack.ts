@@ -204,7 +204,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     sweepMs > 0
       ? setInterval(() => {
           // One sweep at a time, like the reserved-concurrency-1 function on AWS.
-          sweeping ??= sweeper({}, fakeContext('vicinity-sweeper', `sweep-${Date.now()}`))
+          // Its deadline is the sweeper's AWS timeout (900 s, like the build's): purges stop before it.
+          sweeping ??= sweeper({}, fakeContext('vicinity-sweeper', `sweep-${Date.now()}`, BUILD_TIMEOUT_MS))
             .catch((err) => log(`sweep error: ${(err as Error).message}`))
             .finally(() => {
               sweeping = undefined;

@@ -8,7 +8,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { ErasureRecord, ErasureStatus, SpaceDeletion } from '../core/erasure';
+import type { ErasurePatch, ErasureRecord, ErasureStatus, SpaceDeletion } from '../core/erasure';
 import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
@@ -149,28 +149,38 @@ export class DynamoRegistry implements Registry {
     collection: string,
     id: string,
     from: ErasureStatus | undefined,
-    patch: Partial<ErasureRecord>,
+    patch: ErasurePatch,
   ): Promise<boolean> {
     const names: Record<string, string> = { '#s': 'status' };
     const values: Record<string, unknown> = {};
     const sets: string[] = [];
+    const removes: string[] = [];
     Object.entries(patch).forEach(([k, v], i) => {
       if (v === undefined) return;
       names[`#f${i}`] = k;
+      if (v === null) {
+        removes.push(`#f${i}`);
+        return;
+      }
       values[`:v${i}`] = v;
       sets.push(`#f${i} = :v${i}`);
     });
-    if (!sets.length) return true;
+    if (!sets.length && !removes.length) return true;
     if (from) values[':from'] = from;
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { pk: spacePk(space), sk: erasureSk(collection, id) },
-          UpdateExpression: `SET ${sets.join(', ')}`,
+          UpdateExpression: [
+            sets.length ? `SET ${sets.join(', ')}` : '',
+            removes.length ? `REMOVE ${removes.join(', ')}` : '',
+          ]
+            .filter(Boolean)
+            .join(' '),
           ConditionExpression: from ? '#s = :from' : 'attribute_exists(pk) AND attribute_exists(#s)',
           ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
         }),
       );
       return true;

@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENV } from '../contract';
+import { DEFAULT_PURGE_SEGMENT_ITEMS } from '../core/purge-budget';
 
 export interface Config {
   readonly region: string;
@@ -51,6 +52,8 @@ export interface Config {
   readonly partitionBytes: number;
   /** Sweeper: a task phase in which no task began this long after the hand-off is dispatched again (then FAILED). */
   readonly taskStartMs: number;
+  /** Sweeper: a purge rebuilds a segment as pieces of at most this many items, in parallel (core/purge-budget.ts). */
+  readonly purgeSegmentItems: number;
   /** Scatter-gather: the slot functions' name prefix (unset: sharded collections are searched in-process). */
   readonly slotFunctionPrefix?: string;
   readonly shardSlots: number;
@@ -121,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     taskPhaseMs: int(env, ENV.taskPhaseMs, 4 * 3600_000),
     partitionBytes: int(env, ENV.partitionBytes, 512 * 2 ** 20),
     taskStartMs: int(env, ENV.taskStartMs, 15 * 60_000),
+    purgeSegmentItems: int(env, ENV.purgeSegmentItems, DEFAULT_PURGE_SEGMENT_ITEMS),
     slotFunctionPrefix: env[ENV.slotFunctionPrefix] || undefined,
     shardSlots: int(env, ENV.shardSlots, 8),
     slotHedgeMs: int(env, ENV.slotHedgeMs, 1000),

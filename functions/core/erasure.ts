@@ -31,7 +31,16 @@ export interface ErasureRecord {
   restoreReason?: string;
   /** Release folders under incoming/ that may still hold the id (Vicinity never edits uploads). */
   incomingReleases?: string[];
+  /** Purge attempts in a row that made no progress (counted when one starts; 0 after progress). */
+  purgeAttempts?: number;
+  /** When the last purge attempt started. */
+  purgeAttemptAt?: string;
+  /** While ERASED: why the purge is stalled (MAX_PURGE_ATTEMPTS attempts without progress); cleared by progress. */
+  purgeError?: string;
 }
+
+/** An erasure update: `null` removes the field. */
+export type ErasurePatch = { [K in keyof ErasureRecord]?: ErasureRecord[K] | null };
 
 /** An erasure is in force (left out of answers and of new builds) unless it was restored. */
 export function inForce(r: Pick<ErasureRecord, 'status'>): boolean {

@@ -3,7 +3,7 @@
 
 import type { Readable } from 'node:stream';
 import type { EventDetailType } from '../contract';
-import type { ErasureRecord, ErasureStatus, SpaceDeletion } from './erasure';
+import type { ErasurePatch, ErasureRecord, ErasureStatus, SpaceDeletion } from './erasure';
 import type { ChangedBy, HistoryEntry, Pointer } from './pointer';
 import type { Metric } from './release';
 import type { BuildTaskEvent } from './shard';
@@ -185,7 +185,8 @@ export interface Registry {
     collection: string,
     id: string,
     from: ErasureStatus | undefined,
-    patch: Partial<ErasureRecord>,
+    /** `null` removes a field. */
+    patch: ErasurePatch,
   ): Promise<boolean>;
   /** Moves `erasureCounter` (not `erasureAdded`): restores and purges, so instances re-read the list. */
   bumpErasureCounter(space: string): Promise<void>;

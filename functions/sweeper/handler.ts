@@ -40,7 +40,9 @@ export function createSweepHandler(
   return middy<unknown, SweepReport>()
     .use(injectLambdaContext(obs.logger, { resetKeys: true }))
     .use(flushMetrics(obs.metrics))
-    .handler(async () => {
+    .handler(async (_event, context) => {
+      // Lambda kills the invocation at this instant: a purge starts no rebuild that cannot end before it.
+      const remaining = context?.getRemainingTimeInMillis?.();
       const report = await sweep({
         store: deps.store ?? (a as ReturnType<typeof adapters>).store,
         registry: deps.registry ?? (a as ReturnType<typeof adapters>).registry,
@@ -52,9 +54,12 @@ export function createSweepHandler(
         taskStartMs: deps.config.taskStartMs,
         graceMs: deps.config.retentionGraceMs,
         workDir: deps.config.cacheDir,
+        ...(remaining !== undefined ? { deadlineMs: Date.now() + remaining } : {}),
+        pieceItems: deps.config.purgeSegmentItems,
       });
       // Emitted every sweep, zeros included: a continuous series for the alarm, and no empty-metrics warning.
       obs.metrics.addMetric(METRIC.buildsAbandoned, MetricUnit.Count, report.failed.length);
+      obs.metrics.addMetric(METRIC.purgesStalled, MetricUnit.Count, report.erasure.stalled?.length ?? 0);
       const { failed, restored, purged, activated, errors, erasure, spacesDeleted, staging } = report;
       if (
         failed.length +

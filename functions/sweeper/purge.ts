@@ -3,6 +3,7 @@ import { allVersions } from '../builder/retention';
 import { KEY_PREFIX } from '../contract';
 import { erasedIds } from '../core/erasure';
 import type { BlobStore, Log, Registry, SpaceState } from '../core/ports';
+import { MAX_PURGE_ATTEMPTS, purgeStalledReason } from '../core/purge-budget';
 import type { VersionRecord } from '../core/version';
 import { type Manifest, servedManifestKey } from '../snapshot/manifest';
 import { purgeSnapshot, unreferencedKeys } from '../snapshot/purge';
@@ -17,6 +18,10 @@ export interface PurgeDeps {
   /** Objects a purge replaced are deleted this long after the switch (requests in flight finish). */
   graceMs: number;
   now?: () => Date;
+  /** Epoch ms the invocation is killed at: no segment rebuild starts that cannot finish before it. */
+  deadlineMs?: number | undefined;
+  /** VICINITY_PURGE_SEGMENT_ITEMS: a rebuilt segment holds at most this many items (more: pieces). */
+  pieceItems?: number | undefined;
 }
 
 export interface PurgeReport {
@@ -26,6 +31,10 @@ export interface PurgeReport {
   purged: number;
   /** Old objects deleted after their grace. */
   deletedObjects: number;
+  /** Versions whose purge stopped before a rebuild that could not finish before the deadline. */
+  deferred?: { space: string; version: string; reason: string }[];
+  /** Spaces whose erasures made no progress in MAX_PURGE_ATTEMPTS purge attempts in a row (purgeError). */
+  stalled?: { space: string; attempts: number; reason: string }[];
 }
 
 const currentKey = (v: VersionRecord) => servedManifestKey(v);
@@ -59,15 +68,60 @@ export async function purgeSpace(
           incomingReleases: holding.get(holdingKey(r.collection, r.id)) ?? [],
         });
     }
-    for (const v of versions) {
-      if ((v.purgedThrough ?? 0) >= added) continue;
+    // An attempt is counted before any work, so one killed at the deadline stays counted; progress
+    // (a version switched) resets the count; MAX_PURGE_ATTEMPTS in a row without it: purgeError.
+    const todo = versions.filter((v) => (v.purgedThrough ?? 0) < added);
+    const prior = Math.max(0, ...pending.map((r) => r.purgeAttempts ?? 0));
+    const attempts = prior + 1;
+    const stalled = async (n: number, last: string | undefined) => {
+      const reason = purgeStalledReason(n, last);
+      for (const r of pending)
+        await registry.updateErasure(space, r.collection, r.id, 'ERASED', { purgeError: reason });
+      log.error('purge of erased ids is stalled: the ids remain in stored snapshots', {
+        space,
+        attempts: n,
+        erasures: pending.length,
+        reason,
+      });
+      report.stalled = [...(report.stalled ?? []), { space, attempts: n, reason }];
+    };
+    let reported = false;
+    if (pending.length && todo.length) {
+      for (const r of pending)
+        await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
+          purgeAttempts: attempts,
+          purgeAttemptAt: now().toISOString(),
+        });
+      // Attempts that never came back to count their end were killed (or cut short): say so now,
+      // before this one may be killed too.
+      if (prior >= MAX_PURGE_ATTEMPTS) {
+        await stalled(prior, undefined);
+        reported = true;
+      }
+    }
+    let deferred: string | undefined;
+    let progress = false;
+    for (const v of todo) {
       const t0 = Date.now();
       const key = currentKey(v);
       const text = await store.getText(key);
       if (text === undefined) continue; // retention racing: the next sweep sees it DELETED
       const manifest = JSON.parse(text) as Manifest;
       const generation = (v.manifestGeneration ?? 0) + 1;
-      const out = await purgeSnapshot({ store, log, workDir: deps.workDir }, manifest, ids, generation);
+      const result = await purgeSnapshot({ store, log, workDir: deps.workDir }, manifest, ids, generation, {
+        deadlineMs: deps.deadlineMs,
+        pieceItems: deps.pieceItems,
+      });
+      if (result && 'deferred' in result) {
+        // Nothing switched: the version stays unchecked and the erasures ERASED for the next sweep.
+        deferred = result.deferred;
+        report.deferred = [
+          ...(report.deferred ?? []),
+          { space, version: v.version, reason: result.deferred },
+        ];
+        break;
+      }
+      const out = result;
       const ok = await registry.switchManifest(space, v.version, v.manifestGeneration ?? 0, {
         manifestKey: out ? out.manifestKey : key,
         manifestGeneration: out ? generation : (v.manifestGeneration ?? 0),
@@ -81,6 +135,7 @@ export async function purgeSpace(
         });
         continue;
       }
+      progress = true;
       if (out) {
         changed = true;
         report.rewritten.push({ space, version: v.version, removed: out.removed, ms: Date.now() - t0 });
@@ -88,13 +143,29 @@ export async function purgeSpace(
     }
     // PURGED once every READY version has been checked against (at least) this list.
     const fresh = (await allVersions(registry, space)).filter((v) => v.status === 'READY');
-    if (pending.length && fresh.every((v) => (v.purgedThrough ?? 0) >= added)) {
+    const done = fresh.every((v) => (v.purgedThrough ?? 0) >= added);
+    // A stall reported at the start that this attempt then got past is no longer one.
+    if (reported && (progress || done)) report.stalled = report.stalled?.filter((x) => x.space !== space);
+    if (pending.length && todo.length && !done) {
+      if (progress) {
+        for (const r of pending)
+          await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
+            purgeAttempts: 0,
+            purgeError: null,
+          });
+      } else if (attempts >= MAX_PURGE_ATTEMPTS && (deferred || !reported)) {
+        if (reported) report.stalled?.pop(); // the same space, now with this attempt's reason
+        await stalled(attempts, deferred);
+      }
+    }
+    if (pending.length && done) {
       const at = now().toISOString();
       for (const r of pending) {
         if (
           await registry.updateErasure(space, r.collection, r.id, 'ERASED', {
             status: 'PURGED',
             purgedAt: at,
+            purgeError: null,
           })
         )
           report.purged++;

@@ -35,6 +35,10 @@ export interface SweepDeps {
    * (default DEFAULT_STAGING_QUIET_MS): until then the sweeper keeps deleting what appears there.
    */
   stagingQuietMs?: number;
+  /** Epoch ms the invocation is killed at (Lambda's remaining time): purges start no rebuild past it. */
+  deadlineMs?: number;
+  /** VICINITY_PURGE_SEGMENT_ITEMS: the most items one rebuilt segment piece holds. */
+  pieceItems?: number;
 }
 
 export const DEFAULT_SWEEP_STALE_MS = 3_600_000;
@@ -78,7 +82,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
     spacesDeleted: [],
     staging: [],
   };
-  for (const space of await deps.registry.listSpaces()) {
+  const spaces = await deps.registry.listSpaces();
+  for (const space of spaces) {
     try {
       await sweepSpace(deps, space, report);
     } catch (err) {
@@ -86,6 +91,21 @@ export async function sweep(deps: SweepDeps): Promise<SweepReport> {
       report.errors.push({ space, error: String(err) });
     }
   }
+  // Erased ids out of every retained snapshot (invariant 9): after every space's cheap duties, so a
+  // long purge (bounded by the deadline) never starves them.
+  const workDir = deps.workDir;
+  if (workDir)
+    for (const space of spaces) {
+      if (report.errors.some((e) => e.space === space) || report.spacesDeleted.includes(space)) continue;
+      try {
+        const state = await deps.registry.getSpaceState(space);
+        if (state.deletion) continue;
+        await purgeSpace({ ...deps, workDir }, space, state, report.erasure);
+      } catch (err) {
+        deps.log.error('purge of a space failed; the next sweep tries again', { space, error: String(err) });
+        report.errors.push({ space, error: String(err) });
+      }
+    }
   return report;
 }
 
@@ -234,9 +254,6 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
     }
   }
 
-  // Erased ids out of every retained snapshot (invariant 9).
-  if (deps.workDir)
-    await purgeSpace({ ...deps, workDir: deps.workDir, now: clock }, space, state, report.erasure);
 }
 
 /** Deletes a settled version's staging objects; a trace (WARN + report) when there were any. */

@@ -80,6 +80,7 @@ export class VicinityStack extends Stack {
       layer,
       logRetention,
       bundleAwsSdk: config.bundleAwsSdk,
+      memoryMb: config.sweeperMemoryMb,
     });
 
     this.buildTasks = new BuildTasks(this, 'BuildTasks', {
@@ -158,6 +159,8 @@ export class VicinityStack extends Stack {
     });
 
     this.buildTasks.failedTasksAlarm.addAlarmAction(new SnsAction(this.monitoring.topic));
+    this.sweeper.purgesStalledAlarm.addAlarmAction(new SnsAction(this.monitoring.topic));
+    this.sweeper.errorsAlarm.addAlarmAction(new SnsAction(this.monitoring.topic));
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.queryApi.url,

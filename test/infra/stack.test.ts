@@ -545,8 +545,9 @@ describe('monitoring', () => {
       Namespace: 'AWS/ApiGateway',
       MetricName: '5xx',
     });
-    // 11 + the failed-build-tasks alarm (test/infra/build-tasks.test.ts).
-    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
+    // 11 + the failed-build-tasks alarm (test/infra/build-tasks.test.ts) + the sweeper's stalled-purges
+    // and errors alarms (test/infra/sweeper.test.ts).
+    s.template.resourceCountIs('AWS::CloudWatch::Alarm', 14);
   });
 
   it('every alarm notifies the alarm topic and treats missing data as OK', () => {

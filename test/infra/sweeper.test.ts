@@ -1,5 +1,6 @@
+import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV, SERVICE_NAME } from '../../functions/contract';
+import { ENV, METRIC, METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/contract';
 import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
 
 let s: Synthesised;
@@ -33,6 +34,38 @@ describe('sweeper', () => {
       Principal: 'events.amazonaws.com',
       FunctionName: { 'Fn::GetAtt': [fnId, 'Arn'] },
     });
+  });
+
+  it('alarms to the alarm topic when purges of erased ids stall (PurgesStalled ≥ 1 in a sweep)', () => {
+    s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: METRICS_NAMESPACE,
+      MetricName: METRIC.purgesStalled,
+      Dimensions: [{ Name: 'service', Value: SERVICE_NAME.sweeper }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [{ Ref: s.idOf(s.stack.monitoring.topic) }],
+      AlarmDescription: Match.stringLikeRegexp('purgeError'),
+    });
+    // A sweep killed at its deadline emits no metric: Lambda's Errors, three sweeps in a row.
+    s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: s.idOf(s.stack.sweeper.fn.fn) } }],
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      AlarmActions: [{ Ref: s.idOf(s.stack.monitoring.topic) }],
+    });
+  });
+
+  it('gets 3008 MB (≈1.7 vCPUs for parallel purge pieces) by default, 10240 MB (6 vCPUs) when asked, 900 s', () => {
+    const fn = s.template.findResources('AWS::Lambda::Function')[s.idOf(s.stack.sweeper.fn.fn)];
+    expect(fn?.Properties.MemorySize).toBe(3008);
+    expect(fn?.Properties.Timeout).toBe(900);
+    expect(fn?.Properties.EphemeralStorage).toEqual({ Size: 4096 });
+    const big = synth({ 'vicinity:sweeperMemoryMb': 10240 });
+    const fn2 = big.template.findResources('AWS::Lambda::Function')[big.idOf(big.stack.sweeper.fn.fn)];
+    expect(fn2?.Properties.MemorySize).toBe(10240);
   });
 
   it('may read and update the table, read/write/list/delete snapshots, read/list/delete uploads, list/delete staging, put events — nothing more', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
 import { silentLog } from '../../functions/core/ports';
-import { manifestKey } from '../../functions/snapshot/manifest';
+import { type Manifest, manifestKey } from '../../functions/snapshot/manifest';
 import { type PurgeReport, purgeSpace } from '../../functions/sweeper/purge';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
@@ -95,5 +95,55 @@ describe('a purged sharded collection through shard slots', () => {
     expect(item.status).toBe(404);
     const other = await s.get(`${base}/items/item-7?consistency=strong`);
     expect(other.status).toBe(200);
+  }, 180_000);
+
+  it('a shard whose segment was rebuilt as pieces owns them all in its layout; the slots search them all', async () => {
+    await s.publish(
+      'spp',
+      'r1',
+      { 'items.jsonl': jsonlRows(ids, data.vectors, DIMS, (i) => ({ n: i })) },
+      { collections: { items: { file: 'items.jsonl', metric: 'cosine', shards: 3 } }, activate: true },
+    );
+    expect(await versionSettled(s, 'spp', 'v1')).toMatchObject({ status: 'READY' });
+    const erase = await fetch(`${s.info.apiUrl}/v1/spaces/spp/collections/items/items/item-${ERASED}`, {
+      method: 'DELETE',
+    });
+    expect(erase.status).toBe(202);
+    const report: PurgeReport = { rewritten: [], purged: 0, deletedObjects: 0 };
+    await purgeSpace(
+      { store: s.store, registry, log: silentLog, workDir, graceMs: 0, pieceItems: 30 },
+      'spp',
+      await registry.getSpaceState('spp'),
+      report,
+    );
+    expect(report.purged).toBe(1);
+    const v1 = await registry.getVersion('spp', 'v1');
+    const m = JSON.parse((await s.store.getText(v1?.manifestKey as string)) as string) as Manifest;
+    const c = m.collections.items;
+    const layout = c?.sharding?.layout ?? [];
+    // Every segment belongs to exactly one shard; the erased id's shard now owns several pieces.
+    expect(layout.flatMap((l) => l.segments).sort((a, b) => a - b)).toEqual(c?.segments.map((_, i) => i));
+    expect(Math.max(...layout.map((l) => l.segments.length))).toBeGreaterThan(1);
+    for (const l of layout)
+      expect(l.count).toBe(l.segments.reduce((a, i) => a + (c?.segments[i]?.count ?? 0), 0));
+    expect(layout.reduce((a, l) => a + l.count, 0)).toBe(N - 1);
+    expect(Math.max(...(c?.segments.map((x) => x.count) ?? []))).toBeLessThanOrEqual(30 + 40);
+
+    // Through the slots: every remaining id is found by its own vector; the erased one is gone.
+    for (let at = 0; at < N; at += 100) {
+      const chunk = Array.from({ length: 100 }, (_, j) => at + j);
+      const b = await s.post('/v1/spaces/spp/batch', {
+        consistency: 'strong',
+        queries: chunk.map((i) => ({ collection: 'items', vector: vec(i), k: 1, ef: 100 })),
+      });
+      expect(b.status, JSON.stringify(b.body)).toBe(200);
+      const results = b.body.results as { status: number; results?: { id: string }[] }[];
+      results.forEach((r, j) => {
+        const i = chunk[j] as number;
+        expect(r.status).toBe(200);
+        if (i === ERASED) expect(r.results?.[0]?.id).not.toBe(`item-${ERASED}`);
+        else expect(r.results?.[0]?.id).toBe(`item-${i}`);
+      });
+    }
   }, 180_000);
 });

@@ -894,6 +894,12 @@ export interface components {
             restoredBy?: string;
             restoreReason?: string;
             incomingReleases?: string[];
+            /** @description purge attempts in a row that made no progress (cut short before the sweeper's deadline, or killed) */
+            purgeAttempts?: number;
+            /** @description when the last purge attempt started */
+            purgeAttemptAt?: string;
+            /** @description while ERASED: why the purge is stalled (3 attempts in a row without progress); removed by progress */
+            purgeError?: string;
         };
         EraseBody: {
             reason?: string;

@@ -15,7 +15,12 @@
  * `clock` stamps what DynamoRegistry stamps with the wall clock (`statusChangedAt`).
  */
 
-import type { ErasureRecord, ErasureStatus, SpaceDeletion } from '../../../functions/core/erasure';
+import type {
+  ErasurePatch,
+  ErasureRecord,
+  ErasureStatus,
+  SpaceDeletion,
+} from '../../../functions/core/erasure';
 import { PointerConflictError } from '../../../functions/core/errors';
 import { formatVersion, parseVersion } from '../../../functions/core/names';
 import {
@@ -350,13 +355,15 @@ export class MemoryRegistry implements Registry {
     collection: string,
     id: string,
     from: ErasureStatus | undefined,
-    patch: Partial<ErasureRecord>,
+    patch: ErasurePatch,
   ): Promise<boolean> {
     await request();
     const e = this.spaces.get(space)?.erasures;
     const r = e?.get(`${collection}#${id}`);
     if (!r || (from !== undefined && r.status !== from)) return false;
-    e?.set(`${collection}#${id}`, stored({ ...r, ...patch }));
+    const next: Record<string, unknown> = { ...r, ...patch };
+    for (const [k, v] of Object.entries(patch)) if (v === null) delete next[k];
+    e?.set(`${collection}#${id}`, stored(next as unknown as ErasureRecord));
     return true;
   }
 
