@@ -253,7 +253,6 @@ async function sweepSpace(deps: SweepDeps, space: string, report: SweepReport): 
       });
     }
   }
-
 }
 
 /** Deletes a settled version's staging objects; a trace (WARN + report) when there were any. */
