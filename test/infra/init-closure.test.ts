@@ -87,15 +87,6 @@ describe('what a cold start loads (the bundles, split as the stack splits them)'
     expect(has((closure.build as { bundled: string[] }).bundled, 'hyparquet')).toBe(true);
   });
 
-  it("the build-task function loads no task kind's code at init: each kind is a chunk its first task loads", () => {
-    const tasks = closure.tasks as { atInit: string[]; bundled: string[] };
-    for (const kind of ['partition', 'shard-task', 'finalize']) {
-      const file = `functions/builder/sharded/${kind}.ts`;
-      expect(has(tasks.atInit, file), `${file} at init`).toBe(false);
-      expect(has(tasks.bundled, file), `${file} bundled`).toBe(true);
-    }
-  });
-
   it('no function loads zod at init: request and release.json checks are hand-written, the schemas a chunk', () => {
     const schemaModules = [
       'functions/core/query-schemas.ts',

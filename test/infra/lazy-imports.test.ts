@@ -75,10 +75,6 @@ describe('heavy, rarely used modules are loaded on first use', () => {
     expect(importersOf((s) => s.endsWith('openapi.json'))).toEqual([]);
   });
 
-  it("the build tasks' kinds: partition, shard and finalize code loaded by the first task of that kind (sharded/task-run.ts)", () => {
-    expect(importersOf((s) => /(?:^\.\/|sharded\/)(?:partition|shard-task|finalize)$/.test(s))).toEqual([]);
-  });
-
   it('zod as a namespace import: `import { z }` also keeps every locale (~370 KB) in the bundle', () => {
     const zod = imports.filter((i) => i.spec === 'zod');
     expect(zod.length).toBeGreaterThan(0);

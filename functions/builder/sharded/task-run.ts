@@ -17,6 +17,7 @@ import type { TaskState, VersionRecord } from '../../core/version';
 import type { BuildDeps } from '../deps';
 import { changedInput } from '../ingest';
 import { deleteInputsIfAsked } from '../inputs';
+import { finalizeVersion } from './finalize';
 import {
   deleteStaging,
   describePartition,
@@ -31,6 +32,8 @@ import {
   type ShardedPlan,
   type TaskRun,
 } from './layout';
+import { runPartition, sortSample } from './partition';
+import { runShard } from './shard-task';
 
 export const TASK_ATTEMPTS = 3;
 
@@ -110,12 +113,9 @@ export async function runBuildTask(
       // An explicit finalize (operator or a lost finaliser): only once every shard is done.
     } else if (!begun.done) {
       let rows = 0;
-      // Each kind's code is a chunk loaded by its first task (an invocation runs one kind).
       if (task.kind === 'partition') {
-        const { runPartition } = await import('./partition');
         rows = (await runPartition(run, plan, task.collection as string, task.index as number)).rows;
       } else {
-        const { runShard } = await import('./shard-task');
         rows = (await runShard(run, plan, task.collection as string, task.index as number, workDir)).count;
       }
       const done = await registry.completeTask(space, version, key, rows);
@@ -141,7 +141,6 @@ export async function runBuildTask(
       return { status: recorded ? 'DONE' : 'ALREADY_DONE', key, next: 'shards' };
     }
     if (task.kind !== 'partition' && t.shardsDone === t.shards && t.partitionsDone === t.partitions) {
-      const { finalizeVersion } = await import('./finalize');
       const r = await finalizeVersion(run, plan, workDir);
       return { status: recorded ? 'DONE' : 'ALREADY_DONE', key, next: r.status };
     }
@@ -197,8 +196,6 @@ function atFileLine(p: ReleaseProblem, base: number): ReleaseProblem {
 
 /** After the last partition: check the parts agree, pick the gate's sample, start one task per shard. */
 async function startShards(run: TaskRun, plan: ShardedPlan): Promise<void> {
-  // Run by the partition task that completed the set: the partition chunk is loaded already.
-  const { sortSample } = await import('./partition');
   const { deps, space, version } = run;
   for (const cp of plan.sharded) {
     const parts = await Promise.all(
