@@ -20,6 +20,7 @@ import { SourceMap } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const maps = new Map<string, SourceMap | null>();
+const generated = new Map<string, string[] | null>();
 
 /** The decoded map of a generated file, read on first use; null when it has none. */
 function mapOf(file: string): SourceMap | null {
@@ -34,6 +35,50 @@ function mapOf(file: string): SourceMap | null {
     maps.set(file, map);
   }
   return map;
+}
+
+/** The lines of a generated file, read on first use (only to find a renamed function's name in it). */
+function linesOf(file: string): string[] | null {
+  let lines = generated.get(file);
+  if (lines === undefined) {
+    try {
+      lines = readFileSync(file.startsWith('file:') ? fileURLToPath(file) : file, 'utf8').split('\n');
+    } catch {
+      lines = null;
+    }
+    generated.set(file, lines);
+  }
+  return lines;
+}
+
+const DECLARED = /^(?:async\s*)?(?:function\s*\*?\s*|class\s+)([\w$]+)/;
+const ASSIGNED = /([\w$]+)\s*=\s*$/;
+
+/**
+ * The source name of the function a frame runs in, when the bundle renamed it (minified without
+ * `keepNames`): V8 gives where the function starts; the identifier it is declared as (`function ye(`,
+ * `class ye`) or assigned to (`ye=async()=>`) is at a position whose mapping carries the original name
+ * (the map's `names`). Undefined when the frame's name is not such an identifier (a method, an
+ * anonymous function) or the map names nothing there.
+ */
+export function originalName(frame: NodeJS.CallSite, map: SourceMap, file: string): string | undefined {
+  const fn = frame.getFunctionName();
+  const line = frame.getEnclosingLineNumber();
+  const column = frame.getEnclosingColumnNumber();
+  if (!fn || line === null || column === null) return undefined;
+  const text = linesOf(file)?.[line - 1];
+  if (text === undefined) return undefined;
+  const start = column - 1;
+  let at = -1;
+  const declared = DECLARED.exec(text.slice(start, start + 40));
+  if (declared?.[1] === fn) at = start + declared[0].length - fn.length;
+  else {
+    const assigned = ASSIGNED.exec(text.slice(Math.max(0, start - 40), start));
+    if (assigned?.[1] === fn) at = start - assigned[0].length;
+  }
+  if (at < 0) return undefined;
+  const entry = map.findEntry(line - 1, at) as { generatedColumn?: number; name?: string };
+  return entry.generatedColumn === at && entry.name ? entry.name : undefined;
 }
 
 /**
@@ -57,9 +102,18 @@ export function mappedFrame(frame: NodeJS.CallSite): string {
   const entry = map.findEntry(line - 1, column - 1);
   if (!('originalSource' in entry)) return text;
   const original = `${projectPath(entry.originalSource)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
-  const generated = `${file}:${line}:${column}`;
-  const at = text.lastIndexOf(generated);
-  return at < 0 ? text : text.slice(0, at) + original + text.slice(at + generated.length);
+  const position = `${file}:${line}:${column}`;
+  const at = text.lastIndexOf(position);
+  if (at < 0) return text;
+  let head = text.slice(0, at);
+  const fn = frame.getFunctionName();
+  const name = fn ? originalName(frame, map, file) : undefined;
+  if (fn && name && name !== fn) {
+    // `Module.Qs (`, `async ye (`, `new ye (`: the name is the last word before the position.
+    const word = head.lastIndexOf(fn);
+    if (word >= 0) head = head.slice(0, word) + name + head.slice(word + fn.length);
+  }
+  return head + original + text.slice(at + position.length);
 }
 
 function header(error: unknown): string {

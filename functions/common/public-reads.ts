@@ -22,7 +22,8 @@ export const ANONYMOUS_LIMITS = Object.freeze({ diffSample: 200, projectionSampl
 
 const AUTHENTICATE = 'call the API signed with SigV4 (or with a JWT); this deployment serves anonymous reads';
 
-class ForbiddenError extends VicinityError {
+export class ForbiddenError extends VicinityError {
+  static override readonly errorName: string = 'ForbiddenError';
   constructor(detail: string) {
     super('forbidden', 'forbidden', 'Forbidden', `${detail}: ${AUTHENTICATE}`);
   }

@@ -21,6 +21,7 @@ export interface Route {
 
 /** A path that exists, asked with a method it does not serve; `allow` becomes the Allow header. */
 export class MethodNotAllowedError extends VicinityError {
+  static override readonly errorName: string = 'MethodNotAllowedError';
   constructor(detail: string, allow: string) {
     super('method-not-allowed', 'method-not-allowed', 'Method not allowed', detail, { extras: { allow } });
   }

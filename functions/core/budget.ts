@@ -43,6 +43,7 @@ export function effectiveEf(ef: number, k: number, count: number): number {
 
 /** A request over a limit of the work budget; a batch or diff that hits it fails as a whole. */
 export class BudgetExceededError extends BadRequestError {
+  static override readonly errorName: string = 'BudgetExceededError';
   constructor(limit: keyof typeof LIMITS, detail: string) {
     super(detail, { extras: { limit, max: LIMITS[limit] } });
   }

@@ -24,7 +24,14 @@ export interface ErrorOptions {
   extras?: ProblemExtras;
 }
 
+/**
+ * Every error class states its `name` as a string (`static readonly errorName`): the bundles are
+ * minified without `keepNames`, which renames classes, so `new.target.name` would be `a` there. A
+ * subclass that does not state its own gets its class's name where names survive (tests, tsx) and
+ * would be renamed in a bundle; test/infra/error-names.test.ts checks every class in a bundle.
+ */
 export class VicinityError extends Error {
+  static readonly errorName: string = 'VicinityError';
   readonly kind: ErrorKind;
   /** The problem type's slug (`https://vicinity.dev/problems/{type}`); usually the kind itself. */
   readonly type: string;
@@ -33,7 +40,7 @@ export class VicinityError extends Error {
 
   constructor(kind: ErrorKind, type: string, title: string, detail: string, options: ErrorOptions = {}) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
+    this.name = Object.hasOwn(new.target, 'errorName') ? new.target.errorName : new.target.name;
     this.kind = kind;
     this.type = type;
     this.title = title;
@@ -42,12 +49,14 @@ export class VicinityError extends Error {
 }
 
 export class BadRequestError extends VicinityError {
+  static override readonly errorName: string = 'BadRequestError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('bad-request', 'bad-request', 'Bad request', detail, options);
   }
 }
 
 export class NotFoundError extends VicinityError {
+  static override readonly errorName: string = 'NotFoundError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('not-found', 'not-found', 'Not found', detail, options);
   }
@@ -55,12 +64,14 @@ export class NotFoundError extends VicinityError {
 
 /** A lost compare-and-swap: the body carries the current pointer so the caller can retry knowingly. */
 export class ConflictError extends VicinityError {
+  static override readonly errorName: string = 'ConflictError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('conflict', 'conflict', 'Conflict', detail, options);
   }
 }
 
 export class PayloadTooLargeError extends VicinityError {
+  static override readonly errorName: string = 'PayloadTooLargeError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('payload-too-large', 'payload-too-large', 'Payload too large', detail, options);
   }
@@ -68,12 +79,14 @@ export class PayloadTooLargeError extends VicinityError {
 
 /** A request body in a media type the route does not take (every body is application/json). */
 export class UnsupportedMediaTypeError extends VicinityError {
+  static override readonly errorName: string = 'UnsupportedMediaTypeError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('unsupported-media-type', 'unsupported-media-type', 'Unsupported media type', detail, options);
   }
 }
 
 export class UnprocessableError extends VicinityError {
+  static override readonly errorName: string = 'UnprocessableError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('unprocessable', 'unprocessable', 'Unprocessable request', detail, options);
   }
@@ -81,6 +94,7 @@ export class UnprocessableError extends VicinityError {
 
 /** The needed snapshot failed verification or loading; the caller may retry in `retryAfter` seconds. */
 export class SnapshotUnavailableError extends VicinityError {
+  static override readonly errorName: string = 'SnapshotUnavailableError';
   constructor(detail: string, options: ErrorOptions = {}) {
     super('unavailable', 'snapshot-unavailable', 'Snapshot unavailable', detail, {
       ...options,
@@ -98,6 +112,7 @@ export interface ReleaseProblem {
 
 /** A release that cannot be built; the version becomes FAILED with this as its reason. */
 export class ReleaseInvalidError extends VicinityError {
+  static override readonly errorName: string = 'ReleaseInvalidError';
   readonly problems: ReleaseProblem[];
   readonly problemCount: number;
 
@@ -124,4 +139,6 @@ export function summariseProblems(problems: ReleaseProblem[], count: number): st
 }
 
 /** The pointer changed between read and write; retried internally, surfaced as ConflictError to callers. */
-export class PointerConflictError extends ConflictError {}
+export class PointerConflictError extends ConflictError {
+  static override readonly errorName: string = 'PointerConflictError';
+}

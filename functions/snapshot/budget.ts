@@ -96,6 +96,7 @@ export type CapacityReason = 'memory-budget' | 'disk-budget' | 'disk-full' | 'pi
  * broken snapshot, never a reason to fall back; a 503 with Retry-After and `reason` in the problem.
  */
 export class CapacityError extends SnapshotUnavailableError {
+  static override readonly errorName: string = 'CapacityError';
   readonly reason: CapacityReason;
   constructor(
     reason: CapacityReason,

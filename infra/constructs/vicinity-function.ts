@@ -57,8 +57,11 @@ export function externalModules(bundleAwsSdk: boolean): string[] {
  * function's init (docs/performance.md, "Cold start"). Minified, with source maps (no sources inside)
  * that Node does not load (no `--enable-source-maps`): the injected functions/common/install-mapped-stacks.ts
  * maps a stack's frames when the stack is formatted, reading a map on the first stack that needs it.
- * `keepNames` is needed: core/errors.ts names errors after their class. `mainFields: module` picks the
- * SDK's ES builds, which tree-shake.
+ * No `keepNames` (its `__name` calls cost 4–11 ms of init, docs/performance.md "Cold start"): classes
+ * and functions are renamed, so every error class states its `name` (core/errors.ts `errorName`;
+ * test/infra/error-names.test.ts), the SDK's `NoOpLogger` gets its name back (the injected
+ * functions/common/sdk-class-names.ts) and mapped stacks take function names from the map's `names`.
+ * `mainFields: module` picks the SDK's ES builds, which tree-shake.
  */
 export function bundleOptions(entry: string, bundleAwsSdk: boolean): BuildOptions {
   return {
@@ -72,10 +75,13 @@ export function bundleOptions(entry: string, bundleAwsSdk: boolean): BuildOption
     chunkNames: 'chunks/[name]-[hash]',
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_BANNER },
-    inject: [join(PROJECT_ROOT, 'functions', 'common', 'install-mapped-stacks.ts')],
+    inject: [
+      join(PROJECT_ROOT, 'functions', 'common', 'install-mapped-stacks.ts'),
+      join(PROJECT_ROOT, 'functions', 'common', 'sdk-class-names.ts'),
+    ],
     external: externalModules(bundleAwsSdk),
     minify: true,
-    keepNames: true,
+    keepNames: false,
     sourcemap: true,
     sourcesContent: false,
     absWorkingDir: PROJECT_ROOT,

@@ -58,6 +58,9 @@ describe('stacks of a bundled function', () => {
   it('an error thrown out of the handler (what the Lambda runtime logs) is mapped the same way', () => {
     const thrown = (lines.find((l) => 'thrown' in l) as { thrown: string }).thrown;
     expect(thrown).toMatch(at);
+    // Function names as in the source, though the bundle is minified without keepNames: from the map's `names`.
+    expect(thrown).toMatch(/\n {4}at readPointer \(/);
+    expect(thrown).toMatch(/\n {4}at checkPointer \(test\/infra\/fixtures\/failing-route\.ts:\d+:\d+\)/);
     expect(thrown).toMatch(
       /at (?:Module\.)?failInvocation \(test\/infra\/fixtures\/failing-route\.ts:\d+:\d+\)/,
     );

@@ -22,7 +22,7 @@ import type { CollectionReader, ReaderOptions, Row } from './types';
 const SLICE_ROWS = 65_536;
 
 /** An error from the storage layer, not from the file's contents: it propagates, it is no problem row. */
-class StorageError extends Error {}
+export class StorageError extends Error {}
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   if (

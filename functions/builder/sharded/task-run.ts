@@ -50,7 +50,8 @@ function describeTask(t: BuildTaskEvent, plan?: ShardedPlan): string {
 }
 
 /** Rows refused in later byte ranges, found by the fan-in: the reason names the partition that read them. */
-class PartitionRefusedError extends ReleaseInvalidError {
+export class PartitionRefusedError extends ReleaseInvalidError {
+  static override readonly errorName: string = 'PartitionRefusedError';
   constructor(
     readonly what: string,
     problems: ReleaseProblem[],

@@ -38,6 +38,7 @@ export interface MissingShard {
 
 /** Shards that could not be reached after the hedged retry: 503, naming them. */
 export class ShardsUnavailableError extends VicinityError {
+  static override readonly errorName: string = 'ShardsUnavailableError';
   constructor(missing: MissingShard[], version: string) {
     super(
       'unavailable',
