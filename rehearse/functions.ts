@@ -3,7 +3,7 @@
  * Environment, Layers, Role) and what each bundle reads from the environment (ENV names of
  * functions/contract.ts found in the minified bundle), compared with the template's Environment.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENV } from '../functions/contract';
 import { type Finding, ResolveError, type Stack } from './template';
@@ -97,38 +97,102 @@ export interface EnvReads {
 
 const escapeRe = (s: string) => s.replace(/[$]/g, '\\$');
 
+/** One file of a bundle: its path relative to the asset directory, and its text. */
+export interface BundleFile {
+  path: string;
+  text: string;
+}
+
+/** `a as b, c` of an esbuild import/export list → [[a, b], [c, c]]. */
+function bindings(list: string): [string, string][] {
+  return list
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean)
+    .map((b) => {
+      const [from, to] = b.split(/\s+as\s+/);
+      return [from as string, (to ?? from) as string];
+    });
+}
+
 /**
- * What a bundle reads from the environment. esbuild keeps the contract's ENV object as one frozen
- * literal (`X=Object.freeze({bucket:"VICINITY_BUCKET",…})`); its property reads (`X.table`) are the
- * names read, and calls of the config's `required` helper (kept by name) the ones with no default.
+ * What a bundle reads from the environment, over its entry and its chunks. esbuild keeps the contract's
+ * ENV object as one frozen literal (`X=Object.freeze({bucket:"VICINITY_BUCKET",…})`) in whichever file
+ * it puts contract.ts; other files import it under their own names. Its property reads (`X.table`) are
+ * the names read, and calls of the config's `required` helper — found by the error it throws, so
+ * neither minified names nor `keepNames` matter — the ones with no default.
  */
-export function envReads(bundle: string): EnvReads {
+export function envReads(files: readonly BundleFile[]): EnvReads {
   const byKey = new Map(Object.entries(ENV));
-  const objects = [...bundle.matchAll(/([\w$]+)=Object\.freeze\(\{bucket:"VICINITY_BUCKET"/g)].map(
-    (m) => m[1] as string,
-  );
-  if (objects.length === 0) {
+  const base = (path: string) => path.slice(path.lastIndexOf('/') + 1);
+  // The files defining the ENV object, and the name each exports it as.
+  const exported = new Map<string, string[]>();
+  const local = new Map<string, Set<string>>();
+  for (const f of files) {
+    for (const m of f.text.matchAll(/([\w$]+)=Object\.freeze\(\{bucket:"VICINITY_BUCKET"/g)) {
+      const name = m[1] as string;
+      local.set(f.path, (local.get(f.path) ?? new Set()).add(name));
+      for (const e of f.text.matchAll(/export\s*\{([^}]*)\}/g))
+        for (const [from, to] of bindings(e[1] as string))
+          if (from === name) exported.set(base(f.path), [...(exported.get(base(f.path)) ?? []), to]);
+    }
+  }
+  if (local.size === 0) {
     // Not minified that way: fall back to the names that appear as string literals.
-    const reads = Object.values(ENV).filter((n) => bundle.includes(`"${n}"`) || bundle.includes(`'${n}'`));
+    const all = files.map((f) => f.text).join('\n');
+    const reads = Object.values(ENV).filter((n) => all.includes(`"${n}"`) || all.includes(`'${n}'`));
     return { reads, required: [] };
   }
+  // Files importing it: their local names for it.
+  for (const f of files)
+    for (const m of f.text.matchAll(/import\s*\{([^}]*)\}\s*from\s*"([^"]+)"/g)) {
+      const names = exported.get(base(m[2] as string));
+      if (!names) continue;
+      for (const [from, to] of bindings(m[1] as string))
+        if (names.includes(from)) local.set(f.path, (local.get(f.path) ?? new Set()).add(to));
+    }
   const reads = new Set<string>();
   const required = new Set<string>();
-  const helpers = [...bundle.matchAll(/[\w$]+\(([\w$]+),"required"\)/g)].map((m) => m[1] as string);
-  for (const obj of objects) {
-    for (const m of bundle.matchAll(new RegExp(`(?<![\\w$.])${escapeRe(obj)}\\.(\\w+)`, 'g'))) {
-      const name = byKey.get(m[1] as string);
-      if (name) reads.add(name);
-    }
-    for (const h of helpers) {
-      const re = new RegExp(`(?<![\\w$.])${escapeRe(h)}\\([\\w$]+,${escapeRe(obj)}\\.(\\w+)\\)`, 'g');
-      for (const m of bundle.matchAll(re)) {
+  for (const f of files) {
+    const objects = local.get(f.path);
+    if (!objects) continue;
+    const helpers = [
+      // keepNames on: esbuild names the helper.
+      ...[...f.text.matchAll(/[\w$]+\(([\w$]+),"required"\)/g)].map((m) => m[1] as string),
+      // Any build: the helper is the function throwing config.ts's "Environment variable … is required".
+      ...[
+        ...f.text.matchAll(
+          /function ([\w$]+)\([\w$]+,[\w$]+\)\{(?:(?!function )[\s\S]){0,200}?Environment variable \$\{[\w$]+\} is required/g,
+        ),
+      ].map((m) => m[1] as string),
+    ];
+    for (const obj of objects) {
+      for (const m of f.text.matchAll(new RegExp(`(?<![\\w$.])${escapeRe(obj)}\\.(\\w+)`, 'g'))) {
         const name = byKey.get(m[1] as string);
-        if (name) required.add(name);
+        if (name) reads.add(name);
+      }
+      for (const h of helpers) {
+        const re = new RegExp(`(?<![\\w$.])${escapeRe(h)}\\([\\w$]+,${escapeRe(obj)}\\.(\\w+)\\)`, 'g');
+        for (const m of f.text.matchAll(re)) {
+          const name = byKey.get(m[1] as string);
+          if (name) required.add(name);
+        }
       }
     }
   }
   return { reads: [...reads].sort(), required: [...required].sort() };
+}
+
+/** The entry and every chunk of a function's asset (a read in a lazily loaded chunk is a read too). */
+function bundleFiles(assetDir: string, entry: string): BundleFile[] {
+  const files: BundleFile[] = [{ path: entry, text: readFileSync(join(assetDir, entry), 'utf8') }];
+  const chunks = join(assetDir, 'chunks');
+  if (existsSync(chunks))
+    for (const name of readdirSync(chunks)
+      .filter((n) => n.endsWith('.mjs'))
+      .sort())
+      files.push({ path: `chunks/${name}`, text: readFileSync(join(chunks, name), 'utf8') });
+  return files;
 }
 
 /** Compares what each bundle reads with the template's Environment. */
@@ -144,7 +208,9 @@ export function checkEnvironment(spec: FunctionSpec): { findings: Finding[]; not
     });
     return { findings, notes };
   }
-  const { reads, required } = envReads(readFileSync(file, 'utf8'));
+  const { reads, required } = envReads(
+    bundleFiles(spec.assetDir, `${spec.handler.slice(0, spec.handler.lastIndexOf('.'))}.mjs`),
+  );
   for (const name of required) {
     if (RUNTIME_PROVIDED.has(name) || name in spec.environment) continue;
     findings.push({

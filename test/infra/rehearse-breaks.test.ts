@@ -227,11 +227,21 @@ describe.skipIf(!haveOut)('rehearsal checking stage on broken copies of the temp
     expect(index).toBeGreaterThanOrEqual(0);
     expect(checkingStage(base, ROOT, calls).findings.map(formatFinding)).toEqual([]);
     const lines = checkingStage(stack, ROOT, calls).findings.map(formatFinding);
-    expect(lines).toContainEqual(
-      expect.stringContaining(
-        `${fn} (role ${(stack.template.Resources[fn]!.Properties!.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]}): ${policy}.PolicyDocument.Statement[${index}].Condition allows no s3:ListBucket on ${listed.resource} (s3:prefix="${listed.context?.['s3:prefix']}")`,
-      ),
+    // The finding lists every statement whose Condition refuses the call (a role may have several
+    // ListBucket statements, e.g. snapshots/ and staging/); the narrowed one must be among them.
+    const role = (stack.template.Resources[fn]!.Properties!.Role as { 'Fn::GetAtt': string[] })[
+      'Fn::GetAtt'
+    ][0];
+    const finding = lines.find(
+      (l) =>
+        l.startsWith(`${fn} (role ${role}): `) &&
+        l.includes(
+          ` allows no s3:ListBucket on ${listed.resource} (s3:prefix="${listed.context?.['s3:prefix']}")`,
+        ),
     );
+    expect(finding, lines.join('\n')).toBeDefined();
+    const statements = (finding as string).slice(`${fn} (role ${role}): `.length).split(' allows no ')[0];
+    expect(statements?.split(', ')).toContain(`${policy}.PolicyDocument.Statement[${index}].Condition`);
   });
 });
 
