@@ -15,7 +15,7 @@ import type { HttpEvent } from '../functions/common/http';
 import type { SearchHit } from '../functions/core/ports';
 import { requestContext } from '../functions/query/context';
 import { queryRouter } from '../functions/query/routes';
-import { fakeContext } from '../local/http-adapter';
+import { fakeContext, httpEvent } from '../local/http-adapter';
 import { startLocalStack } from '../local/stack';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import { DATASETS, dataset, percentile } from './query-data';
@@ -29,27 +29,14 @@ const rounds = Number(arg('rounds') ?? 20);
 const only = arg('layer');
 
 function event(path: string, body: string, i: number): HttpEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
+  return httpEvent({
+    method: 'POST',
+    path,
+    requestId: `bench-${i}`,
     headers: { 'content-type': 'application/json' },
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'bench',
-      domainName: 'localhost',
-      domainPrefix: 'bench',
-      http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' },
-      requestId: `bench-${i}`,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-    },
     body,
-    isBase64Encoded: false,
-  };
+    apiId: 'bench',
+  });
 }
 
 const d = await dataset(DATASETS[0] as (typeof DATASETS)[number]);

@@ -31,7 +31,7 @@ import { queryRouter } from '../functions/query/routes';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
 import type { Manifest } from '../functions/snapshot/manifest';
-import { fakeContext } from '../local/http-adapter';
+import { fakeContext, httpEvent } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
 import { writeSection } from './doc-section';
 import { collectionName, publishSnapshot, SPACE } from './publish';
@@ -154,27 +154,14 @@ async function coldLoad(stack: LocalStack, d: Dataset, version: string) {
 // Latency: in the handler (no HTTP), through the local HTTP server, and hnswlib alone.
 
 function queryEvent(path: string, body: string, i: number): HttpEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
+  return httpEvent({
+    method: 'POST',
+    path,
+    requestId: `bench-${i}`,
     headers: { 'content-type': 'application/json' },
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'bench',
-      domainName: 'localhost',
-      domainPrefix: 'bench',
-      http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' },
-      requestId: `bench-${i}`,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-    },
     body,
-    isBase64Encoded: false,
-  };
+    apiId: 'bench',
+  });
 }
 
 const bodiesFor = (d: Dataset, ef: number) =>

@@ -33,9 +33,61 @@ export function fakeContext(name: string, requestId: string, timeoutMs = 29_000)
 }
 
 /** The request as API Gateway (HTTP API, payload format 2.0) hands it to Lambda. */
+/** What varies between the API Gateway v2 events the local server, the tests and the benches build. */
+export interface HttpEventInit {
+  method: string;
+  /** The raw path, without the query string. */
+  path: string;
+  requestId: string;
+  rawQueryString?: string;
+  queryStringParameters?: Record<string, string>;
+  /** Lower-case names, as API Gateway passes them. */
+  headers?: Record<string, string>;
+  body?: string;
+  isBase64Encoded?: boolean;
+  protocol?: string;
+  sourceIp?: string;
+  /** API id and domain prefix (the functions never read them). */
+  apiId?: string;
+}
+
+/** An API Gateway HTTP API (payload 2.0) event, as the gateway would pass it to a function. */
+export function httpEvent(e: HttpEventInit): HttpEvent {
+  const headers = e.headers ?? {};
+  const apiId = e.apiId ?? 'local';
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: e.path,
+    rawQueryString: e.rawQueryString ?? '',
+    headers,
+    ...(e.queryStringParameters ? { queryStringParameters: e.queryStringParameters } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId,
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: apiId,
+      http: {
+        method: e.method,
+        path: e.path,
+        protocol: e.protocol ?? 'HTTP/1.1',
+        sourceIp: e.sourceIp ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: e.requestId,
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+    },
+    ...(e.body !== undefined ? { body: e.body } : {}),
+    isBase64Encoded: e.isBase64Encoded ?? false,
+  };
+}
+
 export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, requestId: string): HttpEvent {
   const url = new URL(req.url ?? '/', 'http://local');
-  const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
   const headers: Record<string, string> = {};
@@ -44,35 +96,18 @@ export function toApiGatewayEvent(req: IncomingMessage, body: Buffer, requestId:
   }
   const text = body.toString('utf8');
   const binary = Buffer.compare(Buffer.from(text, 'utf8'), body) !== 0;
-  const method = req.method ?? 'GET';
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath,
+  return httpEvent({
+    method: req.method ?? 'GET',
+    path,
+    requestId,
     rawQueryString: url.search.replace(/^\?/, ''),
-    headers,
     ...(Object.keys(query).length ? { queryStringParameters: query } : {}),
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: 'local',
-      http: {
-        method,
-        path: rawPath,
-        protocol: `HTTP/${req.httpVersion}`,
-        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
-        userAgent: headers['user-agent'] ?? '',
-      },
-      requestId,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-    },
+    headers,
     ...(body.length ? { body: binary ? body.toString('base64') : text } : {}),
     isBase64Encoded: binary,
-  };
+    protocol: `HTTP/${req.httpVersion}`,
+    sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+  });
 }
 
 function send(res: ServerResponse, result: HttpResult): void {

@@ -8,29 +8,10 @@ import { type HttpEvent, json } from '../../functions/common/http';
 import { NAMESPACE } from '../../functions/common/observability';
 import { httpHandler } from '../../functions/common/wiring';
 import { ENV } from '../../functions/contract';
-import { fakeContext } from '../../local/http-adapter';
+import { fakeContext, httpEvent } from '../../local/http-adapter';
 
 function event(path: string): HttpEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
-    headers: {},
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'test',
-      domainName: 'localhost',
-      domainPrefix: 'test',
-      http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      requestId: 'r-1',
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-    },
-    isBase64Encoded: false,
-  };
+  return httpEvent({ method: 'GET', path, requestId: 'r-1', apiId: 'test' });
 }
 
 describe('the HTTP handlers’ middy execution mode', () => {

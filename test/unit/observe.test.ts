@@ -8,7 +8,7 @@ import { flushMetrics, NAMESPACE } from '../../functions/common/observability';
 import { httpHandler } from '../../functions/common/wiring';
 import { ENV, METRIC } from '../../functions/contract';
 import { BadRequestError } from '../../functions/core/errors';
-import { fakeContext } from '../../local/http-adapter';
+import { fakeContext, httpEvent } from '../../local/http-adapter';
 
 /** What the handlers write (Powertools' log lines, EMF; WARN and ERROR go to stderr), parsed line by line. */
 function captureStdout() {
@@ -30,26 +30,7 @@ function captureStdout() {
 }
 
 function event(path: string, requestId: string): HttpEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
-    headers: {},
-    requestContext: {
-      accountId: '000000000000',
-      apiId: 'test',
-      domainName: 'localhost',
-      domainPrefix: 'test',
-      http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      requestId,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toISOString(),
-      timeEpoch: Date.now(),
-    },
-    isBase64Encoded: false,
-  };
+  return httpEvent({ method: 'GET', path, requestId, apiId: 'test' });
 }
 
 describe('the HTTP handlers’ per-request observability', () => {
