@@ -43,23 +43,12 @@ const parseRows = (text: string): Row[] =>
 const f32 = (v: readonly number[]) => Buffer.from(Float32Array.from(v).buffer);
 const ids = (body: Body) => ((body.results ?? []) as { id: string }[]).map((r) => r.id);
 
-/** A stack's HTTP calls with a JSON body (the admin routes: DELETE and POST …/restore). */
-const call = async (s: TestStack, method: string, path: string, body?: unknown) => {
-  const res = await fetch(s.info.apiUrl + path, {
-    method,
-    ...(body === undefined
-      ? {}
-      : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-  });
-  return { status: res.status, body: (await res.json()) as Body };
-};
-
 const eraseBoth = async (s: TestStack, space: string) => {
-  const user = await call(s, 'DELETE', `/v1/spaces/${space}/collections/users/items/${DEMO_USER}`, {
+  const user = await s.call('DELETE', `/v1/spaces/${space}/collections/users/items/${DEMO_USER}`, {
     reason: 'GDPR art. 17',
     by: 'dpo',
   });
-  const artist = await call(s, 'DELETE', `/v1/spaces/${space}/collections/artists/items/${DEMO_ARTIST}`, {
+  const artist = await s.call('DELETE', `/v1/spaces/${space}/collections/artists/items/${DEMO_ARTIST}`, {
     reason: 'takedown',
     by: 'dpo',
   });
@@ -482,7 +471,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
       ['users', DEMO_USER],
       ['artists', DEMO_ARTIST],
     ]) {
-      const r = await call(s, 'POST', `/v1/spaces/${space}/collections/${c}/items/${id}/restore`, {
+      const r = await s.call('POST', `/v1/spaces/${space}/collections/${c}/items/${id}/restore`, {
         by: 'dpo',
         reason: 're-consent',
       });
@@ -516,7 +505,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
       await eraseBoth(t, space);
       const generation = ((await t.get(`/v1/spaces/${space}`)).body.pointer as { generation: number })
         .generation;
-      const del = await call(t, 'DELETE', `/v1/spaces/${space}`, {
+      const del = await t.call('DELETE', `/v1/spaces/${space}`, {
         expectedGeneration: generation,
         includeInputs: true,
       });

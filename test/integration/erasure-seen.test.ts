@@ -53,13 +53,8 @@ describe('erasure: seen lists, deleted spaces, purged manifests', () => {
   let registry: DynamoRegistry;
   let workDir: string;
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(s.info.apiUrl + path, {
-      method,
-      ...(body === undefined
-        ? {}
-        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    const { status, body: answer } = await s.call(method, path, body);
+    return { status, body: answer };
   };
   const purge = async (space: string) => {
     const report: PurgeReport = { rewritten: [], purged: 0, deletedObjects: 0 };

@@ -66,13 +66,8 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
   const r1 = release(1);
   const r2 = release(2);
   const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(s.info.apiUrl + path, {
-      method,
-      ...(body === undefined
-        ? {}
-        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    const { status, body: answer } = await s.call(method, path, body);
+    return { status, body: answer };
   };
   const runSweep = () =>
     sweep({

@@ -14,6 +14,12 @@ process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
 export interface TestStack extends LocalStack {
   store: S3Store;
   home: string;
+  /** Any method; a body that is not a string is sent as JSON. */
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   get(path: string): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   post(
     path: string,
@@ -112,6 +118,7 @@ export async function testStack(
   return Object.assign(stack, {
     store,
     home,
+    call,
     get: (path: string) => call('GET', path),
     post: (path: string, body: unknown) => call('POST', path, body),
     publish: async (
