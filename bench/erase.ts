@@ -89,16 +89,19 @@ async function main() {
     );
     await erase('big', 'i12345');
     const workDir = join(home, 'purge');
+    const purge = (pieceItems?: number) =>
+      sweep({
+        store,
+        registry,
+        log: silentLog,
+        events: noEvents,
+        staleMs: 3_600_000,
+        graceMs: 0,
+        workDir,
+        ...(pieceItems ? { pieceItems } : {}),
+      });
     const p0 = performance.now();
-    const report = await sweep({
-      store,
-      registry,
-      log: silentLog,
-      events: noEvents,
-      staleMs: 3_600_000,
-      graceMs: 0,
-      workDir,
-    });
+    const report = await purge();
     const ms = performance.now() - p0;
     const rewritten = report.erasure.rewritten.find((r) => r.version === 'v1');
     console.log(
@@ -107,27 +110,22 @@ async function main() {
     const workers = availableParallelism();
     const estimate = (items: number, pieces: number) =>
       `${(rebuildEstimateMs(items, DIMS, pieces, workers) / 1000).toFixed(1)} s estimated (${workers} workers)`;
-    console.log(`  the sweeper's estimate of that rebuild: ${estimate(N - 1, DEFAULT_PURGE_SEGMENT_ITEMS)}`);
+    // The rebuild is of the segment holding the id, not of the collection.
+    const segmentItems = Math.ceil(N / Number(v.collections?.items?.segments ?? 1));
+    console.log(
+      `  the sweeper's estimate of that rebuild: ${estimate(segmentItems - 1, DEFAULT_PURGE_SEGMENT_ITEMS)}`,
+    );
     if (PIECES) {
       await erase('big', 'i23456');
       const q0 = performance.now();
-      const again = await sweep({
-        store,
-        registry,
-        log: silentLog,
-        events: noEvents,
-        staleMs: 3_600_000,
-        graceMs: 0,
-        workDir,
-        pieceItems: PIECES,
-      });
+      const again = await purge(PIECES);
       const r2 = again.erasure.rewritten.find((r) => r.version === 'v1');
       const v2 = await registry.getVersion('big', 'v1');
       const m = JSON.parse((await store.getText(v2?.manifestKey as string)) as string) as {
         collections: { items: { segments: unknown[] } };
       };
       console.log(
-        `purge of a second id, pieces of ≤ ${PIECES}: ${((performance.now() - q0) / 1000).toFixed(1)} s (sweep), rewrite ${((r2?.ms ?? 0) / 1000).toFixed(1)} s, ${m.collections.items.segments.length} segments now; ${estimate(N - 2, PIECES)}`,
+        `purge of a second id, pieces of ≤ ${PIECES}: ${((performance.now() - q0) / 1000).toFixed(1)} s (sweep), rewrite ${((r2?.ms ?? 0) / 1000).toFixed(1)} s, ${m.collections.items.segments.length} segments now; ${estimate(segmentItems - 2, PIECES)}`,
       );
     }
   } finally {
