@@ -287,7 +287,7 @@ export interface BundleBytes {
   total: number;
 }
 
-const STATIC_IMPORT = /(?:\bfrom|\bimport)\s*"(\.{1,2}\/[^"]+\.mjs)"/g;
+const STATIC_IMPORT = /(?:\bfrom|\bimport)\s*["'](\.{1,2}\/[^"']+\.mjs)["']/g;
 
 export function bundleBytes(dir: string): BundleBytes {
   const entry = join(dir, 'index.mjs');

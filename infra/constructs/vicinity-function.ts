@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { AssetHashType, DockerImage, Duration, RemovalPolicy, Size } from 'aws-cdk-lib';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
@@ -11,7 +12,6 @@ import {
 } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { type BuildOptions, buildSync } from 'esbuild';
 import { METRICS_NAMESPACE } from '../../functions/contract';
 import type { FunctionSizing } from '../config';
 import { acknowledge, NAG_REASON } from '../nag';
@@ -24,88 +24,34 @@ import { PROJECT_ROOT } from '../paths';
  * `npm run synth`'s bundle check use Node.js 20 (package.json engines).
  */
 export const LAMBDA_RUNTIME = Runtime.NODEJS_24_X;
-/** esbuild target matching LAMBDA_RUNTIME. */
-export const BUNDLE_TARGET = 'node24';
 
 /**
- * ESM bundles still contain CommonJS dependencies that call `require`; esbuild's shim uses a global
- * `require` when one exists, so define it. The alias keeps it clear of a module's own createRequire.
- */
-export const ESM_REQUIRE_BANNER =
-  "import { createRequire as __vicinityCreateRequire } from 'node:module';" +
-  'const require = __vicinityCreateRequire(import.meta.url);';
-
-/**
- * Left to the runtime: the native addon (the layer) and, with `bundleAwsSdk: false` only, the SDK
- * (Lambda's Node.js 24 runtime ships a v3 of its choosing). Bundled (the default) the SDK is the
- * version package-lock.json pins and the tests ran, tree-shaken into the ESM bundle; left to the
- * runtime it is loaded through `require` from the ESM bundle, and Node's CommonJS loader (its
- * cjs-module-lexer parse of every @aws-sdk/* and @smithy/* file) costs about 100 ms of init
- * (docs/performance.md, "Cold start").
- */
-export function externalModules(bundleAwsSdk: boolean): string[] {
-  return bundleAwsSdk ? ['hnswlib-node'] : ['@aws-sdk/*', 'hnswlib-node'];
-}
-
-/**
- * esbuild's options for a function's bundle (everything but `outdir`). ESM with code splitting: the
- * entry `index.mjs` holds what the handler imports statically; every `import()` — the EventBridge and
- * Lambda clients, lib-storage's Upload, the Parquet readers, the explorer's maths, the OpenAPI
- * document, the SDK's rarely used credential providers and their STS/SSO clients — becomes a file in
- * `chunks/` that Node reads, parses and evaluates on first use only. In one file (NodejsFunction's
- * `--outfile`, which cannot split) V8 still parsed all of it at every cold start: ~25 % of the query
- * function's init (docs/performance.md, "Cold start"). Minified, with source maps (no sources inside)
- * that Node does not load (no `--enable-source-maps`): the injected functions/common/install-mapped-stacks.ts
- * maps a stack's frames when the stack is formatted, reading a map on the first stack that needs it.
- * No `keepNames` (its `__name` calls cost 4–11 ms of init, docs/performance.md "Cold start"): classes
- * and functions are renamed, so every error class states its `name` (core/errors.ts `errorName`;
- * test/infra/error-names.test.ts), the SDK's `NoOpLogger` gets its name back (the injected
- * functions/common/sdk-class-names.ts) and mapped stacks take function names from the map's `names`.
- * `mainFields: module` picks the SDK's ES builds, which tree-shake.
- */
-export function bundleOptions(entry: string, bundleAwsSdk: boolean): BuildOptions {
-  return {
-    entryPoints: { index: entry },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: BUNDLE_TARGET,
-    splitting: true,
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'chunks/[name]-[hash]',
-    mainFields: ['module', 'main'],
-    banner: { js: ESM_REQUIRE_BANNER },
-    inject: [
-      join(PROJECT_ROOT, 'functions', 'common', 'install-mapped-stacks.ts'),
-      join(PROJECT_ROOT, 'functions', 'common', 'sdk-class-names.ts'),
-    ],
-    external: externalModules(bundleAwsSdk),
-    minify: true,
-    keepNames: false,
-    sourcemap: true,
-    sourcesContent: false,
-    absWorkingDir: PROJECT_ROOT,
-    logLevel: 'warning',
-  };
-}
-
-/**
- * The function's code: `bundleOptions` run by esbuild from node_modules on this machine (never in
- * Docker: the image is a placeholder that is never pulled). The options (entry included) are part of
- * the asset's cache key through `command`, so two functions never share a bundle by accident; the
- * asset hash is the output's.
+ * The function's code: infra/bundle.ts run on this machine (never in Docker: the image is a
+ * placeholder that is never pulled), in a child process because local bundling is synchronous. The
+ * entry and the SDK choice are part of the asset's cache key through `command`, so two functions never
+ * share a bundle by accident; the asset hash is the output's.
  */
 export function bundledCode(entry: string, bundleAwsSdk: boolean): Code {
-  const options = bundleOptions(entry, bundleAwsSdk);
   return Code.fromAsset(PROJECT_ROOT, {
     assetHashType: AssetHashType.OUTPUT,
     bundling: {
       image: DockerImage.fromRegistry('dummy'),
       // Never run (local bundling always succeeds); it carries the options into the cache key.
-      command: ['esbuild', relative(PROJECT_ROOT, entry), JSON.stringify(options)],
+      command: ['bundle', relative(PROJECT_ROOT, entry), String(bundleAwsSdk)],
       local: {
         tryBundle(outdir: string): boolean {
-          buildSync({ ...options, outdir });
+          execFileSync(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              join(PROJECT_ROOT, 'infra', 'bundle-main.ts'),
+              entry,
+              outdir,
+              String(bundleAwsSdk),
+            ],
+            { cwd: PROJECT_ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
+          );
           return true;
         },
       },
@@ -130,7 +76,7 @@ export interface VicinityFunctionProps {
 }
 
 /**
- * A Node.js 24 function bundled locally by esbuild from node_modules (never in Docker, see
+ * A Node.js 24 function bundled locally by esbuild and Rollup from node_modules (never in Docker, see
  * `bundledCode`), as ESM split into an entry and chunks loaded on first use, with source maps read when a stack is formatted, the hnswlib-node layer, its own log group with a retention, active X-Ray tracing, and
  * its own role: instead of the AWS managed AWSLambdaBasicExecutionRole (logs on every log group), it may
  * write to its own log group only.
@@ -176,7 +122,7 @@ export class VicinityFunction extends Construct {
       tracing: Tracing.ACTIVE,
       environment: {
         // No NODE_OPTIONS=--enable-source-maps: Node would read and JSON-parse the .map of every file it
-        // loads at every cold start. The bundle maps a stack when it is formatted (bundleOptions).
+        // loads at every cold start. The bundle maps a stack when it is formatted (infra/bundle.ts).
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,

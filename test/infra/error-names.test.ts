@@ -6,11 +6,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDynamoClient } from '../../functions/adapters/aws-clients';
+import { bundleFunction } from '../../infra/bundle';
 import { runNode } from '../../infra/bundle-init';
-import { bundleOptions } from '../../infra/constructs/vicinity-function';
 import { PROJECT_ROOT } from '../../infra/paths';
 import type { DynamoStandIn } from '../../local/standins/common';
 import { ensureTable, LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/standins/common';
@@ -81,7 +80,7 @@ describe('names in a minified bundle', () => {
     });
     await ensureTable(ddb, table);
     ddb.destroy();
-    await build({ ...bundleOptions(join(PROJECT_ROOT, FIXTURE), true), outdir: out, logLevel: 'silent' });
+    await bundleFunction(join(PROJECT_ROOT, FIXTURE), out, true);
     writeFileSync(join(out, 'runner.mjs'), RUNNER);
     const stdout = await runNode([join(out, 'runner.mjs'), dynamo.endpoint, table], {
       cwd: out,

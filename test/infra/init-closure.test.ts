@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { build, type Metafile } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { bundleOptions } from '../../infra/constructs/vicinity-function';
+import { bundleOptions } from '../../infra/bundle';
 import { PROJECT_ROOT } from '../../infra/paths';
 
 /** Source files (relative, node_modules/ shortened to the package path) loaded when the entry loads. */

@@ -5,11 +5,10 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectPath } from '../../functions/common/mapped-stacks';
+import { bundleFunction } from '../../infra/bundle';
 import { runNode } from '../../infra/bundle-init';
-import { bundleOptions } from '../../infra/constructs/vicinity-function';
 import { PROJECT_ROOT } from '../../infra/paths';
 
 const FIXTURE = 'test/infra/fixtures/failing-route.ts';
@@ -32,7 +31,7 @@ describe('stacks of a bundled function', () => {
   let lines: Record<string, unknown>[] = [];
   beforeAll(async () => {
     mkdirSync(out, { recursive: true });
-    await build({ ...bundleOptions(join(PROJECT_ROOT, FIXTURE), true), outdir: out, logLevel: 'silent' });
+    await bundleFunction(join(PROJECT_ROOT, FIXTURE), out, true);
     writeFileSync(join(out, 'runner.mjs'), RUNNER);
     // As Lambda starts it now: no NODE_OPTIONS, so Node itself maps nothing.
     const stdout = await runNode([join(out, 'runner.mjs')], {

@@ -2,9 +2,10 @@ import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENV, EVENT_DETAIL_TYPE, EVENT_SOURCE } from '../../functions/contract';
+import { BUNDLE_TARGET, ESM_REQUIRE_BANNER, externalModules } from '../../infra/bundle';
 import { ConfigError, configFromContext, DEFAULT_CONFIG } from '../../infra/config';
 import { ADMIN_ROUTES } from '../../infra/constructs/query-api';
-import { ESM_REQUIRE_BANNER, externalModules } from '../../infra/constructs/vicinity-function';
+import { LAMBDA_RUNTIME } from '../../infra/constructs/vicinity-function';
 import { retentionFor, VicinityStack } from '../../infra/stacks/vicinity-stack';
 import { actionsOf, type Synthesised, statementsOfRole, synth } from './synth';
 
@@ -67,6 +68,10 @@ describe('bundling settings', () => {
     // -c vicinity:bundleAwsSdk=false: the runtime's copy of the SDK.
     expect(externalModules(false)).toEqual(['@aws-sdk/*', 'hnswlib-node']);
     expect(configFromContext((k) => ({ 'vicinity:bundleAwsSdk': 'false' })[k]).bundleAwsSdk).toBe(false);
+  });
+
+  it('compiles for the runtime the functions run on', () => {
+    expect(BUNDLE_TARGET).toBe(LAMBDA_RUNTIME.name.replace(/^nodejs(\d+)\.x$/, 'node$1'));
   });
 
   it('defines require for CommonJS dependencies inside the ESM bundle', () => {
