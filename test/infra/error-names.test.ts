@@ -1,6 +1,6 @@
 /**
- * The bundles are minified without `keepNames` (infra/constructs/vicinity-function.ts), which renames
- * classes and functions. Built with the stack's own options and run in plain Node, every error class of
+ * The bundles are minified without `keepNames` (infra/bundle.ts), which renames
+ * classes and functions. Built as the stack builds them and run in plain Node, every error class of
  * functions/ keeps the `name` it has in the source run, the error edge still names a domain error,
  * and the DynamoDB registry still recognises the SDK's ConditionalCheckFailedException.
  */

@@ -1,7 +1,8 @@
 /**
  * What each function's bundle loads at a cold start: the entry and the chunks it imports statically,
- * bundled with the stack's own esbuild options (infra/constructs/vicinity-function.ts, code splitting)
- * but not written. Everything else in the bundle is a chunk read on first use. These are the modules
+ * from the stack's own first pass (infra/bundle.ts `bundleOptions`, code splitting), not written. The
+ * second pass only moves these into index.mjs (test/infra/bundle.test.ts); everything else in the
+ * bundle is a chunk read on first use. These are the modules
  * whose parse and evaluation init waits for; `npm run synth` bounds the measured init as a whole.
  */
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 /**
  * Stacks logged by a bundled function read as the source, without `--enable-source-maps` (which made
- * Node load every map at every cold start): the bundle, built with the stack's own esbuild options,
+ * Node load every map at every cold start): the bundle, built as the stack builds it (infra/bundle.ts),
  * maps a stack when it is formatted (functions/common/mapped-stacks.ts).
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
