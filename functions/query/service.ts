@@ -109,6 +109,8 @@ export class QueryService {
 
   /** `answer` with its results' metadata as answers may show it. */
   private async visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
+    // Nothing erased (metadataFilter's own first test): no filter, and no result's metadata to look at.
+    if (!r.erasures || r.erasures.ids.size === 0) return answer;
     if (!answer.results.some((x) => x.metadata)) return answer;
     const f = await this.metadataFilter(r);
     return f ? { ...answer, results: withVisibleMetadata(answer.results, f) } : answer;
@@ -123,6 +125,30 @@ export class QueryService {
     budget?: WorkBudget,
   ) {
     return this.planner.search(searchable(c), vector, params, withErased(exclude, c), budget);
+  }
+
+  /**
+   * `collection` without a wait when the manifest is read and the collection loaded (the same checks
+   * and the same hold), else undefined: the caller then asks `collection`.
+   */
+  private collectionNow(r: Resolved, name: string, ctx: RequestContext): LoadedCollection | undefined {
+    const manifest = this.deps.cache.manifestNow(r.space, r.version, r.manifestKey);
+    if (!manifest || !Object.hasOwn(manifest.collections, name)) return undefined;
+    assertName('collection', name);
+    const held = this.deps.cache.collectionNow(
+      r.space,
+      r.version,
+      name,
+      r.pinned === true
+        ? { pinned: true, ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}) }
+        : r.manifestKey
+          ? { manifestKey: r.manifestKey }
+          : {},
+    );
+    if (!held) return undefined;
+    ctx.held.push(held.release);
+    // Erased ids are neither found nor returned, in every version (query/erasures.ts).
+    return this.versions.erasures.view(held.collection, r.erasures);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
@@ -265,11 +291,13 @@ export class QueryService {
         `target: applies to item queries; a vector query searches the collection it is sent to (${collection})`,
       );
     }
-    const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
-      router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
-    );
-    if (sharded) return this.visible(r, sharded);
-    const c = await this.collection(r, collection, ctx);
+    if (this.deps.shards) {
+      const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
+        router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
+      );
+      if (sharded) return this.visible(r, sharded);
+    }
+    const c = this.collectionNow(r, collection, ctx) ?? (await this.collection(r, collection, ctx));
     if (vector.length !== c.manifest.dims) {
       throw new BadRequestError(
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
