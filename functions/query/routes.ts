@@ -7,6 +7,7 @@ import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import {
+  fastQueryRequest,
   parseBatchBody,
   parseQueryBody,
   parseQueryRequest,
@@ -164,7 +165,8 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params, event }) => {
         const t0 = performance.now();
         const ctx = requestContext();
-        const q = await parseQueryRequest(parseJsonBody(event));
+        const raw = parseJsonBody(event);
+        const q = fastQueryRequest(raw) ?? (await parseQueryRequest(raw));
         const body = await service.query(
           params.space as string,
           params.collection as string,

@@ -96,20 +96,31 @@ function assertFiniteDistances(results: readonly { distance: number }[], collect
 export class SearchPlanner {
   constructor(private readonly cache: Pick<SnapshotCache, 'evict'>) {}
 
-  /** `search`, with its time added to the request's `search` timing and its work to the request's budget. */
-  async timed(
+  /**
+   * `search`, with its time added to the request's `search` timing and its work to the request's budget;
+   * answered without a wait when no segment needed one (searchNow).
+   */
+  timed(
     c: LoadedCollection,
     vector: number[],
     params: SearchOptions,
     exclude: Set<string>,
     ctx: RequestContext,
-  ): Promise<ScoredResult[]> {
+  ): ScoredResult[] | Promise<ScoredResult[]> {
     const t0 = performance.now();
-    try {
-      return await this.search(c, vector, params, exclude, ctx.budget);
-    } finally {
+    const done = () => {
       ctx.timings.search = (ctx.timings.search ?? 0) + performance.now() - t0;
+    };
+    let got: ScoredResult[] | Promise<ScoredResult[]>;
+    try {
+      got = this.searchNow(c, vector, params, exclude, ctx.budget);
+    } catch (err) {
+      done();
+      throw err;
     }
+    if (got instanceof Promise) return got.finally(done);
+    done();
+    return got;
   }
 
   /**
@@ -124,6 +135,21 @@ export class SearchPlanner {
     exclude: Set<string>,
     budget: WorkBudget = new WorkBudget(),
   ): Promise<ScoredResult[]> {
+    return this.searchNow(c, vector, params, exclude, budget);
+  }
+
+  /**
+   * `search` answered without a wait when every segment's search is a graph search (the common case);
+   * a promise when one needs an exact scan (its vectors may have to be read): the segments after it
+   * then run once it is done, in the same order.
+   */
+  searchNow(
+    c: LoadedCollection,
+    vector: number[],
+    params: SearchOptions,
+    exclude: Set<string>,
+    budget: WorkBudget = new WorkBudget(),
+  ): ScoredResult[] | Promise<ScoredResult[]> {
     const { k } = params;
     const units = searchUnits(k);
     if (!budget.take(units)) budget.charge(units, `a search of ${c.name} (k ${k})`);
@@ -146,9 +172,8 @@ export class SearchPlanner {
     // Cosine: normalised here in float64, so a huge or tiny (but finite float32) vector keeps its direction.
     const q = c.manifest.metric === 'cosine' ? normalisedArray(vector) : vector;
     const lists: Hit[][] = new Array(segments.length);
-    for (let i = 0; i < segments.length; i++) {
-      // Only an exact scan waits (for the segment's vectors); a graph search answers at once.
-      const got = this.searchSegment(
+    const segment = (i: number) =>
+      this.searchSegment(
         c,
         segments[i] as LoadedSegment,
         q,
@@ -159,8 +184,27 @@ export class SearchPlanner {
         predicate,
         budget,
       );
-      lists[i] = got instanceof Promise ? await got : got;
+    for (let i = 0; i < segments.length; i++) {
+      // Only an exact scan waits (for the segment's vectors); a graph search answers at once.
+      const got = segment(i);
+      if (got instanceof Promise) {
+        return (async () => {
+          lists[i] = await got;
+          for (let j = i + 1; j < segments.length; j++) {
+            const next = segment(j);
+            lists[j] = next instanceof Promise ? await next : next;
+          }
+          return this.results(c, lists, params);
+        })();
+      }
+      lists[i] = got;
     }
+    return this.results(c, lists, params);
+  }
+
+  /** The per-segment hits merged into the k best, as results (scores, metadata when asked for). */
+  private results(c: LoadedCollection, lists: Hit[][], params: SearchOptions): ScoredResult[] {
+    const k = params.k;
     const metric = c.manifest.metric;
     const merged = mergeNeighbours(lists, k);
     assertFiniteDistances(merged, c.name);

@@ -107,10 +107,14 @@ export class QueryService {
     return seenFilter(r.erasures, m.seenField);
   }
 
-  /** `answer` with its results' metadata as answers may show it. */
-  private async visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
+  /** `answer` with its results' metadata as answers may show it (at once when nothing is erased). */
+  private visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): A | Promise<A> {
     // Nothing erased (metadataFilter's own first test): no filter, and no result's metadata to look at.
     if (!r.erasures || r.erasures.ids.size === 0) return answer;
+    return this.visibleFiltered(r, answer);
+  }
+
+  private async visibleFiltered<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
     if (!answer.results.some((x) => x.metadata)) return answer;
     const f = await this.metadataFilter(r);
     return f ? { ...answer, results: withVisibleMetadata(answer.results, f) } : answer;
@@ -248,13 +252,8 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.planner.timed(
-      searchable(target),
-      vector,
-      params,
-      withErased(exclude, target),
-      ctx,
-    );
+    const found = this.planner.timed(searchable(target), vector, params, withErased(exclude, target), ctx);
+    const results = found instanceof Promise ? await found : found;
     return this.visible(r, {
       space: r.space,
       version: r.version,
@@ -303,13 +302,14 @@ export class QueryService {
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.planner.timed(
+    const found = this.planner.timed(
       searchable(c),
       vector,
       params,
       withErased(new Set(params.exclude), c),
       ctx,
     );
+    const results = found instanceof Promise ? await found : found;
     return this.visible(r, { space: r.space, version: r.version, collection, results });
   }
 
