@@ -32,19 +32,48 @@ interface MiddyRequest {
 }
 type LambdaHandler = (event: unknown, context: unknown) => unknown;
 
-/** Runs one chain of middlewares; true when one of them answered early (the chain stops there). */
-async function runChain(chain: Hook[], request: MiddyRequest, plugin: Plugin): Promise<boolean> {
+/**
+ * Runs one chain of middlewares; true when one of them answered early (the chain stops there). Without
+ * a wait while the hooks answer synchronously: the first hook that returns a promise hands the rest of
+ * the chain to `runChainFrom`, which awaits it (the same order, the same early response).
+ */
+function runChain(chain: Hook[], request: MiddyRequest, plugin: Plugin): boolean | Promise<boolean> {
   for (let i = 0, len = chain.length; i < len; i++) {
     const next = chain[i] as Hook;
     plugin.beforeMiddleware?.(next.name);
+    const res = next(request);
+    if (res instanceof Promise) return runChainFrom(chain, i, res, request, plugin);
+    if (settle(res, next, request, plugin)) return true;
+  }
+  return false;
+}
+
+/** After hook `i` answered `pending`: awaits it, then runs the rest of the chain as runChain did. */
+async function runChainFrom(
+  chain: Hook[],
+  i: number,
+  pending: Promise<unknown>,
+  request: MiddyRequest,
+  plugin: Plugin,
+): Promise<boolean> {
+  if (settle(await pending, chain[i] as Hook, request, plugin)) return true;
+  for (let j = i + 1, len = chain.length; j < len; j++) {
+    const next = chain[j] as Hook;
+    plugin.beforeMiddleware?.(next.name);
     let res = next(request);
     if (res instanceof Promise) res = await res;
-    plugin.afterMiddleware?.(next.name);
-    if (res !== undefined) request.earlyResponse = res;
-    if ('earlyResponse' in request) {
-      request.response = request.earlyResponse;
-      return true;
-    }
+    if (settle(res, next, request, plugin)) return true;
+  }
+  return false;
+}
+
+/** A hook's answer: an early response ends the chain (true). */
+function settle(res: unknown, hook: Hook, request: MiddyRequest, plugin: Plugin): boolean {
+  plugin.afterMiddleware?.(hook.name);
+  if (res !== undefined) request.earlyResponse = res;
+  if ('earlyResponse' in request) {
+    request.response = request.earlyResponse;
+    return true;
   }
   return false;
 }
@@ -61,7 +90,9 @@ async function runRequest(
   const remaining =
     request.context.getRemainingTimeInMillis ?? request.context.lambdaContext?.getRemainingTimeInMillis;
   try {
-    if (!(await runChain(before, request, plugin))) {
+    let early = runChain(before, request, plugin);
+    if (early instanceof Promise) early = await early;
+    if (!early) {
       plugin.beforeHandler();
       const result = lambdaHandler(request.event, request.context);
       if (result instanceof Promise && plugin.timeoutEarly && remaining) {
@@ -81,7 +112,8 @@ async function runRequest(
       } else request.response = await result;
       if (timeoutID) clearTimeout(timeoutID);
       plugin.afterHandler();
-      await runChain(after, request, plugin);
+      const done = runChain(after, request, plugin);
+      if (done instanceof Promise) await done;
     }
   } catch (err) {
     if (timeoutID) clearTimeout(timeoutID);
@@ -89,7 +121,8 @@ async function runRequest(
     delete request.earlyResponse;
     request.error = err;
     try {
-      await runChain(onError, request, plugin);
+      const done = runChain(onError, request, plugin);
+      if (done instanceof Promise) await done;
     } catch (e) {
       // An onError middleware that throws: its error goes out, with the one it was handling as cause.
       if (e !== request.error && typeof e === 'object' && e !== null) {

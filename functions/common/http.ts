@@ -54,7 +54,9 @@ export function parseJsonBody(event: HttpEvent, required = true): unknown {
       `The request body is ${type ? JSON.stringify(type.slice(0, 80)) : 'of no declared type'}; send it as application/json (Content-Type: application/json)`,
     );
   }
-  if (text.trim() === '') {
+  // A body that starts with `{` or `[` is not blank: no trimmed copy to look at.
+  const first = text.charCodeAt(0);
+  if (first !== 123 && first !== 91 && text.trim() === '') {
     if (required) throw new BadRequestError('The request body is empty; expected a JSON object');
     return undefined;
   }

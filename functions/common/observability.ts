@@ -13,8 +13,31 @@ export interface Observability {
   metrics: Metrics;
 }
 
+/**
+ * Powertools' Logger that knows whether temporary keys were appended since its last `resetKeys`: the
+ * per-request reset (observe) is then skipped while there is nothing to reset — Powertools reads
+ * `process.env` three times for it (~0.5 µs), and the HTTP routes append no keys (LOG_KEYS instead).
+ * `appendKeys` is the only way to add temporary keys. Under Lambda's concurrent invocations each
+ * invocation's keys live in its own store, which ends with it.
+ */
+export class RequestLogger extends Logger {
+  /** Unknown at first: the first reset runs. */
+  private temporaryKeys = true;
+
+  override appendKeys(attributes: Parameters<Logger['appendKeys']>[0]): void {
+    this.temporaryKeys = true;
+    super.appendKeys(attributes);
+  }
+
+  override resetKeys(): void {
+    if (!this.temporaryKeys) return;
+    this.temporaryKeys = false;
+    super.resetKeys();
+  }
+}
+
 export function createObservability(serviceName: string): Observability {
-  const logger = new Logger({ serviceName });
+  const logger = new RequestLogger({ serviceName });
   // Metrics' own warnings go through the logger, so its level governs them too.
   return { logger, metrics: new Metrics({ namespace: NAMESPACE, serviceName, logger }) };
 }

@@ -50,7 +50,16 @@ export function createRouter(
     },
   }));
   const compiled = [...routes, ...foreign].map((r) => ({ ...r, parts: r.path.split('/').slice(1) }));
-  return async (event) => {
+  // The route handler's own promise is the answer (no async wrapper around it); what the dispatch
+  // itself refuses (400, 404, 405) is a rejected promise, as from an async function.
+  return (event) => {
+    try {
+      return dispatch(event);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  function dispatch(event: HttpEvent): Promise<HttpResult> {
     const method = event.requestContext?.http?.method ?? 'GET';
     const rawPath = event.rawPath ?? '/';
     const raw = rawPath.startsWith('/') ? rawPath.slice(1).split('/') : [];
@@ -94,9 +103,9 @@ export function createRouter(
     if (allowed.length) {
       const allow = [...new Set([...allowed, 'OPTIONS'])].join(', ');
       // A CORS preflight (or a plain OPTIONS): what the path allows; corsMiddleware adds the CORS part.
-      if (method === 'OPTIONS') return { statusCode: 204, headers: { allow }, body: '' };
+      if (method === 'OPTIONS') return Promise.resolve({ statusCode: 204, headers: { allow }, body: '' });
       throw new MethodNotAllowedError(`${method} is not allowed on ${rawPath}; allowed: ${allow}`, allow);
     }
     throw new NotFoundError(`No route for ${method} ${rawPath.slice(0, 200)}`);
-  };
+  }
 }

@@ -56,11 +56,14 @@ export function httpHandler(
   config: Config,
   route: (e: HttpEvent) => Promise<HttpResult>,
 ) {
-  return middy<HttpEvent, HttpResult>({ executionMode: executionModeWithoutSignal })
-    .use(observe(obs))
-    .use(corsMiddleware(config.corsOrigins))
-    .use(problemMiddleware(asLog(obs.logger)))
-    .handler(async (event: HttpEvent) => route(event));
+  return (
+    middy<HttpEvent, HttpResult>({ executionMode: executionModeWithoutSignal })
+      .use(observe(obs))
+      .use(corsMiddleware(config.corsOrigins))
+      .use(problemMiddleware(asLog(obs.logger)))
+      // The route's own promise, not one more async wrapper around it.
+      .handler((event: HttpEvent) => route(event))
+  );
 }
 
 export type LambdaFn<E, R> = (event: E, context: Context) => Promise<R>;

@@ -62,6 +62,16 @@ export class WorkBudget {
     if (this.used + units > this.limit) this.refuse(units, what);
   }
 
+  /**
+   * Charges `units` when they fit and answers true; else charges nothing and answers false (the caller
+   * then calls `charge` with its description, which refuses): the hot path builds no description.
+   */
+  take(units: number): boolean {
+    if (this.used + units > this.limit) return false;
+    this.used += units;
+    return true;
+  }
+
   charge(units: number, what: string): void {
     this.ensure(units, what);
     this.used += units;

@@ -234,6 +234,29 @@ export async function parseQueryBody(raw: unknown): Promise<SearchParams & { vec
   return s.parseWith(s.queryBodySchema, raw, 'body');
 }
 
+/**
+ * A query body as the vector and the search parameters apart: what `parseQueryBody` answers, split
+ * (`{ vector, ...params }`), with the common well-formed body checked by hand straight into the two
+ * parts (no object rest copy); anything else goes through `parseQueryBody`, so every 400 is its own.
+ */
+export async function parseQueryRequest(raw: unknown): Promise<{ vector: number[]; params: SearchParams }> {
+  const fast = fastQueryRequest(raw);
+  if (fast) return fast;
+  const { vector, ...params } = await parseQueryBody(raw);
+  return { vector, params };
+}
+
+/** fastQueryBody's answer split into the vector and the rest (same keys, same order), else undefined. */
+export function fastQueryRequest(raw: unknown): { vector: number[]; params: SearchParams } | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) if (!Object.hasOwn(QUERY_BODY, key)) return undefined;
+  const v = Object.hasOwn(r, 'vector') ? r.vector : undefined;
+  if (v === undefined || vectorCheck(v) === FAIL) return undefined;
+  const params = checkObject(r, SEARCH_BODY, false) as SearchParams | undefined;
+  return params && { vector: v as number[], params };
+}
+
 /** A batch body, as batchBodySchema answers it (entries are checked one by one: `parseBatchEntries`). */
 export async function parseBatchBody(raw: unknown): Promise<BatchBody> {
   const fast = fastBatchBody(raw);

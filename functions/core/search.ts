@@ -25,6 +25,14 @@ export function compareNeighbours(a: Neighbour, b: Neighbour): number {
 
 /** Merges per-segment neighbour lists into the k best overall. */
 export function mergeNeighbours<T extends Neighbour>(lists: T[][], k: number): T[] {
+  if (lists.length === 1) {
+    // One list already in order (one segment's search, ties by id included): its first k, unsorted.
+    const one = lists[0] ?? [];
+    let sorted = true;
+    for (let i = 1; i < one.length && sorted; i++)
+      sorted = compareNeighbours(one[i - 1] as T, one[i] as T) <= 0;
+    if (sorted) return one.slice(0, k);
+  }
   const all = lists.length === 1 ? [...(lists[0] ?? [])] : lists.flat();
   all.sort(compareNeighbours);
   return all.slice(0, k);

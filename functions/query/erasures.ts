@@ -41,6 +41,12 @@ export class ErasureCache {
 
   constructor(private readonly registry: Registry) {}
 
+  /** The cached list when it is the one for `counter` (what `state` would answer at once), else undefined. */
+  current(space: string, counter: number): ErasureState | undefined {
+    const have = this.states.get(space);
+    return have && have.counter === counter ? have : undefined;
+  }
+
   /** The list for `counter`: the cached one, or read once (concurrent requests share the read). */
   async state(space: string, counter: number): Promise<ErasureState> {
     const have = this.states.get(space);

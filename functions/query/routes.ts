@@ -6,7 +6,14 @@ import { assertNotDeleting } from '../core/erasure';
 import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
-import { parseBatchBody, parseQueryBody, parseSearchBody, type SearchParams } from '../core/query';
+import {
+  fastQueryRequest,
+  parseBatchBody,
+  parseQueryBody,
+  parseQueryRequest,
+  parseSearchBody,
+  type SearchParams,
+} from '../core/query';
 import { versionSummary } from '../core/version';
 import { requestContext, served } from './context';
 import { diffRoute } from './diff-route';
@@ -158,8 +165,15 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
       handler: async ({ params, event }) => {
         const t0 = performance.now();
         const ctx = requestContext();
-        const { vector, ...p } = await parseQueryBody(parseJsonBody(event));
-        const body = await service.query(params.space as string, params.collection as string, vector, p, ctx);
+        const raw = parseJsonBody(event);
+        const q = fastQueryRequest(raw) ?? (await parseQueryRequest(raw));
+        const body = await service.query(
+          params.space as string,
+          params.collection as string,
+          q.vector,
+          q.params,
+          ctx,
+        );
         return served(body, ctx, t0);
       },
     },

@@ -59,6 +59,16 @@ interface Hit {
   label: number;
 }
 
+/** A segment's hits with their ids (and where their metadata is). */
+function hitsOf(seg: LoadedSegment, list: readonly LabelHit[]): Hit[] {
+  const out: Hit[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i] as LabelHit;
+    out[i] = { id: seg.ids[h.label] as string, distance: h.distance, seg, label: h.label };
+  }
+  return out;
+}
+
 /** The nodes a filtered graph search is expected to visit: ef / selectivity, the whole segment when fewer than ef qualify. */
 export function filteredVisits(allowed: number, n: number, ef: number): number {
   if (allowed < ef) return n;
@@ -86,20 +96,31 @@ function assertFiniteDistances(results: readonly { distance: number }[], collect
 export class SearchPlanner {
   constructor(private readonly cache: Pick<SnapshotCache, 'evict'>) {}
 
-  /** `search`, with its time added to the request's `search` timing and its work to the request's budget. */
-  async timed(
+  /**
+   * `search`, with its time added to the request's `search` timing and its work to the request's budget;
+   * answered without a wait when no segment needed one (searchNow).
+   */
+  timed(
     c: LoadedCollection,
     vector: number[],
     params: SearchOptions,
     exclude: Set<string>,
     ctx: RequestContext,
-  ): Promise<ScoredResult[]> {
+  ): ScoredResult[] | Promise<ScoredResult[]> {
     const t0 = performance.now();
-    try {
-      return await this.search(c, vector, params, exclude, ctx.budget);
-    } finally {
+    const done = () => {
       ctx.timings.search = (ctx.timings.search ?? 0) + performance.now() - t0;
+    };
+    let got: ScoredResult[] | Promise<ScoredResult[]>;
+    try {
+      got = this.searchNow(c, vector, params, exclude, ctx.budget);
+    } catch (err) {
+      done();
+      throw err;
     }
+    if (got instanceof Promise) return got.finally(done);
+    done();
+    return got;
   }
 
   /**
@@ -114,50 +135,104 @@ export class SearchPlanner {
     exclude: Set<string>,
     budget: WorkBudget = new WorkBudget(),
   ): Promise<ScoredResult[]> {
+    return this.searchNow(c, vector, params, exclude, budget);
+  }
+
+  /**
+   * `search` answered without a wait when every segment's search is a graph search (the common case);
+   * a promise when one needs an exact scan (its vectors may have to be read): the segments after it
+   * then run once it is done, in the same order.
+   */
+  searchNow(
+    c: LoadedCollection,
+    vector: number[],
+    params: SearchOptions,
+    exclude: Set<string>,
+    budget: WorkBudget = new WorkBudget(),
+  ): ScoredResult[] | Promise<ScoredResult[]> {
     const { k } = params;
-    budget.charge(searchUnits(k), `a search of ${c.name} (k ${k})`);
+    const units = searchUnits(k);
+    if (!budget.take(units)) budget.charge(units, `a search of ${c.name} (k ${k})`);
     const ef = params.ef ?? c.manifest.ef;
     const predicate = compileFilter(params.filter, c.manifest.metadataFields);
-    // No exclusions (the common case): one shared empty set, read only, instead of one per segment.
-    const excluded: ReadonlySet<number>[] = c.segments.map(() => NONE);
-    for (const id of exclude) {
-      const ref = c.lookup(id);
-      if (!ref) continue;
-      const set = excluded[ref.segment] === NONE ? new Set<number>() : (excluded[ref.segment] as Set<number>);
-      set.add(ref.label);
-      excluded[ref.segment] = set;
+    const segments = c.segments;
+    // No exclusions (the common case): no per-segment sets at all (each segment reads the shared NONE).
+    let excluded: ReadonlySet<number>[] | undefined;
+    if (exclude.size > 0) {
+      const sets: ReadonlySet<number>[] = segments.map(() => NONE);
+      for (const id of exclude) {
+        const ref = c.lookup(id);
+        if (!ref) continue;
+        const set = sets[ref.segment] === NONE ? new Set<number>() : (sets[ref.segment] as Set<number>);
+        set.add(ref.label);
+        sets[ref.segment] = set;
+      }
+      excluded = sets;
     }
     // Cosine: normalised here in float64, so a huge or tiny (but finite float32) vector keeps its direction.
     const q = c.manifest.metric === 'cosine' ? normalisedArray(vector) : vector;
-    const lists: Hit[][] = [];
-    for (let i = 0; i < c.segments.length; i++)
-      lists.push(
-        await this.searchSegment(
-          c,
-          c.segments[i] as LoadedSegment,
-          q,
-          k,
-          ef,
-          excluded[i] as ReadonlySet<number>,
-          params,
-          predicate,
-          budget,
-        ),
+    const lists: Hit[][] = new Array(segments.length);
+    const segment = (i: number) =>
+      this.searchSegment(
+        c,
+        segments[i] as LoadedSegment,
+        q,
+        k,
+        ef,
+        excluded ? (excluded[i] as ReadonlySet<number>) : NONE,
+        params,
+        predicate,
+        budget,
       );
+    for (let i = 0; i < segments.length; i++) {
+      // Only an exact scan waits (for the segment's vectors); a graph search answers at once.
+      const got = segment(i);
+      if (got instanceof Promise) {
+        return (async () => {
+          lists[i] = await got;
+          for (let j = i + 1; j < segments.length; j++) {
+            const next = segment(j);
+            lists[j] = next instanceof Promise ? await next : next;
+          }
+          return this.results(c, lists, params);
+        })();
+      }
+      lists[i] = got;
+    }
+    return this.results(c, lists, params);
+  }
+
+  /** The per-segment hits merged into the k best, as results (scores, metadata when asked for). */
+  private results(c: LoadedCollection, lists: Hit[][], params: SearchOptions): ScoredResult[] {
+    const k = params.k;
     const metric = c.manifest.metric;
     const merged = mergeNeighbours(lists, k);
     assertFiniteDistances(merged, c.name);
     const out: ScoredResult[] = new Array(merged.length);
-    for (let i = 0; i < merged.length; i++) {
-      const n = merged[i] as Hit;
-      const r: ScoredResult = { id: n.id, score: scoreOf(metric, n.distance), distance: n.distance };
-      if (params.includeMetadata) r.metadata = n.seg.meta?.[n.label] ?? null;
-      out[i] = r;
+    // One object literal per shape (no property added afterwards): same fields, same order.
+    if (params.includeMetadata) {
+      for (let i = 0; i < merged.length; i++) {
+        const n = merged[i] as Hit;
+        const d = n.distance;
+        out[i] = {
+          id: n.id,
+          score: scoreOf(metric, d),
+          distance: d,
+          metadata: n.seg.meta?.[n.label] ?? null,
+        };
+      }
+    } else {
+      for (let i = 0; i < merged.length; i++) {
+        const n = merged[i] as Hit;
+        const d = n.distance;
+        out[i] = { id: n.id, score: scoreOf(metric, d), distance: d };
+      }
     }
     return out;
   }
 
-  private async searchSegment(
+  /** A plain graph search answers at once; a search that may scan answers a promise. */
+  private searchSegment(
     c: LoadedCollection,
     seg: LoadedSegment,
     vector: number[],
@@ -167,17 +242,34 @@ export class SearchPlanner {
     params: Pick<SearchParams, 'filter'>,
     predicate: Predicate | undefined,
     budget: WorkBudget,
-  ): Promise<Hit[]> {
-    const hits = (list: LabelHit[]): Hit[] =>
-      list.map((h) => ({ id: seg.ids[h.label] as string, distance: h.distance, seg, label: h.label }));
+  ): Hit[] | Promise<Hit[]> {
     const n = seg.ids.length;
     const dims = c.manifest.dims;
     const ef = effectiveEf(askedEf, k, n);
-    const where = `a search of ${c.name}`;
     if (!predicate && excluded.size === 0) {
-      budget.charge(graphUnits(ef, dims), where);
-      return hits(seg.index.search(vector, k, ef));
+      const units = graphUnits(ef, dims);
+      if (!budget.take(units)) budget.charge(units, `a search of ${c.name}`);
+      return hitsOf(seg, seg.index.search(vector, k, ef));
     }
+    return this.searchSegmentNarrowed(c, seg, vector, k, ef, excluded, params, predicate, budget);
+  }
+
+  /** searchSegment with exclusions or a filter: widened or filtered HNSW, or an exact scan. */
+  private async searchSegmentNarrowed(
+    c: LoadedCollection,
+    seg: LoadedSegment,
+    vector: number[],
+    k: number,
+    ef: number,
+    excluded: ReadonlySet<number>,
+    params: Pick<SearchParams, 'filter'>,
+    predicate: Predicate | undefined,
+    budget: WorkBudget,
+  ): Promise<Hit[]> {
+    const hits = (list: LabelHit[]): Hit[] => hitsOf(seg, list);
+    const n = seg.ids.length;
+    const dims = c.manifest.dims;
+    const where = `a search of ${c.name}`;
 
     const candidates = predicate && params.filter ? segmentFilters(seg).candidates(params.filter) : undefined;
     // Exact for a one-condition filter or plain exclusions, an upper bound for several conditions.

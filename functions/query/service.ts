@@ -107,8 +107,14 @@ export class QueryService {
     return seenFilter(r.erasures, m.seenField);
   }
 
-  /** `answer` with its results' metadata as answers may show it. */
-  private async visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
+  /** `answer` with its results' metadata as answers may show it (at once when nothing is erased). */
+  private visible<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): A | Promise<A> {
+    // Nothing erased (metadataFilter's own first test): no filter, and no result's metadata to look at.
+    if (!r.erasures || r.erasures.ids.size === 0) return answer;
+    return this.visibleFiltered(r, answer);
+  }
+
+  private async visibleFiltered<A extends { results: ScoredResult[] }>(r: Resolved, answer: A): Promise<A> {
     if (!answer.results.some((x) => x.metadata)) return answer;
     const f = await this.metadataFilter(r);
     return f ? { ...answer, results: withVisibleMetadata(answer.results, f) } : answer;
@@ -123,6 +129,30 @@ export class QueryService {
     budget?: WorkBudget,
   ) {
     return this.planner.search(searchable(c), vector, params, withErased(exclude, c), budget);
+  }
+
+  /**
+   * `collection` without a wait when the manifest is read and the collection loaded (the same checks
+   * and the same hold), else undefined: the caller then asks `collection`.
+   */
+  private collectionNow(r: Resolved, name: string, ctx: RequestContext): LoadedCollection | undefined {
+    const manifest = this.deps.cache.manifestNow(r.space, r.version, r.manifestKey);
+    if (!manifest || !Object.hasOwn(manifest.collections, name)) return undefined;
+    assertName('collection', name);
+    const held = this.deps.cache.collectionNow(
+      r.space,
+      r.version,
+      name,
+      r.pinned === true
+        ? { pinned: true, ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}) }
+        : r.manifestKey
+          ? { manifestKey: r.manifestKey }
+          : {},
+    );
+    if (!held) return undefined;
+    ctx.held.push(held.release);
+    // Erased ids are neither found nor returned, in every version (query/erasures.ts).
+    return this.versions.erasures.view(held.collection, r.erasures);
   }
 
   /** A collection of the resolved version, held for the rest of the request. */
@@ -222,13 +252,8 @@ export class QueryService {
       const seen = seg.meta?.[ref.label]?.[seenField];
       if (Array.isArray(seen)) for (const s of seen) exclude.add(String(s));
     }
-    const results = await this.planner.timed(
-      searchable(target),
-      vector,
-      params,
-      withErased(exclude, target),
-      ctx,
-    );
+    const found = this.planner.timed(searchable(target), vector, params, withErased(exclude, target), ctx);
+    const results = found instanceof Promise ? await found : found;
     return this.visible(r, {
       space: r.space,
       version: r.version,
@@ -265,23 +290,26 @@ export class QueryService {
         `target: applies to item queries; a vector query searches the collection it is sent to (${collection})`,
       );
     }
-    const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
-      router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
-    );
-    if (sharded) return this.visible(r, sharded);
-    const c = await this.collection(r, collection, ctx);
+    if (this.deps.shards) {
+      const sharded = await this.shardedAnswer(r, collection, collection, (router) =>
+        router.query(r, collection, vector, excludingErased(r, collection, params), ctx),
+      );
+      if (sharded) return this.visible(r, sharded);
+    }
+    const c = this.collectionNow(r, collection, ctx) ?? (await this.collection(r, collection, ctx));
     if (vector.length !== c.manifest.dims) {
       throw new BadRequestError(
         `vector has ${vector.length} values, collection ${collection} has ${c.manifest.dims} dims`,
       );
     }
-    const results = await this.planner.timed(
+    const found = this.planner.timed(
       searchable(c),
       vector,
       params,
       withErased(new Set(params.exclude), c),
       ctx,
     );
+    const results = found instanceof Promise ? await found : found;
     return this.visible(r, { space: r.space, version: r.version, collection, results });
   }
 

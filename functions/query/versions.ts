@@ -6,7 +6,7 @@ import type { SearchParams } from '../core/query';
 import type { VersionRecord } from '../core/version';
 import { CapacityError } from '../snapshot/cache';
 import { type RequestContext, type Resolved, releaseHeld } from './context';
-import { ErasureCache } from './erasures';
+import { ErasureCache, type ErasureState } from './erasures';
 
 export type VersionChoice = Pick<SearchParams, 'version' | 'consistency'>;
 
@@ -29,6 +29,14 @@ export interface SwitchWarmer {
   load(space: string, version: string, names: string[]): Promise<void>;
 }
 
+/** The pointer item as an instance trusts it (VersionResolver.spaceState). */
+interface PointerState {
+  pointer: Pointer;
+  at: number;
+  erasureCounter: number;
+  deleting: boolean;
+}
+
 /** Version records cached at most this many; past it, expired ones are dropped (hostile pins can't grow it). */
 const MAX_CACHED_RECORDS = 1000;
 
@@ -38,14 +46,17 @@ const MAX_CACHED_RECORDS = 1000;
  * previous version, only while the registry says it is READY.
  */
 export class VersionResolver {
-  private readonly pointers = new Map<
-    string,
-    { pointer: Pointer; at: number; erasureCounter: number; deleting: boolean }
-  >();
+  private readonly pointers = new Map<string, PointerState>();
   readonly erasures: ErasureCache;
   private readonly records = new Map<string, { record: VersionRecord | undefined; at: number }>();
   private readonly lastServed = new Map<string, string>();
   private readonly switches = new Map<string, Switch>();
+  /**
+   * space → what `resolve` last answered for an unpinned request, with the pointer state and erasure list
+   * it was built from: while both are still the ones in force, the same (never mutated) answer serves the
+   * next eventual request without its awaits, allocations and manifest-key string (`resolvedNow`).
+   */
+  private readonly hot = new Map<string, { state: PointerState; erasures: ErasureState; r: Resolved }>();
 
   constructor(
     private readonly deps: {
@@ -85,13 +96,13 @@ export class VersionResolver {
    * The pointer item as this instance trusts it: the pointer, the erasure counter (never moving back)
    * and whether the space is being deleted (never unset) — one read, cached like the pointer.
    */
-  async spaceState(space: string, strong = false) {
+  async spaceState(space: string, strong = false): Promise<PointerState> {
     const cached = this.pointers.get(space);
     if (!strong && cached && this.now() - cached.at < this.deps.pointerTtlMs) return cached;
     const fresh = await this.deps.registry.getSpaceState(space, strong);
     const pointer =
       cached && cached.pointer.generation > fresh.pointer.generation ? cached.pointer : fresh.pointer;
-    const state = {
+    const state: PointerState = {
       pointer,
       at: this.now(),
       erasureCounter: Math.max(fresh.erasureCounter, cached?.erasureCounter ?? 0),
@@ -154,7 +165,7 @@ export class VersionResolver {
       );
     }
     const erasures = await this.erasures.state(space, s.erasureCounter);
-    return {
+    const r: Resolved = {
       space,
       version: p.version,
       generation: p.generation,
@@ -162,6 +173,23 @@ export class VersionResolver {
       erasures,
       manifestKey: await this.erasures.manifestKey(space, p.version, erasures),
     };
+    this.hot.set(space, { state: s, erasures, r });
+    return r;
+  }
+
+  /**
+   * `resolve`'s answer for an eventual, unpinned request, without a wait, when it would be the last one
+   * again: the pointer state it was built from is still the cached one and within pointerTtlMs, and the
+   * erasure list for its counter is still the one it used (so the manifest key, read once per list, is
+   * too). Undefined otherwise: the request then resolves as usual.
+   */
+  private resolvedNow(space: string, params: VersionChoice): Resolved | undefined {
+    if (params.version || params.consistency === 'strong') return undefined;
+    const hot = this.hot.get(space);
+    if (!hot) return undefined;
+    const s = hot.state;
+    if (this.pointers.get(space) !== s || !(this.now() - s.at < this.deps.pointerTtlMs)) return undefined;
+    return this.erasures.current(space, s.erasureCounter) === hot.erasures ? hot.r : undefined;
   }
 
   /**
@@ -229,7 +257,7 @@ export class VersionResolver {
     fn: (r: Resolved) => Promise<T>,
   ): Promise<T> {
     try {
-      const r = await this.resolve(space, params);
+      const r = this.resolvedNow(space, params) ?? (await this.resolve(space, params));
       const old = this.graceVersion(space, r, params);
       if (old) {
         try {

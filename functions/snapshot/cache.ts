@@ -47,6 +47,9 @@ interface Entry {
 
 const FAILURE_HOLD_MS = 15_000;
 
+/** The report of a collection that was already in memory (shared: nobody writes to it). */
+const CACHED: LoadReport = Object.freeze({ cached: true });
+
 export interface Held {
   collection: LoadedCollection;
   report: LoadReport;
@@ -125,6 +128,8 @@ function mayEvict(victimRank: number, loadRank: number): boolean {
  */
 export class SnapshotCache {
   private readonly manifests = new Map<string, Promise<Manifest>>();
+  /** The manifests read, by the promise `manifests` holds for them (forgotten with it). */
+  private readonly readManifests = new WeakMap<Promise<Manifest>, Manifest>();
   private readonly entries = new Map<string, Entry>();
   private readonly failures = new Map<string, { message: string; until: number }>();
   /** space → the pointer's active and previous version, as the query side last read them. */
@@ -160,7 +165,7 @@ export class SnapshotCache {
     const mkey = key === manifestKey(space, version) ? vkey : `${vkey}#${key}`;
     let p = this.manifests.get(mkey);
     if (!p) {
-      p = this.store.getText(key).then(async (text) => {
+      const read = this.store.getText(key).then(async (text) => {
         if (text === undefined) {
           if (await this.gone(space, version)) throw this.goneError(space, version);
           throw new SnapshotUnavailableError(
@@ -168,13 +173,24 @@ export class SnapshotCache {
           );
         }
         const m = JSON.parse(text) as Manifest;
-        return this.opts.view ? this.opts.view(m) : m;
+        const seen = this.opts.view ? this.opts.view(m) : m;
+        // Read without a wait from now on (manifestNow), while this promise is the cached one.
+        if (this.manifests.get(mkey) === read) this.readManifests.set(read, seen);
+        return seen;
       });
+      p = read;
       // The caller sees the rejection through `p`; this only keeps a failed read from being cached.
       p.catch(() => this.manifests.delete(mkey));
       this.manifests.set(mkey, p);
     }
     return p;
+  }
+
+  /** `manifest`'s answer when it has been read already (the same object), else undefined: no wait. */
+  manifestNow(space: string, version: string, key = manifestKey(space, version)): Manifest | undefined {
+    const vkey = `${space}/${version}`;
+    const p = this.manifests.get(key === manifestKey(space, version) ? vkey : `${vkey}#${key}`);
+    return p && this.readManifests.get(p);
   }
 
   /** Forgets every manifest of a version (the default one and any purge's). */
@@ -225,6 +241,52 @@ export class SnapshotCache {
       .map(([k]) => k);
   }
 
+  /**
+   * `collection` when the collection is loaded now and nothing stands in its way: the same hold (LRU,
+   * pin and disk use, in-flight count, release), answered without a wait; else undefined, and the
+   * caller asks `collection` (which loads it, waits for a load in progress, or refuses).
+   */
+  collectionNow(
+    space: string,
+    version: string,
+    name: string,
+    options: CollectionOptions = {},
+  ): Held | undefined {
+    const key = this.entryKey(space, version, name, options.manifestKey);
+    const entry = this.entries.get(key);
+    const c = entry?.collection;
+    if (!entry || !c) return undefined;
+    const failed = this.failures.get(key);
+    if (failed && failed.until > this.now()) return undefined;
+    return { collection: c, report: CACHED, release: this.hold(entry, space, version, options) };
+  }
+
+  /** The entries' key of a collection as served from a manifest (the default one unless a purge moved it). */
+  private entryKey(space: string, version: string, name: string, key: string | undefined): string {
+    const base = `${space}/${version}/${name}`;
+    return key !== undefined && key !== manifestKey(space, version) ? `${base}#${key}` : base;
+  }
+
+  /** Counts a request's use of `entry` (LRU, pin window, disk LRU, in flight) and answers its release. */
+  private hold(entry: Entry, space: string, version: string, options: CollectionOptions): () => void {
+    const vkey = `${space}/${version}`;
+    const now = this.now();
+    if (options.pinned) this.pins.set(vkey, now);
+    const d = this.disk.get(vkey);
+    if (d) d.lastUsed = now;
+    entry.lastUsed = now;
+    entry.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.inFlight--;
+      // Dropped while this request still used it: its native memory goes now that nobody does.
+      if (entry.inFlight === 0 && this.draining.delete(entry) && entry.collection)
+        freeNative(entry.collection);
+    };
+  }
+
   /** The collection, loading it if needed; `report` tells what the load cost (for logs and Server-Timing). */
   async collection(
     space: string,
@@ -233,15 +295,13 @@ export class SnapshotCache {
     options: CollectionOptions = {},
   ): Promise<Held> {
     const base = `${space}/${version}/${name}`;
-    const custom = options.manifestKey !== undefined && options.manifestKey !== manifestKey(space, version);
-    const key = custom ? `${base}#${options.manifestKey}` : base;
-    const vkey = `${space}/${version}`;
+    const key = this.entryKey(space, version, name, options.manifestKey);
     const failed = this.failures.get(key);
     if (failed && failed.until > this.now()) {
       throw new SnapshotUnavailableError(failed.message, { extras: { version } });
     }
     let entry = this.entries.get(key);
-    let report: LoadReport = { cached: true };
+    let report: LoadReport = CACHED;
     if (!entry) {
       if (options.pinned) this.admitPin(space, version);
       report = { cached: false };
@@ -264,20 +324,7 @@ export class SnapshotCache {
       // Another request is loading it: this one waited for the load too.
       report = { cached: false };
     }
-    if (options.pinned) this.pins.set(vkey, this.now());
-    const d = this.disk.get(vkey);
-    if (d) d.lastUsed = this.now();
-    entry.lastUsed = this.now();
-    entry.inFlight++;
-    let released = false;
-    const held = entry;
-    const release = () => {
-      if (released) return;
-      released = true;
-      held.inFlight--;
-      // Dropped while this request still used it: its native memory goes now that nobody does.
-      if (held.inFlight === 0 && this.draining.delete(held) && held.collection) freeNative(held.collection);
-    };
+    const release = this.hold(entry, space, version, options);
     try {
       const c = await entry.promise;
       return { collection: c, report, release };

@@ -25,6 +25,7 @@ import { compileFilter, parseSearchBody } from '../../functions/core/query';
 import { parseRelease, parseReleaseKey } from '../../functions/core/release';
 import {
   bruteForce,
+  compareNeighbours,
   exactOverLabels,
   mergeNeighbours,
   overlapAt,
@@ -32,6 +33,7 @@ import {
   TopK,
 } from '../../functions/core/search';
 import type { VersionRecord } from '../../functions/core/version';
+import { mulberry32 } from '../../local/synthetic';
 
 describe('names', () => {
   it('accepts contract names and refuses others with a 400', () => {
@@ -229,6 +231,31 @@ describe('scores and merging', () => {
       3,
     );
     expect(merged.map((m) => m.id)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('orders a single segment list by distance then id too, whatever order it came in', () => {
+    // One list (one segment) in distance order with its ties in label order, not id order: sorted still.
+    const one = [
+      { id: 'z', distance: 0.1 },
+      { id: 'a', distance: 0.1 },
+      { id: 'm', distance: 0.2 },
+    ];
+    expect(mergeNeighbours([one], 2).map((m) => m.id)).toEqual(['a', 'z']);
+    // Random single lists, mostly already in order, some not, many ties: the same as a full sort.
+    const rnd = mulberry32(11);
+    for (let t = 0; t < 500; t++) {
+      const n = Math.floor(rnd() * 12);
+      const list = Array.from({ length: n }, () => ({
+        id: String.fromCharCode(97 + Math.floor(rnd() * 6)),
+        distance: Math.floor(rnd() * 4) / 4,
+      }));
+      if (rnd() < 0.7) list.sort((a, b) => a.distance - b.distance);
+      const k = 1 + Math.floor(rnd() * 12);
+      const want = [...list].sort(compareNeighbours).slice(0, k);
+      const got = mergeNeighbours([list], k);
+      expect(got).toEqual(want);
+      expect(got).not.toBe(list);
+    }
   });
 
   it('keeps the k best in a bounded heap whatever the ties, the smaller id winning, fast', () => {

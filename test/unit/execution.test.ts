@@ -74,4 +74,55 @@ describe('the HTTP handlers’ middy execution mode', () => {
     expect(seen).toEqual(['before 1', 'before 2']);
     await expect(run('throw', fakeContext('fn', 'c'))).rejects.toThrow('unhandled');
   });
+
+  it('goes on after a middleware that waits, in order, to a later early response; a hook that throws reaches onError', async () => {
+    const seen: string[] = [];
+    const run = middy<string, string>({ executionMode: executionModeWithoutSignal })
+      .use({
+        before: (r) => {
+          seen.push('before 1');
+          if (r.event === 'throw') throw new Error('hook failed');
+        },
+        onError: (r) => {
+          seen.push(`onError 1: ${(r.error as Error).message}`);
+          r.response = 'recovered';
+        },
+      })
+      .use({
+        before: async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          seen.push('before 2 (waited)');
+        },
+        after: async () => {
+          await new Promise((resolve) => setImmediate(resolve));
+          seen.push('after 2 (waited)');
+        },
+      })
+      .use({
+        before: (r) => {
+          seen.push('before 3');
+          return r.event === 'late' ? 'answered late' : undefined;
+        },
+        after: () => void seen.push('after 3'),
+      })
+      .handler(async (e: string) => {
+        seen.push('handler');
+        return `got ${e}`;
+      });
+    expect(await run('late', fakeContext('fn', 'd'))).toBe('answered late');
+    expect(seen).toEqual(['before 1', 'before 2 (waited)', 'before 3']);
+    seen.length = 0;
+    expect(await run('x', fakeContext('fn', 'e'))).toBe('got x');
+    expect(seen).toEqual([
+      'before 1',
+      'before 2 (waited)',
+      'before 3',
+      'handler',
+      'after 3',
+      'after 2 (waited)',
+    ]);
+    seen.length = 0;
+    expect(await run('throw', fakeContext('fn', 'f'))).toBe('recovered');
+    expect(seen).toEqual(['before 1', 'onError 1: hook failed']);
+  });
 });

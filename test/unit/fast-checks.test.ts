@@ -17,6 +17,7 @@ import {
   parseBatchBody,
   parseBatchEntries,
   parseQueryBody,
+  parseQueryRequest,
   parseSearchBody,
 } from '../../functions/core/query';
 import {
@@ -110,11 +111,30 @@ describe('the hand-written request checks answer exactly what the schemas answer
 
   it('query bodies', async () => {
     const vector: Values = { vector: [[0.5, -1], [], [1, 'x'], [1e39], 'x', [3.4e38, 1e-45], undefined] };
+    const all = [
+      ...bodies({ vector: [1, 2] }, { ...vector, ...SEARCH, ...VERSION }, 2),
+      // Well-formed but for one unknown field: refused (strict), whichever path looks first.
+      { vector: [1, 2], exlude: ['a'] },
+      { vector: [1, 2], k: 3, ef: 80, extra: null },
+    ];
+    await same(parseQueryBody, (b) => parseWith(queryBodySchema, b, 'body'), all);
+    // The route's split form: the schema's answer as { vector, params } (params: the rest, same order).
     await same(
-      parseQueryBody,
+      async (b) => {
+        const { vector: v, params } = await parseQueryRequest(b);
+        return { vector: v, ...params };
+      },
       (b) => parseWith(queryBodySchema, b, 'body'),
-      bodies({ vector: [1, 2] }, { ...vector, ...SEARCH, ...VERSION }, 2),
+      all,
     );
+    for (const b of all) {
+      const want = await outcome(() => parseWith(queryBodySchema, b, 'body'));
+      if (!want.ok) continue;
+      const { vector: _v, ...rest } = want.value as Record<string, unknown>;
+      const got = await parseQueryRequest(b);
+      expect(Object.keys(got.params), JSON.stringify(b)).toStrictEqual(Object.keys(rest));
+      expect(got.params).not.toHaveProperty('vector');
+    }
   });
 
   it('batch bodies', async () => {

@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../functions/common/config';
 import { type HttpEvent, json, LOG_KEYS } from '../../functions/common/http';
-import { flushMetrics, NAMESPACE } from '../../functions/common/observability';
+import { flushMetrics, NAMESPACE, RequestLogger } from '../../functions/common/observability';
 import { httpHandler } from '../../functions/common/wiring';
 import { ENV, METRIC } from '../../functions/contract';
 import { BadRequestError } from '../../functions/core/errors';
@@ -47,7 +47,8 @@ describe('the HTTP handlers’ per-request observability', () => {
   });
 
   function handler() {
-    const logger = new Logger({ serviceName: 'vicinity-test' });
+    // The functions' logger (createObservability): it skips resets while no keys were appended.
+    const logger = new RequestLogger({ serviceName: 'vicinity-test' });
     const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
     const h = httpHandler(
       { logger, metrics },
@@ -97,12 +98,19 @@ describe('the HTTP handlers’ per-request observability', () => {
   it('clears keys a request appended before the next request logs', async () => {
     const { h } = handler();
     out = captureStdout();
+    // Appending, not appending, appending again: every request after one that appended starts clean.
     await h(event('/v1/spaces/music/collections/songs/query', 'r-1'), fakeContext('fn', 'aws-1'));
     await h(event('/v1/spaces/music/bad', 'r-2'), fakeContext('fn', 'aws-2'));
+    await h(event('/v1/spaces/music/collections/songs/query', 'r-3'), fakeContext('fn', 'aws-3'));
+    await h(event('/v1/spaces/music/bad', 'r-4'), fakeContext('fn', 'aws-4'));
     out.restore();
-    const second = out.lines.filter((l) => l.function_request_id === 'aws-2');
-    expect(second.length).toBeGreaterThan(0);
-    for (const line of second) expect(line.leaked).toBeUndefined();
+    for (const id of ['aws-2', 'aws-4']) {
+      const lines = out.lines.filter((l) => l.function_request_id === id);
+      expect(lines.length).toBeGreaterThan(0);
+      for (const line of lines) expect(line.leaked).toBeUndefined();
+    }
+    const third = out.lines.find((l) => l.function_request_id === 'aws-3' && l.message === 'inside');
+    expect(third?.leaked).toBe('r-3');
   });
 
   it('a refused request: a 400 problem, its access line and a client-error metric in its own EMF flush', async () => {

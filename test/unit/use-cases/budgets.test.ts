@@ -136,6 +136,24 @@ describe('instance budgets on the in-memory ports', () => {
     expect(() => index?.search(vector, 3, 10)).toThrow(/evicted/);
   });
 
+  it('never evicts a loaded collection a request took without waiting (collectionNow) until it lets go', async () => {
+    const cm = (await manifest('v1')).collections.tracks;
+    if (!cm) throw new Error('no tracks');
+    const { cache } = setup({ memoryBudgetBytes: Math.floor(estimateCollectionBytes(cm) * 1.5) });
+    expect(cache.collectionNow(SPACE, 'v1', 'tracks')).toBeUndefined(); // not loaded: the caller must wait
+    (await cache.collection(SPACE, 'v1', 'tracks')).release();
+    const held = cache.collectionNow(SPACE, 'v1', 'tracks');
+    expect(held?.report.cached).toBe(true);
+    // v2 cannot fit beside the held v1: refused (503), v1 stays and still searches.
+    await expect(cache.collection(SPACE, 'v2', 'tracks')).rejects.toBeInstanceOf(CapacityError);
+    expect(cache.loaded()).toEqual([`${SPACE}/v1/tracks`]);
+    expect(held?.collection.segments[0]?.index.search(vector, 3, 10)).toHaveLength(3);
+    held?.release();
+    held?.release(); // a second release changes nothing
+    (await cache.collection(SPACE, 'v2', 'tracks')).release();
+    expect(cache.loaded()).toEqual([`${SPACE}/v2/tracks`]);
+  });
+
   it('keeps /tmp within its disk budget: least recently used versions’ files go, held and pinned ones stay', async () => {
     const versionBytes = allFiles(await manifest('v1')).reduce((a, f) => a + f.bytes, 0);
     const budget = Math.floor(versionBytes * 2.5);
