@@ -1,12 +1,12 @@
 /**
- * npm run bench:cold [-- --quick] [--out cdk.out] [--label bundled-sdk] [--no-first] [--runs 5]
+ * npm run bench:cold [-- --quick] [--out cdk.out] [--label bundled-sdk] [--no-first] [--runs 21]
  *
  * The cold path, measured from the deployable artifacts `npm run synth` wrote to cdk.out:
  * - each function's init: a fresh Node process per run, the bundle staged as Lambda stages it
  *   (infra/bundle-init.ts: a directory outside the repository, the layer on NODE_PATH, the template's
  *   environment, NODE_OPTIONS included when set), a tiny runner that `import()`s it; init = performance.now() when
  *   `handler` is ready minus the same runner's figure with an empty module (Node's own start-up,
- *   subtracted); median of `--runs` (5). CPU time (user + system) to the same point is reported too:
+ *   subtracted); median of `--runs` (21), the bundles measured round-robin (one process each per round). CPU time (user + system) to the same point is reported too:
  *   on a shared machine it moves far less with the load than wall time does.
  * - the query function's whole first answer, in a fresh process per run (median of 3), against the S3
  *   and DynamoDB stand-ins (s3rver + dynalite) holding an active snapshot: init + the first
@@ -32,7 +32,7 @@ import {
   bundleBytes,
   type InitFigure,
   leavesSdkExternal,
-  measureInit,
+  measureInits,
   median,
   readSynthesized,
   runNode,
@@ -67,7 +67,7 @@ const option = (name: string) => {
 };
 const quick = flag('quick');
 const outDir = resolve(option('out') ?? join(PROJECT_ROOT, 'cdk.out'));
-const RUNS = Number(option('runs') ?? 5);
+const RUNS = Number(option('runs') ?? 21);
 const FIRST_RUNS = 3;
 const RESULTS = join(PROJECT_ROOT, 'bench', 'results', 'cold.json');
 const SPACE = 'bench';
@@ -106,31 +106,30 @@ async function bareNodeMs(runs: number): Promise<number> {
 
 async function initRows(): Promise<InitRow[]> {
   const syn = readSynthesized(outDir);
-  const rows: InitRow[] = [];
-  for (const fn of syn.functions) {
-    // The shard slots share one bundle (and one service name): measured once.
-    if (rows.some((r) => r.name === fn.name)) continue;
-    const entry = join(fn.dir, 'index.mjs');
-    const sdkExternal = await leavesSdkExternal(entry);
-    const staged = stageFunction(fn, syn.layerModules, sdkExternal);
-    try {
-      const m = await measureInit(staged, RUNS);
+  // The shard slots share one bundle (and one service name): measured once.
+  const fns = syn.functions.filter((fn, i) => syn.functions.findIndex((f) => f.name === fn.name) === i);
+  const sdkExternal = await Promise.all(fns.map((fn) => leavesSdkExternal(join(fn.dir, 'index.mjs'))));
+  const staged = fns.map((fn, i) => stageFunction(fn, syn.layerModules, sdkExternal[i] as boolean));
+  try {
+    const figures = await measureInits(staged, RUNS);
+    return fns.map((fn, i) => {
+      const m = figures[i] as InitFigure;
+      const entry = join(fn.dir, 'index.mjs');
       const b = bundleBytes(fn.dir);
-      rows.push({
+      log(`  ${fn.name}: init ${m.initMs.toFixed(1)} ms (cpu ${m.cpuMs.toFixed(1)} ms)`);
+      return {
         name: fn.name,
         bytes: b.entry,
         atInitBytes: b.atInit,
         totalBytes: b.total,
         mapBytes: existsSync(`${entry}.map`) ? statSync(`${entry}.map`).size : 0,
-        sdk: sdkExternal ? 'runtime' : 'bundled',
+        sdk: sdkExternal[i] ? ('runtime' as const) : ('bundled' as const),
         ...m,
-      });
-      log(`  ${fn.name}: init ${m.initMs.toFixed(1)} ms (cpu ${m.cpuMs.toFixed(1)} ms), load ${load()}`);
-    } finally {
-      staged.dispose();
-    }
+      };
+    });
+  } finally {
+    for (const s of staged) s.dispose();
   }
-  return rows;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -231,31 +231,42 @@ export interface InitFigure {
  * interleaved so a burst of load on a shared machine hits both alike.
  */
 export async function measureInit(s: StagedFunction, runs: number): Promise<InitFigure> {
-  // One unmeasured run: the first read of the copied files from disk is not Lambda's case either.
-  await sampleInit(s);
-  const ready: number[] = [];
-  const imports: number[] = [];
+  return (await measureInits([s], runs))[0] as InitFigure;
+}
+
+/**
+ * `measureInit` for several bundles at once, round-robin: each round starts one empty-module process
+ * and one process per bundle, so a slow minute of a shared machine lands on every bundle alike instead
+ * of on whichever was being measured then.
+ */
+export async function measureInits(staged: readonly StagedFunction[], runs: number): Promise<InitFigure[]> {
+  // One unmeasured run each: the first read of the copied files from disk is not Lambda's case either.
+  for (const s of staged) await sampleInit(s);
   const base: number[] = [];
-  const cpu: number[] = [];
   const baseCpu: number[] = [];
+  const per = staged.map(() => ({ ready: [] as number[], imports: [] as number[], cpu: [] as number[] }));
   for (let i = 0; i < runs; i++) {
-    const e = await sampleInit(s, true);
+    const e = await sampleInit(staged[0] as StagedFunction, true);
     base.push(e.readyMs);
     baseCpu.push(e.cpuMs);
-    const b = await sampleInit(s);
-    ready.push(b.readyMs);
-    imports.push(b.importMs);
-    cpu.push(b.cpuMs);
+    for (let j = 0; j < staged.length; j++) {
+      const b = await sampleInit(staged[j] as StagedFunction);
+      const p = per[j] as (typeof per)[number];
+      p.ready.push(b.readyMs);
+      p.imports.push(b.importMs);
+      p.cpu.push(b.cpuMs);
+    }
   }
   const baselineMs = median(base);
-  return {
-    initMs: median(ready) - baselineMs,
-    cpuMs: median(cpu) - median(baseCpu),
-    baselineCpuMs: median(baseCpu),
-    importMs: median(imports),
+  const baselineCpuMs = median(baseCpu);
+  return per.map((p) => ({
+    initMs: median(p.ready) - baselineMs,
+    cpuMs: median(p.cpu) - baselineCpuMs,
+    baselineCpuMs,
+    importMs: median(p.imports),
     baselineMs,
-    samples: ready.map((r) => r - baselineMs),
-  };
+    samples: p.ready.map((r) => r - baselineMs),
+  }));
 }
 
 /**
