@@ -22,6 +22,25 @@ const NOT_FOUND =
 
 export const JUSTIFIED: readonly Justification[] = [
   {
+    fn: /^BuildPipelineBuild/,
+    action: 's3:DeleteObject',
+    resource: /\/staging\/\*$/,
+    why: 'a build that FAILS deletes the staging its plan may have written (build-release.ts); the story’s builds that fail are unsharded, and its sharded build succeeds',
+  },
+  {
+    fn: /^BuildPipelineBuild/,
+    action: 's3:ListBucket',
+    resource: /./,
+    condition: /s3:prefix=staging\/\*$/,
+    why: 'a build that FAILS lists the staging it deletes',
+  },
+  {
+    fn: /^Sweeper/,
+    action: 's3:DeleteObject',
+    resource: /\/staging\/\*$/,
+    why: 'the sweeper deletes the staging of settled sharded and FAILED versions, each sweep until 15 minutes after they settle (longer than the story waits)',
+  },
+  {
     fn: /^(BuildPipelineBuild|BuildTasks)/,
     action: 's3:ListBucket',
     resource: /./,
