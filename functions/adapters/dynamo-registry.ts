@@ -12,7 +12,7 @@ import type { ErasurePatch, ErasureRecord, ErasureStatus, SpaceDeletion } from '
 import { PointerConflictError } from '../core/errors';
 import { formatVersion, parseVersion } from '../core/names';
 import { emptyPointer, type HistoryEntry, historyEntryFor, type Pointer } from '../core/pointer';
-import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../core/ports';
+import type { ManifestSwitch, Registry, SpaceState, VersionFields, VersionPage } from '../core/ports';
 import { type SpaceSettings, withDefaults } from '../core/space-settings';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../core/version';
 
@@ -595,15 +595,7 @@ export class DynamoRegistry implements Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<
-      VersionRecord,
-      | 'notActivatedReason'
-      | 'filesDeletedAt'
-      | 'inputEtags'
-      | 'afterReadyErrors'
-      | 'tasksDispatchedAt'
-      | 'stagingDeletedAt'
-    >,
+    fields: VersionFields,
   ): Promise<boolean> {
     const names: Record<string, string> = { '#s': 'status' };
     const values: Record<string, unknown> = { ':status': status };

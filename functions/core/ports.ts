@@ -78,6 +78,17 @@ export interface ManifestSwitch {
   purgeSwitchedAt?: string;
 }
 
+/** The fields `setVersionFields` may set on a version, guarded by its status. */
+export type VersionFields = Pick<
+  VersionRecord,
+  | 'notActivatedReason'
+  | 'filesDeletedAt'
+  | 'inputEtags'
+  | 'afterReadyErrors'
+  | 'tasksDispatchedAt'
+  | 'stagingDeletedAt'
+>;
+
 /** Version records, release claims, the pointer and the spaces registry (DynamoDB). */
 export interface Registry {
   /** The stored pointer (strongly consistent unless `consistent` is false), or an empty one. */
@@ -133,15 +144,7 @@ export interface Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<
-      VersionRecord,
-      | 'notActivatedReason'
-      | 'filesDeletedAt'
-      | 'inputEtags'
-      | 'afterReadyErrors'
-      | 'tasksDispatchedAt'
-      | 'stagingDeletedAt'
-    >,
+    fields: VersionFields,
   ): Promise<boolean>;
   /** Moves a version from one status to another only if it is still in `from`; false if it was not. */
   transitionStatus(space: string, version: string, from: VersionStatus, to: VersionStatus): Promise<boolean>;

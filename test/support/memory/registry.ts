@@ -29,7 +29,13 @@ import {
   historyEntryFor,
   type Pointer,
 } from '../../../functions/core/pointer';
-import type { ManifestSwitch, Registry, SpaceState, VersionPage } from '../../../functions/core/ports';
+import type {
+  ManifestSwitch,
+  Registry,
+  SpaceState,
+  VersionFields,
+  VersionPage,
+} from '../../../functions/core/ports';
 import { type SpaceSettings, withDefaults } from '../../../functions/core/space-settings';
 import type { ReleaseEvent, TaskState, VersionRecord, VersionStatus } from '../../../functions/core/version';
 
@@ -298,15 +304,7 @@ export class MemoryRegistry implements Registry {
     space: string,
     version: string,
     status: VersionStatus,
-    fields: Pick<
-      VersionRecord,
-      | 'notActivatedReason'
-      | 'filesDeletedAt'
-      | 'inputEtags'
-      | 'afterReadyErrors'
-      | 'tasksDispatchedAt'
-      | 'stagingDeletedAt'
-    >,
+    fields: VersionFields,
   ): Promise<boolean> {
     const n = versionNumber(version);
     const set = Object.entries(fields).filter(([, value]) => value !== undefined);
