@@ -236,18 +236,27 @@ export async function parseQueryBody(raw: unknown): Promise<SearchParams & { vec
 
 /**
  * A query body as the vector and the search parameters apart: what `parseQueryBody` answers, split
- * (`{ vector, ...params }`), with the common well-formed body checked by hand straight into the two
- * parts (no object rest copy); anything else goes through `parseQueryBody`, so every 400 is its own.
+ * (`{ vector, ...params }`). The common well-formed body is checked by hand straight into the two parts
+ * (no object rest copy) and answered without a wait; anything else goes to queryBodySchema, so every
+ * 400 is its own.
  */
-export async function parseQueryRequest(raw: unknown): Promise<{ vector: number[]; params: SearchParams }> {
-  const fast = fastQueryRequest(raw);
-  if (fast) return fast;
-  const { vector, ...params } = await parseQueryBody(raw);
+export function parseQueryRequest(raw: unknown): QueryRequest | Promise<QueryRequest> {
+  return fastQueryRequest(raw) ?? schemaQueryRequest(raw);
+}
+
+export interface QueryRequest {
+  vector: number[];
+  params: SearchParams;
+}
+
+async function schemaQueryRequest(raw: unknown): Promise<QueryRequest> {
+  const s = await loadQuerySchemas();
+  const { vector, ...params } = s.parseWith(s.queryBodySchema, raw, 'body');
   return { vector, params };
 }
 
 /** fastQueryBody's answer split into the vector and the rest (same keys, same order), else undefined. */
-export function fastQueryRequest(raw: unknown): { vector: number[]; params: SearchParams } | undefined {
+export function fastQueryRequest(raw: unknown): QueryRequest | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) if (!Object.hasOwn(QUERY_BODY, key)) return undefined;

@@ -7,7 +7,6 @@ import { BadRequestError, NotFoundError } from '../core/errors';
 import { assertName, assertVersion } from '../core/names';
 import type { Registry } from '../core/ports';
 import {
-  fastQueryRequest,
   parseBatchBody,
   parseQueryBody,
   parseQueryRequest,
@@ -166,7 +165,8 @@ export function queryRoutes(service: QueryService, registry: Registry): Route[] 
         const t0 = performance.now();
         const ctx = requestContext();
         const raw = parseJsonBody(event);
-        const q = fastQueryRequest(raw) ?? (await parseQueryRequest(raw));
+        const parsed = parseQueryRequest(raw);
+        const q = parsed instanceof Promise ? await parsed : parsed;
         const body = await service.query(
           params.space as string,
           params.collection as string,
