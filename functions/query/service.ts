@@ -11,7 +11,13 @@ import type { Pointer } from '../core/pointer';
 import type { Log, Registry } from '../core/ports';
 import { type BatchEntry, MAX_BATCH_RESULTS, parseBatchEntries, type SearchParams } from '../core/query';
 import { type ScoredResult, shortestFloat32 } from '../core/search';
-import type { LoadedCollection, LoadedSegment, LoadReport, SnapshotCache } from '../snapshot/cache';
+import type {
+  CollectionOptions,
+  LoadedCollection,
+  LoadedSegment,
+  LoadReport,
+  SnapshotCache,
+} from '../snapshot/cache';
 import type { RequestContext, Resolved } from './context';
 import { searchable, seenFilter, withErased, withVisibleMetadata } from './erasures';
 import { type SearchOptions, SearchPlanner } from './search-plan';
@@ -139,16 +145,7 @@ export class QueryService {
     const manifest = this.deps.cache.manifestNow(r.space, r.version, r.manifestKey);
     if (!manifest || !Object.hasOwn(manifest.collections, name)) return undefined;
     assertName('collection', name);
-    const held = this.deps.cache.collectionNow(
-      r.space,
-      r.version,
-      name,
-      r.pinned === true
-        ? { pinned: true, ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}) }
-        : r.manifestKey
-          ? { manifestKey: r.manifestKey }
-          : {},
-    );
+    const held = this.deps.cache.collectionNow(r.space, r.version, name, holdOptions(r));
     if (!held) return undefined;
     ctx.held.push(held.release);
     // Erased ids are neither found nor returned, in every version (query/erasures.ts).
@@ -166,10 +163,7 @@ export class QueryService {
       );
     }
     const t0 = performance.now();
-    const held = await this.deps.cache.collection(r.space, r.version, name, {
-      pinned: r.pinned === true,
-      ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}),
-    });
+    const held = await this.deps.cache.collection(r.space, r.version, name, holdOptions(r));
     ctx.held.push(held.release);
     const { report } = held;
     if (!report.cached) {
@@ -569,6 +563,11 @@ export class QueryService {
  * Erasure on the sharded path: the slots know nothing of the erasure list, so the router sends the
  * erased ids of the searched collection as exclusions (k still met) and an erased item is a 404 here.
  */
+/** How a request holds a collection of its resolved version (pinned, and from which manifest). */
+function holdOptions(r: Resolved): CollectionOptions {
+  return { pinned: r.pinned === true, ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}) };
+}
+
 function erasedOf(r: Resolved, collection: string): ReadonlySet<string> {
   return r.erasures?.ids.get(collection) ?? NO_IDS;
 }
