@@ -17,7 +17,7 @@ import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
 import { S3Store } from '../../functions/adapters/s3-store';
 import { noEvents, silentLog } from '../../functions/core/ports';
 import type { Manifest } from '../../functions/snapshot/manifest';
-import { sweep } from '../../functions/sweeper/sweep';
+import { type SweepDeps, sweep } from '../../functions/sweeper/sweep';
 import { DEMO_ARTIST, DEMO_USER, trainMusicDemo, uploadMusicDemo } from '../../local/demo';
 import { mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
@@ -59,6 +59,18 @@ const eraseBoth = async (s: TestStack, space: string) => {
 };
 
 /** Every object under `prefix`, downloaded whole. */
+/** One sweep at once: nothing is stale yet, and whatever a purge or deletion replaced goes now. */
+const sweepNow = (store: SweepDeps['store'], registry: SweepDeps['registry'], workDir?: string) =>
+  sweep({
+    store,
+    registry,
+    log: silentLog,
+    events: noEvents,
+    staleMs: 3_600_000,
+    graceMs: 0,
+    ...(workDir ? { workDir } : {}),
+  });
+
 const download = async (store: S3Store, prefix: string) => {
   const out = new Map<string, Buffer>();
   for (const o of await store.list(prefix)) {
@@ -380,15 +392,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
           n.needle.toString(),
         ).toBe(true);
 
-      const report = await sweep({
-        store: t.store,
-        registry,
-        log: silentLog,
-        events: noEvents,
-        staleMs: 3_600_000,
-        graceMs: 0,
-        workDir,
-      });
+      const report = await sweepNow(t.store, registry, workDir);
       expect(report.errors).toEqual([]);
       expect(report.erasure.rewritten.map((r) => `${r.version} ${JSON.stringify(r.removed)}`).sort()).toEqual(
         ['v1 {"users":1,"artists":1}', 'v2 {"users":1,"artists":1}'],
@@ -527,14 +531,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
       };
       const objects = (await t.store.list(`snapshots/${space}/`)).length;
       const registry = new DynamoRegistry(t.deps.dynamo, t.info.table);
-      const crashed = await sweep({
-        store: dying,
-        registry,
-        log: silentLog,
-        events: noEvents,
-        staleMs: 3_600_000,
-        graceMs: 0,
-      });
+      const crashed = await sweepNow(dying, registry);
       expect(crashed.errors.map((e) => e.space)).toEqual([space]);
       expect(crashed.spacesDeleted).toEqual([]);
       const left = (await t.store.list(`snapshots/${space}/`)).length;
@@ -549,14 +546,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
       expect(await again.listSpaces()).toContain(space);
       expect((await again.listErasures(space)).length).toBe(2);
       expect((await t.get(`/v1/spaces/${space}`)).status).toBe(404);
-      const report = await sweep({
-        store: t.store,
-        registry: again,
-        log: silentLog,
-        events: noEvents,
-        staleMs: 3_600_000,
-        graceMs: 0,
-      });
+      const report = await sweepNow(t.store, again);
       expect(report.errors).toEqual([]);
       expect(report.spacesDeleted).toEqual([space]);
       expect(await t.store.list(`snapshots/${space}/`)).toEqual([]);
@@ -565,18 +555,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
       expect(await again.listErasures(space)).toEqual([]);
       expect(await again.listSpaces()).not.toContain(space);
       expect((await t.get(`/v1/spaces/${space}`)).status).toBe(404);
-      expect(
-        (
-          await sweep({
-            store: t.store,
-            registry: again,
-            log: silentLog,
-            events: noEvents,
-            staleMs: 3_600_000,
-            graceMs: 0,
-          })
-        ).spacesDeleted,
-      ).toEqual([]);
+      expect((await sweepNow(t.store, again)).spacesDeleted).toEqual([]);
     } finally {
       await t?.stop();
       await rm(home, { recursive: true, force: true });
