@@ -3,7 +3,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../functions/common/config';
-import { type HttpEvent, json, LOG_KEYS } from '../../functions/common/http';
+import { type HttpEvent, type HttpResult, json, LOG_KEYS } from '../../functions/common/http';
 import { flushMetrics, NAMESPACE, RequestLogger } from '../../functions/common/observability';
 import { httpHandler } from '../../functions/common/wiring';
 import { ENV, METRIC } from '../../functions/contract';
@@ -62,6 +62,18 @@ describe('the HTTP handlers’ per-request observability', () => {
         res[LOG_KEYS] = { collection: 'songs', k: 10 };
         return res;
       },
+    );
+    return { h, logger };
+  }
+
+  /** The middy wiring around a route that answers `answer` (given the request's Metrics). */
+  function answering(answer: (metrics: Metrics) => HttpResult) {
+    const logger = new Logger({ serviceName: 'vicinity-test' });
+    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
+    const h = httpHandler(
+      { logger, metrics },
+      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
+      async () => answer(metrics),
     );
     return { h, logger };
   }
@@ -130,17 +142,11 @@ describe('the HTTP handlers’ per-request observability', () => {
     expect(emf[0]).toMatchObject({ [METRIC.clientErrors]: 1 });
   });
   it('writes a request’s metrics as the very EMF line Powertools writes for them', async () => {
-    const logger = new Logger({ serviceName: 'vicinity-test' });
-    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
-    const h = httpHandler(
-      { logger, metrics },
-      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
-      async () => {
-        const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
-        res[LOG_KEYS] = { collection: 'songs', k: 10, cache: 'hit' };
-        return res;
-      },
-    );
+    const { h, logger } = answering(() => {
+      const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
+      res[LOG_KEYS] = { collection: 'songs', k: 10, cache: 'hit' };
+      return res;
+    });
     out = captureStdout();
     await h(event('/v1/spaces/music/collections/songs/query', 'r-4'), fakeContext('fn', 'aws-4'));
     out.restore();
@@ -162,18 +168,12 @@ describe('the HTTP handlers’ per-request observability', () => {
   });
 
   it('flushes metrics stored during the request (a snapshot load’s) with the request’s own, in one line', async () => {
-    const logger = new Logger({ serviceName: 'vicinity-test' });
-    const metrics = new Metrics({ namespace: NAMESPACE, serviceName: 'vicinity-test', logger });
-    const h = httpHandler(
-      { logger, metrics },
-      loadConfig({ [ENV.bucket]: 'b', [ENV.table]: 't' }),
-      async () => {
-        metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
-        const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
-        res[LOG_KEYS] = { cache: 'miss' };
-        return res;
-      },
-    );
+    const { h } = answering((metrics) => {
+      metrics.addMetric(METRIC.snapshotLoads, MetricUnit.Count, 1);
+      const res = json(200, { ok: true }, { 'vicinity-version': 'v7' });
+      res[LOG_KEYS] = { cache: 'miss' };
+      return res;
+    });
     out = captureStdout();
     await h(event('/v1/spaces/music/collections/songs/query', 'r-5'), fakeContext('fn', 'aws-5'));
     await h(event('/v1/spaces/music/collections/songs/query', 'r-6'), fakeContext('fn', 'aws-6'));
