@@ -14,11 +14,10 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoRegistry } from '../functions/adapters/dynamo-registry';
 import { S3Store } from '../functions/adapters/s3-store';
-import { noEvents, silentLog } from '../functions/core/ports';
 import { DEFAULT_PURGE_SEGMENT_ITEMS, rebuildEstimateMs } from '../functions/core/purge-budget';
-import { sweep } from '../functions/sweeper/sweep';
 import { startLocalStack } from '../local/stack';
 import { clusteredVectors } from '../local/synthetic';
+import { sweepNow } from '../test/support/sweep';
 
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
@@ -90,16 +89,7 @@ async function main() {
     await erase('big', 'i12345');
     const workDir = join(home, 'purge');
     const purge = (pieceItems?: number) =>
-      sweep({
-        store,
-        registry,
-        log: silentLog,
-        events: noEvents,
-        staleMs: 3_600_000,
-        graceMs: 0,
-        workDir,
-        ...(pieceItems ? { pieceItems } : {}),
-      });
+      sweepNow(store, registry, { workDir, ...(pieceItems ? { pieceItems } : {}) });
     const p0 = performance.now();
     const report = await purge();
     const ms = performance.now() - p0;

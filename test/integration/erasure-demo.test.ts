@@ -15,12 +15,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
 import { S3Store } from '../../functions/adapters/s3-store';
-import { noEvents, silentLog } from '../../functions/core/ports';
 import type { Manifest } from '../../functions/snapshot/manifest';
-import { type SweepDeps, sweep } from '../../functions/sweeper/sweep';
 import { DEMO_ARTIST, DEMO_USER, trainMusicDemo, uploadMusicDemo } from '../../local/demo';
 import { mulberry32 } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { sweepNow } from '../support/sweep';
 
 interface Row {
   id: string;
@@ -59,18 +58,6 @@ const eraseBoth = async (s: TestStack, space: string) => {
 };
 
 /** Every object under `prefix`, downloaded whole. */
-/** One sweep at once: nothing is stale yet, and whatever a purge or deletion replaced goes now. */
-const sweepNow = (store: SweepDeps['store'], registry: SweepDeps['registry'], workDir?: string) =>
-  sweep({
-    store,
-    registry,
-    log: silentLog,
-    events: noEvents,
-    staleMs: 3_600_000,
-    graceMs: 0,
-    ...(workDir ? { workDir } : {}),
-  });
-
 const download = async (store: S3Store, prefix: string) => {
   const out = new Map<string, Buffer>();
   for (const o of await store.list(prefix)) {
@@ -392,7 +379,7 @@ describe('erasure on the Last.fm demo: user 2 and Radiohead leave every answer, 
           n.needle.toString(),
         ).toBe(true);
 
-      const report = await sweepNow(t.store, registry, workDir);
+      const report = await sweepNow(t.store, registry, { workDir });
       expect(report.errors).toEqual([]);
       expect(report.erasure.rewritten.map((r) => `${r.version} ${JSON.stringify(r.removed)}`).sort()).toEqual(
         ['v1 {"users":1,"artists":1}', 'v2 {"users":1,"artists":1}'],

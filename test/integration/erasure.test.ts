@@ -9,11 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
-import { noEvents, silentLog } from '../../functions/core/ports';
 import { normalise } from '../../functions/core/search';
-import { sweep } from '../../functions/sweeper/sweep';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
+import { sweepNow } from '../support/sweep';
 
 const DIMS = 16;
 const USERS = 150;
@@ -69,16 +68,7 @@ describe('erasure: one call removes an item from every answer, the sweeper from 
     const { status, body: answer } = await s.call(method, path, body);
     return { status, body: answer };
   };
-  const runSweep = () =>
-    sweep({
-      store: s.store,
-      registry,
-      log: silentLog,
-      events: noEvents,
-      staleMs: 3_600_000,
-      graceMs: 0,
-      workDir,
-    });
+  const runSweep = () => sweepNow(s.store, registry, { workDir });
   const ids = (body: Record<string, unknown>) => ((body.results ?? []) as { id: string }[]).map((r) => r.id);
   const hidden = [ERASED_USER, ERASED_ARTIST, 't21'];
 
