@@ -8,6 +8,7 @@
  * include time spent waiting for a core, CPU time much less so. `--profile=FILE` writes a CPU profile
  * of the timed rounds only (node:inspector; no setup, publishing or warm-up in it) to FILE.
  */
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
@@ -19,12 +20,9 @@ import { requestContext } from '../functions/query/context';
 import { queryRouter } from '../functions/query/routes';
 import { fakeContext, httpEvent } from '../local/http-adapter';
 import { startLocalStack } from '../local/stack';
+import { print } from './as-deployed';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import { DATASETS, dataset, percentile } from './query-data';
-
-process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const rounds = Number(arg('rounds') ?? 20);
@@ -121,7 +119,7 @@ try {
   held.release();
   const us = (v: number[], p: number) => Math.round(percentile(v, p) * 10_000) / 10;
   for (const [layer, v] of Object.entries(lat))
-    process.stdout.write(
+    print(
       `${layer.padEnd(8)} p50 ${us(v, 50)} µs  p90 ${us(v, 90)} µs  p99 ${us(v, 99)} µs  CPU ${(cpu[layer] as number).toFixed(1)} µs/request\n`,
     );
 } finally {

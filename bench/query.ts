@@ -12,6 +12,7 @@
  * Data and indexes are cached under os.tmpdir() (bench/query-data.ts). Writes bench/results/query.json
  * and its own section of docs/performance.md (between marker comments; other benches' sections stay).
  */
+
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -33,6 +34,7 @@ import { SnapshotCache } from '../functions/snapshot/cache';
 import type { Manifest } from '../functions/snapshot/manifest';
 import { fakeContext, httpEvent } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
+import { print } from './as-deployed';
 import { writeSection } from './doc-section';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
@@ -48,9 +50,6 @@ import {
   recallAt10,
 } from './query-data';
 
-process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 // LanceDB's Rust log otherwise prints a deprecation warning per query.
 process.env.LANCEDB_LOG ??= 'error';
 process.env.RUST_LOG ??= 'error';
@@ -574,7 +573,7 @@ async function main() {
     await rm(home, { recursive: true, force: true });
   }
   const md = markdown(results);
-  process.stdout.write(`${md}\n`);
+  print(`${md}\n`);
   await mkdir(join('bench', 'results'), { recursive: true });
   await writeFile(
     join('bench', 'results', 'query.json'),
@@ -747,7 +746,7 @@ async function render() {
     results: Record<string, unknown>[];
   };
   const md = markdown(saved.results);
-  process.stdout.write(`${md}\n`);
+  print(`${md}\n`);
   await writeSection(
     'query',
     performanceDoc(md, { quick: saved.quick, at: saved.at, load: saved.loadAverage }),

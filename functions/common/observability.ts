@@ -1,39 +1,19 @@
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MiddlewareObj } from '@middy/core';
 import { METRIC } from '../contract';
 import type { Log } from '../core/ports';
 import { type HttpEvent, type HttpResult, LOG_KEYS } from './http';
+import { RequestLogger } from './request-logger';
+
+export { RequestLogger };
 
 export const NAMESPACE = 'Vicinity';
 
 export interface Observability {
   logger: Logger;
   metrics: Metrics;
-}
-
-/**
- * Powertools' Logger that knows whether temporary keys were appended since its last `resetKeys`: the
- * per-request reset (observe) is then skipped while there is nothing to reset — Powertools reads
- * `process.env` three times for it (~0.5 µs), and the HTTP routes append no keys (LOG_KEYS instead).
- * `appendKeys` is the only way to add temporary keys. Under Lambda's concurrent invocations each
- * invocation's keys live in its own store, which ends with it.
- */
-export class RequestLogger extends Logger {
-  /** Unknown at first: the first reset runs. */
-  private temporaryKeys = true;
-
-  override appendKeys(attributes: Parameters<Logger['appendKeys']>[0]): void {
-    this.temporaryKeys = true;
-    super.appendKeys(attributes);
-  }
-
-  override resetKeys(): void {
-    if (!this.temporaryKeys) return;
-    this.temporaryKeys = false;
-    super.resetKeys();
-  }
 }
 
 export function createObservability(serviceName: string): Observability {
@@ -73,7 +53,8 @@ type Request = { event: HttpEvent; response?: HttpResult | null };
  * Powertools storing, validating and serialising each metric per request (~2.7 µs of CPU per request
  * with metrics disabled, ~6.8 µs enabled). When Powertools holds other metrics of the invocation (a
  * snapshot load's), the request's go through Powertools with them, in one line as before. The HTTP
- * handlers add no dimensions or metadata of their own.
+ * handlers add no dimensions or metadata of their own. `before` is the request's access line when its
+ * caller built it (RequestLogger.infoLine): written first, in the same write as the EMF line.
  */
 function requestMetrics(metrics: Metrics) {
   let head: string | undefined;
@@ -88,8 +69,9 @@ function requestMetrics(metrics: Metrics) {
     tail = dims === '{}' ? '' : dims.slice(1, -1);
   };
   /** Writes the line for these metrics (name, unit, value), or hands them to Powertools. */
-  return (names: string[], units: string[], values: number[]) => {
+  return (names: string[], units: string[], values: number[], before: string) => {
     if (metrics.hasStoredMetrics()) {
+      if (before) process.stdout.write(before);
       for (let i = 0; i < names.length; i++)
         metrics.addMetric(
           names[i] as string,
@@ -101,7 +83,10 @@ function requestMetrics(metrics: Metrics) {
     }
     // `isDisabled` is protected in Powertools' types, public in its code: POWERTOOLS_METRICS_DISABLED or
     // POWERTOOLS_DEV as read when the Metrics object was built.
-    if ((metrics as unknown as { isDisabled(): boolean }).isDisabled()) return;
+    if ((metrics as unknown as { isDisabled(): boolean }).isDisabled()) {
+      if (before) process.stdout.write(before);
+      return;
+    }
     if (head === undefined) template();
     let defs = '';
     let vals = tail;
@@ -109,7 +94,7 @@ function requestMetrics(metrics: Metrics) {
       defs += `${i ? ',' : ''}{"Name":"${names[i]}","Unit":"${units[i]}"}`;
       vals += `${vals ? ',' : ''}"${names[i]}":${values[i]}`;
     }
-    process.stdout.write(`{"_aws":{"Timestamp":${Date.now()},${head}${defs}]}]},${vals}}\n`);
+    process.stdout.write(`${before}{"_aws":{"Timestamp":${Date.now()},${head}${defs}]}]},${vals}}\n`);
   };
 }
 
@@ -133,10 +118,11 @@ function accessLine(o: Observability) {
     const status = res?.statusCode ?? 500;
     const keys = res?.[LOG_KEYS];
     if (keys) delete res[LOG_KEYS];
+    let line = '';
     if (o.logger.level <= INFO_LEVEL) {
       const version = res?.headers?.['vicinity-version'];
       const space = /^\/v1\/spaces\/([^/]+)/.exec(request.event.rawPath ?? '')?.[1];
-      o.logger.info('request', {
+      const entry = {
         ...keys,
         method: request.event.requestContext?.http?.method,
         path: request.event.rawPath,
@@ -145,7 +131,10 @@ function accessLine(o: Observability) {
         version,
         ms: Number(ms.toFixed(3)),
         requestId: request.event.requestContext?.requestId,
-      });
+      };
+      const built = o.logger instanceof RequestLogger ? o.logger.infoLine('request', entry) : undefined;
+      if (built === undefined) o.logger.info('request', entry);
+      else line = built;
     }
     const names: string[] = [];
     const units: string[] = [];
@@ -165,7 +154,7 @@ function accessLine(o: Observability) {
       units.push(MetricUnit.Count);
       values.push(1);
     }
-    emit(names, units, values);
+    emit(names, units, values, line);
   };
   return { start, finish };
 }
