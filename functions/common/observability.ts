@@ -44,7 +44,9 @@ export function flushMetrics(metrics: Metrics): MiddlewareObj {
 /** Powertools' numeric level of INFO: the access line is built only when the logger would write it. */
 const INFO_LEVEL = 12;
 
-type Request = { event: HttpEvent; response?: HttpResult | null };
+/** When the request started, on middy's request object (one per invocation). */
+const STARTED: unique symbol = Symbol('vicinity.started');
+type Request = { event: HttpEvent; response?: HttpResult | null; [STARTED]?: number };
 
 /**
  * The request's own metrics as the one EMF line Powertools' `publishStoredMetrics` writes for them (same
@@ -68,16 +70,37 @@ function requestMetrics(metrics: Metrics) {
     const dims = JSON.stringify(dimensions);
     tail = dims === '{}' ? '' : dims.slice(1, -1);
   };
-  /** Writes the line for these metrics (name, unit, value), or hands them to Powertools. */
-  return (names: string[], units: string[], values: number[], before: string) => {
+  /** The line's metric definitions and values around the latency, per (cache metric, error metric). */
+  const shapes = new Map<string, { defs: string; before: string; after: string }>();
+  const shape = (cache: string | undefined, error: string | undefined) => {
+    const key = `${cache}|${error}`;
+    let s = shapes.get(key);
+    if (!s) {
+      const defs = [
+        ...(cache ? [[cache, MetricUnit.Count]] : []),
+        [METRIC.requestLatency, MetricUnit.Milliseconds],
+        ...(error ? [[error, MetricUnit.Count]] : []),
+      ].map(([n, u]) => `{"Name":"${n}","Unit":"${u}"}`);
+      const before = [...(tail ? [tail] : []), ...(cache ? [`"${cache}":1`] : [])].join(',');
+      s = {
+        defs: defs.join(','),
+        before: `${before}${before ? ',' : ''}"${METRIC.requestLatency}":`,
+        after: error ? `,"${error}":1` : '',
+      };
+      shapes.set(key, s);
+    }
+    return s;
+  };
+  /**
+   * Writes the line for the request's metrics — the cache metric if any, RequestLatency, the error
+   * metric if any, in that order — or hands them to Powertools.
+   */
+  return (cache: string | undefined, ms: number, error: string | undefined, before: string) => {
     if (metrics.hasStoredMetrics()) {
       if (before) process.stdout.write(before);
-      for (let i = 0; i < names.length; i++)
-        metrics.addMetric(
-          names[i] as string,
-          units[i] as (typeof MetricUnit)[keyof typeof MetricUnit],
-          values[i] as number,
-        );
+      if (cache) metrics.addMetric(cache, MetricUnit.Count, 1);
+      metrics.addMetric(METRIC.requestLatency, MetricUnit.Milliseconds, ms);
+      if (error) metrics.addMetric(error, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
       return;
     }
@@ -88,13 +111,10 @@ function requestMetrics(metrics: Metrics) {
       return;
     }
     if (head === undefined) template();
-    let defs = '';
-    let vals = tail;
-    for (let i = 0; i < names.length; i++) {
-      defs += `${i ? ',' : ''}{"Name":"${names[i]}","Unit":"${units[i]}"}`;
-      vals += `${vals ? ',' : ''}"${names[i]}":${values[i]}`;
-    }
-    process.stdout.write(`${before}{"_aws":{"Timestamp":${Date.now()},${head}${defs}]}]},${vals}}\n`);
+    const s = shape(cache, error);
+    process.stdout.write(
+      `${before}{"_aws":{"Timestamp":${Date.now()},${head}${s.defs}]}]},${s.before}${ms}${s.after}}\n`,
+    );
   };
 }
 
@@ -106,13 +126,12 @@ function requestMetrics(metrics: Metrics) {
  * reads). The line's object is not even built when INFO is off.
  */
 function accessLine(o: Observability) {
-  const started = new WeakMap<object, number>();
   const emit = requestMetrics(o.metrics);
   const start = (request: Request) => {
-    started.set(request.event, performance.now());
+    request[STARTED] = performance.now();
   };
   const finish = (request: Request) => {
-    const t0 = started.get(request.event) ?? performance.now();
+    const t0 = request[STARTED] ?? performance.now();
     const ms = performance.now() - t0;
     const res = request.response;
     const status = res?.statusCode ?? 500;
@@ -122,39 +141,29 @@ function accessLine(o: Observability) {
     if (o.logger.level <= INFO_LEVEL) {
       const version = res?.headers?.['vicinity-version'];
       const space = /^\/v1\/spaces\/([^/]+)/.exec(request.event.rawPath ?? '')?.[1];
-      const entry = {
-        ...keys,
-        method: request.event.requestContext?.http?.method,
-        path: request.event.rawPath,
-        status,
-        space,
-        version,
-        ms: Number(ms.toFixed(3)),
-        requestId: request.event.requestContext?.requestId,
-      };
+      // The route's keys, then these (a key of both keeps its place and takes the value here): what
+      // `{ ...keys, method, … }` builds, without V8's slow path for properties added after a spread (~5 µs).
+      const entry: Record<string, unknown> = {};
+      if (keys) for (const k in keys) entry[k] = keys[k];
+      entry.method = request.event.requestContext?.http?.method;
+      entry.path = request.event.rawPath;
+      entry.status = status;
+      entry.space = space;
+      entry.version = version;
+      entry.ms = Number(ms.toFixed(3));
+      entry.requestId = request.event.requestContext?.requestId;
       const built = o.logger instanceof RequestLogger ? o.logger.infoLine('request', entry) : undefined;
       if (built === undefined) o.logger.info('request', entry);
       else line = built;
     }
-    const names: string[] = [];
-    const units: string[] = [];
-    const values: number[] = [];
-    // Added in the order the metrics were added before: the cache metric during the request, then these.
+    // In the order the metrics were added before: the cache metric during the request, then these.
     const cache = keys?.cache;
-    if (cache === 'hit' || cache === 'miss') {
-      names.push(cache === 'hit' ? METRIC.cacheHit : METRIC.cacheMiss);
-      units.push(MetricUnit.Count);
-      values.push(1);
-    }
-    names.push(METRIC.requestLatency);
-    units.push(MetricUnit.Milliseconds);
-    values.push(ms);
-    if (status >= 400) {
-      names.push(status >= 500 ? METRIC.serverErrors : METRIC.clientErrors);
-      units.push(MetricUnit.Count);
-      values.push(1);
-    }
-    emit(names, units, values, line);
+    emit(
+      cache === 'hit' ? METRIC.cacheHit : cache === 'miss' ? METRIC.cacheMiss : undefined,
+      ms,
+      status >= 500 ? METRIC.serverErrors : status >= 400 ? METRIC.clientErrors : undefined,
+      line,
+    );
   };
   return { start, finish };
 }
