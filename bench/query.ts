@@ -28,13 +28,14 @@ import type { HttpEvent } from '../functions/common/http';
 import { exactOverLabels, normalise } from '../functions/core/search';
 import { requestContext } from '../functions/query/context';
 import { FilterIndex } from '../functions/query/filter-index';
+import { createQueryHandler } from '../functions/query/handler';
 import { queryRouter } from '../functions/query/routes';
 import { EXACT_NS_PER_DIM, exactIsCheaper, HNSW_NS_PER_VISIT } from '../functions/query/search-plan';
 import { SnapshotCache } from '../functions/snapshot/cache';
 import type { Manifest } from '../functions/snapshot/manifest';
 import { fakeContext, httpEvent } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
-import { print } from './as-deployed';
+import { print, quietObservability } from './as-deployed';
 import { writeSection } from './doc-section';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
@@ -272,8 +273,9 @@ async function overHttp(stack: LocalStack, d: Dataset, ef: number, concurrency: 
 // ---------------------------------------------------------------------------------------------
 // The service's own cost per query, by layer: hnswlib alone → the use case (version, collection,
 // planner, result objects with metadata) → the route (body parse, validation, JSON response) → the
-// whole middy handler (Powertools context, metrics, access log, CORS, problem+json). Interleaved
-// rounds, each layer's p50 the median over rounds, so machine noise hits every layer alike.
+// whole middy handler (Powertools context, metrics, access log, CORS, problem+json), with INFO logs and
+// metrics off ("quiet") and as deployed (both on). Interleaved rounds, each layer's p50 the median over
+// rounds, so machine noise hits every layer alike.
 
 const OVERHEAD_ROUNDS = 5;
 
@@ -302,9 +304,12 @@ async function overhead(
   };
   // The index search inside each request is timed, so its own cost is measured per request
   // (latency − search), not as a difference of noisy p50s.
-  const held = await stack.query.cache.collection(SPACE, version, name);
+  // The same handler with INFO logs and metrics off (a handler of its own, its own cache): what the
+  // access line and the EMF line cost is the difference.
+  const quiet = createQueryHandler({ ...stack.deps, obs: quietObservability() });
+  const held = await Promise.all([stack.query, quiet].map((h) => h.cache.collection(SPACE, version, name)));
   let searchMs = 0;
-  for (const seg of held.collection.segments) {
+  for (const seg of held.flatMap((h) => h.collection.segments)) {
     const inner = seg.index.search.bind(seg.index);
     seg.index.search = (...a: Parameters<typeof inner>) => {
       const t = performance.now();
@@ -320,6 +325,7 @@ async function overhead(
     hnswlib: (i) => index.searchKnn(vectors[i] as number[], 10),
     useCase: (i) => service.query(SPACE, name, vectors[i] as number[], params, requestContext()),
     route: (i) => route(events[i] as HttpEvent),
+    quiet: (i) => quiet(events[i] as HttpEvent, ctx),
     handler: (i) => stack.query(events[i] as HttpEvent, ctx),
   };
   index.setEf(ef);
@@ -342,7 +348,7 @@ async function overhead(
       }
     }
   }
-  held.release();
+  for (const h of held) h.release();
   const us = (ms: number) => Math.round(ms * 1000 * 10) / 10;
   const pick = (m: Record<string, number[]>, p: number) =>
     Object.fromEntries(Object.entries(m).map(([k, v]) => [k, us(percentile(v, p))]));
@@ -357,7 +363,9 @@ async function overhead(
     breakdownUs: {
       useCase: ownP50.useCase,
       route: r2((ownP50.route ?? 0) - (ownP50.useCase ?? 0)),
-      middy: r2((ownP50.handler ?? 0) - (ownP50.route ?? 0)),
+      middy: r2((ownP50.quiet ?? 0) - (ownP50.route ?? 0)),
+      /** The access line and the EMF line, as deployed (INFO and metrics on): handler − the quiet handler. */
+      logsAndMetrics: r2((ownP50.handler ?? 0) - (ownP50.quiet ?? 0)),
       total: ownP50.handler,
       handlerMinusHnswlibP50: r2(
         us(percentile(lat.handler ?? [], 50)) - us(percentile(lat.hnswlib ?? [], 50)),
@@ -627,7 +635,7 @@ function markdown(results: Record<string, unknown>[]): string {
       const b = own.breakdownUs;
       out.push(
         `The service's own cost per query (ef ${own.ef}, k 10, with metadata; per request, latency minus the index search inside it, p50): ` +
-          `**${b.total} µs** = use case ${b.useCase} µs (version, collection, planner, results) + route ${b.route} µs (body parse, validation, JSON) + middy ${b.middy} µs (Powertools context and metrics, access log, CORS, problem+json). ` +
+          `**${b.total} µs** = use case ${b.useCase} µs (version, collection, planner, results) + route ${b.route} µs (body parse, validation, JSON) + middy ${b.middy} µs (Powertools context, CORS, problem+json, early timeout) + the access and EMF lines ${b.logsAndMetrics} µs (INFO logs and metrics on, as deployed). ` +
           `In-handler p50 − hnswlib-alone p50: ${b.handlerMinusHnswlibP50} µs.`,
         '',
       );
@@ -700,7 +708,8 @@ elsewhere. Method:
 - *hnswlib alone*: \`searchKnn\` on the index object, no service code.
 - *in-handler*: the query Lambda's middy handler called with an API Gateway v2 event (\`POST …/query\`,
   k=10, metadata included), the collection already loaded: JSON parsing, validation, pointer cache,
-  search, response JSON, logging at ERROR level and metrics disabled.
+  search, response JSON, the access log line and its EMF metrics line (INFO and metrics on, as a
+  default deploy runs; the lines written to /dev/null, bench/as-deployed.ts).
 - *HTTP*: the local server (\`npm start\`'s) with the client in a worker thread (so on the other core),
   keep-alive; 1 client, then 16 concurrent. QPS with one Node process serving.
 - *cold load*: the snapshot in the S3 stand-in (s3rver on loopback), fetched by the service's
