@@ -105,6 +105,10 @@ describe('the access line built without Powertools’ formatter', () => {
     expect(logger.infoLine('request', {})).toBeDefined();
     logger.appendPersistentKeys({ team: 'recs' });
     expect(logger.infoLine('request', {})).toBeUndefined();
+    const other = new RequestLogger({ serviceName: 'vicinity-query' });
+    other.resetKeys();
+    other.setPersistentLogAttributes({ team: 'recs' });
+    expect(other.infoLine('request', {})).toBeUndefined();
 
     // Options, dev mode, concurrent invocations, another time zone, log sampling: never plain.
     const plainUnder = (env: Record<string, string>, options: Record<string, unknown> = {}) => {
