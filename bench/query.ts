@@ -9,8 +9,11 @@
  *   download + plain readIndex of the same files;
  * - the filter crossover (filtered HNSW vs exact scan by selectivity) behind service.ts's constants;
  * - LanceDB 0.31.0 on the same data (IVF-HNSW-SQ, cosine), build time, latency and recall.
+ * The handler runs as deployed: INFO access lines and metrics on (bench/as-deployed.ts).
  * Data and indexes are cached under os.tmpdir() (bench/query-data.ts). Writes bench/results/query.json
- * and its own section of docs/performance.md (between marker comments; other benches' sections stay).
+ * and its own section of docs/performance.md (between marker comments; other benches' sections stay);
+ * the datasets a run does not measure (`--quick`, `--n`) keep their last figures there, and a dataset
+ * measured with `--no-lance` its last LanceDB figures, each naming when it was measured.
  */
 
 import { createWriteStream } from 'node:fs';
@@ -562,6 +565,8 @@ async function main() {
       const peer = skipLance ? undefined : await lance(d);
       results.push({
         dataset: d.name,
+        measuredAt: new Date().toISOString(),
+        loadAverage: START_LOAD,
         n: d.n,
         dims: d.dims,
         M,
@@ -580,14 +585,44 @@ async function main() {
     await stack.stop();
     await rm(home, { recursive: true, force: true });
   }
-  const md = markdown(results);
+  const all = await withEarlierRuns(results);
+  const md = markdown(all);
   print(`${md}\n`);
   await mkdir(join('bench', 'results'), { recursive: true });
   await writeFile(
     join('bench', 'results', 'query.json'),
-    `${JSON.stringify({ at: new Date().toISOString(), quick, loadAverage: START_LOAD, queries: QUERIES, cacheDir: CACHE_DIR, results }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), quick, loadAverage: START_LOAD, queries: QUERIES, cacheDir: CACHE_DIR, results: all }, null, 2)}\n`,
   );
   await writeSection('query', performanceDoc(md), QUERY_SECTION);
+}
+
+/**
+ * This run's datasets, and the earlier runs' figures for the datasets it did not measure (`--quick`,
+ * `--n`/`--dims`), each still naming when it was measured: a partial run never drops another
+ * dataset's section from the doc.
+ */
+async function withEarlierRuns(results: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  const earlier = await readFile(join('bench', 'results', 'query.json'), 'utf8')
+    .then((t) => JSON.parse(t) as { at?: string; loadAverage?: string; results?: Record<string, unknown>[] })
+    .catch(() => ({}) as { at?: string; loadAverage?: string; results?: Record<string, unknown>[] });
+  const before = new Map((earlier.results ?? []).map((r) => [r.dataset, r]));
+  const measured = new Set(results.map((r) => r.dataset));
+  const kept = [...before.values()]
+    .filter((r) => !measured.has(r.dataset))
+    .map(
+      (r): Record<string, unknown> => ({ measuredAt: earlier.at, loadAverage: earlier.loadAverage, ...r }),
+    );
+  // `--no-lance`: the dataset's LanceDB figures from the run that measured them, which they name.
+  const withPeer = results.map((r) => {
+    const prior = before.get(r.dataset);
+    if (r.lancedb || !prior?.lancedb) return r;
+    return {
+      ...r,
+      lancedb: prior.lancedb,
+      lancedbMeasuredAt: prior.lancedbMeasuredAt ?? prior.measuredAt ?? earlier.at,
+    };
+  });
+  return [...withPeer, ...kept].sort((a, b) => Number(a.n) - Number(b.n));
 }
 
 interface Cold {
@@ -626,6 +661,11 @@ function markdown(results: Record<string, unknown>[]): string {
       `### ${r.dataset} (clustered, unit length, cosine; M=${M}, efConstruction=${EF_CONSTRUCTION})`,
       '',
     );
+    if (r.measuredAt)
+      out.push(
+        `Measured ${String(r.measuredAt).slice(0, 10)} (load average at the start ${r.loadAverage}).`,
+        '',
+      );
     out.push(
       `HNSW build ${(Number(r.hnswBuildMs) / 1000).toFixed(1)} s (one core); exact brute force ${r.bruteForceMsPerQuery} ms per query.`,
       '',
@@ -656,7 +696,7 @@ function markdown(results: Record<string, unknown>[]): string {
     );
     if (peer) {
       out.push(
-        `LanceDB 0.31.0 (IVF-HNSW-SQ, cosine, m=${M}, efConstruction=${EF_CONSTRUCTION}; build ${(peer.buildMs / 1000).toFixed(1)} s; ids come back as ${peer.idType}):`,
+        `LanceDB 0.31.0 (IVF-HNSW-SQ, cosine, m=${M}, efConstruction=${EF_CONSTRUCTION}; build ${(peer.buildMs / 1000).toFixed(1)} s; ids come back as ${peer.idType}${r.lancedbMeasuredAt ? `; measured ${String(r.lancedbMeasuredAt).slice(0, 10)}, its Vicinity column this section's run` : ''}):`,
         '',
         '| ef | LanceDB recall@10 | LanceDB p50 / p99 | LanceDB QPS (1 client) | Vicinity in-handler QPS at that ef | ratio |',
         '|---:|---:|---:|---:|---:|---:|',
@@ -699,9 +739,10 @@ function performanceDoc(
 ): string {
   return `# Query performance
 
-Measured by \`npm run bench:query\`${run.quick ? ' (`--quick`: 100k only)' : ''} on the 2-core development machine
-(${run.at.slice(0, 10)}; load average at the start ${run.load}: other work was running alongside). Figures are this machine's; rerun the bench rather than quoting them
-elsewhere. Method:
+Measured by \`npm run bench:query\` on the 2-core development machine (last run ${run.at.slice(0, 10)}${run.quick ? ', `--quick`: 100k only' : ''};
+load average at its start ${run.load}). A run that measures some datasets keeps the others' figures
+from the run that measured them; each dataset's section says when. Figures are this machine's; rerun
+the bench rather than quoting them elsewhere. Method:
 
 - Data: clustered synthetic vectors (local/synthetic.ts), unit length, ${QUERIES} held-out queries
   from the same clusters; recall@10 against exact brute force over the whole collection.
