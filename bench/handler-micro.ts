@@ -2,7 +2,8 @@
  * tsx bench/handler-micro.ts [--rounds=N] — the query handler's own work alone, for profiling
  * (`node --cpu-prof --import tsx bench/handler-micro.ts`): the 100k × 128 collection is published and
  * loaded as in bench:query, then each segment's index search is replaced by a lookup of its answer,
- * computed once per query, so every sample of the timed loop is the service's own code. Prints the p50
+ * computed once per query, so every sample of the timed loop is the service's own code. The handler runs
+ * as deployed (INFO access lines and metrics on: bench/as-deployed.ts). Prints the p50
  * of each layer (use case, route, middy handler) in µs, and its CPU time per request (the process's
  * user + system time over a round ÷ requests, best round): on a loaded machine wall-clock percentiles
  * include time spent waiting for a core, CPU time much less so. `--profile=FILE` writes a CPU profile
