@@ -89,8 +89,12 @@ describe('the access line built without Powertools’ formatter', () => {
     expect(logger.infoLine('request', {})).toBeUndefined();
     logger.resetKeys();
     expect(logger.infoLine('request', {})).toBeDefined();
-    // Keys Powertools reserves or prints itself, values it would format (objects, bigints, errors).
+    // Null and '' (Powertools drops them), an integer-like key (it would come first), keys Powertools
+    // reserves or prints itself, values it would format (objects, bigints, errors).
     for (const extras of [
+      { version: null },
+      { path: '' },
+      { '0': 'first' },
       { level: 'x' },
       { service: 'x' },
       { function_name: 'x' },
