@@ -12,6 +12,7 @@ import { distance, tieAwareRecall } from '../functions/core/search';
 import { LOCAL_SLOT_PREFIX } from '../local/shard-slots';
 import { startLocalStack } from '../local/stack';
 import { clusteredVectors, jsonlRows } from '../local/synthetic';
+import { print } from './as-deployed';
 import { writeSection } from './doc-section';
 
 const quick = process.argv.includes('--quick');
@@ -110,6 +111,10 @@ export async function renderSharded(): Promise<void> {
 }
 
 export async function benchSharded(): Promise<void> {
+  // Logs and metrics off, as this bench always measured: its slot workers (their own processes, the
+  // Invoke stand-in's) write to the terminal, not to the sink bench/as-deployed.ts gives bench:query.
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   const startLoad = loadavg()
     .map((x) => x.toFixed(1))
     .join(' / ');
@@ -256,7 +261,7 @@ export async function benchSharded(): Promise<void> {
     rows,
     ...(cold ? { cold } : {}),
   };
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  print(`${JSON.stringify(out, null, 2)}\n`);
   await mkdir(join('bench', 'results'), { recursive: true });
   await writeFile(
     join('bench', 'results', `query-sharded${quick ? '-quick' : ''}.json`),
