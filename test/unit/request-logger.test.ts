@@ -32,7 +32,14 @@ const EXTRAS: Record<string, unknown>[] = [
   },
   // Undefined values are dropped; quotes, unicode and control characters are escaped, format specifiers
   // left alone (Powertools' Console prints one string argument as it is); -0, NaN, booleans.
-  { space: undefined, note: 'a "quoted" \\ päth %s %% %2F\n\u2028', z: -0, n: Number.NaN, ok: false, status: 404 },
+  {
+    space: undefined,
+    note: 'a "quoted" \\ päth %s %% %2F\n\u2028',
+    z: -0,
+    n: Number.NaN,
+    ok: false,
+    status: 404,
+  },
   {},
 ];
 
