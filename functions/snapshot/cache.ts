@@ -47,6 +47,12 @@ interface Entry {
 
 const FAILURE_HOLD_MS = 15_000;
 
+/** The `manifests` key of a version's manifest: the version's own, or `#` + a purge's manifest key. */
+function manifestsKey(space: string, version: string, key: string): string {
+  const vkey = `${space}/${version}`;
+  return key === manifestKey(space, version) ? vkey : `${vkey}#${key}`;
+}
+
 /** The report of a collection that was already in memory (shared: nobody writes to it). */
 const CACHED: LoadReport = Object.freeze({ cached: true });
 
@@ -161,8 +167,7 @@ export class SnapshotCache {
   }
 
   manifest(space: string, version: string, key = manifestKey(space, version)): Promise<Manifest> {
-    const vkey = `${space}/${version}`;
-    const mkey = key === manifestKey(space, version) ? vkey : `${vkey}#${key}`;
+    const mkey = manifestsKey(space, version, key);
     let p = this.manifests.get(mkey);
     if (!p) {
       const read = this.store.getText(key).then(async (text) => {
@@ -188,8 +193,7 @@ export class SnapshotCache {
 
   /** `manifest`'s answer when it has been read already (the same object), else undefined: no wait. */
   manifestNow(space: string, version: string, key = manifestKey(space, version)): Manifest | undefined {
-    const vkey = `${space}/${version}`;
-    const p = this.manifests.get(key === manifestKey(space, version) ? vkey : `${vkey}#${key}`);
+    const p = this.manifests.get(manifestsKey(space, version, key));
     return p && this.readManifests.get(p);
   }
 
