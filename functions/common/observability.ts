@@ -96,18 +96,17 @@ function requestMetrics(metrics: Metrics) {
    * metric if any, in that order — or hands them to Powertools.
    */
   return (cache: string | undefined, ms: number, error: string | undefined, before: string) => {
-    if (metrics.hasStoredMetrics()) {
+    const stored = metrics.hasStoredMetrics();
+    // `isDisabled` is protected in Powertools' types, public in its code: POWERTOOLS_METRICS_DISABLED or
+    // POWERTOOLS_DEV as read when the Metrics object was built.
+    if (stored || (metrics as unknown as { isDisabled(): boolean }).isDisabled()) {
+      // The access line first, then whatever Powertools writes (or nothing, metrics being off).
       if (before) process.stdout.write(before);
+      if (!stored) return;
       if (cache) metrics.addMetric(cache, MetricUnit.Count, 1);
       metrics.addMetric(METRIC.requestLatency, MetricUnit.Milliseconds, ms);
       if (error) metrics.addMetric(error, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
-      return;
-    }
-    // `isDisabled` is protected in Powertools' types, public in its code: POWERTOOLS_METRICS_DISABLED or
-    // POWERTOOLS_DEV as read when the Metrics object was built.
-    if ((metrics as unknown as { isDisabled(): boolean }).isDisabled()) {
-      if (before) process.stdout.write(before);
       return;
     }
     if (head === undefined) template();
