@@ -13,6 +13,7 @@ import type { HandlerDeps } from '../functions/common/wiring';
 import { ENV } from '../functions/contract';
 import { createQueryHandler } from '../functions/query/handler';
 import { createSweepHandler } from '../functions/sweeper/handler';
+import { DEFAULT_CONFIG } from '../infra/config';
 import { type LocalTasksOptions, startLocalTasks } from './build-tasks';
 import { answerClientErrors, MAX_HEADER_BYTES } from './client-errors';
 import { EventQueue, type EventQueueOptions, releaseRecord, type SettledOptions } from './event-queue';
@@ -135,6 +136,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const slots = localSlots(opts.slots);
   const tasks = await startLocalTasks(opts.tasks ?? {}, log, slots.defs);
   const env = {
+    // The query function's /tmp as a default deploy sizes it (infra/config.ts; Lambda's own default is
+    // 512 MB): the disk budget follows, so what fits deployed fits here. The environment may say otherwise.
+    [ENV.ephemeralStorageMb]: String(DEFAULT_CONFIG.query.ephemeralMb),
     ...process.env,
     AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
     VICINITY_BUCKET: bucket,

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeIndexBytes } from '../../functions/snapshot/budget';
+import { DEFAULT_CONFIG } from '../../infra/config';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 
@@ -39,6 +40,11 @@ describe('memory budget: three pinned versions alternating on a budget that fits
     await publishFive(s);
   });
   afterAll(async () => s?.dispose());
+
+  // A release that fits a default deploy's /tmp fits `npm start`'s (Lambda's own default is 512 MB).
+  it('gives the local query function the disk budget of a default deploy', () => {
+    expect(s.deps.config.diskBudgetBytes).toBe(Math.floor(DEFAULT_CONFIG.query.ephemeralMb * 0.8) * 2 ** 20);
+  });
 
   it('answers the third with 503, Retry-After and why; the first two keep answering; the instance lives', async () => {
     for (let round = 0; round < 3; round++) {
