@@ -126,9 +126,9 @@ function mayEvict(victimRank: number, loadRank: number): boolean {
  *   M; heap from the files' sizes) before anything is downloaded, evicting unheld collections that rank
  *   below it, or is refused with a CapacityError (503) — it never loads past the budget;
  * - disk: before a download the missing bytes must fit the budget and the file system's free space,
- *   evicting the files (and memory) of least-recently-used versions that are neither active, previous,
- *   pinned within the pin window, nor held by a request; running out (ENOSPC) is a 503 for that request,
- *   not a fault of the version.
+ *   evicting the files (and memory) of versions no request holds, chosen as for memory (a version's
+ *   download may take the room of those ranking below it: the active one's, the previous version's);
+ *   running out (ENOSPC) is a 503 for that request, not a fault of the version.
  * A collection that failed to verify or load is never served; asking for it is a 503 for a while. A
  * version whose objects are gone and which the registry calls DELETED is a 404, never cached.
  */
@@ -631,19 +631,32 @@ export class SnapshotCache {
   }
 
   /** The least recently used version whose files may go: no role, no recent pin, nothing of it held or loading. */
+  /**
+   * The version whose files go first to make room for a download of `except` (a version key): as the
+   * memory budget chooses (`mayEvict`), never one a request is using or loading; the lowest rank, then
+   * the least recently used. So the active version's download may take the previous version's room —
+   * else a release over half the disk budget could never load on a warm instance after a switch.
+   */
   private diskVictim(except: string): string | undefined {
     const now = this.now();
+    const rankOf = (vkey: string) => {
+      const slash = vkey.indexOf('/');
+      return this.rank(vkey.slice(0, slash), vkey.slice(slash + 1), now);
+    };
+    const loadRank = rankOf(except);
     const busy = new Set<string>();
     for (const e of this.entries.values())
       if (e.inFlight > 0 || !e.collection) busy.add(`${e.space}/${e.version}`);
     let best: string | undefined;
+    let bestRank = Number.POSITIVE_INFINITY;
     let bestAt = Number.POSITIVE_INFINITY;
     for (const [k, d] of this.disk) {
-      if (k === except || busy.has(k) || this.hasRole(k)) continue;
-      const at = this.pins.get(k);
-      if (at !== undefined && at + this.pinWindowMs > now) continue;
-      if (d.lastUsed < bestAt) {
+      if (k === except || busy.has(k)) continue;
+      const rank = rankOf(k);
+      if (!mayEvict(rank, loadRank)) continue;
+      if (rank < bestRank || (rank === bestRank && d.lastUsed < bestAt)) {
         best = k;
+        bestRank = rank;
         bestAt = d.lastUsed;
       }
     }

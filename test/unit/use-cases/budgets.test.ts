@@ -190,6 +190,53 @@ describe('instance budgets on the in-memory ports', () => {
     expect(existsSync(versionDir('v2'))).toBe(false);
   });
 
+  describe('a switch on a disk budget that holds one version', () => {
+    const bytes = async (v: string) => allFiles(await manifest(v)).reduce((a, f) => a + f.bytes, 0);
+    const budget = async () => Math.floor(Math.max(await bytes('v4'), await bytes('v5')) * 1.5);
+    const load = async (cache: SnapshotCache, version: string) => {
+      await cache.manifest(SPACE, version);
+      return cache.collection(SPACE, version, 'tracks');
+    };
+
+    it("lets the new active version's download take the previous version's room", async () => {
+      const diskBudgetBytes = await budget();
+      const { cache, versionDir } = setup({ diskBudgetBytes });
+      cache.setRoles(SPACE, 'v4', 'v3');
+      (await load(cache, 'v4')).release();
+      // The pointer moves: v4 is the previous version now, and the two do not fit together.
+      cache.setRoles(SPACE, 'v5', 'v4');
+      const held = await load(cache, 'v5');
+      expect(held.collection.segments.length).toBeGreaterThan(0);
+      held.release();
+      expect(existsSync(versionDir('v4'))).toBe(false);
+      expect(existsSync(versionDir('v5'))).toBe(true);
+      expect(cache.diskBytes()).toBeLessThanOrEqual(diskBudgetBytes);
+      expect(cache.loaded()).toEqual([`${SPACE}/v5/tracks`]);
+    });
+
+    it("never lets the previous version's download take the active version's room", async () => {
+      const { cache, versionDir } = setup({ diskBudgetBytes: await budget() });
+      cache.setRoles(SPACE, 'v5', 'v4');
+      (await load(cache, 'v5')).release();
+      const err = await load(cache, 'v4').catch((e) => e);
+      expect(err).toMatchObject({ reason: 'disk-budget', kind: 'unavailable' });
+      expect(existsSync(versionDir('v5'))).toBe(true);
+    });
+
+    it('keeps the previous version while a request uses it, and takes its room once it lets go', async () => {
+      const { cache, versionDir } = setup({ diskBudgetBytes: await budget() });
+      cache.setRoles(SPACE, 'v4', 'v3');
+      const inUse = await load(cache, 'v4');
+      cache.setRoles(SPACE, 'v5', 'v4');
+      const err = await load(cache, 'v5').catch((e) => e);
+      expect(err).toMatchObject({ reason: 'disk-budget', kind: 'unavailable' });
+      expect(existsSync(versionDir('v4'))).toBe(true);
+      inUse.release();
+      (await load(cache, 'v5')).release();
+      expect(existsSync(versionDir('v4'))).toBe(false);
+    });
+  });
+
   it('checks free space before a download: too little is a 503 for that request, not a broken version', async () => {
     let free = 0;
     const { ask, log } = setup({ freeBytes: async () => free });

@@ -6,7 +6,7 @@ import type { SearchParams } from '../../../functions/core/query';
 import { requestContext } from '../../../functions/query/context';
 import { QueryService, type SearchAnswer } from '../../../functions/query/service';
 import { SnapshotCache } from '../../../functions/snapshot/cache';
-import { snapshotPrefix } from '../../../functions/snapshot/manifest';
+import { allFiles, type Manifest, manifestKey, snapshotPrefix } from '../../../functions/snapshot/manifest';
 import { manualClock } from '../../support/clock';
 import { DIMS, type Harness, harness, jsonl, recordingLog } from '../../support/memory/harness';
 
@@ -78,12 +78,13 @@ describe('switch grace on the in-memory ports', () => {
   const publishAndBuild = async (release: string, prefix: string, seed: number) =>
     h.build(await h.publish(SPACE, release, { 'tracks.jsonl': jsonl(prefix, 40, seed) }, tracksOnly));
 
-  function service(switchGraceMs: number) {
+  function service(switchGraceMs: number, diskBudgetBytes?: number) {
     const slow = slowStore(h.store);
     const cache = new SnapshotCache(slow.store, hnswEngine, {
       cacheDir: join(h.cacheDir, `grace-${switchGraceMs}-${Math.random()}`),
       memoryBudgetBytes: 1 << 30,
       log: recordingLog(),
+      ...(diskBudgetBytes === undefined ? {} : { diskBudgetBytes }),
     });
     const clock = manualClock();
     const query = new QueryService({
@@ -153,6 +154,30 @@ describe('switch grace on the in-memory ports', () => {
     expect(await settlesWithin(p, 200)).toBe(false);
     slow.open();
     expect((await p).version).toBe('v2');
+  });
+
+  it('on a disk budget that holds one version, the new one takes the old one’s room: requests wait for it, none fails', async () => {
+    await publishAndBuild('r1', 'a', 1);
+    const manifest = JSON.parse((await h.store.getText(manifestKey(SPACE, 'v1'))) as string) as Manifest;
+    // v2 is the same size (40 rows of the same shape): the budget holds one of them, not both.
+    const budget = Math.floor(allFiles(manifest).reduce((a, f) => a + f.bytes, 0) * 1.5);
+    const { slow, cache, ask } = service(30_000, budget);
+    expect((await ask()).version).toBe('v1');
+    await publishAndBuild('r2', 'b', 2);
+    slow.close('v2');
+    // The first request after the switch still finds v1 loaded; v2's download then takes v1's room,
+    // so later requests wait for v2 (as without grace) instead of failing on a full disk.
+    const asked = [ask(), ask(), ask()];
+    for (let i = 0; i < 500 && cache.loadedNames(SPACE, 'v1').length > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(cache.loadedNames(SPACE, 'v1')).toEqual([]);
+    const later = ask();
+    expect(await settlesWithin(later, 100)).toBe(false);
+    slow.open();
+    const answers = await Promise.all([...asked, later]);
+    for (const a of answers) expect(from(a, a.version === 'v1' ? 'a' : 'b')).toBe(true);
+    expect((await later).version).toBe('v2');
+    expect(cache.diskBytes()).toBeLessThanOrEqual(budget);
   });
 
   it('stops serving the old version once the grace has run out', async () => {
