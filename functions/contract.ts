@@ -192,6 +192,11 @@ export const ENV = Object.freeze({
   shardSlots: 'VICINITY_SHARD_SLOTS',
   /** Build: the slot functions' memory (MB); set, a release whose busiest slot would not fit is refused. */
   slotMemoryMb: 'VICINITY_SLOT_MEMORY_MB',
+  /**
+   * Build: the query function's memory (MB); set, `"shards": "auto"` shards a collection the query
+   * function could not load whole, and a collection built whole that it could not load is refused.
+   */
+  queryMemoryMb: 'VICINITY_QUERY_MEMORY_MB',
   /** Slot function: which slot this function is (0…shardSlots−1). */
   slot: 'VICINITY_SLOT',
   /** Router: ms before a slot call gets its hedged retry until that slot's p95 is known (default 1,000). */

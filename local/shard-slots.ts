@@ -4,7 +4,7 @@
  * cache directory, behind the endpoint the query router's Lambda client uses (AWS_ENDPOINT_URL_LAMBDA).
  */
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../functions/common/config';
+import { type Config, cacheBudgetMb } from '../functions/common/config';
 import { ENV } from '../functions/contract';
 import { slotFunctionName } from '../functions/query/shards/protocol';
 import type { LambdaFunctionDef } from './standins/lambda';
@@ -59,7 +59,7 @@ export function localSlots(opts: LocalSlotsOptions | undefined): {
           [ENV.shardSlots]: String(opts.shardSlots),
           // Each slot its own cache directory, as each Lambda instance has its own /tmp.
           [ENV.cacheDir]: `${config.cacheDir}-slot-${i}`,
-          [ENV.memoryBudgetMb]: String(Math.floor((def.memoryMb ?? 1024) * 0.6)),
+          [ENV.memoryBudgetMb]: String(cacheBudgetMb(def.memoryMb ?? 1024)),
           POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL,
           POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED,
           AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',

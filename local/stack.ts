@@ -139,6 +139,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     // The query function's /tmp as a default deploy sizes it (infra/config.ts; Lambda's own default is
     // 512 MB): the disk budget follows, so what fits deployed fits here. The environment may say otherwise.
     [ENV.ephemeralStorageMb]: String(DEFAULT_CONFIG.query.ephemeralMb),
+    // The build learns the query function's memory as deployed: it shards or refuses what it could not load.
+    [ENV.queryMemoryMb]: String(DEFAULT_CONFIG.query.memoryMb),
     ...process.env,
     AWS_ENDPOINT_URL_LAMBDA: tasks.lambda.endpoint,
     VICINITY_BUCKET: bucket,

@@ -10,6 +10,7 @@ import { buildIndex } from './index-build';
 import { type InputEtags, ingest, openRelease } from './ingest';
 import { previousVersion } from './previous-version';
 import { type QualityGate, qualityGate } from './quality-gate';
+import { refuseUnservable } from './serving-fit';
 
 /** What a build checks before each write: it was not aborted (deadline) and still holds its lease. */
 export interface BuildGuard {
@@ -79,6 +80,7 @@ export async function buildSnapshot(
         collection: c.name,
         erasedDropped: dropped.count,
       });
+    refuseUnservable(config, { name: c.name, dims: table.dims, M: c.M }, table.count, 1);
     const t1 = Date.now();
     const {
       segments: built,

@@ -64,6 +64,13 @@ export interface Config {
   readonly slotMaxResponseBytes: number;
   /** Build: the slot functions' memory, MB (unset: no slot capacity check). */
   readonly slotMemoryMb?: number;
+  /** Build: the query function's memory, MB (unset: no check that it can load a collection built whole). */
+  readonly queryMemoryMb?: number;
+}
+
+/** MB of a query or slot function's memory its snapshot cache may fill: the rest holds the runtime and a load in flight. */
+export function cacheBudgetMb(functionMemoryMb: number): number {
+  return Math.floor(functionMemoryMb * 0.6);
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -93,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     switchGraceMs: int(env, ENV.switchGraceMs, 30_000),
     cacheDir: env[ENV.cacheDir] || join(tmpdir(), 'vicinity-cache'),
     // Leave room for the runtime and one snapshot being loaded next to the active one.
-    memoryBudgetBytes: int(env, ENV.memoryBudgetMb, Math.floor(lambdaMb * 0.6)) * 1024 * 1024,
+    memoryBudgetBytes: int(env, ENV.memoryBudgetMb, cacheBudgetMb(lambdaMb)) * 1024 * 1024,
     // Lambda's /tmp is 512 MB unless the function configures more (infra passes it); leave a fifth free.
     diskBudgetBytes:
       int(env, ENV.diskBudgetMb, Math.floor(int(env, ENV.ephemeralStorageMb, 512) * 0.8)) * 1024 * 1024,
@@ -131,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     slotDeadlineMs: int(env, ENV.slotDeadlineMs, 25_000),
     slotMaxResponseBytes: int(env, ENV.slotMaxResponseBytes, 6 * 1024 * 1024 - 64 * 1024),
     slotMemoryMb: env[ENV.slotMemoryMb] ? int(env, ENV.slotMemoryMb, 0) : undefined,
+    queryMemoryMb: env[ENV.queryMemoryMb] ? int(env, ENV.queryMemoryMb, 0) : undefined,
     ...overrides,
   };
   return Object.freeze(config);

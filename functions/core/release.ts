@@ -43,7 +43,7 @@ export interface CollectionSpec {
   /** This collection's own recall target, if release.json set one (else the release-wide one). */
   recallTarget?: number;
   segments?: number;
-  /** Requested shard count; "auto" picks one shard unless the collection is too large for one task. */
+  /** Requested shard count; "auto" picks one shard unless the collection is too large for one task or for the query function. */
   shards?: number | 'auto';
 }
 

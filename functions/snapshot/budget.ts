@@ -39,6 +39,18 @@ export function heapBytesFromFiles(s: Segment): number {
   return ids + meta;
 }
 
+/**
+ * Heap per item of a collection not built yet (no files to measure): an id of ~16 characters with its
+ * string header and array slot (as heapBytesFromFiles counts it) and its entry in the id map. Metadata
+ * is not counted: the build plans before it has read any.
+ */
+const PLANNED_HEAP_BYTES_PER_ITEM = 16 + 28 + LOOKUP_BYTES_PER_ITEM;
+
+/** What loading `count` items of `dims` at `M` in one index will take an instance, before they are built. */
+export function estimatePlannedBytes(count: number, dims: number, M: number): number {
+  return nativeIndexBytes(count, dims, M) + count * PLANNED_HEAP_BYTES_PER_ITEM;
+}
+
 /** What loading the collection will take before anything is downloaded: native indexes plus parsed files. */
 export function estimateCollectionBytes(cm: CollectionManifest): number {
   let total = 0;

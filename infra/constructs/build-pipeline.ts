@@ -26,6 +26,8 @@ export interface BuildPipelineProps {
   readonly eventBus: IEventBus;
   readonly layer: ILayerVersion;
   readonly sizing: FunctionSizing;
+  /** The query function's memory (MB): the build shards, or refuses, a collection it could not load whole. */
+  readonly queryMemoryMb: number;
   readonly reservedConcurrency?: number;
   readonly retryAttempts: number;
   readonly retainVersions: number;
@@ -67,6 +69,7 @@ export class BuildPipeline extends Construct {
         [ENV.table]: props.table.tableName,
         [ENV.eventBusName]: props.eventBus.eventBusName,
         [ENV.retainVersions]: String(props.retainVersions),
+        [ENV.queryMemoryMb]: String(props.queryMemoryMb),
       },
     });
     const fn = this.fn.fn;

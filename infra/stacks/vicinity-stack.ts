@@ -65,6 +65,7 @@ export class VicinityStack extends Stack {
       eventBus,
       layer,
       sizing: config.build,
+      queryMemoryMb: config.query.memoryMb,
       reservedConcurrency: config.buildReservedConcurrency,
       retryAttempts: config.buildRetryAttempts,
       retainVersions: config.retainVersions,

@@ -29,11 +29,12 @@ describe('shard slots', () => {
     }
   });
 
-  it('the build function is told the slot count and memory (it refuses releases whose busiest slot would not fit)', () => {
+  it('the build function is told the slot count, the slots’ and the query function’s memory (it shards or refuses what they could not load)', () => {
     const build = fns()[s.idOf(s.stack.buildPipeline.fn.fn)];
     expect(build?.Properties.Environment.Variables).toMatchObject({
       [ENV.shardSlots]: '8',
       [ENV.slotMemoryMb]: String(s.config.query.memoryMb),
+      [ENV.queryMemoryMb]: '2048',
     });
   });
 

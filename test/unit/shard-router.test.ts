@@ -208,11 +208,13 @@ describe('shard slots: capacity at build time', () => {
   const base = { collection: 'c', dims: 128, M: 16, slotBudgetBytes: 1228 * 1024 * 1024 };
   it('passes when the busiest slot fits, refuses naming the numbers when it does not', () => {
     // 2M rows, 8 shards on 8 slots: 250k × 692 B ≈ 165 MB per slot.
-    expect(slotCapacityProblem({ ...base, rows: 2_000_000, shards: 8, shardSlots: 8 })).toBeUndefined();
+    const fits = { ...base, rows: 2_000_000, shards: 8, shardSlots: 8, shardBytes: 250_000 * 692 };
+    expect(slotCapacityProblem(fits)).toBeUndefined();
     // 20M rows, 16 shards on 8 slots: 2 shards of 1.25M × 692 B ≈ 1.65 GB in one slot.
-    const p = slotCapacityProblem({ ...base, rows: 20_000_000, shards: 16, shardSlots: 8 });
-    expect(p).toMatch(/collection c: 16 shards over 8 shard slots put 2 shard\(s\)/);
-    expect(p).toMatch(/over a slot's memory budget of 1228 MB/);
-    expect(slotCapacityProblem({ ...base, rows: 20_000_000, shards: 1, shardSlots: 8 })).toBeUndefined();
+    const over = { ...base, rows: 20_000_000, shards: 16, shardSlots: 8, shardBytes: 1_250_000 * 692 };
+    const p = slotCapacityProblem(over);
+    expect(p).toMatch(/collection c: 16 shards over 8 shard slots put 2 shard\(s\) of about 825 MB each/);
+    expect(p).toMatch(/1650 MB, over a slot's memory budget of 1228 MB/);
+    expect(slotCapacityProblem({ ...over, shards: 1 })).toBeUndefined();
   });
 });

@@ -10,7 +10,6 @@ import { ReleaseInvalidError } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
 import { type CollectionSpec, QUALITY_DEFAULTS, type ReleaseSpec } from '../../core/release';
 import { estimateJsonlRows, planShards } from '../../core/shard';
-import { slotCapacityProblem } from '../../core/slot-capacity';
 import type { CollectionReport, ReleaseEvent } from '../../core/version';
 import type { CollectionManifest } from '../../snapshot/manifest';
 import { writeSegments } from '../../snapshot/writer';
@@ -20,6 +19,7 @@ import { buildIndex } from '../index-build';
 import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
+import { refuseUnservable, servableShards } from '../serving-fit';
 import {
   lambdaTasks,
   type PartitionPlan,
@@ -66,47 +66,24 @@ export async function shardCounts(
   const out = new Map<string, number>();
   for (const c of spec.collections) {
     const requested = c.shards ?? 'auto';
-    const rows = requested === 'auto' ? await estimateRows(c, files) : 0;
-    out.set(
-      c.name,
-      planShards({
-        requested,
-        rows,
-        dims: c.dims ?? 128,
-        M: c.M,
-        maxShardItems: deps.config.maxShardItems,
-        taskMemoryMb: deps.config.taskMemoryMb,
-      }),
-    );
-  }
-  await refuseOverSlots(deps, spec, files, out);
-  return [...out.values()].some((n) => n > 1) ? out : undefined;
-}
-
-/** With shard slots sized (ENV.slotMemoryMb), a sharded collection whose busiest slot cannot hold its shards is refused. */
-async function refuseOverSlots(
-  deps: Pick<BuildDeps, 'config'>,
-  spec: ReleaseSpec,
-  files: ReleaseFiles,
-  counts: Map<string, number>,
-): Promise<void> {
-  const { slotMemoryMb, shardSlots } = deps.config;
-  if (!slotMemoryMb) return;
-  for (const c of spec.collections) {
-    const shards = counts.get(c.name) ?? 1;
-    if (shards <= 1) continue;
-    const problem = slotCapacityProblem({
-      collection: c.name,
-      rows: await estimateRows(c, files),
-      shards,
-      shardSlots,
-      dims: c.dims ?? 128,
+    const rows = await estimateRows(c, files);
+    const shape = { name: c.name, dims: c.dims ?? 128, M: c.M };
+    const planned = planShards({
+      requested,
+      rows,
+      dims: shape.dims,
       M: c.M,
-      // The slot's cache budget: the same share of its memory as the query function's (common/config.ts).
-      slotBudgetBytes: Math.floor(slotMemoryMb * 0.6) * 1024 * 1024,
+      maxShardItems: deps.config.maxShardItems,
+      taskMemoryMb: deps.config.taskMemoryMb,
     });
-    if (problem) throw new ReleaseInvalidError([{ file: 'release.json', message: problem }]);
+    // Auto: as many more shards as the instances that serve them need to load them.
+    const shards = requested === 'auto' ? servableShards(deps.config, shape, rows, planned) : planned;
+    // A sharded collection the slots could not hold is refused now. One built whole is checked once
+    // ingested, on its exact count: a JSONL count is an estimate (refuseUnservable in the build).
+    if (shards > 1) refuseUnservable(deps.config, shape, rows, shards);
+    out.set(c.name, shards);
   }
+  return [...out.values()].some((n) => n > 1) ? out : undefined;
 }
 
 /** Ranged reads of a raw input's ids file in flight at once while the planner counts its lines. */
@@ -306,6 +283,7 @@ export async function startShardedBuild(
     if ((counts.get(c.name) ?? 1) > 1) continue;
     const t0 = Date.now();
     const table = await ingest(c, files, config.maxLineBytes, log, ctx);
+    refuseUnservable(config, { name: c.name, dims: table.dims, M: c.M }, table.count, 1);
     const {
       segments: built,
       duplicateGroups,

@@ -125,3 +125,31 @@ describe('buildRelease on the in-memory ports', () => {
     expect(await h.registry.getPointer('music')).toMatchObject({ version: null, generation: 0 });
   });
 });
+
+describe('a collection built whole that the query function could not load', () => {
+  let h: Harness;
+  // A query function of 5 MB: a 3 MB cache budget. hnswlib's 2.6 MB of locks and 40 items fit; 2,000 do not.
+  beforeEach(async () => {
+    h = await harness({ queryMemoryMb: 5 });
+  });
+  afterEach(async () => h.dispose());
+  const whole = { collections: { tracks: { file: 'tracks.jsonl', metric: 'cosine', shards: 1 } } };
+
+  it('is refused: FAILED naming release.json and the budget, and the active version keeps serving', async () => {
+    const first = await h.build(await h.publish('music', 'r1', { 'tracks.jsonl': jsonl('a', 40, 1) }, whole));
+    expect(first.status).toBe('READY');
+    const before = await h.registry.getPointer('music');
+
+    const outcome = await h.build(
+      await h.publish('music', 'r2', { 'tracks.jsonl': jsonl('b', 2000, 2) }, whole),
+    );
+    expect(outcome.status).toBe('FAILED');
+    expect(outcome.status === 'FAILED' && outcome.reason).toMatch(
+      /collection tracks: about \d+ MB once loaded \(2000 rows, 8 dims, M 16\) in one piece, over the query function's memory budget of 3 MB/,
+    );
+    const record = await h.registry.getVersion('music', 'v2');
+    expect(record?.problems).toEqual([expect.objectContaining({ file: 'release.json' })]);
+    expect(await h.registry.getPointer('music')).toEqual(before);
+    expect(await h.store.getText(manifestKey('music', 'v2'))).toBeUndefined();
+  });
+});

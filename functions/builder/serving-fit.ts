@@ -1,0 +1,52 @@
+/**
+ * Whether the instances that will serve a collection can load it, as the build plans and builds it: the
+ * query function loads an unsharded collection whole, a shard slot its share of a sharded one. Each
+ * budget is the one their snapshot caches apply (common/config.ts), known when infra tells the build
+ * the functions' memory (ENV.queryMemoryMb, ENV.slotMemoryMb). A version nobody can load would be
+ * READY and answer every query with a 503: `"shards": "auto"` shards further instead, and what still
+ * does not fit is refused, naming the numbers.
+ */
+import { type Config, cacheBudgetMb } from '../common/config';
+import { ReleaseInvalidError } from '../core/errors';
+import type { CollectionSpec } from '../core/release';
+import { MAX_SHARDS } from '../core/shard';
+import { slotCapacityProblem, wholeCapacityProblem } from '../core/slot-capacity';
+import { estimatePlannedBytes } from '../snapshot/budget';
+
+type Sizes = Pick<Config, 'queryMemoryMb' | 'slotMemoryMb' | 'shardSlots'>;
+type Shape = Pick<CollectionSpec, 'name' | 'M'> & { dims: number };
+
+const MiB = 1024 * 1024;
+
+/** Why the collection of `rows` in `shards` shards could not be loaded where it is served, or undefined (also when the size is not known). */
+export function servingProblem(config: Sizes, c: Shape, rows: number, shards: number): string | undefined {
+  const base = { collection: c.name, rows, dims: c.dims, M: c.M };
+  if (shards <= 1) {
+    if (!config.queryMemoryMb) return undefined;
+    return wholeCapacityProblem({
+      ...base,
+      bytes: estimatePlannedBytes(rows, c.dims, c.M),
+      budgetBytes: cacheBudgetMb(config.queryMemoryMb) * MiB,
+    });
+  }
+  if (!config.slotMemoryMb) return undefined;
+  return slotCapacityProblem({
+    ...base,
+    shards,
+    shardSlots: config.shardSlots,
+    shardBytes: estimatePlannedBytes(Math.ceil(rows / shards), c.dims, c.M),
+    slotBudgetBytes: cacheBudgetMb(config.slotMemoryMb) * MiB,
+  });
+}
+
+/** `"shards": "auto"`: from the count the build tasks need, the fewest shards the serving side can load (else that count). */
+export function servableShards(config: Sizes, c: Shape, rows: number, planned: number): number {
+  for (let n = planned; n <= MAX_SHARDS; n++) if (!servingProblem(config, c, rows, n)) return n;
+  return planned;
+}
+
+/** Refuses (FAILED, naming release.json) a collection the serving side could not load. */
+export function refuseUnservable(config: Sizes, c: Shape, rows: number, shards: number): void {
+  const problem = servingProblem(config, c, rows, shards);
+  if (problem) throw new ReleaseInvalidError([{ file: 'release.json', message: problem }]);
+}
