@@ -127,7 +127,8 @@ function mayEvict(victimRank: number, loadRank: number): boolean {
  *   below it, or is refused with a CapacityError (503) — it never loads past the budget;
  * - disk: before a download the missing bytes must fit the budget and the file system's free space,
  *   evicting the files (and memory) of versions no request holds, chosen as for memory (a version's
- *   download may take the room of those ranking below it: the active one's, the previous version's);
+ *   download may take the room of those ranking below it: the active one's, the previous version's),
+ *   then of the version's other collections no request holds;
  *   running out (ENOSPC) is a 503 for that request, not a fault of the version.
  * A collection that failed to verify or load is never served; asking for it is a 503 for a while. A
  * version whose objects are gone and which the registry calls DELETED is a 404, never cached.
@@ -592,6 +593,7 @@ export class SnapshotCache {
       }
       while (this.diskBytes() + this.diskReserved + needed > budget) {
         const victim = this.diskVictim(vkey);
+        if (!victim && (await this.evictSibling(space, version, name))) continue;
         if (!victim) {
           throw new CapacityError(
             'disk-budget',
@@ -606,6 +608,10 @@ export class SnapshotCache {
       let free = await this.freeBytes();
       while (free < needed + this.diskReserved) {
         const victim = this.diskVictim(vkey);
+        if (!victim && (await this.evictSibling(space, version, name))) {
+          free = await this.freeBytes();
+          continue;
+        }
         if (!victim) {
           throw new CapacityError(
             'disk-full',
@@ -678,6 +684,63 @@ export class SnapshotCache {
       force: true,
     });
     this.opts.log.info('snapshot files evicted', { space, version, bytes });
+  }
+
+  /**
+   * When no other version's files may go: frees the files of another collection of the version being
+   * loaded, so a release whose collections together outgrow the disk budget still serves each of them
+   * (the memory budget, too, evicts collections, not versions). Only a collection no request uses or
+   * loads: one not in memory first, then the least recently used. False when there is none.
+   */
+  private async evictSibling(space: string, version: string, except: string): Promise<boolean> {
+    const vkey = `${space}/${version}`;
+    type Sibling = { keys: Set<string>; entries: [string, Entry][]; busy: boolean; lastUsed: number };
+    const siblings = new Map<string, Sibling>();
+    for (const [mkey, read] of this.manifests) {
+      const m = (mkey === vkey || mkey.startsWith(`${vkey}#`)) && this.readManifests.get(read);
+      if (!m) continue;
+      for (const [name, cm] of Object.entries(m.collections)) {
+        if (name === except) continue;
+        const s = siblings.get(name) ?? { keys: new Set(), entries: [], busy: false, lastUsed: -1 };
+        for (const seg of cm.segments)
+          for (const f of [seg.files.index, seg.files.ids, seg.files.meta]) if (f) s.keys.add(f.key);
+        siblings.set(name, s);
+      }
+    }
+    for (const [k, e] of this.entries) {
+      const s =
+        e.space === space &&
+        e.version === version &&
+        siblings.get(k.slice(vkey.length + 1).split('#')[0] ?? '');
+      if (!s) continue;
+      s.entries.push([k, e]);
+      s.busy ||= e.inFlight > 0 || !e.collection;
+      s.lastUsed = Math.max(s.lastUsed, e.lastUsed);
+    }
+    const paths = (s: Sibling) => [...s.keys].map((key) => localPathFor(this.opts.cacheDir, key));
+    const onDisk = async (s: Sibling) => {
+      let bytes = 0;
+      for (const path of paths(s)) bytes += (await stat(path).catch(() => undefined))?.size ?? 0;
+      return bytes;
+    };
+    let best: { name: string; s: Sibling; bytes: number } | undefined;
+    for (const [name, s] of siblings) {
+      if (s.busy || (best && best.s.lastUsed <= s.lastUsed)) continue;
+      const bytes = await onDisk(s);
+      if (bytes > 0) best = { name, s, bytes };
+    }
+    if (!best) return false;
+    for (const [k, e] of best.s.entries) this.dropEntry(k, e);
+    await Promise.all(paths(best.s).map((path) => rm(path, { force: true })));
+    await this.recount(space, version);
+    this.opts.log.info('collection files evicted', {
+      space,
+      version,
+      collection: best.name,
+      bytes: best.bytes,
+      for: `${space}/${version}/${except}`,
+    });
+    return true;
   }
 
   /** Counts what is in the cache directory once (a warm instance's /tmp outlives the process). */

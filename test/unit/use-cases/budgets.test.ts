@@ -237,6 +237,57 @@ describe('instance budgets on the in-memory ports', () => {
     });
   });
 
+  describe('a version whose collections together outgrow the disk budget', () => {
+    const duo = {
+      collections: {
+        users: { file: 'users.jsonl', metric: 'cosine' },
+        tracks: { file: 'tracks.jsonl', metric: 'cosine' },
+      },
+    };
+    let budget = 0;
+    beforeAll(async () => {
+      const files = { 'users.jsonl': jsonl('u', 40, 7), 'tracks.jsonl': jsonl('t', 40, 8) };
+      await h.build(await h.publish('duo', 'r1', files, duo));
+      const m = JSON.parse((await h.store.getText(manifestKey('duo', 'v1'))) as string) as Manifest;
+      const bytes = Object.values(m.collections).map((c) =>
+        c.segments
+          .flatMap((s) => [s.files.index, s.files.ids, ...(s.files.meta ? [s.files.meta] : [])])
+          .reduce((a, f) => a + f.bytes, 0),
+      );
+      // Room for either collection, not for both.
+      budget = Math.floor(Math.max(...bytes) * 1.5);
+    });
+    const load = async (cache: SnapshotCache, name: string) => {
+      await cache.manifest('duo', 'v1');
+      return cache.collection('duo', 'v1', name);
+    };
+
+    it('serves each collection in turn, the other one’s files making room', async () => {
+      const { cache, log } = setup({ diskBudgetBytes: budget });
+      cache.setRoles('duo', 'v1', undefined);
+      (await load(cache, 'users')).release();
+      (await load(cache, 'tracks')).release();
+      expect(cache.loaded()).toEqual(['duo/v1/tracks']);
+      expect(cache.diskBytes()).toBeLessThanOrEqual(budget);
+      expect(log.lines.filter((l) => l.message === 'collection files evicted')).toHaveLength(1);
+      (await load(cache, 'users')).release();
+      expect(cache.loaded()).toEqual(['duo/v1/users']);
+      expect(cache.diskBytes()).toBeLessThanOrEqual(budget);
+    });
+
+    it('never takes the room of a collection a request holds', async () => {
+      const { cache } = setup({ diskBudgetBytes: budget });
+      cache.setRoles('duo', 'v1', undefined);
+      const users = await load(cache, 'users');
+      const err = await load(cache, 'tracks').catch((e) => e);
+      expect(err).toMatchObject({ reason: 'disk-budget', kind: 'unavailable' });
+      expect(cache.loaded()).toEqual(['duo/v1/users']);
+      users.release();
+      (await load(cache, 'tracks')).release();
+      expect(cache.loaded()).toEqual(['duo/v1/tracks']);
+    });
+  });
+
   it('checks free space before a download: too little is a 503 for that request, not a broken version', async () => {
     let free = 0;
     const { ask, log } = setup({ freeBytes: async () => free });
