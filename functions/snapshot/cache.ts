@@ -636,7 +636,6 @@ export class SnapshotCache {
     return s.bavail * s.bsize;
   }
 
-  /** The least recently used version whose files may go: no role, no recent pin, nothing of it held or loading. */
   /**
    * The version whose files go first to make room for a download of `except` (a version key): as the
    * memory budget chooses (`mayEvict`), never one a request is using or loading; the lowest rank, then
