@@ -45,6 +45,37 @@ export function servableShards(config: Sizes, c: Shape, rows: number, planned: n
   return planned;
 }
 
+export interface PlannedCollection {
+  shape: Shape;
+  rows: number;
+  shards: number;
+  /** `"shards": "auto"`: the plan may shard it further. */
+  auto: boolean;
+}
+
+/**
+ * The query function holds every unsharded collection of the active version at once: a `target` search
+ * reads an item of one and searches another, and steady traffic uses them all. While their estimates do
+ * not fit its budget together, the largest `"auto"` one is sharded (onto the slots). Explicit counts are
+ * kept (each is still checked alone once ingested), and when they alone outgrow the budget nothing is.
+ */
+export function fitWholeTogether(config: Sizes, plan: readonly PlannedCollection[]): PlannedCollection[] {
+  const out = plan.map((p) => ({ ...p }));
+  if (!config.queryMemoryMb) return out;
+  const budget = cacheBudgetMb(config.queryMemoryMb) * MiB;
+  const bytes = (p: PlannedCollection) => estimatePlannedBytes(p.rows, p.shape.dims, p.shape.M);
+  // Explicit ones that alone outgrow the budget: sharding the others would not help (they are refused).
+  const fixed = out.filter((p) => p.shards <= 1 && !p.auto).reduce((a, p) => a + bytes(p), 0);
+  if (fixed > budget) return out;
+  for (;;) {
+    const whole = out.filter((p) => p.shards <= 1);
+    if (whole.reduce((a, p) => a + bytes(p), 0) <= budget) return out;
+    const largest = whole.filter((p) => p.auto).sort((a, b) => bytes(b) - bytes(a))[0];
+    if (!largest) return out;
+    largest.shards = servableShards(config, largest.shape, largest.rows, 2);
+  }
+}
+
 /** Refuses (FAILED, naming release.json) a collection the serving side could not load. */
 export function refuseUnservable(config: Sizes, c: Shape, rows: number, shards: number): void {
   const problem = servingProblem(config, c, rows, shards);

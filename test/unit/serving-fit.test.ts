@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ReleaseFiles } from '../../functions/adapters/readers/types';
-import { refuseUnservable, servableShards, servingProblem } from '../../functions/builder/serving-fit';
+import {
+  fitWholeTogether,
+  refuseUnservable,
+  servableShards,
+  servingProblem,
+} from '../../functions/builder/serving-fit';
 import { shardCounts } from '../../functions/builder/sharded/plan';
 import { loadConfig } from '../../functions/common/config';
 import { ENV } from '../../functions/contract';
@@ -74,6 +79,41 @@ describe('shard counts the serving side can load', () => {
   });
 });
 
+describe('the collections the query function holds together', () => {
+  // 1.5M × 128 (~1.1 GB loaded) and 1M × 128 (~0.75 GB) each fit a 1228 MB budget alone, not together:
+  // a `target` search from one to the other would hold both.
+  const users = { shape: { name: 'users', dims: 128, M: 16 }, rows: 1_500_000, shards: 1, auto: true };
+  const tracks = { shape: { name: 'tracks', dims: 128, M: 16 }, rows: 1_000_000, shards: 1, auto: true };
+  const counts = (plan: ReturnType<typeof fitWholeTogether>) =>
+    Object.fromEntries(plan.map((p) => [p.shape.name, p.shards]));
+
+  it('shards the largest "auto" one until the rest fit together', () => {
+    expect(servingProblem(deployed, users.shape, users.rows, 1)).toBeUndefined();
+    expect(servingProblem(deployed, tracks.shape, tracks.rows, 1)).toBeUndefined();
+    expect(counts(fitWholeTogether(deployed, [users, tracks]))).toEqual({ users: 2, tracks: 1 });
+  });
+
+  it('keeps explicit counts, sharding an "auto" one instead', () => {
+    const fixed = { ...users, auto: false };
+    expect(counts(fitWholeTogether(deployed, [fixed, tracks]))).toEqual({ users: 1, tracks: 2 });
+    expect(counts(fitWholeTogether(deployed, [fixed, { ...tracks, auto: false }]))).toEqual({
+      users: 1,
+      tracks: 1,
+    });
+  });
+
+  it('leaves what fits together alone', () => {
+    const fewer = { ...users, rows: 1_200_000 };
+    const small = { ...tracks, rows: 200_000 };
+    expect(counts(fitWholeTogether(deployed, [fewer, small]))).toEqual({ users: 1, tracks: 1 });
+  });
+
+  it('shards nothing for an explicit one that alone outgrows the budget (it is refused once ingested)', () => {
+    const big = { ...users, rows: 2_000_000, auto: false };
+    expect(counts(fitWholeTogether(deployed, [big, tracks]))).toEqual({ users: 1, tracks: 1 });
+  });
+});
+
 describe('the build plan (shardCounts) with the functions’ memory from the environment', () => {
   /** Raw float32 inputs of the given rows: the plan counts them exactly from the file sizes. */
   const filesOf = (rows: Record<string, number>, dims: number): ReleaseFiles => ({
@@ -104,6 +144,12 @@ describe('the build plan (shardCounts) with the functions’ memory from the env
 
   it('shards, under "auto", the collection the query function could not load whole, and only it', async () => {
     const counts = await shardCounts({ config }, await release(), files);
+    expect(counts && Object.fromEntries(counts)).toEqual({ tracks: 2, artists: 1 });
+  });
+
+  it('shards one of two collections the query function could not hold together', async () => {
+    const both = filesOf({ 'tracks.f32': 1_500_000, 'artists.f32': 1_000_000 }, 128);
+    const counts = await shardCounts({ config }, await release(), both);
     expect(counts && Object.fromEntries(counts)).toEqual({ tracks: 2, artists: 1 });
   });
 

@@ -6,7 +6,6 @@
 import { join } from 'node:path';
 import { isSideFile } from '../../adapters/readers/rows';
 import type { ReleaseFiles } from '../../adapters/readers/types';
-import { ReleaseInvalidError } from '../../core/errors';
 import type { TaskDispatcher } from '../../core/ports';
 import { type CollectionSpec, QUALITY_DEFAULTS, type ReleaseSpec } from '../../core/release';
 import { estimateJsonlRows, planShards } from '../../core/shard';
@@ -19,7 +18,7 @@ import { buildIndex } from '../index-build';
 import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
-import { refuseUnservable, servableShards } from '../serving-fit';
+import { fitWholeTogether, type PlannedCollection, refuseUnservable, servableShards } from '../serving-fit';
 import {
   lambdaTasks,
   type PartitionPlan,
@@ -63,7 +62,7 @@ export async function shardCounts(
   spec: ReleaseSpec,
   files: ReleaseFiles,
 ): Promise<Map<string, number> | undefined> {
-  const out = new Map<string, number>();
+  const plan: PlannedCollection[] = [];
   for (const c of spec.collections) {
     const requested = c.shards ?? 'auto';
     const rows = await estimateRows(c, files);
@@ -76,12 +75,17 @@ export async function shardCounts(
       maxShardItems: deps.config.maxShardItems,
       taskMemoryMb: deps.config.taskMemoryMb,
     });
+    const auto = requested === 'auto';
     // Auto: as many more shards as the instances that serve them need to load them.
-    const shards = requested === 'auto' ? servableShards(deps.config, shape, rows, planned) : planned;
+    const shards = auto ? servableShards(deps.config, shape, rows, planned) : planned;
+    plan.push({ shape, rows, shards, auto });
+  }
+  const out = new Map<string, number>();
+  for (const p of fitWholeTogether(deps.config, plan)) {
     // A sharded collection the slots could not hold is refused now. One built whole is checked once
     // ingested, on its exact count: a JSONL count is an estimate (refuseUnservable in the build).
-    if (shards > 1) refuseUnservable(deps.config, shape, rows, shards);
-    out.set(c.name, shards);
+    if (p.shards > 1) refuseUnservable(deps.config, p.shape, p.rows, p.shards);
+    out.set(p.shape.name, p.shards);
   }
   return [...out.values()].some((n) => n > 1) ? out : undefined;
 }
