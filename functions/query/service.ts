@@ -559,15 +559,15 @@ export class QueryService {
   }
 }
 
-/**
- * Erasure on the sharded path: the slots know nothing of the erasure list, so the router sends the
- * erased ids of the searched collection as exclusions (k still met) and an erased item is a 404 here.
- */
 /** How a request holds a collection of its resolved version (pinned, and from which manifest). */
 function holdOptions(r: Resolved): CollectionOptions {
   return { pinned: r.pinned === true, ...(r.manifestKey ? { manifestKey: r.manifestKey } : {}) };
 }
 
+/**
+ * Erasure on the sharded path: the slots know nothing of the erasure list, so the router sends the
+ * erased ids of the searched collection as exclusions (k still met) and an erased item is a 404 here.
+ */
 function erasedOf(r: Resolved, collection: string): ReadonlySet<string> {
   return r.erasures?.ids.get(collection) ?? NO_IDS;
 }
