@@ -12,7 +12,7 @@ import {
 } from './budget';
 import { fetchVerified, localPathFor, mapLimit, ObjectMissingError } from './files';
 import { derivedBytes, type LoadedCollection, type LoadedSegment, lazyLookup } from './loaded';
-import { type Manifest, manifestKey, snapshotPrefix } from './manifest';
+import { allFiles, type Manifest, manifestKey, snapshotPrefix } from './manifest';
 
 // The loaded-collection types and helpers live in loaded.ts; the query side imports them from here.
 export type { Derived, ItemRef, LoadedCollection, LoadedSegment } from './loaded';
@@ -698,11 +698,10 @@ export class SnapshotCache {
     for (const [mkey, read] of this.manifests) {
       const m = (mkey === vkey || mkey.startsWith(`${vkey}#`)) && this.readManifests.get(read);
       if (!m) continue;
-      for (const [name, cm] of Object.entries(m.collections)) {
+      for (const name of Object.keys(m.collections)) {
         if (name === except) continue;
         const s = siblings.get(name) ?? { keys: new Set(), entries: [], busy: false, lastUsed: -1 };
-        for (const seg of cm.segments)
-          for (const f of [seg.files.index, seg.files.ids, seg.files.meta]) if (f) s.keys.add(f.key);
+        for (const f of allFiles(m, name)) s.keys.add(f.key);
         siblings.set(name, s);
       }
     }

@@ -249,10 +249,8 @@ describe('instance budgets on the in-memory ports', () => {
       const files = { 'users.jsonl': jsonl('u', 40, 7), 'tracks.jsonl': jsonl('t', 40, 8) };
       await h.build(await h.publish('duo', 'r1', files, duo));
       const m = JSON.parse((await h.store.getText(manifestKey('duo', 'v1'))) as string) as Manifest;
-      const bytes = Object.values(m.collections).map((c) =>
-        c.segments
-          .flatMap((s) => [s.files.index, s.files.ids, ...(s.files.meta ? [s.files.meta] : [])])
-          .reduce((a, f) => a + f.bytes, 0),
+      const bytes = Object.keys(m.collections).map((name) =>
+        allFiles(m, name).reduce((a, f) => a + f.bytes, 0),
       );
       // Room for either collection, not for both.
       budget = Math.floor(Math.max(...bytes) * 1.5);
