@@ -44,7 +44,7 @@ export function localSlots(opts: LocalSlotsOptions | undefined): {
     routerEnv: {
       [ENV.slotFunctionPrefix]: LOCAL_SLOT_PREFIX,
       [ENV.shardSlots]: String(opts.shardSlots),
-      // The build refuses a release whose busiest slot would not fit (core/slot-capacity.ts).
+      // The build refuses a release whose busiest slot would not fit (builder/serving-fit.ts).
       [ENV.slotMemoryMb]: String(opts.memoryMb ?? 1024),
       ...(opts.hedgeMs !== undefined ? { [ENV.slotHedgeMs]: String(opts.hedgeMs) } : {}),
     },

@@ -9,8 +9,8 @@
 import { type Config, cacheBudgetMb } from '../common/config';
 import { ReleaseInvalidError } from '../core/errors';
 import type { CollectionSpec } from '../core/release';
+import { slotCapacityProblem, wholeCapacityProblem } from '../core/serving-capacity';
 import { MAX_SHARDS } from '../core/shard';
-import { slotCapacityProblem, wholeCapacityProblem } from '../core/slot-capacity';
 import { estimatePlannedBytes } from '../snapshot/budget';
 
 type Sizes = Pick<Config, 'queryMemoryMb' | 'slotMemoryMb' | 'shardSlots'>;

@@ -1,6 +1,6 @@
 /** The scatter-gather router on a fake invoke: merge rule, exclusions by shard, hedged retry, 503 / allowPartial. */
 import { describe, expect, it } from 'vitest';
-import { slotCapacityProblem } from '../../functions/core/slot-capacity';
+import { slotCapacityProblem } from '../../functions/core/serving-capacity';
 import { requestContext } from '../../functions/query/context';
 import {
   type SlotRequest,
