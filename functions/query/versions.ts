@@ -1,7 +1,7 @@
 import { NotFoundError, SnapshotUnavailableError } from '../core/errors';
 import { assertName } from '../core/names';
 import type { Pointer } from '../core/pointer';
-import type { Log, Registry } from '../core/ports';
+import type { Log, Registry, SpaceState } from '../core/ports';
 import type { SearchParams } from '../core/query';
 import type { VersionRecord } from '../core/version';
 import { CapacityError } from '../snapshot/cache';
@@ -32,13 +32,23 @@ export interface SwitchWarmer {
 /** The pointer item as an instance trusts it (VersionResolver.spaceState). */
 interface PointerState {
   pointer: Pointer;
+  /** Trusted from then for pointerTtlMs. */
   at: number;
+  /** When the registry last answered for it. */
+  readAt: number;
   erasureCounter: number;
   deleting: boolean;
 }
 
 /** Version records cached at most this many; past it, expired ones are dropped (hostile pins can't grow it). */
 const MAX_CACHED_RECORDS = 1000;
+
+/**
+ * While the registry cannot be read (throttled, failing past the SDK's retries), an eventual request is
+ * answered from the pointer last read, for up to this long after that read, rather than with a 500: the
+ * pointer cannot move without the registry either. A strong request gets the error.
+ */
+export const STALE_IF_ERROR_MS = 60_000;
 
 /**
  * Which version a request reads: the pointer (cached for pointerTtlMs), a pinned READY version (its
@@ -99,12 +109,29 @@ export class VersionResolver {
   async spaceState(space: string, strong = false): Promise<PointerState> {
     const cached = this.pointers.get(space);
     if (!strong && cached && this.now() - cached.at < this.deps.pointerTtlMs) return cached;
-    const fresh = await this.deps.registry.getSpaceState(space, strong);
+    let fresh: SpaceState;
+    try {
+      fresh = await this.deps.registry.getSpaceState(space, strong);
+    } catch (err) {
+      if (strong || !cached || this.now() - cached.readAt >= STALE_IF_ERROR_MS) throw err;
+      // Trusted for another TTL: the next read is tried then, not by every request meanwhile.
+      const stale: PointerState = { ...cached, at: this.now() };
+      this.pointers.set(space, stale);
+      this.deps.log.warn('pointer read failed; serving the pointer last read', {
+        space,
+        version: cached.pointer.version,
+        ageMs: Math.round(this.now() - cached.readAt),
+        error: String(err),
+      });
+      return stale;
+    }
     const pointer =
       cached && cached.pointer.generation > fresh.pointer.generation ? cached.pointer : fresh.pointer;
+    const now = this.now();
     const state: PointerState = {
       pointer,
-      at: this.now(),
+      at: now,
+      readAt: now,
       erasureCounter: Math.max(fresh.erasureCounter, cached?.erasureCounter ?? 0),
       deleting: fresh.deletion !== undefined,
     };

@@ -38,6 +38,8 @@ type Scenario = {
 
 const SCENARIOS: Scenario[] = [
   { name: 'DynamoDB ThrottlingException ×6', dynamo: [{ fault: DYNAMO_THROTTLING, count: 6 }] },
+  // More than one read's SDK retries (4 attempts): the query function's pointer read fails outright.
+  { name: 'DynamoDB ThrottlingException ×16', dynamo: [{ fault: DYNAMO_THROTTLING, count: 16 }] },
   { name: 'S3 SlowDown 503 ×6', s3: [{ fault: S3_SLOW_DOWN, count: 6 }] },
   {
     name: 'S3 and DynamoDB 500 ×5 each',

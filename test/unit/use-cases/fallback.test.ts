@@ -6,6 +6,7 @@ import { NotFoundError, SnapshotUnavailableError } from '../../../functions/core
 import type { SearchParams } from '../../../functions/core/query';
 import { requestContext } from '../../../functions/query/context';
 import { QueryService } from '../../../functions/query/service';
+import { STALE_IF_ERROR_MS } from '../../../functions/query/versions';
 import { SnapshotCache } from '../../../functions/snapshot/cache';
 import { type Manifest, manifestKey, snapshotPrefix } from '../../../functions/snapshot/manifest';
 import { manualClock } from '../../support/clock';
@@ -193,5 +194,41 @@ describe('version fallback on the in-memory ports', () => {
     // Pinned to the good version, it answers from that version.
     const good = await query.query(SPACE, 'tracks', vector, { ...params, version: 'v1' }, requestContext());
     expect(good.version).toBe('v1');
+  });
+  it('answers from the pointer last read while the registry cannot be read, for a bounded time; a strong read gets the error', async () => {
+    await publishAndBuild('r1', 'a', 1);
+    const log = recordingLog();
+    const clock = manualClock();
+    const query = new QueryService({
+      registry: h.registry,
+      cache: await h.snapshotCache(log),
+      pointerTtlMs: 1000,
+      log,
+      now: clock.now,
+    });
+    const ask = (consistency: SearchParams['consistency'] = 'eventual') =>
+      query.query(SPACE, 'tracks', vector, { ...params, consistency }, requestContext());
+    expect((await ask()).version).toBe('v1');
+
+    // DynamoDB throttled past the SDK's retries.
+    const read = vi
+      .spyOn(h.registry, 'getSpaceState')
+      .mockRejectedValue(new Error('ThrottlingException: Rate of requests exceeds the allowed throughput'));
+    clock.advance(1500);
+    expect((await ask()).version).toBe('v1');
+    expect(
+      log.lines.filter((l) => l.message === 'pointer read failed; serving the pointer last read'),
+    ).toHaveLength(1);
+    // Trusted for another TTL: the requests meanwhile do not try the registry again.
+    const tries = read.mock.calls.length;
+    expect((await ask()).version).toBe('v1');
+    expect(read.mock.calls.length).toBe(tries);
+    await expect(ask('strong')).rejects.toThrow(/ThrottlingException/);
+
+    clock.advance(STALE_IF_ERROR_MS);
+    await expect(ask()).rejects.toThrow(/ThrottlingException/);
+
+    read.mockRestore();
+    expect((await ask()).version).toBe('v1');
   });
 });
