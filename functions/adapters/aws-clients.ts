@@ -2,6 +2,7 @@
 // input readers). Implements core/ports.ts; may import core/ and contract.ts, never a function's folder.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { StorageUnavailableError } from '../core/errors';
 
 export interface ClientConfig {
   region: string;
@@ -32,4 +33,41 @@ export function createDynamoClient(c: ClientConfig): DynamoDBClient {
     ...(c.credentials ? { credentials: c.credentials } : {}),
     maxAttempts: 4,
   });
+}
+
+/** What the SDK raises when S3 or DynamoDB sheds load (its own throttling list, as the retry strategy reads it). */
+const THROTTLING = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'ThrottledException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'SlowDown',
+  'BandwidthLimitExceeded',
+]);
+const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'TimeoutError']);
+
+/**
+ * An SDK error that outlived the client's retries because S3 or DynamoDB was throttling, failing (5xx)
+ * or unreachable, as the domain's 503 (`StorageUnavailableError`, the SDK error its cause); anything
+ * else unchanged. The HTTP handlers' error middleware applies it, so a client is told to retry instead
+ * of being answered 500 for a fault that passes.
+ */
+export function storageUnavailable(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  const transient =
+    THROTTLING.has(e.name) ||
+    (status >= 500 && status <= 504) ||
+    NETWORK.has(e.name) ||
+    NETWORK.has(e.code ?? '');
+  if (!transient) return err;
+  return new StorageUnavailableError(
+    'Storage (S3 or DynamoDB) is throttling or failing past the retries; retry after Retry-After seconds',
+    { cause: err },
+  );
 }

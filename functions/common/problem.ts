@@ -57,11 +57,18 @@ export function toProblem(err: unknown, instance?: string): HttpResult {
   );
 }
 
-/** The one error middleware: every problem+json response of every HTTP handler comes from here. */
-export function problemMiddleware(log: Log): MiddlewareObj<HttpEvent, HttpResult> {
+/**
+ * The one error middleware: every problem+json response of every HTTP handler comes from here.
+ * `translate` turns an outside system's error into the domain's (the wiring passes the AWS adapter's:
+ * throttling past the SDK's retries is a 503, not a 500).
+ */
+export function problemMiddleware(
+  log: Log,
+  translate: (err: unknown) => unknown = (err) => err,
+): MiddlewareObj<HttpEvent, HttpResult> {
   return {
     onError: (request) => {
-      const err = request.error;
+      const err = translate(request.error);
       const requestId = request.event?.requestContext?.requestId;
       const version = err instanceof VicinityError ? err.extras.version : undefined;
       const status = httpStatus(err);

@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { createDynamoClient, createS3Client } from '../adapters/aws-clients';
+import { createDynamoClient, createS3Client, storageUnavailable } from '../adapters/aws-clients';
 import { DynamoRegistry } from '../adapters/dynamo-registry';
 import { EventBridgePublisher } from '../adapters/event-bus';
 import { type Log, noEvents, silentLog } from '../core/ports';
@@ -60,7 +60,7 @@ export function httpHandler(
     middy<HttpEvent, HttpResult>({ executionMode: executionModeWithoutSignal })
       .use(observe(obs))
       .use(corsMiddleware(config.corsOrigins))
-      .use(problemMiddleware(asLog(obs.logger)))
+      .use(problemMiddleware(asLog(obs.logger), storageUnavailable))
       // The route's own promise, not one more async wrapper around it.
       .handler((event: HttpEvent) => route(event))
   );

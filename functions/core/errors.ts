@@ -103,6 +103,20 @@ export class SnapshotUnavailableError extends VicinityError {
   }
 }
 
+/**
+ * S3 or DynamoDB still throttled or failing after the SDK's own retries: nothing is wrong with the
+ * request, so the client is told to come back (503 with `retryAfter`), not that the service broke (500).
+ */
+export class StorageUnavailableError extends VicinityError {
+  static override readonly errorName: string = 'StorageUnavailableError';
+  constructor(detail: string, options: ErrorOptions = {}) {
+    super('unavailable', 'storage-unavailable', 'Storage unavailable', detail, {
+      ...options,
+      extras: { retryAfter: 1, ...options.extras },
+    });
+  }
+}
+
 /** One problem found in a release, pointing at the file and line (or row) a person must fix. */
 export interface ReleaseProblem {
   file: string;

@@ -18,6 +18,7 @@ import {
 import { type TestStack, testStack } from '../support/local';
 import {
   clientStream,
+  DIMS,
   directRegistry,
   expectHealthy,
   expectNothingStuck,
@@ -157,4 +158,39 @@ describe('S3 and DynamoDB failing for a while behind a fault proxy', () => {
       });
     },
   );
+
+  it('while DynamoDB stays throttled, strong and pinned queries are told to retry (503, Retry-After) and an eventual one is answered', async () => {
+    const url = `${s.info.apiUrl}/v1/spaces/${space}/collections/items/query`;
+    const vector = Array.from({ length: DIMS }, (_, i) => Math.cos(i + 1));
+    const active = (await db.registry.getPointer(space)).version as string;
+    const ask = (consistency: 'strong' | 'eventual', version?: string) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ vector, k: 3, consistency, ...(version ? { version } : {}) }),
+        signal: AbortSignal.timeout(20_000),
+      });
+    // A fresh pointer read first: the eventual request below may use it for up to 60 s.
+    expect((await ask('eventual')).status).toBe(200);
+    proxies.dynamodb?.inject({
+      fault: DYNAMO_THROTTLING,
+      count: Number.POSITIVE_INFINITY,
+      until: Date.now() + 30_000,
+    });
+    try {
+      const strong = await ask('strong');
+      const problem = (await strong.json()) as { type?: string; status?: number };
+      expect(strong.status).toBe(503);
+      expect(strong.headers.get('retry-after')).toBe('1');
+      expect(problem).toMatchObject({
+        type: 'https://vicinity.dev/problems/storage-unavailable',
+        status: 503,
+      });
+      expect((await ask('eventual')).status).toBe(200);
+      // A pinned request reads its version's record, which has no stale fallback.
+      expect((await ask('eventual', active)).status).toBe(503);
+    } finally {
+      proxies.dynamodb?.clear();
+    }
+  });
 });
