@@ -41,6 +41,7 @@ import { fakeContext, httpEvent } from '../local/http-adapter';
 import { type LocalStack, startLocalStack } from '../local/stack';
 import { print, quietObservability } from './as-deployed';
 import { writeSection } from './doc-section';
+import { floorHandler } from './floor';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
   CACHE_DIR,
@@ -325,12 +326,44 @@ async function overhead(
   // The API Gateway events are built before the timed rounds: in Lambda the runtime hands the handler
   // its event, so building one is not the service's cost (nothing on the path writes to it).
   const events = bodies.map((b, i) => queryEvent(path, b, i));
+  // The contract's floor (bench/floor.ts) on the bench's own index object, as hnswlib alone runs.
+  const seg = held[0]?.collection.segments[0];
+  if (!seg || held[0]?.collection.segments.length !== 1) throw new Error(`${name}: expected one segment`);
+  index.setEf(ef);
+  const floor = floorHandler({
+    space: SPACE,
+    version,
+    collection: name,
+    index,
+    ids: seg.ids,
+    meta: seg.meta,
+    fn: {
+      arn: ctx.invokedFunctionArn,
+      memory: ctx.memoryLimitInMB,
+      name: ctx.functionName,
+      requestId: ctx.awsRequestId,
+    },
+    search: (v, k) => {
+      const t = performance.now();
+      const r = index.searchKnn(v, k);
+      searchMs += performance.now() - t;
+      return r;
+    },
+  });
+  // The floor answers the same bytes as the handler, or it is not a floor.
+  for (let i = 0; i < 20; i++) {
+    const ours = (await stack.query(events[i] as HttpEvent, ctx)) as { body: string };
+    const theirs = floor(events[i] as HttpEvent).body;
+    if (theirs !== ours.body)
+      throw new Error(`${name}: the floor's answer ${i} differs:\n${theirs}\n${ours.body}`);
+  }
   const layers: Record<string, (i: number) => Promise<unknown> | unknown> = {
     hnswlib: (i) => index.searchKnn(vectors[i] as number[], 10),
     useCase: (i) => service.query(SPACE, name, vectors[i] as number[], params, requestContext()),
     route: (i) => route(events[i] as HttpEvent),
     quiet: (i) => quiet(events[i] as HttpEvent, ctx),
     handler: (i) => stack.query(events[i] as HttpEvent, ctx),
+    floor: (i) => floor(events[i] as HttpEvent),
   };
   // Three parts of the route's work, each timed alone right after an untimed index search (so the CPU
   // caches are as a request's search leaves them): the body's JSON.parse (parseJsonBody), its check
@@ -404,6 +437,9 @@ async function overhead(
       handlerMinusHnswlibP50: r2(
         us(percentile(lat.handler ?? [], 50)) - us(percentile(lat.hnswlib ?? [], 50)),
       ),
+      /** The contract's floor (bench/floor.ts): its own cost, and its p50 − hnswlib alone's p50. */
+      floor: ownP50.floor,
+      floorMinusHnswlibP50: r2(us(percentile(lat.floor ?? [], 50)) - us(percentile(lat.hnswlib ?? [], 50))),
     },
   };
 }
@@ -707,7 +743,10 @@ function markdown(results: Record<string, unknown>[]): string {
       out.push(
         `The service's own cost per query (ef ${own.ef}, k 10, with metadata; per request, latency minus the index search inside it, p50): ` +
           `**${b.total} µs** = use case ${b.useCase} µs (version, collection, planner, results) + route ${b.route} µs (${b.routeParts ? `the body's JSON.parse ${b.routeParts.bodyJson} µs, its check ${b.routeParts.validation} µs, the answer's JSON.stringify ${b.routeParts.responseJson} µs, dispatch, headers and timings ${b.routeParts.rest} µs` : 'body parse, validation, JSON'}) + middy ${b.middy} µs (Powertools context, CORS, problem+json, early timeout) + the access and EMF lines ${b.logsAndMetrics} µs (INFO logs and metrics on, as deployed). ` +
-          `In-handler p50 − hnswlib-alone p50: ${b.handlerMinusHnswlibP50} µs.`,
+          `In-handler p50 − hnswlib-alone p50: ${b.handlerMinusHnswlibP50} µs.` +
+          (b.floor === undefined
+            ? ''
+            : ` The contract's floor (bench/floor.ts: the same answer and lines, no router, middy, Powertools or use case): own cost ${b.floor} µs, its p50 − hnswlib-alone p50 ${b.floorMinusHnswlibP50} µs.`),
         '',
       );
     }
