@@ -48,7 +48,8 @@ const THROTTLING = new Set([
   'SlowDown',
   'BandwidthLimitExceeded',
 ]);
-const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'TimeoutError']);
+/** Node's codes for a connection the client could not make or keep (not the handlers' own deadline). */
+const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
 
 /**
  * An SDK error that outlived the client's retries because S3 or DynamoDB was throttling, failing (5xx)

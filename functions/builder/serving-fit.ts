@@ -76,6 +76,40 @@ export function fitWholeTogether(config: Sizes, plan: readonly PlannedCollection
   }
 }
 
+/**
+ * Slot i holds shards j ≡ i (mod shardSlots) of every sharded collection, so slot 0 holds the first
+ * shard of each: steady traffic over a version's sharded collections keeps them loaded together there.
+ * While the busiest slot's share of them all outgrows a slot's budget, the `"auto"` collection with the
+ * largest share takes the next count that shrinks it (toward shardSlots: past it a slot holds more,
+ * smaller shards, no fewer bytes). Explicit counts stay. What still does not fit together is built and
+ * served (each collection alone fits a slot), its slots reloading shards as traffic moves between
+ * collections.
+ */
+export function fitSlotsTogether(config: Sizes, plan: readonly PlannedCollection[]): PlannedCollection[] {
+  const out = plan.map((p) => ({ ...p }));
+  if (!config.slotMemoryMb || config.shardSlots < 1) return out;
+  const budget = cacheBudgetMb(config.slotMemoryMb) * MiB;
+  const share = (p: PlannedCollection, shards = p.shards) =>
+    shards <= 1
+      ? 0
+      : Math.ceil(shards / config.shardSlots) *
+        estimatePlannedBytes(Math.ceil(p.rows / shards), p.shape.dims, p.shape.M);
+  const smaller = (p: PlannedCollection) => {
+    for (let n = p.shards + 1; n <= MAX_SHARDS; n++) if (share(p, n) < share(p)) return n;
+    return undefined;
+  };
+  for (;;) {
+    if (out.reduce((a, p) => a + share(p), 0) <= budget) return out;
+    const next = out
+      .filter((p) => p.auto && p.shards > 1)
+      .map((p) => ({ p, n: smaller(p) }))
+      .filter((x): x is { p: PlannedCollection; n: number } => x.n !== undefined)
+      .sort((a, b) => share(b.p) - share(a.p))[0];
+    if (!next) return out;
+    next.p.shards = next.n;
+  }
+}
+
 /** Refuses (FAILED, naming release.json) a collection the serving side could not load. */
 export function refuseUnservable(config: Sizes, c: Shape, rows: number, shards: number): void {
   const problem = servingProblem(config, c, rows, shards);

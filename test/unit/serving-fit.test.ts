@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ReleaseFiles } from '../../functions/adapters/readers/types';
 import {
+  fitSlotsTogether,
   fitWholeTogether,
   refuseUnservable,
   servableShards,
@@ -16,6 +17,7 @@ import { ENV } from '../../functions/contract';
 import { ReleaseInvalidError } from '../../functions/core/errors';
 import { parseRelease } from '../../functions/core/release';
 import { planShards } from '../../functions/core/shard';
+import { estimatePlannedBytes } from '../../functions/snapshot/budget';
 
 // A default deploy: query function and slots 2048 MB (cache budget 1228 MB each), 8 slots.
 const deployed = { queryMemoryMb: 2048, slotMemoryMb: 2048, shardSlots: 8 };
@@ -111,6 +113,58 @@ describe('the collections the query function holds together', () => {
   it('shards nothing for an explicit one that alone outgrows the budget (it is refused once ingested)', () => {
     const big = { ...users, rows: 2_000_000, auto: false };
     expect(counts(fitWholeTogether(deployed, [big, tracks]))).toEqual({ users: 1, tracks: 1 });
+  });
+});
+
+describe('the shards a slot holds together', () => {
+  // Slot 0 holds shard 0 of every sharded collection. 2M × 256 needs 3 shards to fit a slot alone
+  // (~864 MB each); two such collections put ~1.7 GB in slot 0, over its 1228 MB budget.
+  const a = { shape: { name: 'tracks', dims: 256, M: 16 }, rows: 2_000_000, shards: 3, auto: true };
+  const b = { ...a, shape: { ...a.shape, name: 'artists' } };
+  const slot0 = (plan: ReturnType<typeof fitSlotsTogether>) =>
+    plan.reduce(
+      (sum, p) =>
+        sum +
+        (p.shards > 1
+          ? Math.ceil(p.shards / 8) * estimatePlannedBytes(Math.ceil(p.rows / p.shards), 256, 16)
+          : 0),
+      0,
+    );
+  const budget = 1228 * 1024 * 1024;
+
+  it('gives "auto" collections more shards until the busiest slot holds its share of them all', () => {
+    expect(servableShards(deployed, a.shape, a.rows, 2)).toBe(3);
+    expect(slot0([a, b])).toBeGreaterThan(budget);
+    const plan = fitSlotsTogether(deployed, [a, b]);
+    expect(slot0(plan)).toBeLessThanOrEqual(budget);
+    for (const p of plan) expect(p.shards).toBeGreaterThan(3);
+  });
+
+  it('keeps explicit counts and what fits together', () => {
+    expect(
+      fitSlotsTogether(deployed, [
+        { ...a, auto: false },
+        { ...b, auto: false },
+      ]).map((p) => p.shards),
+    ).toEqual([3, 3]);
+    expect(fitSlotsTogether(deployed, [a, { ...b, shards: 1 }]).map((p) => p.shards)).toEqual([3, 1]);
+  });
+
+  it('stops where more shards no longer shrink a slot’s share, and refuses nothing for it', () => {
+    // Three 2M × 768 collections: ~6.4 GB in all over 8 slots is ~800 MB each, ×3 over any slot's budget.
+    const big = (name: string) => ({
+      shape: { name, dims: 768, M: 16 },
+      rows: 2_000_000,
+      shards: 6,
+      auto: true,
+    });
+    expect(fitSlotsTogether(deployed, [big('a'), big('b'), big('c')]).map((p) => p.shards)).toEqual([
+      8, 8, 8,
+    ]);
+  });
+
+  it('leaves the plan alone when the slots’ memory is not known', () => {
+    expect(fitSlotsTogether({ shardSlots: 8 }, [a, b]).map((p) => p.shards)).toEqual([3, 3]);
   });
 });
 

@@ -18,7 +18,13 @@ import { buildIndex } from '../index-build';
 import { type InputEtags, ingest, openRelease } from '../ingest';
 import { previousVersion } from '../previous-version';
 import { type QualityGate, qualityGate } from '../quality-gate';
-import { fitWholeTogether, type PlannedCollection, refuseUnservable, servableShards } from '../serving-fit';
+import {
+  fitSlotsTogether,
+  fitWholeTogether,
+  type PlannedCollection,
+  refuseUnservable,
+  servableShards,
+} from '../serving-fit';
 import {
   lambdaTasks,
   type PartitionPlan,
@@ -81,7 +87,7 @@ export async function shardCounts(
     plan.push({ shape, rows, shards, auto });
   }
   const out = new Map<string, number>();
-  for (const p of fitWholeTogether(deps.config, plan)) {
+  for (const p of fitSlotsTogether(deps.config, fitWholeTogether(deps.config, plan))) {
     // A sharded collection the slots could not hold is refused now. One built whole is checked once
     // ingested, on its exact count: a JSONL count is an estimate (refuseUnservable in the build).
     if (p.shards > 1) refuseUnservable(deps.config, p.shape, p.rows, p.shards);
