@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -760,6 +761,12 @@ export class DynamoRegistry implements Registry {
         TableName: this.table,
         Item: { pk: spacePk(space), sk: SETTINGS_SK, ...settings },
       }),
+    );
+  }
+
+  async deleteSpaceSettings(space: string): Promise<void> {
+    await this.doc.send(
+      new DeleteCommand({ TableName: this.table, Key: { pk: spacePk(space), sk: SETTINGS_SK } }),
     );
   }
 

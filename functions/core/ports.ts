@@ -215,6 +215,8 @@ export interface Registry {
   getSpaceSettings(space: string): Promise<SpaceSettings>;
   /** Writes (replaces) the space's settings item; deleteSpaceRecords removes it with the rest. */
   putSpaceSettings(space: string, settings: SpaceSettings): Promise<void>;
+  /** Deletes the space's settings item (none: nothing happens). */
+  deleteSpaceSettings(space: string): Promise<void>;
 
   registerSpace(space: string, now: Date): Promise<void>;
   listSpaces(): Promise<string[]>;

@@ -3,9 +3,18 @@
  * test on its own spaces (any order):
  * - `deleteInputsAfterBuild` on the space deletes a release's inputs once its build ends, READY or
  *   FAILED, plain or sharded; off (the default) they stay; release.json's own field decides for its release;
+ * - a settings write that races the space's deletion is taken back;
  * - GET /v1/spaces stops listing a space once DELETE /v1/spaces/{space} is accepted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDynamoClient } from '../../functions/adapters/aws-clients';
+import { DynamoRegistry } from '../../functions/adapters/dynamo-registry';
+import { settingsRoutes } from '../../functions/admin/settings';
+import { NotFoundError } from '../../functions/core/errors';
+import { silentLog } from '../../functions/core/ports';
+import type { SpaceSettings } from '../../functions/core/space-settings';
+import { httpEvent } from '../../local/http-adapter';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/standins';
 import { clusteredVectors, jsonlRows } from '../../local/synthetic';
 import { type TestStack, testStack } from '../support/local';
 import { versionSettled } from '../support/settle';
@@ -104,6 +113,48 @@ describe('space settings', () => {
     expect((await call('PUT', '/v1/spaces/fresh/settings', { deleteInputsAfterBuild: false })).status).toBe(
       404,
     );
+  }, 120_000);
+
+  it('takes a settings write back when the space’s deletion is accepted between its check and its write', async () => {
+    const r = release();
+    expect((await s.publish('racing', 'r1', r.files, r.json))[0]?.status).toBe('READY');
+    const dynamo = createDynamoClient({
+      region: LOCAL_REGION,
+      dynamodbEndpoint: s.info.dynamodbEndpoint,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    // The deletion lands after the route's check, just before its write.
+    class Racing extends DynamoRegistry {
+      override async putSpaceSettings(space: string, settings: SpaceSettings): Promise<void> {
+        const { generation } = await this.getPointer(space);
+        await this.markSpaceDeleting({
+          space,
+          requestedAt: new Date().toISOString(),
+          by: 'test',
+          includeInputs: false,
+          generation,
+        });
+        await super.putSpaceSettings(space, settings);
+      }
+    }
+    try {
+      const registry = new Racing(dynamo, s.info.table);
+      const [route] = settingsRoutes(registry, silentLog);
+      const event = httpEvent({
+        method: 'PUT',
+        path: '/v1/spaces/racing/settings',
+        requestId: 'race-1',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ deleteInputsAfterBuild: true }),
+      });
+      await expect(route?.handler({ event, params: { space: 'racing' }, query: {} })).rejects.toBeInstanceOf(
+        NotFoundError,
+      );
+      // No settings item is left for a later space of that name.
+      expect(await registry.getSpaceSettings('racing')).toEqual({ deleteInputsAfterBuild: false });
+    } finally {
+      dynamo.destroy();
+    }
   }, 120_000);
 
   it('GET /v1/spaces leaves a space out once its deletion is accepted', async () => {

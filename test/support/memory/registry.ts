@@ -505,6 +505,12 @@ export class MemoryRegistry implements Registry {
     this.items(space).settings = stored(settings);
   }
 
+  async deleteSpaceSettings(space: string): Promise<void> {
+    await request();
+    const items = this.spaces.get(space);
+    if (items) items.settings = undefined;
+  }
+
   async registerSpace(space: string, now: Date): Promise<void> {
     await request();
     if (!this.registered.has(space)) this.registered.set(space, now.toISOString());
