@@ -61,11 +61,7 @@ export function storageUnavailable(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const e = err as Error & { code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode ?? 0;
-  const transient =
-    THROTTLING.has(e.name) ||
-    (status >= 500 && status <= 504) ||
-    NETWORK.has(e.name) ||
-    NETWORK.has(e.code ?? '');
+  const transient = THROTTLING.has(e.name) || (status >= 500 && status <= 504) || NETWORK.has(e.code ?? '');
   if (!transient) return err;
   return new StorageUnavailableError(
     'Storage (S3 or DynamoDB) is throttling or failing past the retries; retry after Retry-After seconds',
