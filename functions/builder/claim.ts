@@ -79,7 +79,10 @@ export async function takeLease(deps: ClaimDeps, ctx: BuildContext): Promise<Lea
     stop: () => clearInterval(renew),
     async release() {
       try {
-        await registry.renewLease(space, version, owner, 0, nowMs());
+        // Ended now, not at 0: the sweeper waits `staleMs` from here for the retry (Lambda's async
+        // retries come 1–3 minutes later) instead of taking an expiry in 1970 for an abandoned build.
+        const now = nowMs();
+        await registry.renewLease(space, version, owner, now - 1, now);
       } catch (err) {
         // The retry then waits out the lease (≤ leaseMs) instead of starting at once; nothing else is lost.
         log.warn('could not release the build lease; the retry waits for it to expire', {

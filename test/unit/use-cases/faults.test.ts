@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context, S3Event } from 'aws-lambda';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BuildBusyError } from '../../../functions/builder/build-release';
 import { BuildBatchError, createBuildHandler } from '../../../functions/builder/handler';
 import { workRoot } from '../../../functions/builder/work-dir';
@@ -79,7 +79,10 @@ describe('build faults on the in-memory ports', () => {
     );
     expect(Date.now() - started).toBeLessThan(4500);
     const v = await h.registry.getVersion('music', 'v1');
-    expect(v).toMatchObject({ status: 'BUILDING', leaseUntil: 0, attempts: 1 });
+    expect(v).toMatchObject({ status: 'BUILDING', attempts: 1 });
+    // Given up when it stopped (not at 0, which the sweeper would read as a lease long expired).
+    expect(v?.leaseUntil).toBeGreaterThanOrEqual(started);
+    expect(v?.leaseUntil).toBeLessThan(Date.now());
     // The retry builds it at once: the lease was given up, not left to expire.
     expect(await h.build(event, { owner: 'retry' })).toMatchObject({ status: 'READY', version: 'v1' });
   });
@@ -152,6 +155,19 @@ describe('build faults on the in-memory ports', () => {
     expect(outcome).toMatchObject({ status: 'FAILED', version: 'v1' });
     expect((await h.registry.getVersion('music', 'v1'))?.reason).toMatch(/gave up after 3 build attempts/);
     expect(h.events.at(-1)).toMatchObject({ type: 'VersionFailed' });
+  });
+
+  it('keeps a version BUILDING for its retry when the sweeper runs between a failed attempt and the retry', async () => {
+    const event = await h.publish('music', 'r1', { 'tracks.jsonl': jsonl('a', 40, 1) }, tracksOnly());
+    // The first attempt fails on a transient error: it gives its lease up and asks for a retry.
+    const once = vi.fn().mockRejectedValueOnce(new Error('S3: We encountered an internal error'));
+    await expect(h.build(event, { owner: 'first', beforeReady: once })).rejects.toThrow(/internal error/);
+    expect((await h.registry.getVersion('music', 'v1'))?.status).toBe('BUILDING');
+    // The scheduled sweep comes before the retry (Lambda retries an async event 1–3 minutes later).
+    const report = await sweep({ ...h.deps(), staleMs: 3_600_000, graceMs: 30_000 });
+    expect(report.failed).toEqual([]);
+    expect((await h.registry.getVersion('music', 'v1'))?.status).toBe('BUILDING');
+    expect(await h.build(event, { owner: 'retry' })).toMatchObject({ status: 'READY', version: 'v1' });
   });
 
   it('builds in a directory of its own and removes stale ones of dead builds before the disk check', async () => {
