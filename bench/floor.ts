@@ -2,8 +2,8 @@
  * The contract's floor: the least any query handler must do per request to answer the bench's
  * `POST …/query` (a cosine collection, k 10 with metadata) as Vicinity answers it — the body's
  * JSON.parse and its check, the query's normalisation, the index search, the answer's objects and JSON
- * (the same bytes; the bench checks), the response headers, and the same access line and EMF line
- * written in one call. No router, no middy, no Powertools, no use case: what is left when every
+ * (the same bytes), the response headers, and the same access line and EMF line written in one call
+ * (the bench checks the bytes and the lines, times aside, before timing it). No router, no middy, no Powertools, no use case: what is left when every
  * layer the service adds is taken away. `bench:query` measures it beside the handler, so the gap between
  * the two is what the service's structure costs, and the floor is what no structure can remove.
  */

@@ -282,6 +282,26 @@ async function overHttp(stack: LocalStack, d: Dataset, ef: number, concurrency: 
 // metrics off ("quiet") and as deployed (both on), and the contract's floor (bench/floor.ts). Each layer's
 // p50 over all its requests, measured in interleaved short blocks.
 
+/** What `run` returns and the lines it writes to stdout, timestamps, latencies and cold-start flags blanked. */
+async function written<T>(run: () => T | Promise<T>): Promise<{ result: T; lines: string }> {
+  const write = process.stdout.write;
+  let out = '';
+  process.stdout.write = ((c: string | Uint8Array) => {
+    out += String(c);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const result = await run();
+    const lines = out
+      .replace(/"(timestamp|Timestamp)":("[^"]*"|\d+)/g, '"$1":T')
+      .replace(/"(ms|RequestLatency)":[\d.e-]+/g, '"$1":M')
+      .replace(/"cold_start":(true|false)/g, '"cold_start":C');
+    return { result, lines };
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
 const OVERHEAD_ROUNDS = 25;
 const OVERHEAD_BLOCK = 200;
 
@@ -351,12 +371,17 @@ async function overhead(
       return r;
     },
   });
-  // The floor answers the same bytes as the handler, or it is not a floor.
+  // The floor answers the same bytes and writes the same lines (times aside) as the handler, or it is
+  // not a floor.
   for (let i = 0; i < 20; i++) {
-    const ours = (await stack.query(events[i] as HttpEvent, ctx)) as { body: string };
-    const theirs = floor(events[i] as HttpEvent).body;
-    if (theirs !== ours.body)
-      throw new Error(`${name}: the floor's answer ${i} differs:\n${theirs}\n${ours.body}`);
+    const ours = await written(() => stack.query(events[i] as HttpEvent, ctx) as Promise<{ body: string }>);
+    const theirs = await written(() => floor(events[i] as HttpEvent));
+    if (!ours.lines.includes('"message":"request"') || !ours.lines.includes('"_aws"'))
+      throw new Error(`${name}: the handler's lines were not seen: ${ours.lines}`);
+    if (theirs.result.body !== ours.result.body || theirs.lines !== ours.lines)
+      throw new Error(
+        `${name}: the floor's answer ${i} differs:\n${theirs.result.body}\n${theirs.lines}\n${ours.result.body}\n${ours.lines}`,
+      );
   }
   const layers: Record<string, (i: number) => Promise<unknown> | unknown> = {
     hnswlib: (i) => index.searchKnn(vectors[i] as number[], 10),
