@@ -18,6 +18,11 @@ type Shape = Pick<CollectionSpec, 'name' | 'M'> & { dims: number };
 
 const MiB = 1024 * 1024;
 
+/** What one of `shards` equal pieces of a collection of `rows` takes an instance once loaded (1: the whole). */
+function pieceBytes(c: Shape, rows: number, shards = 1): number {
+  return estimatePlannedBytes(Math.ceil(rows / shards), c.dims, c.M);
+}
+
 /** Why the collection of `rows` in `shards` shards could not be loaded where it is served, or undefined (also when the size is not known). */
 export function servingProblem(config: Sizes, c: Shape, rows: number, shards: number): string | undefined {
   const base = { collection: c.name, rows, dims: c.dims, M: c.M };
@@ -25,7 +30,7 @@ export function servingProblem(config: Sizes, c: Shape, rows: number, shards: nu
     if (!config.queryMemoryMb) return undefined;
     return wholeCapacityProblem({
       ...base,
-      bytes: estimatePlannedBytes(rows, c.dims, c.M),
+      bytes: pieceBytes(c, rows),
       budgetBytes: cacheBudgetMb(config.queryMemoryMb) * MiB,
     });
   }
@@ -34,7 +39,7 @@ export function servingProblem(config: Sizes, c: Shape, rows: number, shards: nu
     ...base,
     shards,
     shardSlots: config.shardSlots,
-    shardBytes: estimatePlannedBytes(Math.ceil(rows / shards), c.dims, c.M),
+    shardBytes: pieceBytes(c, rows, shards),
     slotBudgetBytes: cacheBudgetMb(config.slotMemoryMb) * MiB,
   });
 }
@@ -63,7 +68,7 @@ export function fitWholeTogether(config: Sizes, plan: readonly PlannedCollection
   const out = plan.map((p) => ({ ...p }));
   if (!config.queryMemoryMb) return out;
   const budget = cacheBudgetMb(config.queryMemoryMb) * MiB;
-  const bytes = (p: PlannedCollection) => estimatePlannedBytes(p.rows, p.shape.dims, p.shape.M);
+  const bytes = (p: PlannedCollection) => pieceBytes(p.shape, p.rows);
   // Explicit ones that alone outgrow the budget: sharding the others would not help (they are refused).
   const fixed = out.filter((p) => p.shards <= 1 && !p.auto).reduce((a, p) => a + bytes(p), 0);
   if (fixed > budget) return out;
@@ -89,11 +94,9 @@ export function fitSlotsTogether(config: Sizes, plan: readonly PlannedCollection
   const out = plan.map((p) => ({ ...p }));
   if (!config.slotMemoryMb || config.shardSlots < 1) return out;
   const budget = cacheBudgetMb(config.slotMemoryMb) * MiB;
+  // The busiest slot's shards of the collection (none when it is kept whole).
   const share = (p: PlannedCollection, shards = p.shards) =>
-    shards <= 1
-      ? 0
-      : Math.ceil(shards / config.shardSlots) *
-        estimatePlannedBytes(Math.ceil(p.rows / shards), p.shape.dims, p.shape.M);
+    shards <= 1 ? 0 : Math.ceil(shards / config.shardSlots) * pieceBytes(p.shape, p.rows, shards);
   const smaller = (p: PlannedCollection) => {
     for (let n = p.shards + 1; n <= MAX_SHARDS; n++) if (share(p, n) < share(p)) return n;
     return undefined;
