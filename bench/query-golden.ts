@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fakeContext, httpEvent } from '../local/http-adapter';
 import { startLocalStack } from '../local/stack';
+import { blankTimes } from './log-lines';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import { DATASETS, dataset } from './query-data';
 
@@ -71,12 +72,7 @@ try {
     .join('')
     .split('\n')
     .filter((l) => l.includes('"request"') || l.includes('_aws'))
-    .map((l) =>
-      l
-        .replace(/"(timestamp|Timestamp)":("[^"]*"|\d+)/g, '"$1":T')
-        .replace(/"(ms|RequestLatency)":[\d.e-]+/g, '"$1":M')
-        .replace(/"cold_start":(true|false)/, '"cold_start":C'),
-    );
+    .map(blankTimes);
   h.update(norm.map((l) => l.replace(/"Snapshot(\w+)Ms":[\d.]+/g, '"Snapshot$1Ms":M')).join('\n'));
   const out = process.argv.find((a) => a.startsWith('--out='))?.slice(6);
   if (out)

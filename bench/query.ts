@@ -42,6 +42,7 @@ import { type LocalStack, startLocalStack } from '../local/stack';
 import { print, quietObservability } from './as-deployed';
 import { writeSection } from './doc-section';
 import { floorHandler } from './floor';
+import { blankTimes } from './log-lines';
 import { collectionName, publishSnapshot, SPACE } from './publish';
 import {
   CACHE_DIR,
@@ -292,11 +293,7 @@ async function written<T>(run: () => T | Promise<T>): Promise<{ result: T; lines
   }) as typeof process.stdout.write;
   try {
     const result = await run();
-    const lines = out
-      .replace(/"(timestamp|Timestamp)":("[^"]*"|\d+)/g, '"$1":T')
-      .replace(/"(ms|RequestLatency)":[\d.e-]+/g, '"$1":M')
-      .replace(/"cold_start":(true|false)/g, '"cold_start":C');
-    return { result, lines };
+    return { result, lines: blankTimes(out) };
   } finally {
     process.stdout.write = write;
   }
